@@ -1,0 +1,118 @@
+"""Flat helpers shared by the tiers: template skeleton, contract Outputs/Parameters, keys, logs.
+
+Each helper returns or adds one troposphere object; no class hierarchy, no hidden state.
+"""
+
+from __future__ import annotations
+
+from awacs import kms as kms_actions
+from awacs.aws import Action, Allow, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Bool as BoolCondition
+from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
+from troposphere.kms import Alias, Key
+from troposphere.logs import LogGroup
+
+from generator.config import EnvConfig
+from generator.contracts import Contract, export_name
+
+TEMPLATE_FORMAT_VERSION = "2010-09-09"
+
+
+def new_template(cfg: EnvConfig, description: str) -> Template:
+    t = Template(Description=f"{description} ({cfg.name})")
+    t.set_version(TEMPLATE_FORMAT_VERSION)
+    return t
+
+
+def tags(cfg: EnvConfig, **extra: str) -> Tags:
+    return Tags(**dict(sorted({**dict(cfg.tags), **extra}.items())))
+
+
+def tag_list(cfg: EnvConfig, **extra: str) -> list[dict[str, str]]:
+    """Tags for resources whose schema wants a plain list of Key/Value (e.g. nested stacks)."""
+    return [{"Key": k, "Value": v} for k, v in sorted({**dict(cfg.tags), **extra}.items())]
+
+
+def parameter(t: Template, contract: Contract, **kwargs) -> Ref:
+    """Declare a Parameter fed by another tier's Output (or the parent) and return a Ref to it."""
+    t.add_parameter(Parameter(contract.name, Type=contract.type, Description=contract.description, **kwargs))
+    return Ref(contract.name)
+
+
+def output(t: Template, contract: Contract, value, cfg: EnvConfig | None = None) -> None:
+    """Add an Output named by a contract; pass cfg to export it under the sketch's `<Name>-<env>`."""
+    kwargs = {"Export": Export(export_name(contract, cfg.name))} if cfg is not None else {}
+    if contract.is_list:
+        value = Join(",", value)
+    t.add_output(Output(contract.name, Description=contract.description, Value=value, **kwargs))
+
+
+def arn(service: str, resource: str) -> Sub:
+    """An ARN in this stack's partition, region and account; `resource` may use ${...} substitutions."""
+    return Sub(f"arn:${{{AWS_PARTITION}}}:{service}:${{{AWS_REGION}}}:${{{AWS_ACCOUNT_ID}}}:{resource}")
+
+
+def account_root() -> Sub:
+    return Sub(f"arn:${{{AWS_PARTITION}}}:iam::${{{AWS_ACCOUNT_ID}}}:root")
+
+
+def retention_policies(cfg: EnvConfig, when_kept: str = "Retain") -> dict[str, str]:
+    """DeletionPolicy/UpdateReplacePolicy for stateful resources: kept in environments that retain data."""
+    policy = when_kept if cfg.retain_data else "Delete"
+    return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+def service_principal(service: str) -> Principal:
+    return Principal("Service", [f"{service}.amazonaws.com"])
+
+
+def key_admin_statement() -> Statement:
+    """The account keeps administering its key (without this a key can become unmanageable)."""
+    return Statement(
+        Sid="AccountAdministers",
+        Effect=Allow,
+        Principal=Principal("AWS", [account_root()]),
+        Action=[kms_actions.Action("*")],
+        Resource=["*"],
+    )
+
+
+def kms_key(t: Template, cfg: EnvConfig, title: str, description: str, alias: str,
+            service_statements: list[Statement]) -> Key:
+    """A rotating customer-managed key whose policy admits the account's admins and the given services."""
+    policy = PolicyDocument(Version="2012-10-17", Statement=[key_admin_statement(), *service_statements])
+    key = t.add_resource(Key(
+        title,
+        Description=f"{description} ({cfg.name})",
+        EnableKeyRotation=True,
+        KeyPolicy=policy,
+        PendingWindowInDays=30 if cfg.retain_data else 7,
+        Tags=tags(cfg),
+        **retention_policies(cfg),
+    ))
+    t.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=Ref(key)))
+    return key
+
+
+def encrypted_log_group(t: Template, cfg: EnvConfig, title: str, name, key_arn) -> LogGroup:
+    return t.add_resource(LogGroup(
+        title,
+        LogGroupName=name,
+        KmsKeyId=key_arn,
+        RetentionInDays=cfg.log_retention_days,
+        Tags=tags(cfg),
+        **retention_policies(cfg),
+    ))
+
+
+def deny_insecure_transport(actions: list[Action], resource) -> Statement:
+    """Resource-policy statement refusing the given actions to any request that does not use TLS."""
+    return Statement(
+        Sid="DenyInsecureTransport",
+        Effect=Deny,
+        Principal=Principal("*"),
+        Action=actions,
+        Resource=resource if isinstance(resource, list) else [resource],
+        Condition=Condition(BoolCondition("aws:SecureTransport", "false")),
+    )
+

@@ -1,0 +1,128 @@
+"""Per-environment settings: frozen, validated when built, settled at generation time.
+
+A field exists because an environment differs (size, safety, retention), not "just in case".
+Every environment's committed templates therefore show exactly what will be deployed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, fields, replace
+
+PROJECT = "video-processing"
+DEFAULT_REGION = "ap-northeast-1"
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+# Fargate's valid cpu -> memory (MiB) combinations for the sizes this pipeline uses.
+FARGATE_SIZES = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: (2048, 3072, 4096, 5120, 6144, 7168, 8192),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+AZ_COUNTS = (2, 3)
+VPC_PREFIX_LENGTH = 16
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the field and what is accepted."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str
+    vpc_cidr: str
+    az_count: int
+    nat_per_az: bool
+    log_retention_days: int
+    spot_default: bool  # FARGATE_SPOT as the cluster's default capacity provider
+    task_cpu: int = 1024
+    task_memory: int = 2048
+    region: str = DEFAULT_REGION
+    # Retain (rather than delete) log groups, keys and queues when the stack goes away.
+    retain_data: bool = False
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _check(self.name.isalnum() and self.name.islower(), self.name, "name", self.name,
+               "lower-case letters and digits")
+        try:
+            net = ipaddress.ip_network(self.vpc_cidr)
+        except ValueError:
+            raise ConfigError(f"{self.name}: invalid vpc_cidr {self.vpc_cidr!r} (not a network); "
+                              f"accepted: an IPv4 /{VPC_PREFIX_LENGTH} such as 10.10.0.0/16") from None
+        _check(net.version == 4 and net.prefixlen == VPC_PREFIX_LENGTH and net.is_private,
+               self.name, "vpc_cidr", self.vpc_cidr, f"a private IPv4 /{VPC_PREFIX_LENGTH} such as 10.10.0.0/16")
+        _check(self.az_count in AZ_COUNTS, self.name, "az_count", self.az_count, " or ".join(map(str, AZ_COUNTS)))
+        _check(self.log_retention_days in LOG_RETENTION_DAYS, self.name, "log_retention_days",
+               self.log_retention_days, "one of " + ", ".join(map(str, LOG_RETENTION_DAYS)))
+        _check(self.task_cpu in FARGATE_SIZES, self.name, "task_cpu", self.task_cpu,
+               "one of " + ", ".join(map(str, FARGATE_SIZES)))
+        _check(self.task_memory in FARGATE_SIZES[self.task_cpu], self.name, "task_memory", self.task_memory,
+               f"for task_cpu {self.task_cpu}: {FARGATE_SIZES[self.task_cpu][0]}-"
+               f"{FARGATE_SIZES[self.task_cpu][-1]} MiB in 1024 steps")
+        _check(bool(self.region.replace("-", "").isalnum()) and self.region.count("-") >= 2,
+               self.name, "region", self.region, "an AWS region name such as ap-northeast-1")
+
+    @property
+    def nat_gateway_count(self) -> int:
+        return self.az_count if self.nat_per_az else 1
+
+
+def _check(ok: bool, env: str, field_name: str, value: object, accepted: str) -> None:
+    if not ok:
+        raise ConfigError(f"{env}: invalid {field_name} {value!r}; accepted: {accepted}")
+
+
+def _base_tags(env: str) -> tuple[tuple[str, str], ...]:
+    return (("Environment", env), ("Project", PROJECT))
+
+
+ENVIRONMENTS: dict[str, EnvConfig] = {
+    "dev": EnvConfig(
+        name="dev", vpc_cidr="10.10.0.0/16", az_count=2, nat_per_az=False,
+        log_retention_days=7, spot_default=True, tags=_base_tags("dev"),
+    ),
+    "staging": EnvConfig(
+        name="staging", vpc_cidr="10.20.0.0/16", az_count=2, nat_per_az=False,
+        log_retention_days=30, spot_default=False, tags=_base_tags("staging"),
+    ),
+    "prod": EnvConfig(
+        name="prod", vpc_cidr="10.30.0.0/16", az_count=3, nat_per_az=True,
+        log_retention_days=365, spot_default=False, retain_data=True, tags=_base_tags("prod"),
+    ),
+}
+
+
+def check_environments(envs: dict[str, EnvConfig]) -> None:
+    """Cross-environment rules: names match keys and VPC ranges never overlap (peering, VPN, reuse)."""
+    for key, cfg in envs.items():
+        if key != cfg.name:
+            raise ConfigError(f"environment key {key!r} differs from its name {cfg.name!r}")
+    items = sorted(envs.values(), key=lambda c: c.name)
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            if ipaddress.ip_network(a.vpc_cidr).overlaps(ipaddress.ip_network(b.vpc_cidr)):
+                raise ConfigError(f"invalid vpc_cidr: {a.name} ({a.vpc_cidr}) overlaps {b.name} "
+                                  f"({b.vpc_cidr}); accepted: non-overlapping ranges per environment")
+
+
+def get(name: str) -> EnvConfig:
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment {name!r}; valid: {', '.join(sorted(ENVIRONMENTS))}")
+    return ENVIRONMENTS[name]
+
+
+def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
+    """A validated copy with some fields changed (tests and what-if generation)."""
+    known = {f.name for f in fields(EnvConfig)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return replace(cfg, **changes)
+
+
+check_environments(ENVIRONMENTS)

@@ -1,0 +1,98 @@
+"""Names shared by a producing tier's Output and a consuming tier's Parameter.
+
+The parent wires every child Parameter to the one earlier tier whose Output has the same name
+(or to a parent deploy-time parameter), so a name defined here cannot drift between the two sides.
+Each contract carries the description used on both sides and the CloudFormation parameter type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    description: str
+    type: str = "String"  # nested-stack parameters are strings: lists travel comma-joined
+
+    @property
+    def is_list(self) -> bool:
+        return self.type == "CommaDelimitedList"
+
+
+def _c(name: str, description: str, type: str = "String") -> Contract:
+    return Contract(name, description, type)
+
+
+_LIST = "CommaDelimitedList"
+
+# network
+VPC_ID = _c("VpcId", "ID of the pipeline VPC")
+VPC_CIDR = _c("VpcCidr", "IPv4 range of the pipeline VPC")
+PUBLIC_SUBNET_IDS = _c("PublicSubnetIds", "Public subnets (NAT gateways only), comma-joined, one per AZ", _LIST)
+PRIVATE_SUBNET_IDS = _c("PrivateSubnetIds", "Private subnets with egress through NAT, comma-joined, one per AZ",
+                        _LIST)
+DATA_SUBNET_IDS = _c("DataSubnetIds", "Data subnets without any route to the internet, comma-joined, one per AZ",
+                     _LIST)
+TASK_SECURITY_GROUP_ID = _c("TaskSecurityGroupId", "Security group of the video processing tasks")
+API_FUNCTION_SECURITY_GROUP_ID = _c("ApiFunctionSecurityGroupId", "Security group of the API function")
+DATABASE_SECURITY_GROUP_ID = _c("DatabaseSecurityGroupId", "Security group of the PostgreSQL database")
+CACHE_SECURITY_GROUP_ID = _c("CacheSecurityGroupId", "Security group of the Redis cache")
+FILE_SYSTEM_SECURITY_GROUP_ID = _c("FileSystemSecurityGroupId", "Security group of the EFS mount targets")
+
+# storage
+DATA_KEY_ARN = _c("DataKeyArn", "ARN of the KMS key encrypting the database, file system and their secrets")
+DATABASE_ENDPOINT_ADDRESS = _c("DatabaseEndpointAddress", "Host name of the PostgreSQL database")
+DATABASE_ENDPOINT_PORT = _c("DatabaseEndpointPort", "Port of the PostgreSQL database")
+DATABASE_SECRET_ARN = _c("DatabaseSecretArn", "ARN of the Secrets Manager secret with the database credentials")
+FILE_SYSTEM_ID = _c("FileSystemId", "ID of the EFS file system holding the media")
+ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
+ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
+
+# cache
+CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
+CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
+CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
+
+# compute
+CLUSTER_NAME = _c("ClusterName", "Name of the ECS cluster running the processing tasks")
+CLUSTER_ARN = _c("ClusterArn", "ARN of the ECS cluster running the processing tasks")
+TASK_EXECUTION_ROLE_ARN = _c("TaskExecutionRoleArn", "ARN of the role ECS uses to pull images and write logs")
+TASK_ROLE_ARN = _c("TaskRoleArn", "ARN of the role the processing container runs as")
+
+# notification
+COMPLETION_TOPIC_ARN = _c("CompletionTopicArn", "SNS topic ARN for video processing completion notifications")
+COMPLETION_TOPIC_NAME = _c("CompletionTopicName", "SNS topic name for completion notifications")
+ERROR_TOPIC_ARN = _c("ErrorTopicArn", "SNS topic ARN for video processing error notifications")
+ERROR_TOPIC_NAME = _c("ErrorTopicName", "SNS topic name for error notifications")
+NOTIFICATION_KEY_ARN = _c("NotificationKeyArn", "ARN of the KMS key encrypting the topics and the dead-letter queue")
+DEAD_LETTER_QUEUE_ARN = _c("DeadLetterQueueArn", "ARN of the SQS queue holding notifications that failed delivery")
+
+# workflow
+STATE_MACHINE_ARN = _c("StateMachineArn", "Step Functions state machine ARN for video processing")
+STATE_MACHINE_NAME = _c("StateMachineName", "Step Functions state machine name")
+TASK_DEFINITION_ARN = _c("TaskDefinitionArn", "ECS task definition ARN for video processing")
+
+# api
+API_URL = _c("ApiUrl", "Invoke URL of the video API stage")
+API_ID = _c("ApiId", "ID of the video REST API")
+API_FUNCTION_NAME = _c("ApiFunctionName", "Name of the Lambda function behind the video API")
+
+# Deploy-time parameters of the parent, passed through to the children that need them.
+PROCESSOR_IMAGE = _c("ProcessorImage", "Container image of the video processor (pin a tag or digest, never latest)")
+NOTIFICATION_EMAIL = _c("NotificationEmail", "E-mail address subscribed to both topics; empty for none")
+DEPLOY_TIME = (PROCESSOR_IMAGE, NOTIFICATION_EMAIL)
+
+# The sketch's exports, kept as a contract with whatever already imports them.
+EXPORTED = (COMPLETION_TOPIC_ARN, COMPLETION_TOPIC_NAME, ERROR_TOPIC_ARN, ERROR_TOPIC_NAME,
+            STATE_MACHINE_ARN, STATE_MACHINE_NAME, TASK_DEFINITION_ARN)
+
+
+def export_name(contract: Contract, env: str) -> str:
+    return f"{contract.name}-{env}"
+
+
+def physical_name(kind: str, env: str) -> str:
+    """The sketch's `video-processing-<kind>-<env>` names, a contract with operators and alarms."""
+    return f"video-processing-{kind}-{env}"

@@ -1,0 +1,82 @@
+"""The parent template (main.json): one AWS::CloudFormation::Stack per tier, wired by contracts.
+
+Every child Parameter is fed either by a parent deploy-time parameter or by the Output of the same
+name of exactly one earlier tier. The wiring is derived from the child templates themselves, so the
+only dependencies between stacks are the ones the data flow creates (no DependsOn): independent
+tiers deploy in parallel.
+"""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Output, Parameter, Ref, Template
+from troposphere.cloudformation import Stack
+
+from generator import blocks, contracts
+from generator.config import EnvConfig
+
+# A pinned tag, never `latest`: a deploy must say which image it runs.
+DEFAULT_PROCESSOR_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+
+# (contract, tier that produces it): surfaced as the parent's own outputs.
+PARENT_OUTPUTS = (
+    (contracts.STATE_MACHINE_ARN, "workflow"),
+    (contracts.COMPLETION_TOPIC_ARN, "notification"),
+    (contracts.ERROR_TOPIC_ARN, "notification"),
+)
+
+
+class WiringError(ValueError):
+    """A child parameter has no producer, or more than one."""
+
+
+def stack_title(tier: str) -> str:
+    return f"{tier.capitalize()}Stack"
+
+
+def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
+    t = blocks.new_template(cfg, "Video processing pipeline: parent of the per-tier nested stacks")
+    deploy_time = {
+        contracts.PROCESSOR_IMAGE.name: Parameter(
+            contracts.PROCESSOR_IMAGE.name, Type="String", Default=DEFAULT_PROCESSOR_IMAGE,
+            Description=contracts.PROCESSOR_IMAGE.description,
+            AllowedPattern=r"^[^:@\s]+(:(?!latest$)[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$",
+            ConstraintDescription="an image reference with a pinned tag (not latest) or a sha256 digest",
+        ),
+        contracts.NOTIFICATION_EMAIL.name: Parameter(
+            contracts.NOTIFICATION_EMAIL.name, Type="String", Default="",
+            Description=contracts.NOTIFICATION_EMAIL.description,
+            AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            ConstraintDescription="empty, or a single e-mail address",
+        ),
+    }
+    for p in deploy_time.values():
+        t.add_parameter(p)
+
+    produced: dict[str, list[str]] = {}
+    for tier, child in children.items():
+        wiring = {}
+        for name in sorted(child.parameters):
+            if name in deploy_time:
+                wiring[name] = Ref(name)
+                continue
+            producers = produced.get(name, [])
+            if len(producers) != 1:
+                found = ", ".join(producers) or "none"
+                raise WiringError(f"{cfg.name}: parameter {name} of tier {tier} needs exactly one earlier "
+                                  f"tier with an Output of that name (found: {found}); see contracts.py and "
+                                  "the registry order in tiers/__init__.py")
+            wiring[name] = GetAtt(stack_title(producers[0]), f"Outputs.{name}")
+        t.add_resource(Stack(
+            stack_title(tier),
+            TemplateURL=f"{tier}.json",
+            Parameters=wiring,
+            Tags=blocks.tags(cfg, Tier=tier),
+        ))
+        for name in child.outputs:
+            produced.setdefault(name, []).append(tier)
+
+    for contract, tier in PARENT_OUTPUTS:
+        if tier in children:
+            t.add_output(Output(contract.name, Description=contract.description,
+                                Value=GetAtt(stack_title(tier), f"Outputs.{contract.name}")))
+    return t

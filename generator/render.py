@@ -1,0 +1,57 @@
+"""Turn an environment's settings into its template files (pure: no file access)."""
+
+from __future__ import annotations
+
+import json
+
+from troposphere import Template
+
+from generator import parent
+from generator.config import EnvConfig
+from generator.tiers import TIERS
+
+PARENT_FILE = "main.json"
+
+# CloudFormation quotas for one template (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
+MAX_TEMPLATE_BYTES = 1_000_000  # template body uploaded to S3
+MAX_RESOURCES = 500
+MAX_PARAMETERS = 200
+MAX_OUTPUTS = 200
+
+
+class LimitError(ValueError):
+    """A generated template exceeds a CloudFormation quota."""
+
+
+def to_json(template: Template | dict) -> str:
+    body = template.to_dict() if isinstance(template, Template) else template
+    return json.dumps(body, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def build_templates(cfg: EnvConfig) -> dict[str, Template]:
+    """All templates of one environment, keyed by file name, children in registry order then the parent."""
+    children = {name: build(cfg) for name, build in TIERS}
+    templates = {f"{name}.json": t for name, t in children.items()}
+    templates[PARENT_FILE] = parent.build(cfg, children)
+    return templates
+
+
+def render_environment(cfg: EnvConfig) -> dict[str, str]:
+    """File name -> JSON text for one environment; raises LimitError before anything is written."""
+    files = {name: to_json(t) for name, t in build_templates(cfg).items()}
+    for name, text in files.items():
+        check_limits(f"{cfg.name}/{name}", json.loads(text), len(text.encode()))
+    return files
+
+
+def check_limits(label: str, body: dict, size: int) -> None:
+    counts = (
+        ("bytes", size, MAX_TEMPLATE_BYTES),
+        ("resources", len(body.get("Resources", {})), MAX_RESOURCES),
+        ("parameters", len(body.get("Parameters", {})), MAX_PARAMETERS),
+        ("outputs", len(body.get("Outputs", {})), MAX_OUTPUTS),
+    )
+    for what, value, limit in counts:
+        if value > limit:
+            raise LimitError(f"{label}: {value} {what} exceeds the CloudFormation limit of {limit} {what}; "
+                             "split the tier or trim it")

@@ -1,0 +1,13 @@
+"""The tiers, in the order the parent creates them: every tier comes after the tiers it consumes.
+
+An explicit registry rather than discovery: adding a tier is one line here, and the order is visible.
+"""
+
+from generator.tiers import compute, network, notification, workflow
+
+TIERS = (
+    ("network", network.build),
+    ("compute", compute.build),
+    ("notification", notification.build),
+    ("workflow", workflow.build),
+)
