@@ -66,6 +66,11 @@ def service_principal(service: str) -> Principal:
     return Principal("Service", [f"{service}.amazonaws.com"])
 
 
+def service_principal_regional(service: str) -> Principal:
+    """Services such as CloudWatch Logs that sign as `<service>.<region>.amazonaws.com`."""
+    return Principal("Service", [Sub(f"{service}.${{{AWS_REGION}}}.amazonaws.com")])
+
+
 def key_admin_statement() -> Statement:
     """The account keeps administering its key (without this a key can become unmanageable)."""
     return Statement(

@@ -96,3 +96,13 @@ def export_name(contract: Contract, env: str) -> str:
 def physical_name(kind: str, env: str) -> str:
     """The sketch's `video-processing-<kind>-<env>` names, a contract with operators and alarms."""
     return f"video-processing-{kind}-{env}"
+
+
+def processor_log_group_name(env: str) -> str:
+    """The processing container's log group: created by workflow, written through compute's execution role."""
+    return f"/video-processing/{env}/processor"
+
+
+def state_machine_log_group_name(env: str) -> str:
+    """Under /aws/vendedlogs/ so CloudWatch Logs resource policies stay small at scale."""
+    return f"/aws/vendedlogs/states/video-processing-{env}"

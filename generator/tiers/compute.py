@@ -1,0 +1,85 @@
+"""compute: the ECS cluster (Fargate and Fargate Spot) and the two roles every processing task uses.
+
+The task definition lives in the workflow tier, next to the state machine that runs it; the roles
+live here so that their grants are reviewed in one place.
+"""
+
+from __future__ import annotations
+
+from awacs import ecr, logs, states
+from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
+from awacs.sts import AssumeRole
+from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, Template
+from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
+from troposphere.iam import Policy, Role
+
+from generator import blocks, contracts
+from generator.config import EnvConfig
+
+
+def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
+    """Spot where interruptions are acceptable (dev); on-demand Fargate elsewhere."""
+    return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
+
+
+def ecs_tasks_trust() -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Effect=Allow,
+        Principal=blocks.service_principal("ecs-tasks"),
+        Action=[AssumeRole],
+        # Confused-deputy guard: only tasks of this account may assume the role.
+        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+    )])
+
+
+def build(cfg: EnvConfig) -> Template:
+    t = blocks.new_template(cfg, "Video processing compute: ECS Fargate cluster and task roles")
+    cluster = t.add_resource(Cluster(
+        "Cluster",
+        ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")],
+        CapacityProviders=["FARGATE", "FARGATE_SPOT"],
+        DefaultCapacityProviderStrategy=[CapacityProviderStrategyItem(**item)
+                                         for item in capacity_provider_strategy(cfg)],
+        Tags=blocks.tags(cfg),
+    ))
+
+    log_group_arn = blocks.arn("logs", f"log-group:{contracts.processor_log_group_name(cfg.name)}")
+    execution_role = t.add_resource(Role(
+        "TaskExecutionRole",
+        Description=f"ECS pulls the processor image and writes its logs ({cfg.name})",
+        AssumeRolePolicyDocument=ecs_tasks_trust(),
+        Policies=[Policy(PolicyName="PullImageAndWriteLogs", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken],
+                          Resource=["*"]),  # GetAuthorizationToken cannot be scoped to a resource
+                Statement(Sid="PullFromPrivateRepositoriesOfThisAccount", Effect=Allow,
+                          Action=[ecr.BatchCheckLayerAvailability, ecr.BatchGetImage, ecr.GetDownloadUrlForLayer],
+                          Resource=[blocks.arn("ecr", "repository/*")]),
+                Statement(Sid="WriteProcessorLogs", Effect=Allow,
+                          Action=[logs.CreateLogStream, logs.PutLogEvents],
+                          Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
+            ],
+        ))],
+        Tags=blocks.tags(cfg),
+    ))
+    task_role = t.add_resource(Role(
+        "TaskRole",
+        Description=f"The video processing container runs as this role ({cfg.name})",
+        AssumeRolePolicyDocument=ecs_tasks_trust(),
+        Policies=[Policy(PolicyName="ReportTaskOutcome", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[Statement(
+                Sid="ReportToStepFunctions", Effect=Allow,
+                Action=[states.SendTaskFailure, states.SendTaskHeartbeat, states.SendTaskSuccess],
+                Resource=["*"],  # task-token actions support no resource-level permissions
+            )],
+        ))],
+        Tags=blocks.tags(cfg),
+    ))
+
+    blocks.output(t, contracts.CLUSTER_NAME, Ref(cluster))
+    blocks.output(t, contracts.CLUSTER_ARN, GetAtt(cluster, "Arn"))
+    blocks.output(t, contracts.TASK_EXECUTION_ROLE_ARN, GetAtt(execution_role, "Arn"))
+    blocks.output(t, contracts.TASK_ROLE_ARN, GetAtt(task_role, "Arn"))
+    return t

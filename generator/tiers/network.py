@@ -1,0 +1,205 @@
+"""network: VPC, three subnet kinds per AZ, NAT, routes, flow logs, S3 endpoint, security groups.
+
+Subnet kinds: public (NAT gateways only), private (tasks and the API function, egress through NAT),
+data (database, cache, file system; no route to the internet at all).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from awacs import kms as kms_actions
+from awacs import logs as logs_actions
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from awacs.sts import AssumeRole
+from troposphere import AWS_ACCOUNT_ID, GetAtt, GetAZs, Ref, Select, Sub, Template
+from troposphere.ec2 import (
+    EIP,
+    VPC,
+    FlowLog,
+    InternetGateway,
+    NatGateway,
+    Route,
+    RouteTable,
+    SecurityGroup,
+    SecurityGroupEgress,
+    SecurityGroupRule,
+    Subnet,
+    SubnetRouteTableAssociation,
+    VPCEndpoint,
+    VPCGatewayAttachment,
+)
+from troposphere.iam import Policy, Role
+
+from generator import blocks, contracts
+from generator.config import EnvConfig
+
+SUBNET_PREFIX_LENGTH = 20
+# Offsets (in /20 blocks) of each kind inside the VPC's /16: room for up to four AZs per kind.
+SUBNET_KINDS = (("Public", 0), ("Private", 4), ("Data", 8))
+
+POSTGRES_PORT, REDIS_PORT, NFS_PORT, HTTPS_PORT = 5432, 6379, 2049, 443
+
+# CloudFormation's way to say "no egress at all": one rule that matches nothing.
+NO_EGRESS = SecurityGroupRule(CidrIp="255.255.255.255/32", IpProtocol="icmp", FromPort=252, ToPort=86,
+                              Description="Disallow all egress")
+
+
+def subnet_cidrs(cfg: EnvConfig, offset: int) -> list[str]:
+    blocks_20 = list(ipaddress.ip_network(cfg.vpc_cidr).subnets(new_prefix=SUBNET_PREFIX_LENGTH))
+    return [str(blocks_20[offset + i]) for i in range(cfg.az_count)]
+
+
+def flow_log_group_name(cfg: EnvConfig) -> str:
+    return f"/video-processing/{cfg.name}/vpc-flow-logs"
+
+
+def build(cfg: EnvConfig) -> Template:
+    t = blocks.new_template(cfg, "Video processing network: VPC, subnets, NAT, flow logs, security groups")
+    vpc = t.add_resource(VPC(
+        "Vpc", CidrBlock=cfg.vpc_cidr, EnableDnsHostnames=True, EnableDnsSupport=True,
+        Tags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}"),
+    ))
+    igw = t.add_resource(InternetGateway("InternetGateway", Tags=blocks.tags(cfg)))
+    attachment = t.add_resource(VPCGatewayAttachment("InternetGatewayAttachment", VpcId=Ref(vpc),
+                                                     InternetGatewayId=Ref(igw)))
+
+    subnets: dict[str, list[Subnet]] = {}
+    for kind, offset in SUBNET_KINDS:
+        subnets[kind] = [
+            t.add_resource(Subnet(
+                f"{kind}Subnet{az + 1}",
+                VpcId=Ref(vpc),
+                CidrBlock=cidr,
+                AvailabilityZone=Select(az, GetAZs("")),
+                MapPublicIpOnLaunch=False,
+                Tags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-{kind.lower()}-{az + 1}"),
+            ))
+            for az, cidr in enumerate(subnet_cidrs(cfg, offset))
+        ]
+
+    public_rt = t.add_resource(RouteTable("PublicRouteTable", VpcId=Ref(vpc), Tags=blocks.tags(cfg)))
+    t.add_resource(Route("PublicDefaultRoute", RouteTableId=Ref(public_rt), DestinationCidrBlock="0.0.0.0/0",
+                         GatewayId=Ref(igw), DependsOn=attachment.title))
+    _associate(t, subnets["Public"], lambda az: public_rt)
+
+    nats = []
+    for n in range(1, cfg.nat_gateway_count + 1):
+        eip = t.add_resource(EIP(f"NatEip{n}", Domain="vpc", Tags=blocks.tags(cfg), DependsOn=attachment.title))
+        nats.append(t.add_resource(NatGateway(
+            f"NatGateway{n}", AllocationId=GetAtt(eip, "AllocationId"), SubnetId=Ref(subnets["Public"][n - 1]),
+            Tags=blocks.tags(cfg),
+        )))
+
+    # One private route table per AZ, so that prod's per-AZ NAT keeps an AZ failure contained.
+    private_rts = []
+    for az in range(cfg.az_count):
+        rt = t.add_resource(RouteTable(f"PrivateRouteTable{az + 1}", VpcId=Ref(vpc), Tags=blocks.tags(cfg)))
+        t.add_resource(Route(f"PrivateDefaultRoute{az + 1}", RouteTableId=Ref(rt), DestinationCidrBlock="0.0.0.0/0",
+                             NatGatewayId=Ref(nats[az % len(nats)])))
+        private_rts.append(rt)
+    _associate(t, subnets["Private"], lambda az: private_rts[az])
+
+    data_rt = t.add_resource(RouteTable("DataRouteTable", VpcId=Ref(vpc), Tags=blocks.tags(cfg)))
+    _associate(t, subnets["Data"], lambda az: data_rt)
+
+    t.add_resource(VPCEndpoint(
+        "S3GatewayEndpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
+        ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+        RouteTableIds=sorted([Ref(rt) for rt in [*private_rts, data_rt]], key=lambda r: r.data["Ref"]),
+    ))
+
+    _flow_logs(t, cfg, vpc)
+    groups = _security_groups(t, cfg, vpc)
+
+    blocks.output(t, contracts.VPC_ID, Ref(vpc))
+    blocks.output(t, contracts.VPC_CIDR, GetAtt(vpc, "CidrBlock"))
+    blocks.output(t, contracts.PUBLIC_SUBNET_IDS, [Ref(s) for s in subnets["Public"]])
+    blocks.output(t, contracts.PRIVATE_SUBNET_IDS, [Ref(s) for s in subnets["Private"]])
+    blocks.output(t, contracts.DATA_SUBNET_IDS, [Ref(s) for s in subnets["Data"]])
+    for contract, group in groups.items():
+        blocks.output(t, contract, GetAtt(group, "GroupId"))
+    return t
+
+
+def _associate(t: Template, subnets: list[Subnet], route_table_for) -> None:
+    for az, subnet in enumerate(subnets):
+        t.add_resource(SubnetRouteTableAssociation(
+            f"{subnet.title}RouteTableAssociation", SubnetId=Ref(subnet), RouteTableId=Ref(route_table_for(az)),
+        ))
+
+
+def _flow_logs(t: Template, cfg: EnvConfig, vpc: VPC) -> None:
+    log_group_arn = blocks.arn("logs", f"log-group:{flow_log_group_name(cfg)}")
+    key = blocks.kms_key(t, cfg, "FlowLogsKey", "Encrypts the VPC flow log group",
+                         f"video-processing-{cfg.name}-flow-logs", [
+        Statement(
+            Sid="CloudWatchLogsUsesKeyForFlowLogGroup",
+            Effect=Allow,
+            Principal=blocks.service_principal_regional("logs"),
+            Action=[kms_actions.Encrypt, kms_actions.Decrypt, kms_actions.ReEncryptFrom, kms_actions.ReEncryptTo,
+                    kms_actions.GenerateDataKey, kms_actions.GenerateDataKeyWithoutPlaintext,
+                    kms_actions.DescribeKey],
+            Resource=["*"],  # in a key policy, "*" means this key
+            Condition=Condition(ArnEquals("kms:EncryptionContext:aws:logs:arn", log_group_arn)),
+        ),
+    ])
+    group = blocks.encrypted_log_group(t, cfg, "FlowLogGroup", flow_log_group_name(cfg), GetAtt(key, "Arn"))
+    role = t.add_resource(Role(
+        "FlowLogsRole",
+        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Effect=Allow, Principal=blocks.service_principal("vpc-flow-logs"), Action=[AssumeRole],
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        )]),
+        Policies=[Policy(PolicyName="DeliverToFlowLogGroup", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[Statement(
+                Effect=Allow,
+                Action=[logs_actions.CreateLogStream, logs_actions.DescribeLogStreams, logs_actions.PutLogEvents],
+                Resource=[GetAtt(group, "Arn"), Sub("${Group}:log-stream:*", Group=GetAtt(group, "Arn"))],
+            )],
+        ))],
+        Tags=blocks.tags(cfg),
+    ))
+    t.add_resource(FlowLog(
+        "VpcFlowLog", ResourceId=Ref(vpc), ResourceType="VPC", TrafficType="ALL",
+        LogDestinationType="cloud-watch-logs", LogGroupName=Ref(group), DeliverLogsPermissionArn=GetAtt(role, "Arn"),
+        MaxAggregationInterval=60, Tags=blocks.tags(cfg),
+    ))
+
+
+def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
+    def group(title: str, description: str, ingress: list, egress: list) -> SecurityGroup:
+        return t.add_resource(SecurityGroup(
+            title, GroupDescription=f"{description} ({cfg.name})", VpcId=Ref(vpc),
+            SecurityGroupIngress=ingress, SecurityGroupEgress=egress, Tags=blocks.tags(cfg),
+        ))
+
+    https_out = SecurityGroupRule(CidrIp="0.0.0.0/0", IpProtocol="tcp", FromPort=HTTPS_PORT, ToPort=HTTPS_PORT,
+                                  Description="HTTPS to AWS APIs and the image registry")
+    tasks = group("TaskSecurityGroup", "Video processing tasks", [], [https_out])
+    api = group("ApiFunctionSecurityGroup", "Video API function", [], [https_out])
+
+    def from_tasks(port: int, what: str) -> list[SecurityGroupRule]:
+        return [SecurityGroupRule(SourceSecurityGroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp",
+                                  FromPort=port, ToPort=port, Description=f"{what} from processing tasks")]
+
+    database = group("DatabaseSecurityGroup", "PostgreSQL database", from_tasks(POSTGRES_PORT, "PostgreSQL"),
+                     [NO_EGRESS])
+    cache = group("CacheSecurityGroup", "Redis cache", from_tasks(REDIS_PORT, "Redis"), [NO_EGRESS])
+    file_system = group("FileSystemSecurityGroup", "EFS mount targets", from_tasks(NFS_PORT, "NFS"), [NO_EGRESS])
+
+    # Task egress to the data groups as separate rules: inline references both ways would be a cycle.
+    for target, port, what in ((database, POSTGRES_PORT, "Database"), (cache, REDIS_PORT, "Cache"),
+                               (file_system, NFS_PORT, "FileSystem")):
+        t.add_resource(SecurityGroupEgress(
+            f"TaskTo{what}Egress", GroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp", FromPort=port, ToPort=port,
+            DestinationSecurityGroupId=GetAtt(target, "GroupId"), Description=f"Processing tasks to {what.lower()}",
+        ))
+    return {
+        contracts.TASK_SECURITY_GROUP_ID: tasks,
+        contracts.API_FUNCTION_SECURITY_GROUP_ID: api,
+        contracts.DATABASE_SECURITY_GROUP_ID: database,
+        contracts.CACHE_SECURITY_GROUP_ID: cache,
+        contracts.FILE_SYSTEM_SECURITY_GROUP_ID: file_system,
+    }

@@ -1,0 +1,134 @@
+"""notification: completion and error topics, their KMS key, a dead-letter queue and its alarm.
+
+What the sketch's docstring promised and its code lacked: KMS encryption and an SQS dead-letter
+queue for notifications that could not be delivered.
+"""
+
+from __future__ import annotations
+
+from awacs import kms as kms_actions
+from awacs import sns as sns_actions
+from awacs import sqs as sqs_actions
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
+from troposphere.cloudwatch import Alarm, MetricDimension
+from troposphere.sns import Subscription, Topic, TopicPolicy
+from troposphere.sqs import Queue, QueuePolicy
+
+from generator import blocks, contracts
+from generator.config import EnvConfig
+
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
+HAS_EMAIL = "HasNotificationEmail"
+
+TOPICS = (
+    # (logical id, kind in the physical name, display name, arn contract, name contract)
+    ("CompletionTopic", "completion", "Video Processing Completion Notifications",
+     contracts.COMPLETION_TOPIC_ARN, contracts.COMPLETION_TOPIC_NAME),
+    ("ErrorTopic", "error", "Video Processing Error Notifications",
+     contracts.ERROR_TOPIC_ARN, contracts.ERROR_TOPIC_NAME),
+)
+
+# Services that publish to the topics (or deliver from them) and so must use the key.
+KEY_USERS = (
+    ("sns", "SnsDeliversToDeadLetterQueue"),
+    ("events", "EventBridgePublishesExecutionEnds"),
+    ("cloudwatch", "CloudWatchAlarmsPublish"),
+)
+
+
+def build(cfg: EnvConfig) -> Template:
+    t = blocks.new_template(cfg, "Video processing notifications: encrypted SNS topics and dead-letter queue")
+    email = blocks.parameter(t, contracts.NOTIFICATION_EMAIL)
+    t.add_condition(HAS_EMAIL, Not(Equals(email, "")))
+
+    key = blocks.kms_key(t, cfg, "NotificationKey", "Encrypts the notification topics and dead-letter queue",
+                         f"video-processing-{cfg.name}-notifications", [
+        Statement(
+            Sid=sid, Effect=Allow, Principal=blocks.service_principal(service),
+            Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
+            Resource=["*"],  # in a key policy, "*" means this key
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        )
+        for service, sid in KEY_USERS
+    ])
+
+    topics = {}
+    for title, kind, display, arn_contract, name_contract in TOPICS:
+        topic = t.add_resource(Topic(
+            title,
+            TopicName=contracts.physical_name(kind, cfg.name),
+            DisplayName=display,
+            FifoTopic=False,
+            KmsMasterKeyId=GetAtt(key, "Arn"),
+            Tags=blocks.tags(cfg),
+        ))
+        topics[title] = topic
+        blocks.output(t, arn_contract, Ref(topic), cfg)
+        blocks.output(t, name_contract, GetAtt(topic, "TopicName"), cfg)
+
+    topic_refs = [Ref(topics[title]) for title, *_ in TOPICS]
+    t.add_resource(TopicPolicy(
+        "TopicPolicy",
+        Topics=topic_refs,
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
+            blocks.deny_insecure_transport([sns_actions.Publish], topic_refs),
+            Statement(
+                # The workflow's EventBridge rule reports timed-out and aborted executions.
+                Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
+                Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
+                Resource=[Ref(topics["ErrorTopic"])],
+                Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+            ),
+        ]),
+    ))
+
+    dlq = t.add_resource(Queue(
+        "DeadLetterQueue",
+        KmsMasterKeyId=GetAtt(key, "Arn"),
+        KmsDataKeyReusePeriodSeconds=300,
+        MessageRetentionPeriod=DLQ_RETENTION_SECONDS,
+        Tags=blocks.tags(cfg),
+        **blocks.retention_policies(cfg),
+    ))
+    t.add_resource(QueuePolicy(
+        "DeadLetterQueuePolicy",
+        Queues=[Ref(dlq)],
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
+            blocks.deny_insecure_transport([sqs_actions.Action("*")], [GetAtt(dlq, "Arn")]),
+            Statement(
+                Sid="TopicsRedriveFailedDeliveries", Effect=Allow, Principal=blocks.service_principal("sns"),
+                Action=[sqs_actions.SendMessage], Resource=[GetAtt(dlq, "Arn")],
+                Condition=Condition(ArnEquals("aws:SourceArn", topic_refs)),
+            ),
+        ]),
+    ))
+
+    for title, *_ in TOPICS:
+        t.add_resource(Subscription(
+            f"{title}EmailSubscription",
+            Condition=HAS_EMAIL,
+            TopicArn=Ref(topics[title]),
+            Protocol="email",
+            Endpoint=email,
+            RedrivePolicy={"deadLetterTargetArn": GetAtt(dlq, "Arn")},
+        ))
+
+    t.add_resource(Alarm(
+        "DeadLetterQueueAlarm",
+        AlarmDescription=f"Notifications failed delivery and wait in the dead-letter queue ({cfg.name})",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[MetricDimension(Name="QueueName", Value=GetAtt(dlq, "QueueName"))],
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[Ref(topics["ErrorTopic"])],
+    ))
+
+    blocks.output(t, contracts.NOTIFICATION_KEY_ARN, GetAtt(key, "Arn"))
+    blocks.output(t, contracts.DEAD_LETTER_QUEUE_ARN, GetAtt(dlq, "Arn"))
+    return t
