@@ -28,4 +28,4 @@ def test_every_template_is_within_cloudformation_limits(rendered):
 def test_exceeding_a_limit_names_the_template_and_the_limit(what, body, size):
     with pytest.raises(render.LimitError) as e:
         render.check_limits("dev/workflow.json", body, size)
-    assert str(e.value).startswith("dev/workflow.json: ") and f"limit of" in str(e.value) and what in str(e.value)
+    assert str(e.value).startswith("dev/workflow.json: ") and "limit of" in str(e.value) and what in str(e.value)
