@@ -4,6 +4,7 @@
 #   ./dev.sh test [ARGS]       pytest ARGS
 #   ./dev.sh lint              cfn-lint over every template in templates/
 #   ./dev.sh check             committed templates are fresh, and lint
+#   ./dev.sh security          checkov over every template (any failed check fails), then list the skips
 #   ./dev.sh setup             (re)install the environment only
 # Needs only Python 3 (>= 3.10) and git; everything else is installed into .venv from setup.cfg.
 set -euo pipefail
@@ -28,6 +29,14 @@ lint() {
   "$VENV/bin/cfn-lint" templates/*/*.json
 }
 
+security() {
+  # A check is skipped only in the resource's own Metadata (never --skip-check or a config file);
+  # --skip-download: no calls to the Prisma Cloud API, the checks come with the pinned package.
+  "$VENV/bin/checkov" --directory templates --framework cloudformation --skip-download --quiet --compact
+  echo "checkov: no failed checks. Skipped checks (scripts/security_skips.py):"
+  "$PY" scripts/security_skips.py
+}
+
 task=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$task" in
@@ -36,5 +45,6 @@ case "$task" in
   test) setup; "$PY" -m pytest "$@" ;;
   lint) setup; lint ;;
   check) setup; "$PY" -m generator --check; lint; echo "cfn-lint: no errors, no warnings" ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$task" || "$task" == "-h" || "$task" == "--help" ]] ;;
+  security) setup; security ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$task" || "$task" == "-h" || "$task" == "--help" ]] ;;
 esac

@@ -5,6 +5,8 @@ Each helper returns or adds one troposphere object; no class hierarchy, no hidde
 
 from __future__ import annotations
 
+import re
+
 from awacs import kms as kms_actions
 from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.aws import Bool as BoolCondition
@@ -135,3 +137,24 @@ def deny_insecure_transport(actions: list[Action], resource) -> Statement:
         Condition=Condition(BoolCondition("aws:SecureTransport", "false")),
     )
 
+
+
+CHECKOV_ID = re.compile(r"^CKV2?_AWS_[0-9]+$")
+
+
+def checkov_skip(*skips: tuple[str, str], metadata: dict | None = None) -> dict:
+    """Resource Metadata that skips checkov checks which cannot apply to this resource.
+
+    Each skip is (check id, one-line reason saying why the check cannot apply here). Other Metadata
+    (e.g. cfn-lint's) passed as `metadata` is kept, and so are skips already in it.
+    """
+    merged = dict(metadata or {})
+    entries = {e["id"]: e["comment"] for e in merged.get("checkov", {}).get("skip", [])}
+    for check_id, reason in skips:
+        if not CHECKOV_ID.match(check_id):
+            raise ValueError(f"checkov skip: {check_id!r} is not a check id such as CKV_AWS_7")
+        if not reason.strip() or "\n" in reason:
+            raise ValueError(f"checkov skip {check_id}: the reason must be one non-empty line")
+        entries[check_id] = reason
+    merged["checkov"] = {"skip": [{"id": i, "comment": r} for i, r in sorted(entries.items())]}
+    return merged
