@@ -73,14 +73,24 @@ def service_principal_regional(service: str) -> Principal:
     return Principal("Service", [Sub(f"{service}.${{{AWS_REGION}}}.amazonaws.com")])
 
 
+# What the account (through IAM policies) may do with its keys: administer them, and use them for
+# encryption. Named rather than `kms:*`: no service-wide wildcard, and no Sign/Verify/MAC/import/replicate,
+# which symmetric encryption keys never need.
+KEY_ACCOUNT_ACTIONS = (
+    "CancelKeyDeletion", "Create*", "Decrypt", "Delete*", "Describe*", "Disable*", "Enable*", "Encrypt",
+    "GenerateDataKey*", "Get*", "List*", "Put*", "ReEncrypt*", "Revoke*", "RotateKeyOnDemand",
+    "ScheduleKeyDeletion", "TagResource", "UntagResource", "Update*",
+)
+
+
 def key_admin_statement() -> Statement:
     """The account keeps administering its key (without this a key can become unmanageable)."""
     return Statement(
         Sid="AccountAdministers",
         Effect=Allow,
         Principal=Principal("AWS", [account_root()]),
-        Action=[kms_actions.Action("*")],
-        Resource=["*"],
+        Action=[kms_actions.Action(a) for a in KEY_ACCOUNT_ACTIONS],
+        Resource=["*"],  # in a key policy, "*" means this key
     )
 
 
@@ -122,6 +132,8 @@ def encrypted_log_group(t: Template, cfg: EnvConfig, title: str, name, key_arn) 
         KmsKeyId=key_arn,
         RetentionInDays=cfg.log_retention_days,
         Tags=tags(cfg),
+        # Where data is retained, nobody deletes the log group by hand either.
+        **({"DeletionProtectionEnabled": True} if cfg.retain_data else {}),
         **retention_policies(cfg),
     ))
 
