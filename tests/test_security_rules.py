@@ -17,45 +17,10 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from generator import config, contracts
 
-from conftest import as_list
+from conftest import as_list, each_resource, resolve
 
 # --------------------------------------------------------------------------------------------------
 # Reading templates generically
-
-
-def each_resource(templates: dict, *types: str):
-    """(label, env, tier, logical id, resource) for every resource, optionally of the given types."""
-    for env, tiers in sorted(templates.items()):
-        for tier, body in sorted(tiers.items()):
-            for logical_id, resource in sorted(body.get("Resources", {}).items()):
-                if not types or resource["Type"] in types:
-                    yield f"{env}/{tier}.json {logical_id}", env, tier, logical_id, resource
-
-
-def resolve(templates: dict, env: str, tier: str, value) -> tuple[str, str] | None:
-    """(tier, logical id) of the resource a Ref/GetAtt names, through the parent for a Parameter."""
-    if not isinstance(value, dict):
-        return None
-    if "Ref" in value:
-        name = value["Ref"]
-    elif "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"]
-        name = target[0] if isinstance(target, list) else target.split(".")[0]
-    else:
-        return None
-    body = templates[env][tier]
-    if name in body.get("Resources", {}):
-        return tier, name
-    if name not in body.get("Parameters", {}) or tier == "main":
-        return None
-    stacks = {r["Properties"]["TemplateURL"]: r for r in templates[env]["main"]["Resources"].values()
-              if r["Type"] == "AWS::CloudFormation::Stack"}
-    wiring = stacks[f"{tier}.json"]["Properties"]["Parameters"].get(name)
-    if not isinstance(wiring, dict) or "Fn::GetAtt" not in wiring:
-        return None  # a deploy-time parameter of the parent
-    producer_stack, output = wiring["Fn::GetAtt"]
-    producer = templates[env]["main"]["Resources"][producer_stack]["Properties"]["TemplateURL"].removesuffix(".json")
-    return resolve(templates, env, producer, templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"])
 
 
 def policy_documents(value, path: str = ""):

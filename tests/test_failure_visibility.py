@@ -1,0 +1,205 @@
+"""Failure visibility: every way an execution can end other than success leads to exactly one error
+notification, read from the generated workflow template (state machine graph and EventBridge rules).
+
+- caught failure: every state that can fail (Task, Parallel, Map) catches States.ALL into a path that
+  publishes to the error topic exactly once and then fails;
+- bad input: the first state is a Choice that sends every input missing a field the workflow reads
+  down such a path;
+- timeout and abort: the execution skips every state, so an EventBridge rule reports exactly those two
+  statuses to the error topic (FAILED is not in it: the definition already notified, once).
+Generic over every state machine in every template, so a new or changed workflow is covered as well.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from generator import contracts
+
+from conftest import as_list, each_resource, resolve
+
+ERROR_TOPIC = {"Ref": contracts.ERROR_TOPIC_ARN.name}  # how a tier names the error topic it consumes
+PUBLISH = "arn:aws:states:::sns:publish"
+CAN_FAIL = ("Task", "Parallel", "Map")
+ENDS_WITHOUT_A_STATE = ("ABORTED", "TIMED_OUT")
+STATUS_CHANGE = "Step Functions Execution Status Change"
+FIELD = re.compile(r"(?<!\$)\$\.([A-Za-z_][A-Za-z0-9_]*)")  # $.field, not the context object's $$.
+
+
+def machines(templates: dict) -> list[tuple[str, str, str, str, dict]]:
+    found = list(each_resource(templates, "AWS::StepFunctions::StateMachine"))
+    assert found, "no state machine found"
+    return found
+
+
+def definition(machine: dict) -> dict:
+    d = machine["Properties"]["Definition"]
+    assert isinstance(d, dict), "Definition is written as an object, so it can be read here"
+    return d
+
+
+def error_publishers(machine: dict) -> set[str]:
+    """States that publish to the error topic (a TopicArn substituted with the error topic's ARN)."""
+    subs = machine["Properties"].get("DefinitionSubstitutions", {})
+    error_placeholders = {"${" + k + "}" for k, v in subs.items() if v == ERROR_TOPIC}
+    return {name for name, s in definition(machine)["States"].items()
+            if s.get("Resource", "").startswith(PUBLISH)
+            and s.get("Parameters", {}).get("TopicArn") in error_placeholders}
+
+
+def successors(state: dict) -> list[str]:
+    nexts = [state.get("Next"), state.get("Default"), *(c.get("Next") for c in state.get("Choices", [])),
+             *(c.get("Next") for c in state.get("Catch", []))]
+    return sorted({n for n in nexts if n})
+
+
+def paths_from(states: dict, start: str) -> list[list[str]]:
+    """Every path from `start` to a state that ends the execution (loops are followed once)."""
+    found, stack = [], [[start]]
+    while stack:
+        path = stack.pop()
+        state = states[path[-1]]
+        if state["Type"] in ("Succeed", "Fail") or state.get("End"):
+            found.append(path)
+        stack.extend(path + [n] for n in successors(state) if n not in path)
+    return found
+
+
+def check_fails_after_one_notification(machine: dict, start: str, why: str) -> list[str]:
+    states, publishers = definition(machine)["States"], error_publishers(machine)
+    problems = []
+    for path in paths_from(states, start):
+        notified = sum(1 for name in path if name in publishers)
+        if states[path[-1]]["Type"] != "Fail" or notified != 1:
+            problems.append(f"{why}: path {' -> '.join(path)} ends {states[path[-1]]['Type']} "
+                            f"after {notified} error notification(s)")
+    return problems
+
+
+def test_every_path_to_failure_publishes_exactly_one_error_notification(templates):
+    for label, *_, machine in machines(templates):
+        d = definition(machine)
+        publishers = error_publishers(machine)
+        assert publishers, f"{label}: no state publishes to the error topic"
+        for path in paths_from(d["States"], d["StartAt"]):
+            notified = sum(1 for name in path if name in publishers)
+            end = d["States"][path[-1]]["Type"]
+            assert notified == (1 if end == "Fail" else 0), f"{label}: {' -> '.join(path)} ({end}, {notified} notified)"
+
+
+def test_every_state_that_can_fail_catches_everything_into_one_error_notification(templates):
+    problems = []
+    for label, *_, machine in machines(templates):
+        states, publishers = definition(machine)["States"], error_publishers(machine)
+        for name, state in sorted(states.items()):
+            if state["Type"] not in CAN_FAIL:
+                continue
+            if name in publishers:  # the notification itself: retried; if SNS still refuses, nothing else could
+                if not state.get("Retry"):
+                    problems.append(f"{label} {name}: the error notification is not retried")
+                continue
+            if not any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])):
+                problems.append(f"{label} {name}: can fail but does not catch States.ALL")
+            for catch in state.get("Catch", []):
+                problems += check_fails_after_one_notification(machine, catch["Next"], f"{label} {name} catch")
+    assert not problems, "\n".join(problems)
+
+
+def input_fields_read(states: dict, start: str) -> set[str]:
+    """Top-level input fields that states reachable from `start` read, minus those the workflow writes."""
+    reachable = {name for path in paths_from(states, start) for name in path}
+    read, written = set(), set()
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+
+    for name in reachable:
+        s = states[name]
+        for text in strings({k: v for k, v in s.items() if k in ("Parameters", "Choices", "ItemsPath", "InputPath")}):
+            read |= set(FIELD.findall(text))
+        for result_path in [s.get("ResultPath"), *(c.get("ResultPath") for c in s.get("Catch", []))]:
+            if isinstance(result_path, str):
+                written |= set(FIELD.findall(result_path)[:1])
+    return read - written
+
+
+def test_bad_input_is_routed_to_exactly_one_error_notification(templates):
+    for label, *_, machine in machines(templates):
+        d = definition(machine)
+        validate = d["States"][d["StartAt"]]
+        assert validate["Type"] == "Choice", f"{label}: the first state must validate the input"
+        problems = []
+        for choice in validate["Choices"]:
+            problems += check_fails_after_one_notification(machine, choice["Next"], f"{label} invalid input {choice}")
+        assert not problems, "\n".join(problems)
+        assert d["States"][validate["Default"]]["Type"] != "Fail"
+        fields = input_fields_read(d["States"], validate["Default"])
+        assert fields, f"{label}: the workflow reads no input field?"
+        missing = {c["Variable"].removeprefix("$.") for c in validate["Choices"] if c.get("IsPresent") is False}
+        assert fields <= missing, f"{label}: input fields read but not checked present: {sorted(fields - missing)}"
+
+
+def rules_reporting(templates: dict, env: str, tier: str, machine_id: str) -> dict[str, int]:
+    """status -> how many enabled rule targets send that status of this machine to the error topic."""
+    counts: dict[str, int] = {}
+    for _label, _env, _tier, _id, rule in each_resource({env: {tier: templates[env][tier]}}, "AWS::Events::Rule"):
+        p = rule["Properties"]
+        pattern = p.get("EventPattern", {})
+        if (p.get("State") != "ENABLED" or pattern.get("source") != ["aws.states"]
+                or pattern.get("detail-type") != [STATUS_CHANGE]
+                or {"Ref": machine_id} not in pattern.get("detail", {}).get("stateMachineArn", [])):
+            continue
+        for target in p.get("Targets", []):
+            if target["Arn"] == ERROR_TOPIC:
+                for status in pattern["detail"].get("status", []):
+                    counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def test_timeouts_and_aborts_reach_the_error_topic_once_and_failures_not_twice(templates):
+    for label, env, tier, machine_id, machine in machines(templates):
+        assert isinstance(definition(machine).get("TimeoutSeconds"), int), f"{label}: an execution must be bounded"
+        counts = rules_reporting(templates, env, tier, machine_id)
+        assert counts == {status: 1 for status in ENDS_WITHOUT_A_STATE}, (
+            f"{label}: rule targets on the error topic by status: {counts}; FAILED and SUCCEEDED must not be "
+            "there (the definition notifies failures itself)")
+
+
+def allows(document: dict, service: str, action: str) -> bool:
+    return any(s["Effect"] == "Allow" and f"{service}.amazonaws.com" in as_list(s["Principal"].get("Service", []))
+               and any(fnmatch.fnmatchcase(action, a) for a in as_list(s["Action"]))
+               for s in as_list(document["Statement"]) if isinstance(s.get("Principal"), dict))
+
+
+def test_eventbridge_may_publish_to_the_encrypted_error_topic(templates):
+    """Otherwise the rule's notification would be dropped: the topic policy and its key admit EventBridge."""
+    for label, env, tier, *_ in machines(templates):
+        topic_tier, topic_id = resolve(templates, env, tier, ERROR_TOPIC)
+        resources = templates[env][topic_tier]["Resources"]
+        policies = [r["Properties"]["PolicyDocument"] for r in resources.values()
+                    if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in r["Properties"]["Topics"]]
+        assert any(allows(p, "events", "sns:Publish") for p in policies), f"{label}: no policy admits EventBridge"
+        key_tier, key_id = resolve(templates, env, topic_tier, resources[topic_id]["Properties"]["KmsMasterKeyId"])
+        key_policy = templates[env][key_tier]["Resources"][key_id]["Properties"]["KeyPolicy"]
+        assert allows(key_policy, "events", "kms:GenerateDataKey") and allows(key_policy, "events", "kms:Decrypt")
+
+
+def test_the_path_walk_sees_a_missing_notification():
+    """A definition whose catch fails without publishing is reported (the walk is not vacuous)."""
+    machine = {"Properties": {"DefinitionSubstitutions": {"ErrorTopicArn": ERROR_TOPIC}, "Definition": {
+        "StartAt": "Work", "States": {
+            "Work": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "Next": "Done",
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}]},
+            "Notify": {"Type": "Task", "Resource": PUBLISH, "Parameters": {"TopicArn": "${ErrorTopicArn}"},
+                       "Next": "Failed"},
+            "Done": {"Type": "Succeed"}, "Failed": {"Type": "Fail"}}}}}
+    assert error_publishers(machine) == {"Notify"}
+    assert check_fails_after_one_notification(machine, "Failed", "Work catch")
