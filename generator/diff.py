@@ -435,8 +435,8 @@ def data_loss_risks(stacks: list[StackDiff], old: dict[str, dict]) -> list[DataL
         old_res = (old.get(sd.key) or {}).get("Resources") or {}
         for rc in sd.resources:
             before = old_res.get(rc.old_logical_id or rc.logical_id, {})
-            if rc.action == "removed":
-                risk, kept = "removed", _kept(before, "DeletionPolicy")
+            if rc.action in ("removed", "renamed"):  # the old logical ID is deleted: DeletionPolicy decides
+                risk, kept = "removed" if rc.action == "removed" else REPLACED, _kept(before, "DeletionPolicy")
             elif rc.replacement:
                 risk, kept = rc.replacement, _kept(before, "UpdateReplacePolicy")
             else:

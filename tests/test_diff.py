@@ -259,6 +259,22 @@ def test_definition_string_in_fn_sub_is_parsed_too(old, new):
     assert [(c.path, c.old, c.new) for c in rc.changes] == [("Properties.DefinitionString.Fn::Sub[1].Extra", "x", "y")]
 
 
+def test_definition_string_in_fn_join_is_parsed_with_placeholders():
+    definition = {"StartAt": "ProcessVideo", "States": {"ProcessVideo": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": True,
+        "Parameters": {"Cluster": "CLUSTER"}}}}
+    head, tail = json.dumps(definition).split("CLUSTER")
+
+    def machine(cluster_ref: str) -> dict:
+        return {"dev/workflow.json": {"Resources": {"StateMachine": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {"DefinitionString": {"Fn::Join": ["", [head, {"Ref": cluster_ref}, tail]]}}}}}}
+    rc = diff_templates(machine("ClusterArn"), machine("OtherClusterArn")).stacks[0].resources[0]
+    [state] = rc.workflow.changed
+    assert [(c.path, c.old, c.new) for c in state.changes] == [
+        ("Parameters.Cluster", "${ClusterArn}", "${OtherClusterArn}")]
+
+
 def test_removed_state_and_changed_catch(old, new):
     states = state_machine(new)["Properties"]["Definition"]["States"]
     del states["RejectInput"]
