@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return diff_cli.main(argv[1:])
     args = parse_args(argv)
     try:
-        names = sorted(set(args.env), key=list(config.ENVIRONMENTS).index) if args.env else list(config.ENVIRONMENTS)
-        envs = [config.get(n) for n in names]
+        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
+        envs = [cfg for name, cfg in config.ENVIRONMENTS.items() if name in wanted]
         # Build everything before touching the disk: any error leaves the output directory as it was.
         rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     except (config.ConfigError, LimitError) as e:

@@ -59,20 +59,8 @@ def build(cfg: EnvConfig) -> Template:
     sm_log_name = contracts.state_machine_log_group_name(cfg.name)
     processor_log_name = contracts.processor_log_group_name(cfg.name)
     key = blocks.kms_key(t, cfg, "WorkflowLogsKey", "Encrypts the workflow's log groups",
-                         f"video-processing-{cfg.name}-workflow-logs", [
-        Statement(
-            Sid="CloudWatchLogsUsesKeyForWorkflowLogGroups",
-            Effect=Allow,
-            Principal=blocks.service_principal_regional("logs"),
-            Action=[kms_actions.Encrypt, kms_actions.Decrypt, kms_actions.ReEncryptFrom, kms_actions.ReEncryptTo,
-                    kms_actions.GenerateDataKey, kms_actions.GenerateDataKeyWithoutPlaintext,
-                    kms_actions.DescribeKey],
-            Resource=["*"],  # in a key policy, "*" means this key
-            Condition=Condition(ArnEquals("kms:EncryptionContext:aws:logs:arn", [
-                blocks.arn("logs", f"log-group:{name}") for name in sorted((sm_log_name, processor_log_name))
-            ])),
-        ),
-    ])
+                         f"video-processing-{cfg.name}-workflow-logs",
+                         [blocks.logs_key_statement([sm_log_name, processor_log_name])])
     sm_logs = blocks.encrypted_log_group(t, cfg, "StateMachineLogGroup", sm_log_name, GetAtt(key, "Arn"))
     processor_logs = blocks.encrypted_log_group(t, cfg, "ProcessorLogGroup", processor_log_name, GetAtt(key, "Arn"))
 
