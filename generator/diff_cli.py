@@ -117,12 +117,12 @@ def _child_file(logical_id: str, url: object, known: dict[str, str]) -> str:
     return name if name.endswith(".json") else f"{logical_id.removesuffix('Stack').lower()}.json"
 
 
-def load_stack(name: str, region: str, env: str, known: dict[str, str], client=None) -> dict[str, dict]:
+def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[str, dict]:
     """`<env>/<file>` -> template for a deployed parent stack and, recursively, its nested stacks."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    cfn = client or boto3.client("cloudformation", region_name=region)
+    cfn = boto3.client("cloudformation", region_name=region)
     out: dict[str, dict] = {}
 
     def fetch(stack_id: str, file: str) -> None:
@@ -146,12 +146,12 @@ def load_stack(name: str, region: str, env: str, known: dict[str, str], client=N
     return out
 
 
-def stack_environment(name: str, region: str, client=None) -> str | None:
+def stack_environment(name: str, region: str) -> str | None:
     """The environment a deployed parent belongs to: its Environment tag, else its description's `(env)`."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    cfn = client or boto3.client("cloudformation", region_name=region)
+    cfn = boto3.client("cloudformation", region_name=region)
     try:
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     except (ClientError, BotoCoreError) as e:
@@ -183,17 +183,16 @@ def _parent_files(new: dict[str, dict], env: str) -> dict[str, str]:
             if r.get("Type") == NESTED_STACK_TYPE and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
 
 
-def main(argv: list[str], client=None) -> int:
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     target = f"{TEMPLATES}/ on disk" if args.worktree else "generated now"
     try:
-        envs = sorted(set(args.env), key=list(config.ENVIRONMENTS).index) if args.env else list(config.ENVIRONMENTS)
-        for e in envs:
-            config.get(e)  # unknown names fail here, with the list of valid ones
+        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
+        envs = [name for name in config.ENVIRONMENTS if name in wanted]
         if args.stack:
             if len(envs) > 1 and not args.env:
                 region = args.region or config.DEFAULT_REGION
-                found = stack_environment(args.stack, region, client)
+                found = stack_environment(args.stack, region)
                 if found is None:
                     raise LoadError(f"cannot tell which environment stack {args.stack!r} is; pass --env NAME")
                 envs = [found]
@@ -201,7 +200,7 @@ def main(argv: list[str], client=None) -> int:
                 raise LoadError("--stack compares one environment; pass a single --env")
             region = args.region or config.get(envs[0]).region
             new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
-            old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]), client)
+            old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]))
             base = f"stack {args.stack} ({region})"
         else:
             new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)

@@ -382,6 +382,11 @@ def test_cli_bad_revision_exits_2_with_a_clear_message(repo, capsys):
     assert "unknown git revision 'no-such-rev'" in capsys.readouterr().err
 
 
+def test_cli_unknown_environment_exits_2(repo, capsys):
+    assert diff_cli.main(["--env", "nope"]) == 2
+    assert "unknown environment 'nope'" in capsys.readouterr().err
+
+
 def test_cli_is_reached_through_python_m_generator(repo, capsys):
     from generator import __main__ as cli
     assert cli.main(["diff", "--env", ENV, "--format", "json"]) == 0
