@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from generator import config
@@ -117,10 +118,22 @@ def _child_file(logical_id: str, url: object, known: dict[str, str]) -> str:
     return name if name.endswith(".json") else f"{logical_id.removesuffix('Stack').lower()}.json"
 
 
+@contextmanager
+def _reading_stack(name: str, region: str):
+    """Turn any AWS failure (unknown stack, no credentials, no network) into one clear LoadError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as e:
+        raise LoadError(f"cannot read stack {name!r} in {region}: {e.response['Error'].get('Message', e)}") from None
+    except BotoCoreError as e:
+        raise LoadError(f"cannot read stack {name!r} in {region}: {e}") from None
+
+
 def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[str, dict]:
     """`<env>/<file>` -> template for a deployed parent stack and, recursively, its nested stacks."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
     cfn = boto3.client("cloudformation", region_name=region)
     out: dict[str, dict] = {}
@@ -137,26 +150,17 @@ def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[
                 # `known` (the repository parent's TemplateURLs) names only the parent's own children.
                 fetch(summary["PhysicalResourceId"], _child_file(lid, url, known if file == PARENT_FILE else {}))
 
-    try:
+    with _reading_stack(name, region):
         fetch(name, PARENT_FILE)
-    except ClientError as e:
-        raise LoadError(f"cannot read stack {name!r} in {region}: {e.response['Error'].get('Message', e)}") from None
-    except BotoCoreError as e:
-        raise LoadError(f"cannot read stack {name!r} in {region}: {e}") from None
     return out
 
 
 def stack_environment(name: str, region: str) -> str | None:
     """The environment a deployed parent belongs to: its Environment tag, else its description's `(env)`."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    cfn = boto3.client("cloudformation", region_name=region)
-    try:
-        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    except (ClientError, BotoCoreError) as e:
-        msg = e.response["Error"].get("Message", e) if isinstance(e, ClientError) else e
-        raise LoadError(f"cannot read stack {name!r} in {region}: {msg}") from None
+    with _reading_stack(name, region):
+        stack = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"][0]
     tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
     if tags.get("Environment") in config.ENVIRONMENTS:
         return tags["Environment"]

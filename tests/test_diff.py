@@ -449,3 +449,5 @@ def test_stack_drift_against_the_repository(aws, tmp_path, monkeypatch, capsys):
 def test_unknown_stack_exits_2(aws, capsys):
     assert diff_cli.main(["--stack", "no-such-stack", "--env", ENV, "--region", "ap-northeast-1"]) == 2
     assert "cannot read stack 'no-such-stack' in ap-northeast-1" in capsys.readouterr().err
+    assert diff_cli.main(["--stack", "no-such-stack"]) == 2  # environment lookup fails the same way
+    assert "cannot read stack 'no-such-stack'" in capsys.readouterr().err
