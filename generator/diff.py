@@ -452,7 +452,9 @@ def data_loss_risks(stacks: list[StackDiff], old: dict[str, dict]) -> list[DataL
                         out.append(DataLossRisk(f"{sd.env}/{child_file}", lid, res["Type"], risk,
                                                 f"its nested stack {rc.logical_id} is {risk}",
                                                 _kept(res, "DeletionPolicy")))
-    return out
+    # A removed tier is seen twice (its nested stack and its own template): report each resource once.
+    unique = {(r.stack, r.logical_id): r for r in reversed(out)}
+    return [r for r in out if unique[(r.stack, r.logical_id)] is r]
 
 
 def _template_file(stack_resource: dict) -> str:

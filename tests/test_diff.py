@@ -160,6 +160,16 @@ def test_replacing_a_nested_stack_flags_the_stateful_resources_inside(old, new):
     assert {"StateMachineLogGroup", "WorkflowLogsKey"} <= inside
 
 
+def test_removing_a_tier_lists_each_lost_resource_once(old, new):
+    del new[f"{ENV}/main.json"]["Resources"]["WorkflowStack"]
+    del new[f"{ENV}/workflow.json"]
+    report = diff_templates(old, new)
+    assert stack(report, f"{ENV}/workflow.json").status == "removed"
+    lost = [r.logical_id for r in report.data_loss]
+    assert len(lost) == len(set(lost)) and "StateMachineLogGroup" in lost
+    assert {r.risk for r in report.data_loss} == {"removed"}
+
+
 # ---------------------------------------------------------------- security
 
 def test_added_iam_action_is_one_widening_statement_row(old, new):
