@@ -15,6 +15,10 @@ Out of the box it cannot run this pipeline's definition. Measured on 5.2.5:
   array index (``$.taskResult.Containers[0].ExitCode`` gives ``[0]``; AWS gives
   ``0``), side effect of the fix for moto issue 7825 (filter expressions), so a
   Choice on the exit code never matches.  -> :func:`definite_jsonpath`
+* The port keeps only a fixed list of RunTask parameters and silently drops
+  ``CapacityProviderStrategy`` (which AWS accepts, and which CDK's EcsRunTask
+  emits), so moto falls back to the EC2 launch type and fails with "No
+  instances found in cluster".  -> :func:`ecs_run_task_parameters`
 * A RunTask client error surfaces as ``States.Runtime``. On AWS it is a task
   failure named ``ECS.<ErrorCode>`` (e.g. ``ECS.InvalidParameterException``),
   which ``States.TaskFailed`` retriers match; moto's ``States.Runtime`` is not
@@ -171,6 +175,17 @@ def definite_jsonpath() -> contextlib.AbstractContextManager[None]:
     return stack
 
 
+def ecs_run_task_parameters(*extra: str) -> contextlib.AbstractContextManager[None]:
+    """Let ``CapacityProviderStrategy`` (and ``extra``) through to RunTask."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs as ecs_service,
+    )
+
+    bindings = dict(ecs_service._SUPPORTED_API_PARAM_BINDINGS)
+    bindings["runtask"] = bindings["runtask"] | {"CapacityProviderStrategy", *extra}
+    return _patched(ecs_service, "_SUPPORTED_API_PARAM_BINDINGS", bindings)
+
+
 def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[None]:
     """Report a RunTask ClientError as ``ECS.<Code>`` (AWS) not ``States.Runtime``."""
     from botocore.exceptions import ClientError
@@ -234,11 +249,17 @@ def fast_ecs_tasks() -> Iterator[None]:
 
 
 def ecs_task_outcome(
-    exit_code: int = 0,
+    exit_code: int | None = 0,
     stop_code: str = "EssentialContainerExited",
     stopped_reason: str = "Essential container in task exited",
 ) -> contextlib.AbstractContextManager[None]:
-    """Make every task RunTask starts report this exit code once it stopped."""
+    """Make every task RunTask starts report this exit code once it stopped.
+
+    ``exit_code=None``: the container reports no ExitCode, as when the task
+    stops before it runs (StopCode ``TaskFailedToStart``).
+    """
+    if exit_code is None and stop_code == "EssentialContainerExited":
+        stop_code, stopped_reason = "TaskFailedToStart", "CannotPullContainerError: test"
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.run_task
@@ -343,9 +364,10 @@ class Resources:
             "AWS::Partition": "aws",
             "ClusterArn": self.cluster_arn,
             "TaskDefinitionArn": self.task_definition_arn,
-            "SubnetId1": self.subnet_ids[0],
-            "SubnetId2": self.subnet_ids[1],
-            "SecurityGroupId": self.security_group_id,
+            # the names generator/state_machine.py uses
+            "PrivateSubnet1": self.subnet_ids[0],
+            "PrivateSubnet2": self.subnet_ids[1],
+            "TaskSecurityGroupId": self.security_group_id,
             "CompletionTopicArn": self.completion_topic_arn,
             "ErrorTopicArn": self.error_topic_arn,
         }
@@ -481,7 +503,7 @@ def drain_queue(queue_url: str, *, raw_message_delivery: bool = False) -> list[N
 @contextlib.contextmanager
 def moto_patches(
     *,
-    task_exit_code: int = 0,
+    task_exit_code: int | None = 0,
     run_task_fails: bool = False,
     run_task_calls: list[dict[str, Any]] | None = None,
     retry_sleeps: list[float] | None = None,
@@ -493,6 +515,7 @@ def moto_patches(
     with contextlib.ExitStack() as stack:
         stack.enter_context(service_normalisation())
         stack.enter_context(definite_jsonpath())
+        stack.enter_context(ecs_run_task_parameters())
         stack.enter_context(ecs_client_errors_as_task_failures())
         stack.enter_context(recorded_retry_sleeps(sleeps))
         stack.enter_context(fast_ecs_tasks())
@@ -505,13 +528,20 @@ def moto_patches(
 
 
 def start_and_wait(
-    state_machine_arn: str, execution_input: Any, *, timeout: float = 30.0
+    state_machine_arn: str,
+    execution_input: Any,
+    *,
+    name: str | None = None,
+    timeout: float = 30.0,
 ) -> tuple[str, dict[str, Any]]:
-    """Start an execution (with a name, so ``$$.Execution.Id`` is right) and poll."""
+    """Start an execution and poll until it ends.
+
+    Always passes a name: without one moto's ``$$.Execution.Id`` ends in ``:None``.
+    """
     sfn = boto3.client("stepfunctions", region_name=REGION)
     execution_arn = sfn.start_execution(
         stateMachineArn=state_machine_arn,
-        name=f"test-{uuid.uuid4().hex[:12]}",
+        name=name or f"test-{uuid.uuid4().hex[:12]}",
         input=json.dumps(execution_input),
     )["executionArn"]
     deadline = time.monotonic() + timeout
@@ -529,10 +559,11 @@ def run_execution(
     definition: dict[str, Any] | str,
     execution_input: Any,
     *,
-    task_exit_code: int = 0,
+    task_exit_code: int | None = 0,
     run_task_fails: bool = False,
     substitutions: Callable[[Resources], dict[str, str]] | dict[str, str] | None = None,
     raw_message_delivery: bool = False,
+    execution_name: str | None = None,
     patch: bool = True,
     timeout: float = 30.0,
 ) -> ExecutionResult:
@@ -570,7 +601,7 @@ def run_execution(
             roleArn=resources.role_arn,
         )["stateMachineArn"]
         execution_arn, described = start_and_wait(
-            state_machine_arn, execution_input, timeout=timeout
+            state_machine_arn, execution_input, name=execution_name, timeout=timeout
         )
         history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         messages = {

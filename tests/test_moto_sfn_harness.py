@@ -53,8 +53,8 @@ DEFINITION = {
                 "LaunchType": "FARGATE",
                 "NetworkConfiguration": {
                     "AwsvpcConfiguration": {
-                        "Subnets": ["${SubnetId1}", "${SubnetId2}"],
-                        "SecurityGroups": ["${SecurityGroupId}"],
+                        "Subnets": ["${PrivateSubnet1}", "${PrivateSubnet2}"],
+                        "SecurityGroups": ["${TaskSecurityGroupId}"],
                         "AssignPublicIp": "DISABLED",
                     }
                 },
@@ -94,16 +94,32 @@ DEFINITION = {
         },
         "CheckExitCode": {
             "Type": "Choice",
+            # Rules are tried in order: a missing ExitCode never reaches a
+            # comparison or the Format below (States.Runtime on AWS).
             "Choices": [
                 {
-                    "And": [
-                        {"Variable": "$.taskResult.Containers[0].ExitCode", "IsPresent": True},
-                        {"Variable": "$.taskResult.Containers[0].ExitCode", "NumericEquals": 0},
-                    ],
+                    "Variable": "$.taskResult.Containers[0].ExitCode",
+                    "IsPresent": False,
+                    "Next": "NoExitCode",
+                },
+                {
+                    "Variable": "$.taskResult.Containers[0].ExitCode",
+                    "NumericEquals": 0,
                     "Next": "NotifySuccess",
-                }
+                },
             ],
             "Default": "NonZeroExit",
+        },
+        "NoExitCode": {
+            "Type": "Pass",
+            "Parameters": {
+                "videoId.$": "$.videoId",
+                "executionArn.$": "$$.Execution.Id",
+                "error": "TaskStoppedWithoutExitCode",
+                "cause.$": "$.taskResult.StoppedReason",
+            },
+            "ResultPath": "$.failure",
+            "Next": "NotifyFailure",
         },
         "NonZeroExit": {
             "Type": "Pass",
@@ -189,6 +205,20 @@ def test_task_gets_video_id_in_container_environment():
     assert call["args"][7]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
 
 
+def test_capacity_provider_strategy_reaches_run_task():
+    definition = copy.deepcopy(DEFINITION)
+    parameters = definition["States"]["ProcessVideo"]["Parameters"]
+    del parameters["LaunchType"]
+    parameters["CapacityProviderStrategy"] = [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+
+    result = run_execution(definition, {"videoId": VIDEO_ID})
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    [call] = result.run_task_calls
+    assert call["args"][6] is None  # launch type
+    assert call["args"][10] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+
+
 def test_non_zero_exit_code_publishes_error_and_fails():
     result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=1)
 
@@ -204,6 +234,16 @@ def test_non_zero_exit_code_publishes_error_and_fails():
     # a non-zero exit is a successful runTask.sync: no retry
     assert len(result.run_task_calls) == 1
     assert result.task_failures() == []
+
+
+def test_task_without_exit_code_takes_the_failure_path():
+    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=None)
+
+    assert result.status == "FAILED"
+    assert result.error == "ProcessingError"
+    [note] = result.messages["error"]
+    assert note.message["error"] == "TaskStoppedWithoutExitCode"
+    assert note.message["cause"] == "CannotPullContainerError: test"
 
 
 def test_run_task_client_error_is_retried_then_caught():
@@ -282,6 +322,15 @@ def test_unpatched_moto_cannot_run_ecs_run_task_sync():
     assert result.status == "FAILED"
     assert result.error == "States.Runtime"
     assert "'Cluster'" in result.cause
+
+
+def test_unpatched_moto_drops_capacity_provider_strategy():
+    """If this fails, moto passes the parameter on: drop ecs_run_task_parameters."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs as ecs_service,
+    )
+
+    assert "CapacityProviderStrategy" not in ecs_service._SUPPORTED_API_PARAM_BINDINGS["runtask"]
 
 
 def test_unpatched_moto_wraps_indexed_paths_in_a_list():
