@@ -41,6 +41,19 @@ def test_handler_fits_the_inline_code_limit_and_a_larger_one_fails_generation_by
     assert str(e.value).startswith("video_api.py: 4097 characters exceeds the inline code limit of 4096")
 
 
+def test_the_handler_ships_in_the_installed_package():
+    import configparser
+
+    from setuptools import find_packages
+
+    from conftest import REPO
+
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    include = setup["options.packages.find"]["include"].replace(",", " ").split()
+    assert "generator.functions" in find_packages(where=str(REPO), include=include)
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_function_logs_to_its_own_encrypted_group_with_the_environments_retention(templates, env):
     f = props(templates, "Function", env)
