@@ -41,6 +41,14 @@ def test_handler_fits_the_inline_code_limit_and_a_larger_one_fails_generation_by
     assert str(e.value).startswith("video_api.py: 4097 characters exceeds the inline code limit of 4096")
 
 
+def test_a_handler_too_large_to_inline_stops_generation_before_anything_is_written(monkeypatch, tmp_path, capsys):
+    from generator import __main__ as cli
+
+    monkeypatch.setattr(api, "INLINE_CODE_LIMIT", 100)
+    assert cli.main(["--out", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "video_api.py" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
 def test_the_handler_ships_in_the_installed_package():
     import configparser
 
