@@ -18,6 +18,10 @@ from generator.contracts import Contract, export_name
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
 
 
+class LimitError(ValueError):
+    """A generated template, or code inlined into one, exceeds an AWS quota."""
+
+
 def new_template(cfg: EnvConfig, description: str) -> Template:
     t = Template(Description=f"{description} ({cfg.name})")
     t.set_version(TEMPLATE_FORMAT_VERSION)

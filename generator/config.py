@@ -24,6 +24,9 @@ FARGATE_SIZES = {
     4096: tuple(range(8192, 30721, 1024)),
 }
 AZ_COUNTS = (2, 3)
+# API Gateway's default account quota per region: a stage limit above it would never apply.
+MAX_API_RATE_LIMIT = 10_000  # requests per second
+MAX_API_BURST_LIMIT = 5_000  # requests
 VPC_PREFIX_LENGTH = 16
 
 
@@ -44,6 +47,9 @@ class EnvConfig:
     region: str = DEFAULT_REGION
     # Retain (rather than delete) log groups, keys and queues when the stack goes away.
     retain_data: bool = False
+    # The API stage's throttling: steady requests per second, and the burst above it.
+    api_rate_limit: int = 10
+    api_burst_limit: int = 20
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -64,6 +70,10 @@ class EnvConfig:
         _check(self.task_memory in FARGATE_SIZES[self.task_cpu], self.name, "task_memory", self.task_memory,
                f"for task_cpu {self.task_cpu}: {FARGATE_SIZES[self.task_cpu][0]}-"
                f"{FARGATE_SIZES[self.task_cpu][-1]} MiB in 1024 steps")
+        _check(0 < self.api_rate_limit <= MAX_API_RATE_LIMIT, self.name, "api_rate_limit", self.api_rate_limit,
+               f"1-{MAX_API_RATE_LIMIT} requests per second")
+        _check(self.api_rate_limit <= self.api_burst_limit <= MAX_API_BURST_LIMIT, self.name, "api_burst_limit",
+               self.api_burst_limit, f"api_rate_limit ({self.api_rate_limit}) to {MAX_API_BURST_LIMIT} requests")
         _check(bool(self.region.replace("-", "").isalnum()) and self.region.count("-") >= 2,
                self.name, "region", self.region, "an AWS region name such as ap-northeast-1")
 
@@ -84,15 +94,17 @@ def _base_tags(env: str) -> tuple[tuple[str, str], ...]:
 ENVIRONMENTS: dict[str, EnvConfig] = {
     "dev": EnvConfig(
         name="dev", vpc_cidr="10.10.0.0/16", az_count=2, nat_per_az=False,
-        log_retention_days=7, spot_default=True, tags=_base_tags("dev"),
+        log_retention_days=7, spot_default=True, api_rate_limit=10, api_burst_limit=20, tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
         name="staging", vpc_cidr="10.20.0.0/16", az_count=2, nat_per_az=False,
-        log_retention_days=30, spot_default=False, tags=_base_tags("staging"),
+        log_retention_days=30, spot_default=False, api_rate_limit=50, api_burst_limit=100,
+        tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
         name="prod", vpc_cidr="10.30.0.0/16", az_count=3, nat_per_az=True,
-        log_retention_days=365, spot_default=False, retain_data=True, tags=_base_tags("prod"),
+        log_retention_days=365, spot_default=False, retain_data=True, api_rate_limit=100, api_burst_limit=200,
+        tags=_base_tags("prod"),
     ),
 }
 

@@ -42,6 +42,10 @@ def test_settings_are_frozen():
     ({"task_cpu": 1000}, "task_cpu", "1024"),
     ({"task_memory": 1024}, "task_memory", "2048-8192"),
     ({"region": "mars"}, "region", "ap-northeast-1"),
+    ({"api_rate_limit": 0}, "api_rate_limit", "1-10000"),
+    ({"api_rate_limit": 20_000, "api_burst_limit": 5_000}, "api_rate_limit", "1-10000"),
+    ({"api_burst_limit": 5}, "api_burst_limit", "api_rate_limit (10) to 5000"),
+    ({"api_burst_limit": 6_000}, "api_burst_limit", "to 5000"),
 ])
 def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, field, accepted):
     with pytest.raises(ConfigError) as e:

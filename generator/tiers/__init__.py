@@ -3,11 +3,12 @@
 An explicit registry rather than discovery: adding a tier is one line here, and the order is visible.
 """
 
-from generator.tiers import compute, network, notification, workflow
+from generator.tiers import api, compute, network, notification, workflow
 
 TIERS = (
     ("network", network.build),
     ("compute", compute.build),
     ("notification", notification.build),
     ("workflow", workflow.build),
+    ("api", api.build),
 )
