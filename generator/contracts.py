@@ -47,6 +47,7 @@ DATABASE_ENDPOINT_ADDRESS = _c("DatabaseEndpointAddress", "Host name of the Post
 DATABASE_ENDPOINT_PORT = _c("DatabaseEndpointPort", "Port of the PostgreSQL database")
 DATABASE_SECRET_ARN = _c("DatabaseSecretArn", "ARN of the Secrets Manager secret with the database credentials")
 FILE_SYSTEM_ID = _c("FileSystemId", "ID of the EFS file system holding the media")
+FILE_SYSTEM_ARN = _c("FileSystemArn", "ARN of the EFS file system holding the media")
 ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
 ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
 
@@ -103,6 +104,18 @@ def physical_name(kind: str, env: str) -> str:
 def processor_log_group_name(env: str) -> str:
     """The processing container's log group: created by workflow, written through compute's execution role."""
     return f"/video-processing/{env}/processor"
+
+
+def cache_slow_log_group_name(env: str) -> str:
+    """Redis slow log: written by ElastiCache (cache tier), encrypted with the data key (storage tier).
+
+    Under /aws/vendedlogs/ because ElastiCache delivers through CloudWatch Logs' vended log delivery.
+    """
+    return f"/aws/vendedlogs/elasticache/video-processing-{env}/slow-log"
+
+
+# The application database, created by storage and named to the container by workflow.
+DATABASE_NAME = "videoprocessing"
 
 
 def state_machine_log_group_name(env: str) -> str:
