@@ -6,7 +6,7 @@ Each helper returns or adds one troposphere object; no class hierarchy, no hidde
 from __future__ import annotations
 
 from awacs import kms as kms_actions
-from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 from awacs.aws import Bool as BoolCondition
 from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
 from troposphere.kms import Alias, Key
@@ -106,6 +106,22 @@ def kms_key(t: Template, cfg: EnvConfig, title: str, description: str, alias: st
     ))
     t.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=Ref(key)))
     return key
+
+
+def via_services_statement(services: list[str]) -> Statement:
+    """Key-policy statement letting this account's principals use the key only through the given services."""
+    return Statement(
+        Sid="AccountPrincipalsThroughServices",
+        Effect=Allow,
+        Principal=Principal("AWS", [account_root()]),
+        Action=[kms_actions.CreateGrant, kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt,
+                kms_actions.Action("GenerateDataKey*"), kms_actions.ListGrants, kms_actions.Action("ReEncrypt*")],
+        Resource=["*"],  # in a key policy, "*" means this key
+        Condition=Condition(StringEquals({
+            "kms:CallerAccount": Ref(AWS_ACCOUNT_ID),
+            "kms:ViaService": [Sub(f"{service}.${{{AWS_REGION}}}.amazonaws.com") for service in sorted(services)],
+        })),
+    )
 
 
 def logs_key_statement(log_group_names: list[str]) -> Statement:

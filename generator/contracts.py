@@ -55,6 +55,7 @@ ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the med
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
 CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
+CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache, its AUTH secret and its slow log")
 
 # compute
 CLUSTER_NAME = _c("ClusterName", "Name of the ECS cluster running the processing tasks")
@@ -104,14 +105,6 @@ def physical_name(kind: str, env: str) -> str:
 def processor_log_group_name(env: str) -> str:
     """The processing container's log group: created by workflow, written through compute's execution role."""
     return f"/video-processing/{env}/processor"
-
-
-def cache_slow_log_group_name(env: str) -> str:
-    """Redis slow log: written by ElastiCache (cache tier), encrypted with the data key (storage tier).
-
-    Under /aws/vendedlogs/ because ElastiCache delivers through CloudWatch Logs' vended log delivery.
-    """
-    return f"/aws/vendedlogs/elasticache/video-processing-{env}/slow-log"
 
 
 # The application database, created by storage and named to the container by workflow.

@@ -28,23 +28,23 @@ def file_system(templates, env="dev") -> dict:
 
 # --- data key -------------------------------------------------------------------------------------------------
 
-def test_data_key_rotates_and_admits_the_account_the_data_services_and_logs_for_named_groups(templates):
+def test_data_key_rotates_and_admits_the_account_through_data_services_and_logs_for_the_database_groups(templates):
     key = storage(templates)["Resources"]["DataKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
-    assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughDataServices",
+    assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices",
                               "CloudWatchLogsEncryptsTheseLogGroups"]
-    services = by_sid["AccountPrincipalsThroughDataServices"]
+    services = by_sid["AccountPrincipalsThroughServices"]
     assert services["Principal"] == {"AWS": [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]}
     assert services["Condition"] == {"StringEquals": {
         "kms:CallerAccount": {"Ref": "AWS::AccountId"},
         "kms:ViaService": [{"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"}
-                           for s in ("elasticache", "elasticfilesystem", "rds", "secretsmanager")],
+                           for s in ("elasticfilesystem", "rds", "secretsmanager")],
     }}
     assert "kms:*" not in services["Action"]
     groups = json.dumps(by_sid["CloudWatchLogsEncryptsTheseLogGroups"]["Condition"])
     assert "/aws/rds/instance/video-processing-database-dev/postgresql" in groups
-    assert "/aws/vendedlogs/elasticache/video-processing-dev/slow-log" in groups
+    assert "/aws/rds/instance/video-processing-database-dev/upgrade" in groups and groups.count("log-group:") == 2
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -1,15 +1,10 @@
-"""storage: the data KMS key, RDS PostgreSQL with its generated credentials, and EFS for the media.
-
-The data key also encrypts the cache tier's at-rest data, AUTH secret and slow log (one key for the
-pipeline's data, one grant for the task execution role to decrypt its secrets).
-"""
+"""storage: the data KMS key, RDS PostgreSQL with its generated credentials, and EFS for the media."""
 
 from __future__ import annotations
 
 from awacs import elasticfilesystem as efs_actions
-from awacs import kms as kms_actions
-from awacs.aws import Allow, ArnLike, Bool, Condition, PolicyDocument, Principal, Statement, StringEquals
-from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Select, Sub, Template
+from awacs.aws import Allow, ArnLike, Bool, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref, Select, Template
 from troposphere.efs import (
     AccessPoint,
     BackupPolicy,
@@ -40,7 +35,7 @@ MEDIA_DIRECTORY = "/media"
 MEDIA_UID = MEDIA_GID = "1000"
 MEDIA_PERMISSIONS = "750"
 # Services that encrypt and decrypt with the data key on behalf of this account's principals.
-DATA_KEY_SERVICES = ("elasticache", "elasticfilesystem", "rds", "secretsmanager")
+DATA_KEY_SERVICES = ("elasticfilesystem", "rds", "secretsmanager")
 
 
 def database_identifier(cfg: EnvConfig) -> str:
@@ -53,22 +48,8 @@ def database_log_group_names(cfg: EnvConfig) -> list[str]:
 
 
 def data_key_statements(cfg: EnvConfig) -> list[Statement]:
-    return [
-        Statement(
-            Sid="AccountPrincipalsThroughDataServices",
-            Effect=Allow,
-            Principal=Principal("AWS", [blocks.account_root()]),
-            Action=[kms_actions.CreateGrant, kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt,
-                    kms_actions.Action("GenerateDataKey*"), kms_actions.ListGrants,
-                    kms_actions.Action("ReEncrypt*")],
-            Resource=["*"],  # in a key policy, "*" means this key
-            Condition=Condition(StringEquals({
-                "kms:CallerAccount": Ref(AWS_ACCOUNT_ID),
-                "kms:ViaService": [Sub(f"{service}.${{AWS::Region}}.amazonaws.com") for service in DATA_KEY_SERVICES],
-            })),
-        ),
-        blocks.logs_key_statement([*database_log_group_names(cfg), contracts.cache_slow_log_group_name(cfg.name)]),
-    ]
+    return [blocks.via_services_statement(list(DATA_KEY_SERVICES)),
+            blocks.logs_key_statement(database_log_group_names(cfg))]
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -78,7 +59,7 @@ def build(cfg: EnvConfig) -> Template:
         contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
     )}
     # Retained everywhere: final snapshots outlive the stack, and only this key decrypts them.
-    key = blocks.kms_key(t, cfg, "DataKey", "Encrypts the pipeline's database, file system, cache and secrets",
+    key = blocks.kms_key(t, cfg, "DataKey", "Encrypts the database, the media file system and their secrets",
                          f"video-processing-{cfg.name}-data", data_key_statements(cfg), blocks.RETAIN_POLICIES)
     key_arn = GetAtt(key, "Arn")
 
