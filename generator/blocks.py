@@ -6,7 +6,8 @@ Each helper returns or adds one troposphere object; no class hierarchy, no hidde
 from __future__ import annotations
 
 from awacs import kms as kms_actions
-from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import StringEquals
 from awacs.aws import Bool as BoolCondition
 from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
 from troposphere.kms import Alias, Key
