@@ -74,6 +74,8 @@ def is_tls_deny(statement: dict, action: str) -> bool:
 # Actions that AWS does not allow to be scoped to a resource (Service Authorization Reference: no
 # resource type), the only ones that may appear with Resource "*". Each entry says why.
 UNSCOPABLE_ACTIONS = {
+    "ec2:DescribeNetworkInterfaces": "Describe actions have no resource type (Lambda: works only on *)",
+    "ec2:DescribeSubnets": "Describe actions have no resource type",
     "ecr:GetAuthorizationToken": "returns a registry login token; the action has no resource type",
     "states:SendTaskFailure": "task-token callbacks are authorised by the token; no resource type",
     "states:SendTaskHeartbeat": "task-token callbacks are authorised by the token; no resource type",
