@@ -147,12 +147,20 @@ def build(cfg: EnvConfig) -> Template:
         Role=GetAtt(role, "Arn"),
         MemorySize=256,
         Timeout=FUNCTION_TIMEOUT_SECONDS,
+        # Never more instances than the stage admits requests at once; and they are always available.
+        ReservedConcurrentExecutions=cfg.api_burst_limit,
         Environment=Environment(Variables={"STATE_MACHINE_ARN": p["StateMachineArn"]}),
         # Ref to our own group: the function starts only after its encrypted, retained log group exists.
         LoggingConfig=LoggingConfig(LogGroup=Ref(function_logs)),
         TracingConfig=TracingConfig(Mode="Active"),
         VpcConfig=VPCConfig(SubnetIds=p["PrivateSubnetIds"], SecurityGroupIds=[p["ApiFunctionSecurityGroupId"]]),
         Tags=blocks.tags(cfg),
+        Metadata=blocks.checkov_skip(
+            ("CKV_AWS_116", "API Gateway invokes it synchronously only; a dead-letter queue receives only "
+                            "failed asynchronous invocations"),
+            ("CKV_AWS_173", "its one variable is the state machine ARN, no secret; Lambda encrypts it at rest "
+                            "with its AWS-managed key"),
+        ),
     ))
 
     api = t.add_resource(RestApi(
@@ -218,6 +226,10 @@ def build(cfg: EnvConfig) -> Template:
                                       DataTraceEnabled=False, ThrottlingRateLimit=cfg.api_rate_limit,
                                       ThrottlingBurstLimit=cfg.api_burst_limit)],
         Tags=blocks.tags(cfg),
+        Metadata=blocks.checkov_skip(
+            ("CKV_AWS_120", "responses are submissions (POST) and the live status of running executions: a "
+                            "cache would serve stale status"),
+        ),
         DependsOn=[account.title],  # access logging needs the account's CloudWatch role in place
     ))
 

@@ -133,6 +133,12 @@ def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance
         PerformanceInsightsKMSKeyId=key_arn,
         PerformanceInsightsRetentionPeriod=PERFORMANCE_INSIGHTS_DAYS,
         EnableCloudwatchLogsExports=list(POSTGRES_LOG_EXPORTS),
+        Metadata=blocks.checkov_skip(
+            ("CKV_AWS_118", "enhanced monitoring writes to the account-wide RDSOSMetrics log group, which no "
+                            "stack can own with a KMS key and retention; Performance Insights is on"),
+            *([] if cfg.multi_az else [("CKV_AWS_157", "single-AZ by design outside prod (multi_az setting); "
+                                                       "prod is Multi-AZ")]),
+        ),
         Tags=blocks.tags(cfg),
         DependsOn=sorted(g.title for g in log_groups),
         **blocks.SNAPSHOT_POLICIES,
