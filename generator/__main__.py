@@ -1,12 +1,13 @@
 """Command line: the only place in the generator that touches files.
 
-    python -m generator [--env NAME ...] [--out DIR] [--check]
+    python -m generator [--env NAME ...] [--out DIR] [--check] [--config FILE]
     python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff_cli.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -37,7 +38,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 listing every stale, missing or extra file if DIR differs "
                         "from what would be generated, 0 if it matches")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help='JSON overrides per environment, e.g. {"dev": {"az_count": 3}}, for what-if generation: '
+                        "validated like the built-in settings (a bad value exits 2 naming the field and what is "
+                        "accepted); the committed templates use none")
     return p.parse_args(argv)
+
+
+def load_overrides(path: Path) -> object:
+    """The --config file's JSON (a bad file is bad input like a bad value: ConfigError, one line)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise config.ConfigError(f"invalid --config {path}: {e.strerror}; accepted: a readable JSON file") from None
+    except ValueError as e:
+        raise config.ConfigError(f"invalid --config {path}: {e}; accepted: a JSON object") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return diff_cli.main(argv[1:])
     args = parse_args(argv)
     try:
-        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
-        envs = [cfg for name, cfg in config.ENVIRONMENTS.items() if name in wanted]
+        environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
+        wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
+        envs = [cfg for name, cfg in environments.items() if name in wanted]
         # Build everything before touching the disk: any error leaves the output directory as it was.
         rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     except (config.ConfigError, LimitError) as e:

@@ -7,6 +7,7 @@ Every environment's committed templates therefore show exactly what will be depl
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -177,6 +178,32 @@ def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return replace(cfg, **changes)
+
+
+JSON_TYPES = {bool: "boolean", int: "integer", str: "string"}
+
+
+def with_overrides(overrides: object) -> dict[str, EnvConfig]:
+    """Every environment with per-environment overrides such as {"dev": {"az_count": 3}} applied (what-if
+    generation from `python -m generator --config FILE`): each value validated like the built-in ones,
+    then all environments checked together."""
+    if not isinstance(overrides, dict):
+        raise ConfigError('invalid overrides; accepted: an object of environments such as {"dev": {"az_count": 3}}')
+    envs = dict(ENVIRONMENTS)
+    for name, changes in sorted(overrides.items()):
+        base = get(name)
+        if not isinstance(changes, dict):
+            raise ConfigError(f"{name}: invalid overrides {changes!r}; accepted: an object of settings")
+        for key, value in sorted(changes.items()):
+            if key in ("name", "tags"):
+                raise ConfigError(f"{name}: invalid setting {key}; accepted: any setting but name and tags")
+            current = getattr(base, key, None)
+            if type(current) in JSON_TYPES and type(value) is not type(current):
+                raise ConfigError(f"{name}: invalid {key} {value!r}; accepted: a JSON {JSON_TYPES[type(current)]} "
+                                  f"such as {json.dumps(current)}")
+        envs[name] = override(base, **changes)
+    check_environments(envs)
+    return envs
 
 
 check_environments(ENVIRONMENTS)

@@ -1,0 +1,110 @@
+"""Bad input, end to end through `python -m generator`: exit 2, one line on stderr naming the field and
+what is accepted, and the output directory byte-for-byte as it was (hashed before and after)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from test_cli import tree_digest
+
+# (case, --config content or None, extra arguments, what stderr must name: the field, the accepted values)
+BAD_INPUT = [
+    ("unknown environment", None, ["--env", "qa"], ["environment 'qa'", "dev, prod, staging"]),
+    ("unknown environment in --config", {"qa": {"az_count": 2}}, [], ["environment 'qa'", "dev, prod, staging"]),
+    ("CIDR that is not a network", {"dev": {"vpc_cidr": "10.10.0.0/33"}}, [], ["vpc_cidr", "/16"]),
+    ("public CIDR", {"prod": {"vpc_cidr": "8.8.0.0/16"}}, [], ["vpc_cidr", "private IPv4 /16"]),
+    ("overlapping environment CIDRs", {"staging": {"vpc_cidr": "10.10.0.0/16"}}, [],
+     ["vpc_cidr", "overlaps", "non-overlapping"]),
+    ("AZ count above range", {"dev": {"az_count": 5}}, [], ["az_count 5", "2 or 3"]),
+    ("AZ count below range", {"prod": {"az_count": 1}}, [], ["az_count 1", "2 or 3"]),
+    ("task cpu out of range", {"dev": {"task_cpu": 3000}}, [], ["task_cpu 3000", "256, 512, 1024"]),
+    ("task memory out of range", {"dev": {"task_memory": 100000}}, [], ["task_memory 100000", "2048-8192"]),
+    ("a value of the wrong type", {"dev": {"az_count": "3"}}, [], ["az_count '3'", "a JSON integer such as 2"]),
+    ("an unknown setting", {"dev": {"nat_per_region": True}}, [], ["nat_per_region", "known:"]),
+    ("a setting that is not an override", {"dev": {"name": "qa"}}, [], ["name", "any setting but name"]),
+    ("a file that is not JSON", "{not json", [], ["--config", "a JSON object"]),
+    ("a missing file", Path("missing.json"), [], ["--config", "a readable JSON file"]),
+]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    result = run("--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def run(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "generator", *args] if code is None else [sys.executable, "-c", code, *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def assert_refused(result: subprocess.CompletedProcess, names: list[str], out: Path, before: dict) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert tree_digest(out) == before, "the output directory changed"
+
+
+@pytest.mark.parametrize("case, overrides, args, names", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_exits_2_with_one_line_and_leaves_the_output_untouched(generated, tmp_path, case, overrides,
+                                                                           args, names):
+    out = tmp_path / "templates"
+    shutil.copytree(generated, out)
+    (out / "dev" / "network.json").write_text("edited by hand\n")  # even a stale file stays as it is
+    before = tree_digest(out)
+    if isinstance(overrides, Path):
+        args = [*args, "--config", str(tmp_path / overrides)]
+    elif overrides is not None:
+        config_file = tmp_path / "overrides.json"
+        config_file.write_text(overrides if isinstance(overrides, str) else json.dumps(overrides))
+        args = [*args, "--config", str(config_file)]
+    assert_refused(run("--out", str(out), *args), names, out, before)
+
+
+# Run the real CLI with one CloudFormation limit lowered, so that a real template exceeds it.
+WITH_LIMIT = ("import runpy, sys; import generator.render as r; r.{limit} = {value}; sys.argv[0] = 'generator'; "
+              "runpy.run_module('generator', run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.parametrize("limit, value, names", [
+    ("MAX_RESOURCES", 40, ["exceeds the CloudFormation limit of 40 resources"]),
+    ("MAX_TEMPLATE_BYTES", 20_000, ["exceeds the CloudFormation limit of 20000 bytes"]),
+    ("MAX_PARAMETERS", 5, ["exceeds the CloudFormation limit of 5 parameters"]),
+    ("MAX_OUTPUTS", 3, ["exceeds the CloudFormation limit of 3 outputs"]),
+])
+def test_a_template_beyond_a_cloudformation_limit_fails_naming_template_and_limit(generated, tmp_path, limit, value,
+                                                                                    names):
+    out = tmp_path / "templates"
+    shutil.copytree(generated, out)
+    before = tree_digest(out)
+    result = run("--out", str(out), code=WITH_LIMIT.format(limit=limit, value=value))
+    assert_refused(result, names, out, before)
+    assert re.match(r"error: (dev|staging|prod)/[a-z]+\.json: [0-9]+ ", result.stderr), "names the template"
+
+
+def test_config_overrides_generate_a_what_if_environment(tmp_path):
+    """The same mechanism accepts good input: dev over three AZs has three private subnets."""
+    config_file = tmp_path / "overrides.json"
+    config_file.write_text(json.dumps({"dev": {"az_count": 3}}))
+    result = run("--out", str(tmp_path / "out"), "--env", "dev", "--config", str(config_file))
+    assert result.returncode == 0, result.stderr
+    network = json.loads((tmp_path / "out" / "dev" / "network.json").read_text())
+    assert sorted(k for k in network["Resources"] if k.startswith("PrivateSubnet") and k[-1].isdigit()) == [
+        "PrivateSubnet1", "PrivateSubnet2", "PrivateSubnet3"]
+
+
+def test_help_documents_config():
+    result = run("--help")
+    assert result.returncode == 0 and "--config FILE" in result.stdout and "az_count" in result.stdout
