@@ -68,8 +68,9 @@ def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def load_git(rev: str, envs: list[str], repo: Path = REPO) -> dict[str, dict]:
-    """`<env>/<file>` -> template for every templates/<env>/*.json committed at `rev`."""
+def load_git(rev: str, envs: list[str], repo: Path | None = None) -> dict[str, dict]:
+    """`<env>/<file>` -> template for every templates/<env>/*.json committed at `rev` (default repo: REPO)."""
+    repo = repo or REPO  # read at call time, so tests can point REPO at a scratch repository
     try:
         sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
     except LoadError:
