@@ -1,6 +1,7 @@
 """Command line: the only place in the generator that touches files.
 
     python -m generator [--env NAME ...] [--out DIR] [--check]
+    python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff_cli.py)
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Generate the pipeline's CloudFormation templates: for each environment, "
                     "templates/<env>/main.json (the parent) and one <tier>.json per tier.",
         epilog="Exit status: 0 success; 1 --check found stale, missing or extra files; "
-               "2 bad input (nothing written).",
+               "2 bad input (nothing written). "
+               "Review a change: `python -m generator diff --help`.",
     )
     p.add_argument("--env", action="append", metavar="NAME",
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
@@ -39,10 +41,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diff"]:
+        from generator import diff_cli
+        return diff_cli.main(argv[1:])
+    args = parse_args(argv)
     try:
-        names = sorted(set(args.env), key=list(config.ENVIRONMENTS).index) if args.env else list(config.ENVIRONMENTS)
-        envs = [config.get(n) for n in names]
+        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
+        envs = [cfg for name, cfg in config.ENVIRONMENTS.items() if name in wanted]
         # Build everything before touching the disk: any error leaves the output directory as it was.
         rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     except (config.ConfigError, LimitError) as e:

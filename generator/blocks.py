@@ -6,7 +6,7 @@ Each helper returns or adds one troposphere object; no class hierarchy, no hidde
 from __future__ import annotations
 
 from awacs import kms as kms_actions
-from awacs.aws import Action, Allow, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.aws import Bool as BoolCondition
 from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
 from troposphere.kms import Alias, Key
@@ -97,6 +97,20 @@ def kms_key(t: Template, cfg: EnvConfig, title: str, description: str, alias: st
     ))
     t.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=Ref(key)))
     return key
+
+
+def logs_key_statement(log_group_names: list[str]) -> Statement:
+    """Key-policy statement letting CloudWatch Logs use the key, only for the named log groups."""
+    return Statement(
+        Sid="CloudWatchLogsEncryptsTheseLogGroups",
+        Effect=Allow,
+        Principal=service_principal_regional("logs"),
+        Action=[kms_actions.Encrypt, kms_actions.Decrypt, kms_actions.ReEncryptFrom, kms_actions.ReEncryptTo,
+                kms_actions.GenerateDataKey, kms_actions.GenerateDataKeyWithoutPlaintext, kms_actions.DescribeKey],
+        Resource=["*"],  # in a key policy, "*" means this key
+        Condition=Condition(ArnEquals("kms:EncryptionContext:aws:logs:arn", [
+            arn("logs", f"log-group:{name}") for name in sorted(log_group_names)])),
+    )
 
 
 def encrypted_log_group(t: Template, cfg: EnvConfig, title: str, name, key_arn) -> LogGroup:

@@ -83,6 +83,8 @@ API_FUNCTION_NAME = _c("ApiFunctionName", "Name of the Lambda function behind th
 PROCESSOR_IMAGE = _c("ProcessorImage", "Container image of the video processor (pin a tag or digest, never latest)")
 NOTIFICATION_EMAIL = _c("NotificationEmail", "E-mail address subscribed to both topics; empty for none")
 DEPLOY_TIME = (PROCESSOR_IMAGE, NOTIFICATION_EMAIL)
+# The sketch's placeholder processor, at a pinned tag (never `latest`): a deploy says which image it runs.
+DEFAULT_PROCESSOR_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 
 # The sketch's exports, kept as a contract with whatever already imports them.
 EXPORTED = (COMPLETION_TOPIC_ARN, COMPLETION_TOPIC_NAME, ERROR_TOPIC_ARN, ERROR_TOPIC_NAME,

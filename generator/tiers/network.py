@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from awacs import kms as kms_actions
 from awacs import logs as logs_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, GetAtt, GetAZs, Ref, Select, Sub, Template
 from troposphere.ec2 import (
@@ -130,20 +129,9 @@ def _associate(t: Template, subnets: list[Subnet], route_table_for) -> None:
 
 
 def _flow_logs(t: Template, cfg: EnvConfig, vpc: VPC) -> None:
-    log_group_arn = blocks.arn("logs", f"log-group:{flow_log_group_name(cfg)}")
     key = blocks.kms_key(t, cfg, "FlowLogsKey", "Encrypts the VPC flow log group",
-                         f"video-processing-{cfg.name}-flow-logs", [
-        Statement(
-            Sid="CloudWatchLogsUsesKeyForFlowLogGroup",
-            Effect=Allow,
-            Principal=blocks.service_principal_regional("logs"),
-            Action=[kms_actions.Encrypt, kms_actions.Decrypt, kms_actions.ReEncryptFrom, kms_actions.ReEncryptTo,
-                    kms_actions.GenerateDataKey, kms_actions.GenerateDataKeyWithoutPlaintext,
-                    kms_actions.DescribeKey],
-            Resource=["*"],  # in a key policy, "*" means this key
-            Condition=Condition(ArnEquals("kms:EncryptionContext:aws:logs:arn", log_group_arn)),
-        ),
-    ])
+                         f"video-processing-{cfg.name}-flow-logs",
+                         [blocks.logs_key_statement([flow_log_group_name(cfg)])])
     group = blocks.encrypted_log_group(t, cfg, "FlowLogGroup", flow_log_group_name(cfg), GetAtt(key, "Arn"))
     role = t.add_resource(Role(
         "FlowLogsRole",

@@ -12,7 +12,7 @@ from awacs import sqs as sqs_actions
 from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
 from troposphere.cloudwatch import Alarm, MetricDimension
-from troposphere.sns import Subscription, Topic, TopicPolicy
+from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
 from troposphere.sqs import Queue, QueuePolicy
 
 from generator import blocks, contracts
@@ -105,7 +105,7 @@ def build(cfg: EnvConfig) -> Template:
     ))
 
     for title, *_ in TOPICS:
-        t.add_resource(Subscription(
+        t.add_resource(SubscriptionResource(
             f"{title}EmailSubscription",
             Condition=HAS_EMAIL,
             TopicArn=Ref(topics[title]),

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Developer entry point: sets up the project's virtual environment on first use, then runs a task.
+#   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/)
+#   ./dev.sh test [ARGS]       pytest ARGS
+#   ./dev.sh lint              cfn-lint over every template in templates/
+#   ./dev.sh check             committed templates are fresh, and lint
+#   ./dev.sh setup             (re)install the environment only
+# Needs only Python 3 (>= 3.10) and git; everything else is installed into .venv from setup.cfg.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY="$VENV/bin/python"
+
+setup() {
+  local stamp="$VENV/.setup-cfg.sha256" want
+  want=$(sha256sum setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [[ -x "$PY" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
+  echo "dev.sh: installing the project into $VENV (first run, or setup.cfg changed)..." >&2
+  [[ -x "$PY" ]] || python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+}
+
+lint() {
+  # cfn-lint follows each parent's local TemplateURLs, so nested parameters are checked too.
+  "$VENV/bin/cfn-lint" templates/*/*.json
+}
+
+task=${1:-}
+[[ $# -gt 0 ]] && shift
+case "$task" in
+  setup) setup ;;
+  generate) setup; "$PY" -m generator "$@" ;;
+  test) setup; "$PY" -m pytest "$@" ;;
+  lint) setup; lint ;;
+  check) setup; "$PY" -m generator --check; lint; echo "cfn-lint: no errors, no warnings" ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$task" || "$task" == "-h" || "$task" == "--help" ]] ;;
+esac

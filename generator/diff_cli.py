@@ -1,0 +1,223 @@
+"""`python -m generator diff`: load the two sides, compare them with generator.diff, print the report.
+
+Sides: base = templates/ committed at a git revision (or the templates deployed under a stack);
+target = what the generator produces now (or templates/ as on disk with --worktree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from generator import config
+from generator.diff import NESTED_STACK_TYPE, Report, diff_templates
+from generator.diff_render import render
+from generator.render import PARENT_FILE, LimitError, render_environment
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = "templates"
+
+EXIT_OK, EXIT_USAGE, EXIT_FAIL_ON = 0, 2, 3
+FAIL_ON = ("replacement", "security", "any")
+
+
+class LoadError(Exception):
+    """A side cannot be read: bad revision, unknown stack, no credentials ..."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m generator diff",
+        description="Review a template change: resources added, removed, changed and REPLACED (data-loss risk), "
+                    "IAM statement and security-group rule changes with a widening verdict, and state machine "
+                    "changes state by state. Compares templates/ at a git revision (or a deployed stack) with "
+                    "what the generator produces now.",
+        epilog="Exit status: 0 whether or not there are changes; 3 a --fail-on condition holds; "
+               "2 bad revision, stack, environment or option.",
+    )
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--base", default="HEAD", metavar="REV",
+                      help="git revision whose committed templates/ are the old side (default: HEAD)")
+    base.add_argument("--stack", metavar="NAME",
+                      help="instead, the templates deployed under this parent stack and its nested stacks (boto3)")
+    p.add_argument("--region", metavar="R",
+                   help="region of --stack (default: the environment's configured region)")
+    p.add_argument("--worktree", action="store_true",
+                   help="new side: templates/ files as they are on disk, not freshly generated")
+    p.add_argument("--env", action="append", metavar="NAME",
+                   help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                   help="text (default; coloured on a terminal), markdown (a pull-request comment) or json")
+    p.add_argument("--fail-on", action="append", choices=FAIL_ON, default=[], metavar="WHAT",
+                   help="exit 3 when the diff holds a replacement (including 'may be replaced'), any security "
+                        "change (IAM statement or security-group rule), or any change at all; repeatable")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- loading
+
+def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LoadError(f"git {' '.join(args)}: {done.stderr.strip() or 'failed'}")
+    return done.stdout
+
+
+def load_git(rev: str, envs: list[str], repo: Path = REPO) -> dict[str, dict]:
+    """`<env>/<file>` -> template for every templates/<env>/*.json committed at `rev`."""
+    try:
+        sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    except LoadError:
+        raise LoadError(f"unknown git revision {rev!r} (try a branch, tag or commit such as HEAD or main)") from None
+    paths = [p for p in _git(repo, "ls-tree", "-r", "--name-only", sha, "--",
+                             *(f"{TEMPLATES}/{e}/" for e in envs)).splitlines() if p.endswith(".json")]
+    if not paths:
+        return {}
+    # One `git cat-file --batch` for all files: a process per file would dominate the run time.
+    raw = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], capture_output=True, check=True,
+                         input="".join(f"{sha}:{p}\n" for p in paths).encode()).stdout
+    out, pos = {}, 0
+    for path in paths:
+        header_end = raw.index(b"\n", pos)
+        size = int(raw[pos:header_end].split()[2])
+        out[path.removeprefix(f"{TEMPLATES}/")] = json.loads(raw[header_end + 1:header_end + 1 + size])
+        pos = header_end + 1 + size + 1
+    return out
+
+
+def load_dir(root: Path, envs: list[str]) -> dict[str, dict]:
+    return {f"{env}/{p.name}": json.loads(p.read_text(encoding="utf-8"))
+            for env in envs for p in sorted((root / env).glob("*.json"))}
+
+
+def generate(envs: list[str]) -> dict[str, dict]:
+    return {f"{env}/{name}": json.loads(text)
+            for env in envs for name, text in render_environment(config.get(env)).items()}
+
+
+def _body(template_body: object) -> dict:
+    if isinstance(template_body, dict):
+        return template_body
+    try:
+        return json.loads(template_body)
+    except ValueError:
+        from cfnlint.decode.cfn_yaml import loads  # deployed as YAML: only then pay for the import
+        return loads(template_body)
+
+
+def _child_file(logical_id: str, url: object, known: dict[str, str]) -> str:
+    """The repository file a nested stack comes from: as the repository's parent names it, else its URL."""
+    if logical_id in known:
+        return known[logical_id]
+    name = url.rsplit("/", 1)[-1] if isinstance(url, str) else ""
+    return name if name.endswith(".json") else f"{logical_id.removesuffix('Stack').lower()}.json"
+
+
+@contextmanager
+def _reading_stack(name: str, region: str):
+    """Turn any AWS failure (unknown stack, no credentials, no network) into one clear LoadError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as e:
+        raise LoadError(f"cannot read stack {name!r} in {region}: {e.response['Error'].get('Message', e)}") from None
+    except BotoCoreError as e:
+        raise LoadError(f"cannot read stack {name!r} in {region}: {e}") from None
+
+
+def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[str, dict]:
+    """`<env>/<file>` -> template for a deployed parent stack and, recursively, its nested stacks."""
+    import boto3
+
+    cfn = boto3.client("cloudformation", region_name=region)
+    out: dict[str, dict] = {}
+
+    def fetch(stack_id: str, file: str) -> None:
+        template = _body(cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"])
+        out[f"{env}/{file}"] = template
+        resources = template.get("Resources") or {}
+        pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+        for summary in (s for page in pages for s in page["StackResourceSummaries"]):
+            if summary["ResourceType"] == NESTED_STACK_TYPE and summary.get("PhysicalResourceId"):
+                lid = summary["LogicalResourceId"]
+                url = (resources.get(lid, {}).get("Properties") or {}).get("TemplateURL")
+                # `known` (the repository parent's TemplateURLs) names only the parent's own children.
+                fetch(summary["PhysicalResourceId"], _child_file(lid, url, known if file == PARENT_FILE else {}))
+
+    with _reading_stack(name, region):
+        fetch(name, PARENT_FILE)
+    return out
+
+
+def stack_environment(name: str, region: str) -> str | None:
+    """The environment a deployed parent belongs to: its Environment tag, else its description's `(env)`."""
+    import boto3
+
+    with _reading_stack(name, region):
+        stack = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"][0]
+    tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+    if tags.get("Environment") in config.ENVIRONMENTS:
+        return tags["Environment"]
+    desc = stack.get("Description", "")
+    return next((e for e in config.ENVIRONMENTS if desc.endswith(f"({e})")), None)
+
+
+# ---------------------------------------------------------------- main
+
+def failing(report: Report, fail_on: list[str]) -> list[str]:
+    reasons = []
+    if "replacement" in fail_on and report.replacements:
+        reasons.append(f"{len(report.replacements)} resource(s) replaced or may be replaced")
+    if "security" in fail_on and (report.iam or report.network):
+        reasons.append(f"{len(report.iam)} IAM statement and {len(report.network)} security-group rule change(s)")
+    if "any" in fail_on and report.has_changes:
+        reasons.append("the templates change")
+    return reasons
+
+
+def _parent_files(new: dict[str, dict], env: str) -> dict[str, str]:
+    parent = new.get(f"{env}/{PARENT_FILE}", {}).get("Resources") or {}
+    return {lid: r["Properties"]["TemplateURL"] for lid, r in parent.items()
+            if r.get("Type") == NESTED_STACK_TYPE and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    target = f"{TEMPLATES}/ on disk" if args.worktree else "generated now"
+    try:
+        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
+        envs = [name for name in config.ENVIRONMENTS if name in wanted]
+        if args.stack:
+            if len(envs) > 1 and not args.env:
+                region = args.region or config.DEFAULT_REGION
+                found = stack_environment(args.stack, region)
+                if found is None:
+                    raise LoadError(f"cannot tell which environment stack {args.stack!r} is; pass --env NAME")
+                envs = [found]
+            elif len(envs) > 1:
+                raise LoadError("--stack compares one environment; pass a single --env")
+            region = args.region or config.get(envs[0]).region
+            new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
+            old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]))
+            base = f"stack {args.stack} ({region})"
+        else:
+            new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
+            old = load_git(args.base, envs)
+            base = f"{args.base} ({_git(REPO, 'rev-parse', '--short', args.base + '^{commit}').strip()})"
+    except (LoadError, config.ConfigError, LimitError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    report = diff_templates(old, new, base, target)
+    colour = args.format == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    sys.stdout.write(render(report, args.format, colour))
+    reasons = failing(report, args.fail_on)
+    if reasons:
+        print(f"--fail-on: {'; '.join(reasons)}", file=sys.stderr)
+        return EXIT_FAIL_ON
+    return EXIT_OK

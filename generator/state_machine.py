@@ -1,0 +1,147 @@
+"""The video processing state machine, as an Amazon States Language document (pure data).
+
+Flow: ValidateInput -> ProcessVideo (ECS runTask.sync, retried) -> CheckExitCode -> DescribeSuccess
+-> NotifySuccess -> VideoProcessingSucceeded. Every other ending builds a `$.notification` object
+and goes through NotifyFailure -> VideoProcessingFailed. Executions that time out or are aborted
+never reach a state, so the workflow tier adds an EventBridge rule for those two.
+
+ARNs and ids appear as `${Name}` placeholders, filled by the state machine's DefinitionSubstitutions.
+"""
+
+from __future__ import annotations
+
+CONTAINER_NAME = "VideoProcessingContainer"
+TIMEOUT_SECONDS = 30 * 60
+
+# The sketch's retry: a task that fails to run is retried every 30 s, 3 times, backing off x2.
+PROCESS_RETRY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
+                 "BackoffRate": 2.0}
+# Publishing is retried on anything but a permanent failure of the task itself.
+PUBLISH_RETRY = {"ErrorEquals": ["States.TaskFailed", "SNS.SdkClientException"], "IntervalSeconds": 2,
+                 "MaxAttempts": 3, "BackoffRate": 2.0}
+
+SUCCESS_SUBJECT = "Video Processing Completed"
+ERROR_SUBJECT = "Video Processing Error"
+INVALID_INPUT_CAUSE = "The execution input must be a JSON object with a non-empty string videoId"
+
+# Placeholders filled by DefinitionSubstitutions.
+CLUSTER_ARN = "ClusterArn"
+TASK_DEFINITION_ARN = "TaskDefinitionArn"
+TASK_SECURITY_GROUP_ID = "TaskSecurityGroupId"
+COMPLETION_TOPIC_ARN = "CompletionTopicArn"
+ERROR_TOPIC_ARN = "ErrorTopicArn"
+
+
+def subnet_placeholder(index: int) -> str:
+    return f"PrivateSubnet{index + 1}"
+
+
+def _sub(name: str) -> str:
+    return "${" + name + "}"
+
+
+def _notify(topic: str, subject: str, next_state: str) -> dict:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {"TopicArn": _sub(topic), "Subject": subject, "Message.$": "$.notification"},
+        "ResultPath": None,
+        "Retry": [PUBLISH_RETRY],
+        "Next": next_state,
+    }
+
+
+def _describe_failure(**fields: str) -> dict:
+    """A Pass state that puts the failure notification at $.notification, then notifies."""
+    notification = {"videoId.$": "$.videoId", "executionArn.$": "$$.Execution.Id", "status": "FAILED", **fields}
+    return {"Type": "Pass", "Parameters": notification, "ResultPath": "$.notification", "Next": "NotifyFailure"}
+
+
+def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dict:
+    invalid = {"Next": "RejectInput"}
+    return {
+        "Comment": "Runs one Fargate task per video and reports the outcome on SNS",
+        "StartAt": "ValidateInput",
+        "TimeoutSeconds": TIMEOUT_SECONDS,
+        "States": {
+            # Rules are tried in order, so a later rule only sees a videoId that passed the earlier ones:
+            # no comparison ever meets a missing or non-string value (which would be States.Runtime).
+            "ValidateInput": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.videoId", "IsPresent": False, **invalid},
+                    {"Variable": "$.videoId", "IsString": False, **invalid},
+                    {"Variable": "$.videoId", "StringEquals": "", **invalid},
+                ],
+                "Default": "ProcessVideo",
+            },
+            "RejectInput": {
+                "Type": "Pass",
+                "Parameters": {"notification": {
+                    "input.$": "$", "executionArn.$": "$$.Execution.Id", "status": "FAILED",
+                    "error": "InvalidInput", "cause": INVALID_INPUT_CAUSE,
+                }},
+                "Next": "NotifyFailure",
+            },
+            "ProcessVideo": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::ecs:runTask.sync",
+                "Parameters": {
+                    "Cluster": _sub(CLUSTER_ARN),
+                    "TaskDefinition": _sub(TASK_DEFINITION_ARN),
+                    "CapacityProviderStrategy": capacity_provider_strategy,
+                    "NetworkConfiguration": {"AwsvpcConfiguration": {
+                        "Subnets": [_sub(subnet_placeholder(i)) for i in range(subnet_count)],
+                        "SecurityGroups": [_sub(TASK_SECURITY_GROUP_ID)],
+                        "AssignPublicIp": "DISABLED",
+                    }},
+                    "Overrides": {"ContainerOverrides": [{
+                        "Name": CONTAINER_NAME,
+                        "Environment": [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}],
+                    }]},
+                    "PropagateTags": "TASK_DEFINITION",
+                },
+                "ResultPath": "$.taskResult",
+                "Retry": [PROCESS_RETRY],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeTaskError"}],
+                "Next": "CheckExitCode",
+            },
+            # runTask.sync succeeds whenever the task stops, whatever the container's exit code.
+            "CheckExitCode": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.taskResult.Containers[0].ExitCode", "IsPresent": False,
+                     "Next": "DescribeNoExitCode"},
+                    {"Variable": "$.taskResult.Containers[0].ExitCode", "NumericEquals": 0,
+                     "Next": "DescribeSuccess"},
+                ],
+                "Default": "DescribeNonZeroExit",
+            },
+            "DescribeSuccess": {
+                "Type": "Pass",
+                "Parameters": {"videoId.$": "$.videoId", "executionArn.$": "$$.Execution.Id",
+                               "status": "SUCCEEDED", "taskArn.$": "$.taskResult.TaskArn"},
+                "ResultPath": "$.notification",
+                "Next": "NotifySuccess",
+            },
+            "NotifySuccess": {
+                **_notify(COMPLETION_TOPIC_ARN, SUCCESS_SUBJECT, "VideoProcessingSucceeded"),
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": "DescribeTaskError"}],
+            },
+            "VideoProcessingSucceeded": {"Type": "Succeed", "Comment": "Video processing completed successfully"},
+            "DescribeTaskError": _describe_failure(**{"error.$": "$.error.Error", "cause.$": "$.error.Cause"}),
+            "DescribeNonZeroExit": _describe_failure(**{
+                "taskArn.$": "$.taskResult.TaskArn",
+                "error": "NonZeroExitCode",
+                "cause.$": "States.Format('The processing container exited with code {}', "
+                           "$.taskResult.Containers[0].ExitCode)",
+            }),
+            "DescribeNoExitCode": _describe_failure(
+                error="TaskStoppedWithoutExitCode",
+                cause="The processing task stopped before its container reported an exit code"),
+            "NotifyFailure": _notify(ERROR_TOPIC_ARN, ERROR_SUBJECT, "VideoProcessingFailed"),
+            "VideoProcessingFailed": {"Type": "Fail", "Error": "ProcessingError",
+                                      "Cause": "Video processing failed; the error topic has the details"},
+        },
+    }

@@ -1,0 +1,194 @@
+"""workflow: the processing task definition, the state machine, its awacs-built role, logs and the
+EventBridge rule that reports executions ending without reaching a state (timeout, abort).
+"""
+
+from __future__ import annotations
+
+from awacs import ecs as ecs_actions
+from awacs import events as events_actions
+from awacs import iam as iam_actions
+from awacs import kms as kms_actions
+from awacs import logs as logs_actions
+from awacs import sns as sns_actions
+from awacs import xray as xray_actions
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from awacs.sts import AssumeRole
+from troposphere import AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, Ref, Select, Sub, Template
+from troposphere.ecs import (
+    ContainerDefinition,
+    Environment,
+    LogConfiguration,
+    MountPoint,
+    RuntimePlatform,
+    TaskDefinition,
+    Volume,
+)
+from troposphere.events import InputTransformer, Rule, Target
+from troposphere.iam import Policy, Role
+from troposphere.stepfunctions import (
+    CloudWatchLogsLogGroup,
+    LogDestination,
+    LoggingConfiguration,
+    StateMachine,
+    TracingConfiguration,
+)
+
+from generator import blocks, contracts, state_machine
+from generator.config import EnvConfig
+from generator.tiers.compute import capacity_provider_strategy
+
+# The placeholder processor from the sketch; it only runs when the placeholder image is deployed.
+PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
+PLACEHOLDER_SCRIPT = "echo 'Processing video...' && sleep 5 && echo 'Video processing complete'"
+USES_PLACEHOLDER_IMAGE = "UsesPlaceholderImage"
+SCRATCH_PATH = "/tmp"  # the root file system is read-only; the processor writes here
+# Step Functions creates this rule in the account for every ECS .sync integration.
+ECS_SYNC_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
+ENDED_WITHOUT_HANDLER = ("TIMED_OUT", "ABORTED")
+
+
+def build(cfg: EnvConfig) -> Template:
+    t = blocks.new_template(cfg, "Video processing workflow: Fargate task definition and Step Functions state machine")
+    p = {c.name: blocks.parameter(t, c) for c in (
+        contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
+        contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
+        contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
+    )}
+    t.add_condition(USES_PLACEHOLDER_IMAGE, Equals(p["ProcessorImage"], PLACEHOLDER_IMAGE))
+
+    sm_log_name = contracts.state_machine_log_group_name(cfg.name)
+    processor_log_name = contracts.processor_log_group_name(cfg.name)
+    key = blocks.kms_key(t, cfg, "WorkflowLogsKey", "Encrypts the workflow's log groups",
+                         f"video-processing-{cfg.name}-workflow-logs",
+                         [blocks.logs_key_statement([sm_log_name, processor_log_name])])
+    sm_logs = blocks.encrypted_log_group(t, cfg, "StateMachineLogGroup", sm_log_name, GetAtt(key, "Arn"))
+    processor_logs = blocks.encrypted_log_group(t, cfg, "ProcessorLogGroup", processor_log_name, GetAtt(key, "Arn"))
+
+    task_definition = t.add_resource(TaskDefinition(
+        "TaskDefinition",
+        Cpu=str(cfg.task_cpu),
+        Memory=str(cfg.task_memory),
+        NetworkMode="awsvpc",
+        RequiresCompatibilities=["FARGATE"],
+        RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
+        ExecutionRoleArn=p["TaskExecutionRoleArn"],
+        TaskRoleArn=p["TaskRoleArn"],
+        Volumes=[Volume(Name="scratch")],
+        ContainerDefinitions=[ContainerDefinition(
+            Name=state_machine.CONTAINER_NAME,
+            Image=p["ProcessorImage"],
+            Essential=True,
+            ReadonlyRootFilesystem=True,
+            MountPoints=[MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
+            # The placeholder image's entry point is `aws`; run the sketch's script through bash instead.
+            EntryPoint=If(USES_PLACEHOLDER_IMAGE, ["bash", "-c"], Ref(AWS_NO_VALUE)),
+            Command=If(USES_PLACEHOLDER_IMAGE, [PLACEHOLDER_SCRIPT], Ref(AWS_NO_VALUE)),
+            Environment=[Environment(Name="ENVIRONMENT", Value=cfg.name)],
+            LogConfiguration=LogConfiguration(LogDriver="awslogs", Options={
+                "awslogs-group": Ref(processor_logs),
+                "awslogs-region": Ref(AWS_REGION),
+                "awslogs-stream-prefix": "video-processing",
+            }),
+        )],
+        Tags=blocks.tags(cfg),
+    ))
+
+    role = t.add_resource(Role(
+        "StateMachineRole",
+        Description=f"The video processing state machine runs tasks and publishes outcomes ({cfg.name})",
+        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Effect=Allow, Principal=blocks.service_principal("states"), Action=[AssumeRole],
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        )]),
+        Policies=[Policy(PolicyName="RunProcessingAndNotify",
+                         PolicyDocument=state_machine_policy(Ref(task_definition), p))],
+        Tags=blocks.tags(cfg),
+    ))
+
+    substitutions = {
+        state_machine.CLUSTER_ARN: p["ClusterArn"],
+        state_machine.TASK_DEFINITION_ARN: Ref(task_definition),
+        state_machine.TASK_SECURITY_GROUP_ID: p["TaskSecurityGroupId"],
+        state_machine.COMPLETION_TOPIC_ARN: p["CompletionTopicArn"],
+        state_machine.ERROR_TOPIC_ARN: p["ErrorTopicArn"],
+        **{state_machine.subnet_placeholder(i): Select(i, p["PrivateSubnetIds"]) for i in range(cfg.az_count)},
+    }
+    machine = t.add_resource(StateMachine(
+        "StateMachine",
+        StateMachineName=contracts.physical_name("workflow", cfg.name),
+        StateMachineType="STANDARD",
+        RoleArn=GetAtt(role, "Arn"),
+        Definition=state_machine.definition(cfg.az_count, capacity_provider_strategy(cfg)),
+        DefinitionSubstitutions=substitutions,
+        LoggingConfiguration=LoggingConfiguration(
+            Level="ALL", IncludeExecutionData=True,
+            Destinations=[LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(
+                LogGroupArn=GetAtt(sm_logs, "Arn")))],
+        ),
+        TracingConfiguration=TracingConfiguration(Enabled=True),
+        Tags=blocks.tags(cfg),
+    ))
+
+    # A timed-out or aborted execution skips every state, the Catch included: report it from outside.
+    t.add_resource(Rule(
+        "ExecutionEndedWithoutHandlerRule",
+        Description=f"Reports video processing executions that time out or are aborted ({cfg.name})",
+        State="ENABLED",
+        EventPattern={
+            "source": ["aws.states"],
+            "detail-type": ["Step Functions Execution Status Change"],
+            "detail": {"stateMachineArn": [Ref(machine)], "status": list(ENDED_WITHOUT_HANDLER)},
+        },
+        Targets=[Target(
+            Id="ErrorTopic",
+            Arn=p["ErrorTopicArn"],
+            InputTransformer=InputTransformer(
+                InputPathsMap={"executionArn": "$.detail.executionArn", "name": "$.detail.name",
+                               "status": "$.detail.status"},
+                # The API names each execution after its videoId.
+                InputTemplate='{"videoId": "<name>", "executionArn": "<executionArn>", "status": "<status>", '
+                              '"error": "States.<status>", '
+                              '"cause": "The execution ended with status <status> before reaching a failure '
+                              'handler"}',
+            ),
+        )],
+    ))
+
+    blocks.output(t, contracts.STATE_MACHINE_ARN, Ref(machine), cfg)
+    blocks.output(t, contracts.STATE_MACHINE_NAME, GetAtt(machine, "Name"), cfg)
+    blocks.output(t, contracts.TASK_DEFINITION_ARN, Ref(task_definition), cfg)
+    return t
+
+
+def state_machine_policy(task_definition_arn, p: dict) -> PolicyDocument:
+    """Exactly what the state machine needs, nothing on `*` but what AWS cannot scope."""
+    on_cluster = Condition(ArnEquals("ecs:cluster", p["ClusterArn"]))
+    return PolicyDocument(Version="2012-10-17", Statement=[
+        Statement(Sid="RunProcessingTask", Effect=Allow, Action=[ecs_actions.RunTask],
+                  Resource=[task_definition_arn], Condition=on_cluster),
+        Statement(Sid="FollowAndStopProcessingTasks", Effect=Allow,
+                  Action=[ecs_actions.DescribeTasks, ecs_actions.StopTask],
+                  Resource=[Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
+                                Cluster=p["ClusterName"])],
+                  Condition=on_cluster),
+        Statement(Sid="PassTaskRolesToEcs", Effect=Allow, Action=[iam_actions.PassRole],
+                  Resource=[p["TaskExecutionRoleArn"], p["TaskRoleArn"]],
+                  Condition=Condition(StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com"))),
+        Statement(Sid="ManagedRuleForEcsSync", Effect=Allow,
+                  Action=[events_actions.DescribeRule, events_actions.PutRule, events_actions.PutTargets],
+                  Resource=[blocks.arn("events", ECS_SYNC_RULE)]),
+        Statement(Sid="PublishOutcomes", Effect=Allow, Action=[sns_actions.Publish],
+                  Resource=[p["CompletionTopicArn"], p["ErrorTopicArn"]]),
+        Statement(Sid="EncryptForTopics", Effect=Allow,
+                  Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
+                  Resource=[p["NotificationKeyArn"]]),
+        Statement(Sid="DeliverExecutionLogs", Effect=Allow, Action=[
+            logs_actions.CreateLogDelivery, logs_actions.DeleteLogDelivery, logs_actions.DescribeLogGroups,
+            logs_actions.DescribeResourcePolicies, logs_actions.GetLogDelivery, logs_actions.ListLogDeliveries,
+            logs_actions.PutResourcePolicy, logs_actions.UpdateLogDelivery,
+        ], Resource=["*"]),  # log delivery actions support no resource-level permissions
+        Statement(Sid="TraceWithXRay", Effect=Allow, Action=[
+            xray_actions.GetSamplingRules, xray_actions.GetSamplingTargets, xray_actions.PutTelemetryRecords,
+            xray_actions.PutTraceSegments,
+        ], Resource=["*"]),  # X-Ray actions support no resource-level permissions
+    ])

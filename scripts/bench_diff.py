@@ -1,0 +1,60 @@
+"""How long `python -m generator diff` takes for all environments (goal: well under 2 seconds).
+
+    python scripts/bench_diff.py [--repeat N] [--base REV]
+
+Prints each phase (generate, read git, compare, render) and the whole, best and median of N runs.
+A second line compares against nothing at all (every resource added): the largest report possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from generator import config, diff_cli  # noqa: E402
+from generator.diff import diff_templates  # noqa: E402
+from generator.diff_render import render  # noqa: E402
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def one_run(base: str) -> dict[str, float]:
+    envs = list(config.ENVIRONMENTS)
+    new, t_gen = timed(diff_cli.generate, envs)
+    old, t_git = timed(diff_cli.load_git, base, envs)
+    report, t_diff = timed(diff_templates, old, new, base, "generated now")
+    _, t_render = timed(lambda: [render(report, f) for f in ("text", "markdown", "json")])
+    _, t_empty = timed(lambda: [render(diff_templates({}, new), f) for f in ("text", "markdown", "json")])
+    return {"generate": t_gen, "read git": t_git, "compare": t_diff, "render x3": t_render,
+            "total": t_gen + t_git + t_diff + t_render, "from empty (compare+render x3)": t_empty}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--base", default="HEAD")
+    args = p.parse_args()
+    runs = [one_run(args.base) for _ in range(args.repeat)]
+    print(f"diff of all environments ({', '.join(config.ENVIRONMENTS)}) against {args.base}, {args.repeat} runs")
+    for phase in runs[0]:
+        values = [r[phase] for r in runs]
+        print(f"  {phase:32} best {min(values) * 1000:7.1f} ms   median {statistics.median(values) * 1000:7.1f} ms")
+    print(f"  first run (cold caches)          {runs[0]['total'] * 1000:7.1f} ms")
+    # What a user waits for: a fresh interpreter running the command (imports included).
+    cmd = [sys.executable, "-m", "generator", "diff", "--base", args.base, "--format", "json"]
+    _, t_cli = timed(subprocess.run, cmd, capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+    print(f"  {' '.join(['python'] + cmd[1:])}: {t_cli * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`python -m generator`: what it writes, what --check reports, and that bad input changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from generator import __main__ as cli
+from generator import render
+
+from conftest import REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "generator", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_writes_every_environment_and_prints_a_summary(tmp_path, rendered):
+    result = run("--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for env, files in rendered.items():
+        for name, text in files.items():
+            assert (tmp_path / env / name).read_text() == text
+    assert "environment" in result.stdout and "resources" in result.stdout
+    assert any(line.split()[:2] == ["prod", "workflow.json"] for line in result.stdout.splitlines())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev", "prod", "staging"], "no temporary leftovers"
+
+
+def test_env_limits_the_environments(tmp_path):
+    assert cli.main(["--out", str(tmp_path), "--env", "staging"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["staging"]
+
+
+def test_check_passes_when_output_matches(tmp_path):
+    assert cli.main(["--out", str(tmp_path)]) == 0
+    assert cli.main(["--out", str(tmp_path), "--check"]) == 0
+
+
+def test_check_lists_stale_missing_and_extra_files_and_writes_nothing(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path), "--env", "dev"]) == 0
+    (tmp_path / "dev" / "network.json").write_text("{}\n")
+    (tmp_path / "dev" / "compute.json").unlink()
+    (tmp_path / "dev" / "old-tier.json").write_text("{}\n")
+    before = tree_digest(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["--out", str(tmp_path), "--env", "dev", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert f"stale:   {tmp_path / 'dev' / 'network.json'}" in err
+    assert f"missing: {tmp_path / 'dev' / 'compute.json'}" in err
+    assert f"extra:   {tmp_path / 'dev' / 'old-tier.json'}" in err
+    assert tree_digest(tmp_path) == before
+
+
+def test_check_reports_a_missing_environment_directory(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path), "--env", "prod", "--check"]) == 1
+    assert "missing:" in capsys.readouterr().err
+
+
+def test_regeneration_replaces_files_that_no_longer_belong(tmp_path):
+    assert cli.main(["--out", str(tmp_path), "--env", "dev"]) == 0
+    (tmp_path / "dev" / "old-tier.json").write_text("{}\n")
+    assert cli.main(["--out", str(tmp_path), "--env", "dev"]) == 0
+    assert not (tmp_path / "dev" / "old-tier.json").exists()
+
+
+def test_unknown_environment_exits_2_naming_the_valid_ones_and_writes_nothing(tmp_path):
+    assert cli.main(["--out", str(tmp_path), "--env", "dev"]) == 0
+    before = tree_digest(tmp_path)
+    result = run("--out", str(tmp_path), "--env", "qa")
+    assert result.returncode == 2
+    assert "unknown environment 'qa'" in result.stderr and "dev, prod, staging" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_digest(tmp_path) == before
+
+
+def test_an_error_in_a_later_environment_leaves_earlier_ones_untouched(tmp_path, monkeypatch):
+    assert cli.main(["--out", str(tmp_path)]) == 0
+    (tmp_path / "dev" / "network.json").write_text("edited by hand\n")
+    before = tree_digest(tmp_path)
+    real = render.render_environment
+
+    def failing(cfg):
+        if cfg.name == "prod":
+            raise render.LimitError("prod/workflow.json: 501 resources exceeds the CloudFormation limit")
+        return real(cfg)
+
+    monkeypatch.setattr(cli, "render_environment", failing)
+    assert cli.main(["--out", str(tmp_path)]) == 2
+    assert tree_digest(tmp_path) == before, "dev must not be rewritten when prod fails"
+
+
+def test_help_describes_every_option():
+    result = run("--help")
+    assert result.returncode == 0
+    for option in ("--env", "--out", "--check", "Exit status"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("name", ["main.json", "network.json", "compute.json", "notification.json",
+                                  "workflow.json"])
+def test_parent_refers_to_children_by_relative_local_path(templates, name):
+    if name == "main.json":
+        urls = sorted(r["Properties"]["TemplateURL"] for r in templates["dev"]["main"]["Resources"].values())
+        assert all("/" not in u and u.endswith(".json") for u in urls)
+    else:
+        assert name in [r["Properties"]["TemplateURL"] for r in templates["dev"]["main"]["Resources"].values()]

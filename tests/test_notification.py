@@ -1,0 +1,91 @@
+"""notification: the sketch's two topics, now encrypted, TLS-only, with a dead-letter queue and its alarm."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import one_resource, resources_of_type, statements
+
+ENVS = ("dev", "staging", "prod")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_two_standard_topics_with_the_sketchs_names_encrypted_with_the_notification_key(templates, env):
+    topics = resources_of_type(templates[env]["notification"], "AWS::SNS::Topic")
+    assert {k: (v["Properties"]["TopicName"], v["Properties"]["DisplayName"]) for k, v in topics.items()} == {
+        "CompletionTopic": (f"video-processing-completion-{env}", "Video Processing Completion Notifications"),
+        "ErrorTopic": (f"video-processing-error-{env}", "Video Processing Error Notifications"),
+    }
+    for topic in topics.values():
+        assert topic["Properties"]["FifoTopic"] is False
+        assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+
+
+def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_or_deliver(templates):
+    key = templates["dev"]["notification"]["Resources"]["NotificationKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    principals = sorted(str(s["Principal"]) for s in statements(key["KeyPolicy"]))
+    assert len(principals) == 4
+    services = sorted(p for s in statements(key["KeyPolicy"]) for p in s["Principal"].get("Service", []))
+    assert services == ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
+    for s in statements(key["KeyPolicy"]):
+        if "Service" in s["Principal"]:
+            assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_topic_policy_denies_requests_without_tls(templates):
+    policy = one_resource(templates["dev"]["notification"], "AWS::SNS::TopicPolicy")["Properties"]
+    assert sorted(t["Ref"] for t in policy["Topics"]) == ["CompletionTopic", "ErrorTopic"]
+    deny = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
+    assert deny == [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["sns:Publish"],
+        "Resource": [{"Ref": "CompletionTopic"}, {"Ref": "ErrorTopic"}],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]
+
+
+def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templates):
+    t = templates["dev"]["notification"]
+    queue = one_resource(t, "AWS::SQS::Queue")
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+    policy = one_resource(t, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in statements(policy))
+    [allow] = [s for s in statements(policy) if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": ["sns.amazonaws.com"]} and allow["Action"] == ["sqs:SendMessage"]
+
+
+def test_alarm_fires_when_the_dead_letter_queue_holds_messages(templates):
+    alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
+    assert (alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0)
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert alarm["AlarmActions"] == [{"Ref": "ErrorTopic"}]
+
+
+def test_email_subscriptions_exist_only_with_an_address_and_redrive_to_the_queue(templates):
+    t = templates["dev"]["notification"]
+    assert t["Parameters"]["NotificationEmail"]["Type"] == "String"
+    assert t["Conditions"]["HasNotificationEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]}
+    subs = resources_of_type(t, "AWS::SNS::Subscription")
+    assert sorted(s["Properties"]["TopicArn"]["Ref"] for s in subs.values()) == ["CompletionTopic", "ErrorTopic"]
+    for s in subs.values():
+        assert s["Condition"] == "HasNotificationEmail" and s["Properties"]["Protocol"] == "email"
+        assert s["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_outputs_and_exports_as_in_the_sketch(templates, env):
+    outputs = templates[env]["notification"]["Outputs"]
+    for name in ("CompletionTopicArn", "CompletionTopicName", "ErrorTopicArn", "ErrorTopicName"):
+        assert outputs[name]["Export"] == {"Name": f"{name}-{env}"}
+        assert outputs[name]["Description"]
+    assert {"NotificationKeyArn", "DeadLetterQueueArn"} <= set(outputs)
+
+
+@pytest.mark.parametrize("env, policy", [("dev", "Delete"), ("prod", "Retain")])
+def test_key_and_queue_are_retained_in_prod(templates, env, policy):
+    r = templates[env]["notification"]["Resources"]
+    for title in ("NotificationKey", "DeadLetterQueue"):
+        assert (r[title]["DeletionPolicy"], r[title]["UpdateReplacePolicy"]) == (policy, policy)

@@ -1,0 +1,82 @@
+"""main.json: one nested stack per tier, wired output-to-parameter, with only data-flow dependencies."""
+
+from __future__ import annotations
+
+import pytest
+
+from generator import contracts
+from generator.tiers import TIERS
+
+ENVS = ("dev", "staging", "prod")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_one_nested_stack_per_tier_tagged_with_project_and_environment(templates, env):
+    resources = templates[env]["main"]["Resources"]
+    assert sorted(resources) == sorted(f"{name.capitalize()}Stack" for name, _ in TIERS)
+    for title, stack in resources.items():
+        assert stack["Type"] == "AWS::CloudFormation::Stack"
+        tags = {t["Key"]: t["Value"] for t in stack["Properties"]["Tags"]}
+        assert tags["Project"] == "video-processing" and tags["Environment"] == env
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_child_parameter_is_wired_from_its_producer_or_the_parent(templates, env):
+    main = templates[env]["main"]
+    for name, _ in TIERS:
+        child_params = set(templates[env][name].get("Parameters", {}))
+        wiring = main["Resources"][f"{name.capitalize()}Stack"]["Properties"].get("Parameters", {})
+        assert set(wiring) == child_params
+        for param, value in wiring.items():
+            if param in main["Parameters"]:
+                assert value == {"Ref": param}
+            else:
+                producer, attribute = value["Fn::GetAtt"]
+                assert attribute == f"Outputs.{param}"
+                assert param in templates[env][producer.removesuffix("Stack").lower()]["Outputs"]
+
+
+def test_no_depends_on_so_independent_tiers_deploy_in_parallel(templates):
+    main = templates["dev"]["main"]["Resources"]
+    assert not any("DependsOn" in r for r in main.values())
+    # network, compute and notification consume nothing from each other.
+    for title in ("NetworkStack", "ComputeStack", "NotificationStack"):
+        params = main[title]["Properties"].get("Parameters", {})
+        assert not any("Fn::GetAtt" in v for v in params.values()), title
+
+
+def test_parent_parameters_are_deploy_time_only(templates):
+    params = templates["dev"]["main"]["Parameters"]
+    assert set(params) == {c.name for c in contracts.DEPLOY_TIME}
+    assert params["NotificationEmail"]["Default"] == ""
+
+
+def test_parent_outputs_the_state_machine_and_topics(templates):
+    outputs = templates["dev"]["main"]["Outputs"]
+    assert outputs["StateMachineArn"]["Value"] == {"Fn::GetAtt": ["WorkflowStack", "Outputs.StateMachineArn"]}
+    assert {"CompletionTopicArn", "ErrorTopicArn"} <= set(outputs)
+    assert all(o["Description"] for o in outputs.values())
+
+
+def test_a_parameter_without_producer_is_a_wiring_error():
+    from troposphere import Parameter, Template
+
+    from generator import config, parent
+
+    orphan = Template()
+    orphan.add_parameter(Parameter("NobodyMakesThis", Type="String"))
+    with pytest.raises(parent.WiringError, match="NobodyMakesThis.*found: none"):
+        parent.build(config.get("dev"), {"orphan": orphan})
+
+
+def test_every_output_of_every_template_has_a_description(templates):
+    for env, tiers in templates.items():
+        for name, t in tiers.items():
+            for out, body in t.get("Outputs", {}).items():
+                assert body.get("Description"), f"{env}/{name}.json output {out}"
+
+
+def test_logical_ids_never_contain_the_environment(templates):
+    for env, tiers in templates.items():
+        for t in tiers.values():
+            assert not any(env in title.lower() for title in t["Resources"])
