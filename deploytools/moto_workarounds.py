@@ -275,9 +275,10 @@ def rollback_on_failure() -> None:
 # 5. KMS key policies given as JSON objects
 
 
-def kms_key_policy_as_text() -> None:
-    """moto 5.2.5 stores a CloudFormation KeyPolicy given as a JSON object (as CloudFormation allows) as a
-    dict, and later KMS calls on the key (GetKeyPolicy, DescribeKey through some paths) break. Serialise it."""
+def kms_key_properties() -> None:
+    """moto 5.2.5 passes a CloudFormation KMS key's properties to the KMS API as they are: a KeyPolicy given
+    as a JSON object (as CloudFormation allows) is stored as a dict and breaks later KMS calls on the key,
+    and Tags in CloudFormation's Key/Value form fail with KeyError 'TagKey'. Convert both."""
     from moto.kms import models as kms_models
 
     original = kms_models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -287,7 +288,10 @@ def kms_key_policy_as_text() -> None:
         properties = cloudformation_json.get("Properties", {})
         if isinstance(properties.get("KeyPolicy"), dict):
             properties = dict(properties, KeyPolicy=json.dumps(properties["KeyPolicy"]))
-            cloudformation_json = dict(cloudformation_json, Properties=properties)
+        if properties.get("Tags"):
+            properties = dict(properties, Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]}
+                                                for t in properties["Tags"]])
+        cloudformation_json = dict(cloudformation_json, Properties=properties)
         return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
     kms_models.Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
@@ -299,7 +303,7 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     placeholders_for_unmodelled_types,
     resource_events,
     rollback_on_failure,
-    kms_key_policy_as_text,
+    kms_key_properties,
 )
 
 _applied = False
