@@ -69,14 +69,10 @@ OUT_DIR="$BUILD_DIR/$ENV_NAME"
 # --- tools --------------------------------------------------------------------------------------------------
 VENV="$ROOT/.venv"
 bootstrap_venv() {
-  # Idempotent: a stamp records the setup.cfg the venv was installed from.
-  local stamp="$VENV/.deploy-bootstrap"
-  if [[ -x "$VENV/bin/aws" && -f "$stamp" ]] && cmp -s "$stamp" setup.cfg; then return 0; fi
-  command -v python3 >/dev/null || die "python3 is required (3.10 or newer)"
-  step "Bootstrapping $VENV (first run only)"
-  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
-  cp setup.cfg "$stamp"
+  # dev.sh owns the venv: it installs setup.cfg's dev extra (pinned aws CLI and moto included) on first use
+  # or when setup.cfg changed, and is a no-op otherwise.
+  command -v python3 >/dev/null || [[ -x "$VENV/bin/python" ]] || die "python3 (3.10 or newer) is required"
+  ./dev.sh setup
 }
 
 if [[ $LOCAL -eq 1 ]]; then

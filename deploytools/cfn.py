@@ -342,8 +342,8 @@ def parse_template(body: str | dict[str, Any]) -> dict[str, Any]:
         pass
 
     # Short-form intrinsics (!Ref x) become their long form ({"Ref": x}); only the structure matters here.
-    Loader.add_multi_constructor("!", lambda loader, tag, node: {
-        "Ref" if tag == "!Ref" else f"Fn::{tag[1:]}": (
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {
+        "Ref" if suffix == "Ref" else f"Fn::{suffix}": (
             loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else
             loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else
             loader.construct_mapping(node))})
