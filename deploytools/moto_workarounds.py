@@ -235,6 +235,8 @@ def rollback_on_failure() -> None:
                 stack.resource_map.delete()
             except Exception:  # what cannot be deleted stays, as with DELETE_FAILED on AWS
                 pass
+            # moto's resource map creates resources lazily when listed: forget the template's resources.
+            stack.resource_map._resource_json_map = {}
         stack._add_stack_event(f"{prefix}_COMPLETE")
         stack.status = f"{prefix}_COMPLETE"
 
