@@ -7,6 +7,8 @@ Every environment's committed templates therefore show exactly what will be depl
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from dataclasses import dataclass, field, fields, replace
 
 PROJECT = "video-processing"
@@ -24,7 +26,16 @@ FARGATE_SIZES = {
     4096: tuple(range(8192, 30721, 1024)),
 }
 AZ_COUNTS = (2, 3)
+# API Gateway's default account quota per region: a stage limit above it would never apply.
+MAX_API_RATE_LIMIT = 10_000  # requests per second
+MAX_API_BURST_LIMIT = 5_000  # requests
 VPC_PREFIX_LENGTH = 16
+# gp3 storage bounds (GiB); RDS storage autoscaling wants a ceiling at least 10% above the allocation.
+DB_STORAGE_GIB = (20, 65536)
+# AWS caps automated backups (RDS) and snapshots (ElastiCache) at 35 days.
+MAX_RETENTION_DAYS = 35
+DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+CACHE_NODE_TYPE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
 
 
 class ConfigError(ValueError):
@@ -39,11 +50,23 @@ class EnvConfig:
     nat_per_az: bool
     log_retention_days: int
     spot_default: bool  # FARGATE_SPOT as the cluster's default capacity provider
+    db_instance_class: str
+    db_storage_gib: int
+    db_max_storage_gib: int  # storage autoscaling ceiling
+    backup_retention_days: int  # RDS automated backups
+    # Standby database in another AZ, and a second Redis node with automatic failover.
+    multi_az: bool
+    cache_node_type: str
+    cache_snapshot_retention_days: int  # 0: no automatic Redis snapshots
     task_cpu: int = 1024
     task_memory: int = 2048
     region: str = DEFAULT_REGION
-    # Retain (rather than delete) log groups, keys and queues when the stack goes away.
+    # Production safety: retain (rather than delete) log groups, keys, queues and the file system when the
+    # stack goes away; database deletion protection; automatic EFS backups.
     retain_data: bool = False
+    # The API stage's throttling: steady requests per second, and the burst above it.
+    api_rate_limit: int = 10
+    api_burst_limit: int = 20
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -64,12 +87,34 @@ class EnvConfig:
         _check(self.task_memory in FARGATE_SIZES[self.task_cpu], self.name, "task_memory", self.task_memory,
                f"for task_cpu {self.task_cpu}: {FARGATE_SIZES[self.task_cpu][0]}-"
                f"{FARGATE_SIZES[self.task_cpu][-1]} MiB in 1024 steps")
+        _check(0 < self.api_rate_limit <= MAX_API_RATE_LIMIT, self.name, "api_rate_limit", self.api_rate_limit,
+               f"1-{MAX_API_RATE_LIMIT} requests per second")
+        _check(self.api_rate_limit <= self.api_burst_limit <= MAX_API_BURST_LIMIT, self.name, "api_burst_limit",
+               self.api_burst_limit, f"api_rate_limit ({self.api_rate_limit}) to {MAX_API_BURST_LIMIT} requests")
         _check(bool(self.region.replace("-", "").isalnum()) and self.region.count("-") >= 2,
                self.name, "region", self.region, "an AWS region name such as ap-northeast-1")
+        _check(bool(DB_INSTANCE_CLASS.match(self.db_instance_class)), self.name, "db_instance_class",
+               self.db_instance_class, "an RDS instance class such as db.t4g.micro")
+        low, high = DB_STORAGE_GIB
+        _check(low <= self.db_storage_gib <= high, self.name, "db_storage_gib", self.db_storage_gib,
+               f"{low}-{high} GiB")
+        ceiling = math.ceil(self.db_storage_gib * 1.1)
+        _check(ceiling <= self.db_max_storage_gib <= high, self.name, "db_max_storage_gib",
+               self.db_max_storage_gib, f"{ceiling}-{high} GiB (at least 10% above db_storage_gib)")
+        _check(1 <= self.backup_retention_days <= MAX_RETENTION_DAYS, self.name, "backup_retention_days",
+               self.backup_retention_days, f"1-{MAX_RETENTION_DAYS} days (0 would turn backups off)")
+        _check(bool(CACHE_NODE_TYPE.match(self.cache_node_type)), self.name, "cache_node_type",
+               self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
+        _check(0 <= self.cache_snapshot_retention_days <= MAX_RETENTION_DAYS, self.name,
+               "cache_snapshot_retention_days", self.cache_snapshot_retention_days, f"0-{MAX_RETENTION_DAYS} days")
 
     @property
     def nat_gateway_count(self) -> int:
         return self.az_count if self.nat_per_az else 1
+
+    @property
+    def cache_node_count(self) -> int:
+        return 2 if self.multi_az else 1
 
 
 def _check(ok: bool, env: str, field_name: str, value: object, accepted: str) -> None:
@@ -84,15 +129,24 @@ def _base_tags(env: str) -> tuple[tuple[str, str], ...]:
 ENVIRONMENTS: dict[str, EnvConfig] = {
     "dev": EnvConfig(
         name="dev", vpc_cidr="10.10.0.0/16", az_count=2, nat_per_az=False,
-        log_retention_days=7, spot_default=True, tags=_base_tags("dev"),
+        log_retention_days=7, spot_default=True, api_rate_limit=10, api_burst_limit=20,
+        db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
+        multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
+        tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
         name="staging", vpc_cidr="10.20.0.0/16", az_count=2, nat_per_az=False,
-        log_retention_days=30, spot_default=False, tags=_base_tags("staging"),
+        log_retention_days=30, spot_default=False, api_rate_limit=50, api_burst_limit=100,
+        db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
+        multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
+        tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
         name="prod", vpc_cidr="10.30.0.0/16", az_count=3, nat_per_az=True,
-        log_retention_days=365, spot_default=False, retain_data=True, tags=_base_tags("prod"),
+        log_retention_days=365, spot_default=False, api_rate_limit=100, api_burst_limit=200,
+        db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
+        multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
+        retain_data=True, tags=_base_tags("prod"),
     ),
 }
 

@@ -47,6 +47,7 @@ DATABASE_ENDPOINT_ADDRESS = _c("DatabaseEndpointAddress", "Host name of the Post
 DATABASE_ENDPOINT_PORT = _c("DatabaseEndpointPort", "Port of the PostgreSQL database")
 DATABASE_SECRET_ARN = _c("DatabaseSecretArn", "ARN of the Secrets Manager secret with the database credentials")
 FILE_SYSTEM_ID = _c("FileSystemId", "ID of the EFS file system holding the media")
+FILE_SYSTEM_ARN = _c("FileSystemArn", "ARN of the EFS file system holding the media")
 ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
 ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
 
@@ -54,6 +55,7 @@ ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the med
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
 CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
+CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache, its AUTH secret and its slow log")
 
 # compute
 CLUSTER_NAME = _c("ClusterName", "Name of the ECS cluster running the processing tasks")
@@ -103,6 +105,10 @@ def physical_name(kind: str, env: str) -> str:
 def processor_log_group_name(env: str) -> str:
     """The processing container's log group: created by workflow, written through compute's execution role."""
     return f"/video-processing/{env}/processor"
+
+
+# The application database, created by storage and named to the container by workflow.
+DATABASE_NAME = "videoprocessing"
 
 
 def state_machine_log_group_name(env: str) -> str:

@@ -19,6 +19,7 @@ PARENT_OUTPUTS = (
     (contracts.STATE_MACHINE_ARN, "workflow"),
     (contracts.COMPLETION_TOPIC_ARN, "notification"),
     (contracts.ERROR_TOPIC_ARN, "notification"),
+    (contracts.API_URL, "api"),
 )
 
 

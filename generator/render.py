@@ -7,6 +7,7 @@ import json
 from troposphere import Template
 
 from generator import parent
+from generator.blocks import LimitError  # raised here and by tiers; the CLI reports it
 from generator.config import EnvConfig
 from generator.tiers import TIERS
 
@@ -17,10 +18,6 @@ MAX_TEMPLATE_BYTES = 1_000_000  # template body uploaded to S3
 MAX_RESOURCES = 500
 MAX_PARAMETERS = 200
 MAX_OUTPUTS = 200
-
-
-class LimitError(ValueError):
-    """A generated template exceeds a CloudFormation quota."""
 
 
 def to_json(template: Template | dict) -> str:

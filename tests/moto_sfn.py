@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import re
 import sys
@@ -287,20 +288,33 @@ def ecs_run_task_error(
     from moto.ecs.models import EC2ContainerServiceBackend
 
     def run_task(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append({"args": args, "kwargs": kwargs})
+        calls.append(_run_task_arguments(self, args, kwargs))
         raise JsonRESTError(code, message)
 
     return _patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
+@functools.cache
+def _run_task_signature() -> inspect.Signature:
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    return inspect.signature(EC2ContainerServiceBackend.run_task)  # first call happens before any patch
+
+
+def _run_task_arguments(backend: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A RunTask call by moto's parameter names (cluster_str, overrides, launch_type, ...)."""
+    bound = _run_task_signature().bind(backend, *args, **kwargs).arguments
+    return {k: v for k, v in bound.items() if k != "self"}
+
+
 def counted_run_task(calls: list[dict[str, Any]]) -> contextlib.AbstractContextManager[None]:
-    """Append each RunTask call (after other patches) to ``calls``."""
+    """Append each RunTask call (after other patches) to ``calls``, by moto's parameter names."""
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.run_task
 
     def run_task(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append({"args": args, "kwargs": kwargs})
+        calls.append(_run_task_arguments(self, args, kwargs))
         return original(self, *args, **kwargs)
 
     return _patched(EC2ContainerServiceBackend, "run_task", run_task)
@@ -510,6 +524,7 @@ def moto_patches(
 ) -> Iterator[None]:
     """All workarounds at once; use inside or outside ``mock_aws``."""
     require_moto_version()
+    _run_task_signature()  # read moto's own signature before any patch replaces run_task
     calls = run_task_calls if run_task_calls is not None else []
     sleeps = retry_sleeps if retry_sleeps is not None else []
     with contextlib.ExitStack() as stack:

@@ -30,15 +30,51 @@ def test_roles_are_assumable_only_by_ecs_tasks_of_this_account(templates, title)
     }]
 
 
+def policies(templates, title) -> dict[str, list[dict]]:
+    """Policy name -> statements of a role's inline policies."""
+    return {p["PolicyName"]: statements(p["PolicyDocument"]) for p in role(templates, title)["Policies"]}
+
+
 def test_task_role_carries_the_sketchs_step_functions_callbacks(templates):
-    [policy] = role(templates, "TaskRole")["Policies"]
-    assert [s["Action"] for s in statements(policy["PolicyDocument"])] == [
+    assert [s["Action"] for s in policies(templates, "TaskRole")["ReportTaskOutcome"]] == [
         ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]]
 
 
+def test_task_role_mounts_and_writes_the_file_system_only_through_the_media_access_point(templates):
+    assert sorted(policies(templates, "TaskRole")) == ["ReportTaskOutcome", "UseMediaFileSystem"]
+    assert policies(templates, "TaskRole")["UseMediaFileSystem"] == [{
+        "Sid": "MountMediaThroughAccessPoint", "Effect": "Allow",
+        "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],  # never ClientRootAccess
+        "Resource": [{"Ref": "FileSystemArn"}],
+        "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": {"Ref": "AccessPointArn"}}},
+    }]
+
+
+def test_execution_role_reads_exactly_the_container_secrets_and_decrypts_only_through_secrets_manager(templates):
+    assert sorted(policies(templates, "TaskExecutionRole")) == ["InjectContainerSecrets", "PullImageAndWriteLogs"]
+    assert policies(templates, "TaskExecutionRole")["InjectContainerSecrets"] == [
+        {"Sid": "ReadContainerSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+         "Resource": [{"Ref": "CacheAuthSecretArn"}, {"Ref": "DatabaseSecretArn"}]},
+        {"Sid": "DecryptContainerSecrets", "Effect": "Allow", "Action": ["kms:Decrypt"],
+         "Resource": [{"Ref": "CacheKeyArn"}, {"Ref": "DataKeyArn"}],
+         "Condition": {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}},
+    ]
+
+
+def test_grants_are_fed_by_the_storage_and_cache_outputs(templates):
+    wiring = templates["dev"]["main"]["Resources"]["ComputeStack"]["Properties"]["Parameters"]
+    assert wiring == {
+        "AccessPointArn": {"Fn::GetAtt": ["StorageStack", "Outputs.AccessPointArn"]},
+        "CacheAuthSecretArn": {"Fn::GetAtt": ["CacheStack", "Outputs.CacheAuthSecretArn"]},
+        "CacheKeyArn": {"Fn::GetAtt": ["CacheStack", "Outputs.CacheKeyArn"]},
+        "DataKeyArn": {"Fn::GetAtt": ["StorageStack", "Outputs.DataKeyArn"]},
+        "DatabaseSecretArn": {"Fn::GetAtt": ["StorageStack", "Outputs.DatabaseSecretArn"]},
+        "FileSystemArn": {"Fn::GetAtt": ["StorageStack", "Outputs.FileSystemArn"]},
+    }
+
+
 def test_execution_role_pulls_images_and_writes_only_the_processor_log_group(templates):
-    [policy] = role(templates, "TaskExecutionRole")["Policies"]
-    by_sid = {s["Sid"]: s for s in statements(policy["PolicyDocument"])}
+    by_sid = {s["Sid"]: s for s in policies(templates, "TaskExecutionRole")["PullImageAndWriteLogs"]}
     assert by_sid["RegistryLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
     assert by_sid["WriteProcessorLogs"]["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert "/video-processing/dev/processor" in str(by_sid["WriteProcessorLogs"]["Resource"])

@@ -22,6 +22,18 @@ def test_environments_differ_where_they_should():
     assert {c.region for c in (dev, staging, prod)} == {"ap-northeast-1"}
 
 
+def test_data_tiers_grow_and_gain_redundancy_towards_prod():
+    dev, staging, prod = (config.get(n) for n in ("dev", "staging", "prod"))
+    assert [c.db_instance_class for c in (dev, staging, prod)] == ["db.t4g.micro", "db.t4g.medium", "db.m7g.large"]
+    assert dev.db_storage_gib < staging.db_storage_gib < prod.db_storage_gib
+    assert dev.backup_retention_days < staging.backup_retention_days < prod.backup_retention_days
+    assert [c.multi_az for c in (dev, staging, prod)] == [False, False, True]
+    assert [c.cache_node_count for c in (dev, staging, prod)] == [1, 1, 2]
+    assert [c.cache_node_type for c in (dev, staging, prod)] == ["cache.t4g.micro", "cache.t4g.small",
+                                                                 "cache.m7g.large"]
+    assert [c.cache_snapshot_retention_days for c in (dev, staging, prod)] == [0, 0, 7]
+
+
 def test_vpc_ranges_never_overlap():
     nets = [ipaddress.ip_network(c.vpc_cidr) for c in config.ENVIRONMENTS.values()]
     assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
@@ -42,6 +54,17 @@ def test_settings_are_frozen():
     ({"task_cpu": 1000}, "task_cpu", "1024"),
     ({"task_memory": 1024}, "task_memory", "2048-8192"),
     ({"region": "mars"}, "region", "ap-northeast-1"),
+    ({"api_rate_limit": 0}, "api_rate_limit", "1-10000"),
+    ({"api_rate_limit": 20_000, "api_burst_limit": 5_000}, "api_rate_limit", "1-10000"),
+    ({"api_burst_limit": 5}, "api_burst_limit", "api_rate_limit (10) to 5000"),
+    ({"api_burst_limit": 6_000}, "api_burst_limit", "to 5000"),
+    ({"db_instance_class": "t4g.micro"}, "db_instance_class", "db.t4g.micro"),
+    ({"db_storage_gib": 10}, "db_storage_gib", "20-65536"),
+    ({"db_max_storage_gib": 21}, "db_max_storage_gib", "22-65536"),
+    ({"backup_retention_days": 0}, "backup_retention_days", "1-35"),
+    ({"backup_retention_days": 36}, "backup_retention_days", "1-35"),
+    ({"cache_node_type": "m7g.large"}, "cache_node_type", "cache.t4g.micro"),
+    ({"cache_snapshot_retention_days": 40}, "cache_snapshot_retention_days", "0-35"),
 ])
 def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, field, accepted):
     with pytest.raises(ConfigError) as e:

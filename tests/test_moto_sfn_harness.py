@@ -197,12 +197,11 @@ def test_task_gets_video_id_in_container_environment():
     result = run_execution(DEFINITION, {"videoId": VIDEO_ID})
 
     [call] = result.run_task_calls
-    overrides = call["args"][3]  # moto's run_task(cluster, task_def, count, overrides, ...)
-    assert overrides["containerOverrides"] == [
+    assert call["overrides"]["containerOverrides"] == [
         {"name": CONTAINER_NAME, "environment": [{"name": "VIDEO_ID", "value": VIDEO_ID}]}
     ]
-    assert call["args"][6] == "FARGATE"
-    assert call["args"][7]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+    assert call["launch_type"] == "FARGATE"
+    assert call["networking_configuration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
 
 
 def test_capacity_provider_strategy_reaches_run_task():
@@ -215,8 +214,8 @@ def test_capacity_provider_strategy_reaches_run_task():
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     [call] = result.run_task_calls
-    assert call["args"][6] is None  # launch type
-    assert call["args"][10] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    assert call["launch_type"] is None
+    assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
 
 
 def test_non_zero_exit_code_publishes_error_and_fails():

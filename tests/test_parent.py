@@ -39,10 +39,13 @@ def test_every_child_parameter_is_wired_from_its_producer_or_the_parent(template
 def test_no_depends_on_so_independent_tiers_deploy_in_parallel(templates):
     main = templates["dev"]["main"]["Resources"]
     assert not any("DependsOn" in r for r in main.values())
-    # network, compute and notification consume nothing from each other.
-    for title in ("NetworkStack", "ComputeStack", "NotificationStack"):
-        params = main[title]["Properties"].get("Parameters", {})
-        assert not any("Fn::GetAtt" in v for v in params.values()), title
+    # Each tier waits only for the tiers whose outputs it consumes: network and notification for none,
+    # storage and cache for network alone, so storage and cache deploy in parallel.
+    consumed = {title: sorted({v["Fn::GetAtt"][0] for v in r["Properties"].get("Parameters", {}).values()
+                               if "Fn::GetAtt" in v}) for title, r in main.items()}
+    assert consumed["NetworkStack"] == [] and consumed["NotificationStack"] == []
+    assert consumed["StorageStack"] == ["NetworkStack"] and consumed["CacheStack"] == ["NetworkStack"]
+    assert consumed["ComputeStack"] == ["CacheStack", "StorageStack"]
 
 
 def test_parent_parameters_are_deploy_time_only(templates):

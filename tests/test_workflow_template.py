@@ -53,10 +53,65 @@ def test_task_definition_is_linux_x86_fargate_1vcpu_2gib_with_the_compute_roles(
     [container] = td["ContainerDefinitions"]
     assert container["Name"] == "VideoProcessingContainer"
     assert container["Image"] == {"Ref": "ProcessorImage"}
-    assert container["Environment"] == [{"Name": "ENVIRONMENT", "Value": "dev"}]
+    assert {"Name": "ENVIRONMENT", "Value": "dev"} in container["Environment"]
     assert container["ReadonlyRootFilesystem"] is True
     logs = container["LogConfiguration"]
     assert logs["LogDriver"] == "awslogs" and logs["Options"]["awslogs-group"] == {"Ref": "ProcessorLogGroup"}
+
+
+def container(templates, env="dev") -> dict:
+    [c] = one_resource(templates[env]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"]
+    return c
+
+
+def test_container_receives_database_cache_and_media_settings_as_environment(templates):
+    assert container(templates)["Environment"] == [
+        {"Name": "DATABASE_HOST", "Value": {"Ref": "DatabaseEndpointAddress"}},
+        {"Name": "DATABASE_NAME", "Value": "videoprocessing"},
+        {"Name": "DATABASE_PORT", "Value": {"Ref": "DatabaseEndpointPort"}},
+        {"Name": "ENVIRONMENT", "Value": "dev"},
+        {"Name": "MEDIA_PATH", "Value": "/mnt/media"},
+        {"Name": "REDIS_HOST", "Value": {"Ref": "CacheEndpointAddress"}},
+        {"Name": "REDIS_PORT", "Value": {"Ref": "CacheEndpointPort"}},
+        {"Name": "REDIS_TLS", "Value": "true"},
+    ]
+
+
+def test_container_receives_database_credentials_and_cache_token_as_ecs_secrets(templates):
+    assert container(templates)["Secrets"] == [
+        {"Name": "DATABASE_PASSWORD", "ValueFrom": {"Fn::Sub": "${DatabaseSecretArn}:password::"}},
+        {"Name": "DATABASE_USERNAME", "ValueFrom": {"Fn::Sub": "${DatabaseSecretArn}:username::"}},
+        {"Name": "REDIS_AUTH_TOKEN", "ValueFrom": {"Ref": "CacheAuthSecretArn"}},
+    ]
+    # The secrets ECS reads are exactly the ones the execution role may read.
+    [policy] = [p for p in templates["dev"]["compute"]["Resources"]["TaskExecutionRole"]["Properties"]["Policies"]
+                if p["PolicyName"] == "InjectContainerSecrets"]
+    readable = statements(policy["PolicyDocument"])[0]["Resource"]
+    assert readable == [{"Ref": "CacheAuthSecretArn"}, {"Ref": "DatabaseSecretArn"}]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_media_file_system_is_mounted_through_the_access_point_with_iam_and_tls(templates, env):
+    td = one_resource(templates[env]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]
+    assert td["Volumes"] == [
+        {"Name": "media", "EFSVolumeConfiguration": {
+            "FilesystemId": {"Ref": "FileSystemId"}, "TransitEncryption": "ENABLED",
+            "AuthorizationConfig": {"AccessPointId": {"Ref": "AccessPointId"}, "IAM": "ENABLED"}}},
+        {"Name": "scratch"},
+    ]
+    assert container(templates, env)["MountPoints"] == [
+        {"SourceVolume": "media", "ContainerPath": "/mnt/media", "ReadOnly": False},
+        {"SourceVolume": "scratch", "ContainerPath": "/tmp", "ReadOnly": False},
+    ]
+
+
+def test_data_endpoints_secrets_and_file_system_are_wired_from_storage_and_cache(templates):
+    wiring = templates["dev"]["main"]["Resources"]["WorkflowStack"]["Properties"]["Parameters"]
+    for name in ("DatabaseEndpointAddress", "DatabaseEndpointPort", "DatabaseSecretArn", "FileSystemId",
+                 "AccessPointId"):
+        assert wiring[name] == {"Fn::GetAtt": ["StorageStack", f"Outputs.{name}"]}
+    for name in ("CacheEndpointAddress", "CacheEndpointPort", "CacheAuthSecretArn"):
+        assert wiring[name] == {"Fn::GetAtt": ["CacheStack", f"Outputs.{name}"]}
 
 
 def test_placeholder_command_runs_only_with_the_placeholder_image(templates):

@@ -1,12 +1,12 @@
 """compute: the ECS cluster (Fargate and Fargate Spot) and the two roles every processing task uses.
 
 The task definition lives in the workflow tier, next to the state machine that runs it; the roles
-live here so that their grants are reviewed in one place.
+live here so that their grants are reviewed in one place, scoped to the storage and cache tiers' outputs.
 """
 
 from __future__ import annotations
 
-from awacs import ecr, logs, states
+from awacs import ecr, elasticfilesystem, kms, logs, secretsmanager, states
 from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, Template
@@ -34,6 +34,10 @@ def ecs_tasks_trust() -> PolicyDocument:
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing compute: ECS Fargate cluster and task roles")
+    p = {c.name: blocks.parameter(t, c) for c in (
+        contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN, contracts.CACHE_AUTH_SECRET_ARN,
+        contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN,
+    )}
     cluster = t.add_resource(Cluster(
         "Cluster",
         ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")],
@@ -60,6 +64,17 @@ def build(cfg: EnvConfig) -> Template:
                           Action=[logs.CreateLogStream, logs.PutLogEvents],
                           Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
             ],
+        )), Policy(PolicyName="InjectContainerSecrets", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                # Exactly the secrets the task definition passes to the container as ECS secrets.
+                Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                          Resource=[p["CacheAuthSecretArn"], p["DatabaseSecretArn"]]),
+                Statement(Sid="DecryptContainerSecrets", Effect=Allow, Action=[kms.Decrypt],
+                          Resource=[p["CacheKeyArn"], p["DataKeyArn"]],
+                          Condition=Condition(StringEquals(
+                              "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")))),
+            ],
         ))],
         Tags=blocks.tags(cfg),
     ))
@@ -73,6 +88,15 @@ def build(cfg: EnvConfig) -> Template:
                 Sid="ReportToStepFunctions", Effect=Allow,
                 Action=[states.SendTaskFailure, states.SendTaskHeartbeat, states.SendTaskSuccess],
                 Resource=["*"],  # task-token actions support no resource-level permissions
+            )],
+        )), Policy(PolicyName="UseMediaFileSystem", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[Statement(
+                # Read and write, never root, and only through the media access point.
+                Sid="MountMediaThroughAccessPoint", Effect=Allow,
+                Action=[elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite],
+                Resource=[p["FileSystemArn"]],
+                Condition=Condition(StringEquals("elasticfilesystem:AccessPointArn", p["AccessPointArn"])),
             )],
         ))],
         Tags=blocks.tags(cfg),

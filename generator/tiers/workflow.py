@@ -15,11 +15,14 @@ from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, St
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, Ref, Select, Sub, Template
 from troposphere.ecs import (
+    AuthorizationConfig,
     ContainerDefinition,
+    EFSVolumeConfiguration,
     Environment,
     LogConfiguration,
     MountPoint,
     RuntimePlatform,
+    Secret,
     TaskDefinition,
     Volume,
 )
@@ -42,6 +45,8 @@ PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
 PLACEHOLDER_SCRIPT = "echo 'Processing video...' && sleep 5 && echo 'Video processing complete'"
 USES_PLACEHOLDER_IMAGE = "UsesPlaceholderImage"
 SCRATCH_PATH = "/tmp"  # the root file system is read-only; the processor writes here
+# The container contract (README, "Container contract"): where the media file system is mounted.
+MEDIA_PATH = "/mnt/media"
 # Step Functions creates this rule in the account for every ECS .sync integration.
 ECS_SYNC_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
 ENDED_WITHOUT_HANDLER = ("TIMED_OUT", "ABORTED")
@@ -53,6 +58,9 @@ def build(cfg: EnvConfig) -> Template:
         contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
         contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
         contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
+        contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
+        contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+        contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
     )}
     t.add_condition(USES_PLACEHOLDER_IMAGE, Equals(p["ProcessorImage"], PLACEHOLDER_IMAGE))
 
@@ -73,17 +81,27 @@ def build(cfg: EnvConfig) -> Template:
         RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
         ExecutionRoleArn=p["TaskExecutionRoleArn"],
         TaskRoleArn=p["TaskRoleArn"],
-        Volumes=[Volume(Name="scratch")],
+        Volumes=[
+            # Mounted through the access point as its POSIX user, over TLS, authorised by the task role.
+            Volume(Name="media", EFSVolumeConfiguration=EFSVolumeConfiguration(
+                FilesystemId=p["FileSystemId"],
+                TransitEncryption="ENABLED",
+                AuthorizationConfig=AuthorizationConfig(AccessPointId=p["AccessPointId"], IAM="ENABLED"),
+            )),
+            Volume(Name="scratch"),
+        ],
         ContainerDefinitions=[ContainerDefinition(
             Name=state_machine.CONTAINER_NAME,
             Image=p["ProcessorImage"],
             Essential=True,
             ReadonlyRootFilesystem=True,
-            MountPoints=[MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
+            MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
+                         MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
             # The placeholder image's entry point is `aws`; run the sketch's script through bash instead.
             EntryPoint=If(USES_PLACEHOLDER_IMAGE, ["bash", "-c"], Ref(AWS_NO_VALUE)),
             Command=If(USES_PLACEHOLDER_IMAGE, [PLACEHOLDER_SCRIPT], Ref(AWS_NO_VALUE)),
-            Environment=[Environment(Name="ENVIRONMENT", Value=cfg.name)],
+            Environment=container_environment(cfg, p),
+            Secrets=container_secrets(p),
             LogConfiguration=LogConfiguration(LogDriver="awslogs", Options={
                 "awslogs-group": Ref(processor_logs),
                 "awslogs-region": Ref(AWS_REGION),
@@ -158,6 +176,31 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.STATE_MACHINE_NAME, GetAtt(machine, "Name"), cfg)
     blocks.output(t, contracts.TASK_DEFINITION_ARN, Ref(task_definition), cfg)
     return t
+
+
+def container_environment(cfg: EnvConfig, p: dict) -> list[Environment]:
+    """Plain settings of the container contract, sorted by name."""
+    values = {
+        "DATABASE_HOST": p["DatabaseEndpointAddress"],
+        "DATABASE_NAME": contracts.DATABASE_NAME,
+        "DATABASE_PORT": p["DatabaseEndpointPort"],
+        "ENVIRONMENT": cfg.name,
+        "MEDIA_PATH": MEDIA_PATH,
+        "REDIS_HOST": p["CacheEndpointAddress"],
+        "REDIS_PORT": p["CacheEndpointPort"],
+        "REDIS_TLS": "true",  # the cache refuses plain-text connections
+    }
+    return [Environment(Name=name, Value=values[name]) for name in sorted(values)]
+
+
+def container_secrets(p: dict) -> list[Secret]:
+    """Secrets ECS reads with the execution role and injects at start: never in the task definition itself."""
+    values = {
+        "DATABASE_PASSWORD": Sub("${DatabaseSecretArn}:password::"),
+        "DATABASE_USERNAME": Sub("${DatabaseSecretArn}:username::"),
+        "REDIS_AUTH_TOKEN": p["CacheAuthSecretArn"],
+    }
+    return [Secret(Name=name, ValueFrom=values[name]) for name in sorted(values)]
 
 
 def state_machine_policy(task_definition_arn, p: dict) -> PolicyDocument:

@@ -1,0 +1,1 @@
+"""Generates the video pipeline's CloudFormation templates: python -m generator (see README.md)."""

@@ -1,0 +1,1 @@
+"""Lambda handlers that the generator inlines into the templates (standard library and boto3 only)."""

@@ -1,0 +1,197 @@
+"""storage: the data KMS key, RDS PostgreSQL with its generated credentials, and EFS for the media."""
+
+from __future__ import annotations
+
+from awacs import elasticfilesystem as efs_actions
+from awacs.aws import Allow, ArnLike, Bool, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref, Select, Template
+from troposphere.efs import (
+    AccessPoint,
+    BackupPolicy,
+    CreationInfo,
+    FileSystem,
+    LifecyclePolicy,
+    MountTarget,
+    PosixUser,
+    RootDirectory,
+)
+from troposphere.rds import DBInstance, DBParameterGroup, DBSubnetGroup
+from troposphere.secretsmanager import GenerateSecretString, SecretTargetAttachment
+
+from generator import blocks, contracts
+from generator.config import EnvConfig
+
+# The major version is pinned (a major upgrade is a deliberate change of this line and the parameter group
+# family); minor versions upgrade automatically in the maintenance window from the one created here.
+POSTGRES_MAJOR_VERSION = "17"
+POSTGRES_VERSION = f"{POSTGRES_MAJOR_VERSION}.6"
+DATABASE_USERNAME = "videoprocessing"
+# RDS refuses these in a master password; the rest of printable ASCII is fine.
+PASSWORD_EXCLUDED = "\"'/@\\ "
+PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention tier
+POSTGRES_LOG_EXPORTS = ("postgresql", "upgrade")
+# The media directory's owner: the access point makes every client this user, whatever the container runs as.
+MEDIA_DIRECTORY = "/media"
+MEDIA_UID = MEDIA_GID = "1000"
+MEDIA_PERMISSIONS = "750"
+# Services that encrypt and decrypt with the data key on behalf of this account's principals.
+DATA_KEY_SERVICES = ("elasticfilesystem", "rds", "secretsmanager")
+
+
+def database_identifier(cfg: EnvConfig) -> str:
+    """Physical name, a contract with the log group RDS writes to (`/aws/rds/instance/<id>/<log>`)."""
+    return contracts.physical_name("database", cfg.name)
+
+
+def database_log_group_names(cfg: EnvConfig) -> list[str]:
+    return [f"/aws/rds/instance/{database_identifier(cfg)}/{log}" for log in POSTGRES_LOG_EXPORTS]
+
+
+def data_key_statements(cfg: EnvConfig) -> list[Statement]:
+    return [blocks.via_services_statement(list(DATA_KEY_SERVICES)),
+            blocks.logs_key_statement(database_log_group_names(cfg))]
+
+
+def build(cfg: EnvConfig) -> Template:
+    t = blocks.new_template(cfg, "Video processing storage: data key, PostgreSQL database, EFS media file system")
+    p = {c.name: blocks.parameter(t, c) for c in (
+        contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.DATABASE_SECURITY_GROUP_ID,
+        contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
+    )}
+    # Retained everywhere: final snapshots outlive the stack, and only this key decrypts them.
+    key = blocks.kms_key(t, cfg, "DataKey", "Encrypts the database, the media file system and their secrets",
+                         f"video-processing-{cfg.name}-data", data_key_statements(cfg), blocks.RETAIN_POLICIES)
+    key_arn = GetAtt(key, "Arn")
+
+    database, secret = _database(t, cfg, p, key_arn)
+    file_system, access_point = _file_system(t, cfg, p, key_arn)
+
+    blocks.output(t, contracts.DATA_KEY_ARN, key_arn)
+    blocks.output(t, contracts.DATABASE_ENDPOINT_ADDRESS, GetAtt(database, "Endpoint.Address"))
+    blocks.output(t, contracts.DATABASE_ENDPOINT_PORT, GetAtt(database, "Endpoint.Port"))
+    blocks.output(t, contracts.DATABASE_SECRET_ARN, Ref(secret))
+    blocks.output(t, contracts.FILE_SYSTEM_ID, Ref(file_system))
+    blocks.output(t, contracts.FILE_SYSTEM_ARN, GetAtt(file_system, "Arn"))
+    blocks.output(t, contracts.ACCESS_POINT_ID, GetAtt(access_point, "AccessPointId"))
+    blocks.output(t, contracts.ACCESS_POINT_ARN, GetAtt(access_point, "Arn"))
+    return t
+
+
+def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance, object]:
+    secret = blocks.generated_secret(
+        t, cfg, "DatabaseSecret", "PostgreSQL master credentials of the video processing database", key_arn,
+        GenerateSecretString(
+            SecretStringTemplate=f'{{"username": "{DATABASE_USERNAME}"}}',
+            GenerateStringKey="password",
+            PasswordLength=32,
+            ExcludeCharacters=PASSWORD_EXCLUDED,
+        ),
+    )
+    subnet_group = t.add_resource(DBSubnetGroup(
+        "DatabaseSubnetGroup",
+        DBSubnetGroupDescription=f"Data subnets of the video processing database ({cfg.name})",
+        SubnetIds=p["DataSubnetIds"],
+        Tags=blocks.tags(cfg),
+    ))
+    parameter_group = t.add_resource(DBParameterGroup(
+        "DatabaseParameterGroup",
+        Description=f"Video processing PostgreSQL {POSTGRES_MAJOR_VERSION}: TLS only ({cfg.name})",
+        Family=f"postgres{POSTGRES_MAJOR_VERSION}",
+        Parameters={"rds.force_ssl": "1"},
+        Tags=blocks.tags(cfg),
+    ))
+    # Created before the database so that RDS writes into encrypted groups with a retention, not its own.
+    log_groups = [blocks.encrypted_log_group(t, cfg, f"Database{log.capitalize()}LogGroup", name, key_arn)
+                  for log, name in zip(POSTGRES_LOG_EXPORTS, database_log_group_names(cfg))]
+    database = t.add_resource(DBInstance(
+        "Database",
+        DBInstanceIdentifier=database_identifier(cfg),
+        Engine="postgres",
+        EngineVersion=POSTGRES_VERSION,
+        AutoMinorVersionUpgrade=True,
+        AllowMajorVersionUpgrade=False,
+        DBInstanceClass=cfg.db_instance_class,
+        DBName=contracts.DATABASE_NAME,
+        MasterUsername=blocks.secret_reference(secret, "username"),
+        MasterUserPassword=blocks.secret_reference(secret, "password"),
+        EnableIAMDatabaseAuthentication=True,
+        DBParameterGroupName=Ref(parameter_group),
+        DBSubnetGroupName=Ref(subnet_group),
+        VPCSecurityGroups=[p["DatabaseSecurityGroupId"]],
+        PubliclyAccessible=False,
+        MultiAZ=cfg.multi_az,
+        StorageType="gp3",
+        AllocatedStorage=str(cfg.db_storage_gib),
+        MaxAllocatedStorage=cfg.db_max_storage_gib,
+        StorageEncrypted=True,
+        KmsKeyId=key_arn,
+        BackupRetentionPeriod=cfg.backup_retention_days,
+        CopyTagsToSnapshot=True,
+        DeleteAutomatedBackups=not cfg.retain_data,
+        DeletionProtection=cfg.retain_data,
+        EnablePerformanceInsights=True,
+        PerformanceInsightsKMSKeyId=key_arn,
+        PerformanceInsightsRetentionPeriod=PERFORMANCE_INSIGHTS_DAYS,
+        EnableCloudwatchLogsExports=list(POSTGRES_LOG_EXPORTS),
+        Tags=blocks.tags(cfg),
+        DependsOn=sorted(g.title for g in log_groups),
+        **blocks.SNAPSHOT_POLICIES,
+    ))
+    # Adds host, port and engine to the secret, so that it describes the whole connection.
+    t.add_resource(SecretTargetAttachment(
+        "DatabaseSecretAttachment", SecretId=Ref(secret), TargetId=Ref(database), TargetType="AWS::RDS::DBInstance",
+    ))
+    return database, secret
+
+
+def _file_system(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[FileSystem, AccessPoint]:
+    file_system = t.add_resource(FileSystem(
+        "FileSystem",
+        Encrypted=True,
+        KmsKeyId=key_arn,
+        PerformanceMode="generalPurpose",
+        ThroughputMode="elastic",
+        LifecyclePolicies=[LifecyclePolicy(TransitionToIA="AFTER_30_DAYS"),
+                           LifecyclePolicy(TransitionToPrimaryStorageClass="AFTER_1_ACCESS")],
+        BackupPolicy=BackupPolicy(Status="ENABLED" if cfg.retain_data else "DISABLED"),
+        FileSystemPolicy=file_system_policy().JSONrepr(),  # the schema wants a plain object
+        FileSystemTags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-media"),
+        **blocks.retention_policies(cfg),
+    ))
+    for az in range(cfg.az_count):
+        t.add_resource(MountTarget(
+            f"MountTarget{az + 1}",
+            FileSystemId=Ref(file_system),
+            SubnetId=Select(az, p["PrivateSubnetIds"]),
+            SecurityGroups=[p["FileSystemSecurityGroupId"]],
+        ))
+    access_point = t.add_resource(AccessPoint(
+        "MediaAccessPoint",
+        FileSystemId=Ref(file_system),
+        PosixUser=PosixUser(Uid=MEDIA_UID, Gid=MEDIA_GID),
+        RootDirectory=RootDirectory(Path=MEDIA_DIRECTORY, CreationInfo=CreationInfo(
+            OwnerUid=MEDIA_UID, OwnerGid=MEDIA_GID, Permissions=MEDIA_PERMISSIONS)),
+        AccessPointTags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-media"),
+    ))
+    return file_system, access_point
+
+
+def file_system_policy() -> PolicyDocument:
+    """TLS only; this account's IAM principals through one of its access points, never as root.
+
+    Anonymous clients (mounting without IAM) match no Allow, so EFS refuses them once a policy exists.
+    The access point is not named (it needs the file system first); the task role's policy names it.
+    """
+    return PolicyDocument(Version="2012-10-17", Statement=[
+        blocks.deny_insecure_transport([efs_actions.Action("*")]),
+        Statement(
+            Sid="AccountPrincipalsThroughAccessPoints",
+            Effect=Allow,
+            Principal=Principal("AWS", [blocks.account_root()]),
+            Action=[efs_actions.ClientMount, efs_actions.ClientWrite],
+            Condition=Condition([
+                Bool("elasticfilesystem:AccessedViaMountTarget", "true"),
+                ArnLike("elasticfilesystem:AccessPointArn", blocks.arn("elasticfilesystem", "access-point/*")),
+            ]),
+        ),
+    ])

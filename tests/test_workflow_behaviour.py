@@ -1,0 +1,81 @@
+"""The generated state machine definition, executed in moto's Step Functions interpreter.
+
+Messages are read from SQS queues subscribed to the completion and error topics (see moto_sfn.py for
+the moto 5.2.5 workarounds this needs). Every scenario runs the definition exactly as it is committed
+in templates/dev/workflow.json.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from moto_sfn import run_execution
+
+from conftest import one_resource
+
+
+@pytest.fixture(scope="module")
+def definition(templates) -> dict:
+    return one_resource(templates["dev"]["workflow"], "AWS::StepFunctions::StateMachine")["Properties"]["Definition"]
+
+
+def test_success_publishes_one_completion_message_with_the_video_id(definition):
+    result = run_execution(definition, {"videoId": "clip-42"}, execution_name="clip-42")
+    assert result.status == "SUCCEEDED"
+    assert result.messages["error"] == []
+    [note] = result.messages["completion"]
+    assert note.subject == "Video Processing Completed"
+    assert note.message["videoId"] == "clip-42"
+    assert note.message["executionArn"] == result.execution_arn
+    assert note.message["status"] == "SUCCEEDED"
+    assert note.message["taskArn"].startswith("arn:aws:ecs:")
+
+
+def test_the_task_runs_with_the_video_id_on_private_subnets_without_public_ip(definition):
+    result = run_execution(definition, {"videoId": "clip-7"}, execution_name="clip-7")
+    [call] = result.run_task_calls
+    assert call["overrides"]["containerOverrides"] == [
+        {"name": "VideoProcessingContainer", "environment": [{"name": "VIDEO_ID", "value": "clip-7"}]}]
+    network = call["networking_configuration"]["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "DISABLED" and len(network["subnets"]) == 2
+    assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+
+
+def test_a_container_exiting_non_zero_fails_and_publishes_one_error_message(definition):
+    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=3, execution_name="clip-9")
+    assert result.status == "FAILED" and result.error == "ProcessingError"
+    assert result.messages["completion"] == []
+    [note] = result.messages["error"]
+    assert note.subject == "Video Processing Error"
+    assert note.message["videoId"] == "clip-9" and note.message["executionArn"] == result.execution_arn
+    assert note.message["error"] == "NonZeroExitCode"
+    assert "exited with code 3" in note.message["cause"]
+
+
+def test_a_task_that_cannot_run_is_retried_then_caught_into_one_error_message(definition):
+    result = run_execution(definition, {"videoId": "clip-5"}, run_task_fails=True, execution_name="clip-5")
+    assert result.status == "FAILED"
+    assert len(result.run_task_calls) == 4, "one attempt and three retries"
+    assert result.retry_sleeps == [30, 60, 120], "every 30 s, backoff 2.0"
+    [note] = result.messages["error"]
+    assert note.message["videoId"] == "clip-5"
+    assert note.message["error"].startswith("ECS.") and note.message["cause"]
+    assert result.messages["completion"] == []
+
+
+def test_a_task_stopping_without_exit_code_is_a_failure(definition):
+    result = run_execution(definition, {"videoId": "clip-0"}, task_exit_code=None, execution_name="clip-0")
+    assert result.status == "FAILED"
+    [note] = result.messages["error"]
+    assert note.message["error"] == "TaskStoppedWithoutExitCode"
+
+
+@pytest.mark.parametrize("bad_input", [{}, {"videoId": ""}, {"videoId": 42}, {"video": "x"}])
+def test_input_without_a_usable_video_id_publishes_an_error_and_runs_no_task(definition, bad_input):
+    result = run_execution(definition, bad_input, execution_name="bad-input")
+    assert result.status == "FAILED" and result.error == "ProcessingError"
+    assert result.run_task_calls == []
+    [note] = result.messages["error"]
+    assert note.message["error"] == "InvalidInput"
+    assert note.message["input"] == bad_input
+    assert result.messages["completion"] == []
