@@ -299,6 +299,41 @@ def kms_key_properties() -> None:
     kms_models.Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 6. Ref to RDS groups
+
+
+RDS_GROUPS = ("DBParameterGroup", "DBClusterParameterGroup")  # moto expects DBSubnetGroup as the object
+
+
+def rds_group_refs() -> None:
+    """moto 5.2.5: RDS parameter groups have no physical_resource_id, so `Ref` to one resolves to
+    the model object itself and the DB instance using it fails ("'DBParameterGroup' object has no attribute
+    'startswith'"). Ref returns the group's name, as on AWS."""
+    from moto.rds import models as rds_models
+
+    for name in RDS_GROUPS:
+        cls = getattr(rds_models, name)
+        if "physical_resource_id" not in vars(cls):
+            cls.physical_resource_id = property(lambda self: self.name)
+
+
+def efs_getatt() -> None:
+    """moto 5.2.5: the EFS file system and access point models have no get_cfn_attribute, so
+    `GetAtt FileSystem.Arn` or `GetAtt AccessPoint.Arn` fails the stack ("'AccessPoint' object has no
+    attribute 'get_cfn_attribute'")."""
+    from moto.efs import models as efs_models
+
+    def access_point(self: Any, attribute_name: str) -> str:
+        return {"Arn": self.access_point_arn, "AccessPointId": self.access_point_id}[attribute_name]
+
+    def file_system(self: Any, attribute_name: str) -> str:
+        return {"Arn": self.file_system_arn, "FileSystemId": self.file_system_id}[attribute_name]
+
+    efs_models.AccessPoint.get_cfn_attribute = access_point
+    efs_models.FileSystem.get_cfn_attribute = file_system
+
+
 WORKAROUNDS: tuple[Callable[[], None], ...] = (
     nested_stack_output_getatt,
     change_set_execution_state,
@@ -306,6 +341,8 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     resource_events,
     rollback_on_failure,
     kms_key_properties,
+    rds_group_refs,
+    efs_getatt,
 )
 
 _applied = False

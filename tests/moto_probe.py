@@ -97,7 +97,26 @@ def probe() -> dict[str, bool]:
         policy = kms_client.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
         return json.loads(policy)["Version"] == "2012-10-17" and kms_client.describe_key(KeyId=key_id)
 
+    def rds_refs() -> bool:
+        body = _template({"Params": {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
+            "Description": "probe", "Family": "postgres16", "Parameters": {}}}},
+            {"GroupName": {"Value": {"Ref": "Params"}}})
+        cfn.create_stack(StackName="rdsref", TemplateBody=body)
+        value = cfn.describe_stacks(StackName="rdsref")["Stacks"][0]["Outputs"][0]["OutputValue"]
+        return value and "DBParameterGroup object" not in value and "<" not in value
+
+    def efs() -> bool:
+        body = _template({"Fs": {"Type": "AWS::EFS::FileSystem"},
+                          "Ap": {"Type": "AWS::EFS::AccessPoint", "Properties": {"FileSystemId": {"Ref": "Fs"}}}},
+                         {"ApArn": {"Value": {"Fn::GetAtt": ["Ap", "Arn"]}},
+                          "FsArn": {"Value": {"Fn::GetAtt": ["Fs", "Arn"]}}})
+        cfn.create_stack(StackName="efsap", TemplateBody=body)
+        outputs = cfn.describe_stacks(StackName="efsap")["Stacks"][0]["Outputs"]
+        return len(outputs) == 2 and all(o["OutputValue"].startswith("arn:") for o in outputs)
+
     return {
+        "efs_getatt": _ok(efs),
+        "rds_group_refs": _ok(rds_refs),
         "nested_stack_output_getatt": _ok(getatt),
         "change_set_execution_state": _ok(change_set_outputs),
         "placeholders_for_unmodelled_types": _ok(placeholders),
