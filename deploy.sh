@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Safe deploys of the pipeline's CloudFormation to AWS, or to an embedded local AWS (--local).
+# The logic that is more than one aws CLI call lives in deploytools/ (see docs/deploy.md).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--env dev|staging|prod] [--region R] [--stack-name N] [--bucket B]
+                   [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop]]
+
+Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
+
+  --env E          environment: dev (default), staging or prod
+  --region R       AWS region (default ap-northeast-1)
+  --stack-name N   parent stack name (default video-pipeline-<env>)
+  --bucket B       artifact bucket (default video-pipeline-artifacts-<account>-<region>; created
+                   encrypted, versioned and private when missing)
+  --param K=V      a parent template parameter (repeatable), e.g. ProcessorImage=repo/image:1.2.3
+  --plan           show the change set, then delete it: change nothing
+  --yes            do not ask for confirmation (required without a terminal)
+  --delete         delete the environment's stack after confirmation; lists what is retained
+  --local          run against an embedded AWS emulator (moto server on localhost, dummy
+                   credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
+  --stop           with --local: stop the emulator and exit
+  --template-dir D deploy the templates in D instead of templates/<env>/ (tests; skips the
+                   generator freshness check, not cfn-lint)
+  -h, --help       this help
+
+Environment: LOCAL_AWS_PORT (default 4599), LOCAL_AWS_STATE_DIR (default build/local-aws),
+BUILD_DIR (default build), DEPLOY_POLL_SECONDS (default 5).
+Exit status: 0 deployed, nothing to change, planned or deleted; 1 failure; 2 bad usage or input.
+EOF
+}
+
+die() { echo "deploy.sh: error: $*" >&2; exit "${EXIT:-1}"; }
+usage_error() { echo "deploy.sh: $*" >&2; echo "Try ./deploy.sh --help" >&2; exit 2; }
+step() { printf '\n==> %s\n' "$*"; }
+
+ENV_NAME=dev REGION=ap-northeast-1 STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
+TEMPLATE_DIR=""
+PARAMS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --env) ENV_NAME="${2:?--env needs a value}"; shift 2 ;;
+    --region) REGION="${2:?--region needs a value}"; shift 2 ;;
+    --stack-name) STACK_NAME="${2:?--stack-name needs a value}"; shift 2 ;;
+    --bucket) BUCKET="${2:?--bucket needs a value}"; shift 2 ;;
+    --param) PARAMS+=("${2:?--param needs Key=Value}"); shift 2 ;;
+    --template-dir) TEMPLATE_DIR="${2:?--template-dir needs a directory}"; shift 2 ;;
+    --plan) PLAN=1; shift ;;
+    --yes|-y) YES=1; shift ;;
+    --delete) DELETE=1; shift ;;
+    --local) LOCAL=1; shift ;;
+    --stop) STOP=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+case "$ENV_NAME" in dev|staging|prod) ;; *) usage_error "--env must be dev, staging or prod, not '$ENV_NAME'" ;; esac
+[[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
+[[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
+STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
+BUILD_DIR="${BUILD_DIR:-build}"
+OUT_DIR="$BUILD_DIR/$ENV_NAME"
+
+# --- tools --------------------------------------------------------------------------------------------------
+VENV="$ROOT/.venv"
+bootstrap_venv() {
+  # dev.sh owns the venv: it installs setup.cfg's dev extra (pinned aws CLI and moto included) on first use
+  # or when setup.cfg changed, and is a no-op otherwise.
+  command -v python3 >/dev/null || [[ -x "$VENV/bin/python" ]] || die "python3 (3.10 or newer) is required"
+  ./dev.sh setup
+}
+
+if [[ $LOCAL -eq 1 ]]; then
+  bootstrap_venv
+fi
+if [[ -x "$VENV/bin/python" ]]; then PY="$VENV/bin/python"; else PY="$(command -v python3 || true)"; fi
+[[ -n "$PY" ]] || die "python3 not found; install Python 3.10+ (or run ./deploy.sh --local to bootstrap .venv)"
+PATH="$VENV/bin:$PATH"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+if [[ $LOCAL -eq 1 ]]; then
+  export LOCAL_AWS_PORT="${LOCAL_AWS_PORT:-4599}"
+  if [[ $STOP -eq 1 ]]; then exec "$PY" -m deploytools.local_aws stop; fi
+  step "Starting the local AWS emulator"
+  "$PY" -m deploytools.local_aws start
+  export AWS_ENDPOINT_URL="http://localhost:$LOCAL_AWS_PORT"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+  unset AWS_PROFILE AWS_DEFAULT_PROFILE
+  YES=1
+fi
+export AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION" AWS_PAGER=""
+missing=()
+for tool in aws cfn-lint; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+"$PY" -c 'import boto3, deploytools, generator' 2>/dev/null || missing+=("python packages (boto3, this project)")
+if [[ ${#missing[@]} -gt 0 ]]; then
+  die "missing: ${missing[*]}. Install them with: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
+fi
+cfn() { "$PY" -m deploytools.cfn "$@"; }
+
+step "Checking credentials"
+if ! ACCOUNT="$(aws sts get-caller-identity --query Account --output text)"; then
+  die "no usable AWS credentials for region $REGION: configure a profile (aws configure, AWS_PROFILE) or \
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; or try everything locally with ./deploy.sh --local"
+fi
+echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL}, stack $STACK_NAME"
+
+confirm() {
+  [[ $YES -eq 1 ]] && return 0
+  [[ -t 0 ]] || die "refusing to $1 without confirmation: no terminal to ask on; pass --yes"
+  local answer
+  read -r -p "$1? Type 'yes' to continue: " answer
+  [[ "$answer" == "yes" ]] || { echo "cancelled: nothing changed"; exit 1; }
+}
+
+# --- delete -------------------------------------------------------------------------------------------------
+if [[ $DELETE -eq 1 ]]; then
+  status="$(cfn stack-status --stack "$STACK_NAME")"
+  if [[ "$status" == NONE ]]; then echo "stack $STACK_NAME does not exist: nothing to delete"; exit 0; fi
+  step "Deleting $STACK_NAME ($status)"
+  cfn retained --stack "$STACK_NAME"
+  confirm "delete stack $STACK_NAME and its nested stacks"
+  cfn delete --stack "$STACK_NAME"
+  exit $?
+fi
+
+# --- templates ----------------------------------------------------------------------------------------------
+step "Checking templates"
+if [[ -z "$TEMPLATE_DIR" ]]; then
+  TEMPLATE_DIR="templates/$ENV_NAME"
+  "$PY" -m generator --check --env "$ENV_NAME" || die "templates/$ENV_NAME is stale: run \`python -m generator\`, review and commit templates/, then deploy"
+else
+  echo "using $TEMPLATE_DIR (not checked against the generator)"
+fi
+[[ -f "$TEMPLATE_DIR/main.json" ]] || die "$TEMPLATE_DIR/main.json not found"
+# Errors block the deploy; warnings are shown. W3002: local TemplateURLs are what `package` is for.
+cfn-lint --non-zero-exit-code error --ignore-checks W3002 -- "$TEMPLATE_DIR"/*.json \
+  || die "cfn-lint found errors in $TEMPLATE_DIR (above): fix the generator, not the JSON"
+mkdir -p "$OUT_DIR"
+PARAM_ARGS=()
+for p in ${PARAMS[@]+"${PARAMS[@]}"}; do PARAM_ARGS+=(--param "$p"); done
+cfn params --template "$TEMPLATE_DIR/main.json" --out "$OUT_DIR/parameters.json" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} \
+  || EXIT=2 die "fix the --param values above"
+
+status="$(cfn stack-status --stack "$STACK_NAME")"
+case "$status" in
+  NONE|REVIEW_IN_PROGRESS) CS_TYPE=CREATE ;;
+  ROLLBACK_COMPLETE) die "stack $STACK_NAME is ROLLBACK_COMPLETE (its first create failed; it holds nothing): \
+delete it with ./deploy.sh --delete --env $ENV_NAME, then deploy again" ;;
+  *_IN_PROGRESS) die "stack $STACK_NAME is $status: another operation is running; wait for it to finish" ;;
+  *_FAILED) die "stack $STACK_NAME is $status: resolve it in the console first (see its events)" ;;
+  *) CS_TYPE=UPDATE ;;
+esac
+
+# --- artifact bucket ----------------------------------------------------------------------------------------
+BUCKET="${BUCKET:-video-pipeline-artifacts-$ACCOUNT-$REGION}"
+step "Artifact bucket s3://$BUCKET"
+if aws s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
+  echo "exists"
+else
+  echo "creating (encrypted, versioned, public access blocked, TLS-only policy)"
+  if [[ "$REGION" == us-east-1 ]]; then
+    aws s3api create-bucket --bucket "$BUCKET" >/dev/null
+  else
+    aws s3api create-bucket --bucket "$BUCKET" --create-bucket-configuration "LocationConstraint=$REGION" >/dev/null
+  fi
+  aws s3api put-public-access-block --bucket "$BUCKET" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  aws s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
+    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":true}]}'
+  aws s3api put-bucket-versioning --bucket "$BUCKET" --versioning-configuration Status=Enabled
+  # TLS only; not over a plain-http local endpoint, which could then not use its own bucket.
+  [[ "${AWS_ENDPOINT_URL:-https://}" == https://* ]] && aws s3api put-bucket-policy --bucket "$BUCKET" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"TlsOnly\",\
+\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:aws:s3:::$BUCKET\",\"arn:aws:s3:::$BUCKET/*\"],\
+\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
+fi
+
+# --- package ------------------------------------------------------------------------------------------------
+step "Packaging into $OUT_DIR/"
+# `package` ignores --endpoint-url; it honours AWS_ENDPOINT_URL, which --local exports.
+aws cloudformation package --use-json --template-file "$TEMPLATE_DIR/main.json" --s3-bucket "$BUCKET" \
+  --s3-prefix "$STACK_NAME" --output-template-file "$OUT_DIR/main.packaged.json" >/dev/null
+KEY="$STACK_NAME/main-$(sha256sum "$OUT_DIR/main.packaged.json" | cut -c1-16).json"
+aws s3 cp --quiet "$OUT_DIR/main.packaged.json" "s3://$BUCKET/$KEY"
+TEMPLATE_URL="${AWS_ENDPOINT_URL:-https://s3.$REGION.amazonaws.com}/$BUCKET/$KEY"
+
+# --- change set ---------------------------------------------------------------------------------------------
+CS_NAME="deploy-$(date -u +%Y%m%d-%H%M%S)"
+step "Creating change set $CS_NAME ($CS_TYPE)"
+CS_ARN="$(aws cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$CS_NAME" \
+  --change-set-type "$CS_TYPE" --template-url "$TEMPLATE_URL" --include-nested-stacks \
+  --parameters "file://$OUT_DIR/parameters.json" \
+  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
+  --description "deploy.sh $ENV_NAME $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --query Id --output text)"
+drop_change_set() {
+  aws cloudformation delete-change-set --change-set-name "$CS_ARN" >/dev/null 2>&1 || true
+  # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind: remove it too.
+  if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME")" == REVIEW_IN_PROGRESS ]]; then
+    aws cloudformation delete-stack --stack-name "$STACK_NAME"
+  fi
+}
+rc=0; cfn wait-change-set --change-set "$CS_ARN" || rc=$?
+if [[ $rc -eq 3 ]]; then
+  drop_change_set
+  echo "No changes: stack $STACK_NAME already matches templates/$ENV_NAME and the parameters."
+  exit 0
+elif [[ $rc -ne 0 ]]; then
+  drop_change_set
+  die "could not create the change set (reason above)"
+fi
+cfn summary --change-set "$CS_ARN"
+
+if [[ $PLAN -eq 1 ]]; then
+  drop_change_set
+  echo "--plan: change set deleted, nothing changed."
+  exit 0
+fi
+confirm "execute this change set on $STACK_NAME"
+
+step "Executing $CS_NAME"
+cfn execute --change-set "$CS_ARN"
+if [[ $LOCAL -eq 1 ]]; then
+  echo
+  echo "The local AWS keeps running at $AWS_ENDPOINT_URL (state in memory). Look around with e.g."
+  echo "  AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \\"
+  echo "    .venv/bin/aws cloudformation describe-stacks --region $REGION"
+  echo "Stop it with: ./deploy.sh --local --stop"
+fi

@@ -1,0 +1,361 @@
+"""Small patches that let moto 5.2.5 run this project's CloudFormation the way AWS does.
+
+Each workaround is one function, applied in-process by `local_aws` before the server starts, and each
+has a test in tests/test_moto_workarounds.py that asserts the *unpatched* behaviour is still broken: when
+a moto upgrade fixes one, its test fails and the workaround can go. The templates never change to please
+the emulator; what moto cannot model is faked here and listed in docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import moto
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing as cfn_parsing
+from moto.core.common_models import CloudFormationModel
+
+MOTO_VERSION = "5.2.5"
+
+
+def _backend(account_id: str, region: str) -> cfn_models.CloudFormationBackend:
+    return cfn_models.cloudformation_backends[account_id][region]
+
+
+def _resource_event(stack: cfn_models.Stack | None, logical_id: str, resource_type: str, status: str,
+                    physical_id: str = "", reason: str | None = None) -> None:
+    if stack is None:
+        return
+    stack.events.append(cfn_models.Event(
+        stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
+        physical_resource_id=physical_id, resource_type=resource_type, resource_status=status,
+        resource_status_reason=reason, resource_properties=None,
+    ))
+
+
+def _stack_of(resources_map: Any, account_id: str, region: str) -> cfn_models.Stack | None:
+    return _backend(account_id, region).stacks.get(resources_map.stack_id)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. Fn::GetAtt [NestedStack, Outputs.Name]
+
+
+def nested_stack_output_getatt() -> None:
+    """moto 5.2.5: the nested-stack model has no get_cfn_attribute, so `Fn::GetAtt [Child, Outputs.X]`
+    (how the parent wires one tier's Output into the next tier's Parameter) resolves to nothing."""
+
+    def get_cfn_attribute(self: cfn_models.Stack, attribute_name: str) -> Any:
+        if attribute_name.startswith("Outputs."):
+            key = attribute_name.split(".", 1)[1]
+            for output in self.outputs or []:
+                if output["OutputKey"] == key:
+                    return output["OutputValue"]
+            raise cfn_models.ValidationError(
+                message=f"Output {key} does not exist in nested stack {self.name}")
+        raise NotImplementedError(f"GetAtt {attribute_name} on a nested stack")
+
+    cfn_models.Stack.get_cfn_attribute = get_cfn_attribute
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. After execute-change-set: outputs, parameters, and a change set diff that sees parameter changes
+
+
+def change_set_execution_state() -> None:
+    """moto 5.2.5: executing a change set applies the resources but keeps the stack's output map and
+    parameters from the empty REVIEW_IN_PROGRESS stack, so the parent's Outputs are empty and the next
+    identical deploy is not recognised as "no changes". It also diffs change sets on the template only,
+    so a change set that only changes a parameter lists no resource change."""
+    original_execute = cfn_models.CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self: cfn_models.CloudFormationBackend, change_set_name: str,
+                           stack_name: str | None = None) -> None:
+        change_set = self.describe_change_set(change_set_name)
+        original_execute(self, change_set_name, stack_name)
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()
+        stack.description = stack.template_dict.get("Description")
+        stack.parameters = change_set.parameters
+        stack.output_map = stack._create_output_map()
+
+    def diff(self: cfn_models.ChangeSet) -> list[cfn_models.Change]:
+        resource_map = self.stack.resource_map
+        by_action = resource_map.build_resource_diff(self.template_dict, self.parameters)
+        changes = []
+        for action, names in by_action.items():
+            for name in names:
+                source = resource_map._resource_json_map if action == "Remove" else self.template_dict["Resources"]
+                changes.append(cfn_models.Change(action=action, logical_resource_id=name,
+                                                 resource_type=source[name]["Type"]))
+        return changes
+
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+    cfn_models.ChangeSet.diff = diff
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. Resource types moto does not model
+
+
+class Placeholder(CloudFormationModel):
+    """Stands in for a resource of a type moto cannot create; answers Ref and GetAtt with stable fakes."""
+
+    def __init__(self, name: str, resource_type: str, account_id: str, region: str):
+        self.name = name
+        self.resource_type = resource_type
+        service = resource_type.split("::")[1].lower() if resource_type.count("::") == 2 else "unknown"
+        self.arn = f"arn:aws:{service}:{region}:{account_id}:{name}"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "Custom::MotoPlaceholder"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],  # type: ignore[override]
+                                        account_id: str, region_name: str, **kwargs: Any) -> Placeholder:
+        return cls(resource_name, cloudformation_json["Type"], account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Placeholder:
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],  # type: ignore[override]
+                                        account_id: str, region_name: str) -> None:
+        return None
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        return None
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn if attribute_name.endswith("Arn") else f"{self.name}-{attribute_name}"
+
+    def is_created(self) -> bool:
+        return True
+
+
+def placeholders_for_unmodelled_types() -> None:
+    """moto 5.2.5 silently skips resource types it has no CloudFormation model for (here: ElastiCache,
+    Secrets Manager secrets, API Gateway stages, SNS subscriptions and topic policies, SQS queue policies,
+    CloudWatch alarms, ...); a Ref or GetAtt on one then fails the stack (HTTP 500). A placeholder takes
+    their place, so the stack completes and reports the resource like any other."""
+    original = cfn_parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> type[CloudFormationModel]:
+        cls = original(resource_type)
+        if cls is None and resource_type not in cfn_parsing.NULL_MODELS:
+            return Placeholder
+        return cls
+
+    cfn_parsing.resource_class_from_type = resource_class_from_type
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. Resource events, failures and rollback
+
+
+def resource_events() -> None:
+    """moto 5.2.5 records only stack-level events: no CREATE_IN_PROGRESS / CREATE_COMPLETE / CREATE_FAILED
+    per resource, so neither live progress nor a failure's root cause can be shown. Record them."""
+    original_create = cfn_parsing.parse_and_create_resource
+    original_update = cfn_parsing.parse_and_update_resource
+    original_delete = cfn_parsing.ResourceMap._delete_resource
+
+    def traced(kind: str, call: Callable[[], Any], stack: cfn_models.Stack | None, logical_id: str,
+               resource_type: str) -> Any:
+        try:
+            resource = call()
+        except Exception as e:
+            physical = getattr(e, "physical_resource_id", "")
+            _resource_event(stack, logical_id, resource_type, f"{kind}_IN_PROGRESS", physical)
+            _resource_event(stack, logical_id, resource_type, f"{kind}_FAILED", physical, reason=_reason(e))
+            raise
+        if resource is not None or kind == "DELETE":
+            physical = getattr(resource, "physical_resource_id", "") or ""
+            _resource_event(stack, logical_id, resource_type, f"{kind}_IN_PROGRESS", physical)
+            _resource_event(stack, logical_id, resource_type, f"{kind}_COMPLETE", physical)
+        return resource
+
+    def parse_and_create_resource(logical_id: str, resource_json: dict[str, Any], resources_map: Any,
+                                  account_id: str, region_name: str) -> Any:
+        return traced("CREATE", lambda: original_create(logical_id, resource_json, resources_map, account_id,
+                                                        region_name),
+                      _stack_of(resources_map, account_id, region_name), logical_id, resource_json["Type"])
+
+    def parse_and_update_resource(logical_id: str, resource_json: dict[str, Any], resources_map: Any,
+                                  account_id: str, region_name: str) -> Any:
+        return traced("UPDATE", lambda: original_update(logical_id, resource_json, resources_map, account_id,
+                                                        region_name),
+                      _stack_of(resources_map, account_id, region_name), logical_id, resource_json["Type"])
+
+    def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        stack = _stack_of(self, self._account_id, self._region_name)
+        logical_id = getattr(parsed_resource, "logical_resource_id", "")
+        traced("DELETE", lambda: original_delete(self, parsed_resource, resource_json), stack, logical_id,
+               resource_json["Type"])
+
+    cfn_parsing.parse_and_create_resource = parse_and_create_resource
+    cfn_parsing.parse_and_update_resource = parse_and_update_resource
+    cfn_parsing.ResourceMap._delete_resource = _delete_resource
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "message", None) or str(e) or type(e).__name__
+
+
+def rollback_on_failure() -> None:
+    """moto 5.2.5 has no rollback: a resource that fails to create leaves the stack CREATE_IN_PROGRESS
+    forever (and the execute-change-set call fails with HTTP 500). Do what CloudFormation does: delete what
+    was created, end in ROLLBACK_COMPLETE (UPDATE_ROLLBACK_COMPLETE for an update, whose previous resources
+    moto cannot restore), and let a failed nested stack free its name like a rolled-back nested stack."""
+    original_execute = cfn_models.CloudFormationBackend.execute_change_set
+    original_nested = cfn_models.Stack.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def roll_back(stack: cfn_models.Stack, reason: str, update: bool) -> None:
+        prefix = "UPDATE_ROLLBACK" if update else "ROLLBACK"
+        stack._add_stack_event(f"{prefix}_IN_PROGRESS", resource_status_reason=reason)
+        if not update:
+            try:
+                stack.resource_map.delete()
+            except Exception:  # what cannot be deleted stays, as with DELETE_FAILED on AWS
+                pass
+            # moto's resource map creates resources lazily when listed: forget the template's resources.
+            stack.resource_map._resource_json_map = {}
+        stack._add_stack_event(f"{prefix}_COMPLETE")
+        stack.status = f"{prefix}_COMPLETE"
+
+    def execute_change_set(self: cfn_models.CloudFormationBackend, change_set_name: str,
+                           stack_name: str | None = None) -> None:
+        change_set = self.describe_change_set(change_set_name)
+        try:
+            original_execute(self, change_set_name, stack_name)
+        except Exception as e:
+            stack = self.stacks[change_set.stack_id]
+            change_set.execution_status = "EXECUTE_FAILED"
+            roll_back(stack, f"The following resource(s) failed: {_reason(e)}",
+                      update=change_set.change_set_type == "UPDATE")
+
+    def create_from_cloudformation_json(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+        backend = _backend(account_id, region_name)
+        try:
+            return original_nested(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        except Exception as e:
+            for stack in list(backend.stacks.values()):
+                if stack.name == resource_name:
+                    stack._add_stack_event("CREATE_FAILED", resource_status_reason=_reason(e))
+                    roll_back(stack, _reason(e), update=False)
+                    backend.stacks.pop(stack.stack_id)
+                    backend.deleted_stacks[stack.stack_id] = stack
+                    failure = cfn_models.ValidationError(
+                        message=f"Embedded stack {stack.stack_id} was not successfully created: {_reason(e)}")
+                    failure.physical_resource_id = stack.stack_id  # type: ignore[attr-defined]
+                    raise failure from e
+            raise
+
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+    cfn_models.Stack.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. KMS key policies given as JSON objects
+
+
+def kms_key_properties() -> None:
+    """moto 5.2.5 passes a CloudFormation KMS key's properties to the KMS API as they are: a KeyPolicy given
+    as a JSON object (as CloudFormation allows) is stored as a dict and breaks later KMS calls on the key,
+    and Tags in CloudFormation's Key/Value form fail with KeyError 'TagKey'. Convert both."""
+    from moto.kms import models as kms_models
+
+    original = kms_models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        if isinstance(properties.get("KeyPolicy"), dict):
+            properties = dict(properties, KeyPolicy=json.dumps(properties["KeyPolicy"]))
+        if properties.get("Tags"):
+            properties = dict(properties, Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]}
+                                                for t in properties["Tags"]])
+        cloudformation_json = dict(cloudformation_json, Properties=properties)
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    kms_models.Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. Ref to RDS groups
+
+
+RDS_GROUPS = ("DBParameterGroup", "DBClusterParameterGroup")  # moto expects DBSubnetGroup as the object
+
+
+def rds_group_refs() -> None:
+    """moto 5.2.5: RDS parameter groups have no physical_resource_id, so `Ref` to one resolves to
+    the model object itself and the DB instance using it fails ("'DBParameterGroup' object has no attribute
+    'startswith'"). Ref returns the group's name, as on AWS."""
+    from moto.rds import models as rds_models
+
+    for name in RDS_GROUPS:
+        cls = getattr(rds_models, name)
+        if "physical_resource_id" not in vars(cls):
+            cls.physical_resource_id = property(lambda self: self.name)
+
+
+def efs_getatt() -> None:
+    """moto 5.2.5: the EFS file system and access point models have no get_cfn_attribute, so
+    `GetAtt FileSystem.Arn` or `GetAtt AccessPoint.Arn` fails the stack ("'AccessPoint' object has no
+    attribute 'get_cfn_attribute'")."""
+    from moto.efs import models as efs_models
+
+    def access_point(self: Any, attribute_name: str) -> str:
+        return {"Arn": self.access_point_arn, "AccessPointId": self.access_point_id}[attribute_name]
+
+    def file_system(self: Any, attribute_name: str) -> str:
+        return {"Arn": self.file_system_arn, "FileSystemId": self.file_system_id}[attribute_name]
+
+    efs_models.AccessPoint.get_cfn_attribute = access_point
+    efs_models.FileSystem.get_cfn_attribute = file_system
+
+
+WORKAROUNDS: tuple[Callable[[], None], ...] = (
+    nested_stack_output_getatt,
+    change_set_execution_state,
+    placeholders_for_unmodelled_types,
+    resource_events,
+    rollback_on_failure,
+    kms_key_properties,
+    rds_group_refs,
+    efs_getatt,
+)
+
+_applied = False
+
+
+def apply_all() -> None:
+    """Apply every workaround once; refuse another moto than the one they were written and tested for."""
+    global _applied
+    if _applied:
+        return
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(f"deploytools' moto workarounds are written for moto {MOTO_VERSION}, found "
+                           f"{moto.__version__}: re-run tests/test_moto_workarounds.py and update them")
+    for workaround in WORKAROUNDS:
+        workaround()
+    _applied = True

@@ -1,0 +1,146 @@
+"""Probe moto for each behaviour deploytools.moto_workarounds corrects; run in a fresh interpreter.
+
+    python tests/moto_probe.py [--patched]   prints {workaround name: True if moto behaves like AWS}
+
+A separate process because the workarounds patch moto for the whole interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import boto3
+from moto import mock_aws
+
+REGION = "ap-northeast-1"
+BUCKET = "probe-templates"
+
+
+def _template(resources: dict[str, Any], outputs: dict[str, Any] | None = None,
+              parameters: dict[str, Any] | None = None) -> str:
+    return json.dumps({"Resources": resources, "Outputs": outputs or {}, "Parameters": parameters or {}})
+
+
+def _ok(call: Callable[[], Any]) -> bool:
+    try:
+        return bool(call())
+    except Exception:
+        return False
+
+
+def _via_change_set(cfn: Any, name: str, body: str) -> dict[str, Any]:
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="probe", TemplateBody=body, ChangeSetType="CREATE")
+    cfn.execute_change_set(ChangeSetName=cs["Id"])
+    return cfn.describe_stacks(StackName=name)["Stacks"][0]
+
+
+def _nested_parent(s3: Any) -> str:
+    child = _template({"Topic": {"Type": "AWS::SNS::Topic"}},
+                      {"TopicArn": {"Value": {"Ref": "Topic"}}})
+    s3.put_object(Bucket=BUCKET, Key="child.json", Body=child)
+    return _template(
+        {"Child": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": f"https://s3.amazonaws.com/{BUCKET}/child.json"}}},
+        {"TopicArn": {"Value": {"Fn::GetAtt": ["Child", "Outputs.TopicArn"]}}})
+
+
+def probe() -> dict[str, bool]:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    parent = _nested_parent(s3)
+
+    def getatt() -> bool:
+        cfn.create_stack(StackName="getatt", TemplateBody=parent)
+        outputs = cfn.describe_stacks(StackName="getatt")["Stacks"][0].get("Outputs") or []
+        return any(o["OutputValue"].startswith("arn:aws:sns:") for o in outputs)
+
+    def change_set_outputs() -> bool:
+        body = _template({"Topic": {"Type": "AWS::SNS::Topic"}}, {"TopicArn": {"Value": {"Ref": "Topic"}}})
+        return bool(_via_change_set(cfn, "csout", body).get("Outputs"))
+
+    def placeholders() -> bool:
+        body = _template({"Cache": {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
+                              "ReplicationGroupDescription": "probe"}}},
+                         {"CacheAddress": {"Value": {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}}})
+        cfn.create_stack(StackName="placeholder", TemplateBody=body)
+        stack = cfn.describe_stacks(StackName="placeholder")["Stacks"][0]
+        return stack["StackStatus"] == "CREATE_COMPLETE" and stack["Outputs"][0]["OutputValue"]
+
+    def events() -> bool:
+        body = _template({"Topic": {"Type": "AWS::SNS::Topic"}})
+        _via_change_set(cfn, "events", body)
+        evs = cfn.describe_stack_events(StackName="events")["StackEvents"]
+        return any(e["LogicalResourceId"] == "Topic" and e["ResourceStatus"] == "CREATE_COMPLETE" for e in evs)
+
+    def rollback() -> bool:
+        body = _template({"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bad name!"}}})
+        try:
+            status = _via_change_set(cfn, "rollback", body)["StackStatus"]
+        except Exception:
+            return False
+        evs = cfn.describe_stack_events(StackName="rollback")["StackEvents"]
+        return status == "ROLLBACK_COMPLETE" and any(e["ResourceStatus"] == "CREATE_FAILED" for e in evs)
+
+    def kms() -> bool:
+        body = _template({"Key": {"Type": "AWS::KMS::Key", "Properties": {
+            "KeyPolicy": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "kms:*", "Resource": "*"}]},
+            "Tags": [{"Key": "Environment", "Value": "dev"}]}}})
+        _via_change_set(cfn, "kms", body)
+        kms_client = boto3.client("kms", region_name=REGION)
+        key_id = kms_client.list_keys()["Keys"][0]["KeyId"]
+        policy = kms_client.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+        return json.loads(policy)["Version"] == "2012-10-17" and kms_client.describe_key(KeyId=key_id)
+
+    def rds_refs() -> bool:
+        body = _template({"Params": {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
+            "Description": "probe", "Family": "postgres16", "Parameters": {}}}},
+            {"GroupName": {"Value": {"Ref": "Params"}}})
+        cfn.create_stack(StackName="rdsref", TemplateBody=body)
+        value = cfn.describe_stacks(StackName="rdsref")["Stacks"][0]["Outputs"][0]["OutputValue"]
+        return value and "DBParameterGroup object" not in value and "<" not in value
+
+    def efs() -> bool:
+        body = _template({"Fs": {"Type": "AWS::EFS::FileSystem"},
+                          "Ap": {"Type": "AWS::EFS::AccessPoint", "Properties": {"FileSystemId": {"Ref": "Fs"}}}},
+                         {"ApArn": {"Value": {"Fn::GetAtt": ["Ap", "Arn"]}},
+                          "FsArn": {"Value": {"Fn::GetAtt": ["Fs", "Arn"]}}})
+        cfn.create_stack(StackName="efsap", TemplateBody=body)
+        outputs = cfn.describe_stacks(StackName="efsap")["Stacks"][0]["Outputs"]
+        return len(outputs) == 2 and all(o["OutputValue"].startswith("arn:") for o in outputs)
+
+    return {
+        "efs_getatt": _ok(efs),
+        "rds_group_refs": _ok(rds_refs),
+        "nested_stack_output_getatt": _ok(getatt),
+        "change_set_execution_state": _ok(change_set_outputs),
+        "placeholders_for_unmodelled_types": _ok(placeholders),
+        "resource_events": _ok(events),
+        "rollback_on_failure": _ok(rollback),
+        "kms_key_properties": _ok(kms),
+    }
+
+
+def main() -> int:
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    if "--patched" in sys.argv:
+        from deploytools import moto_workarounds
+
+        moto_workarounds.apply_all()
+    print(json.dumps(_run_each(), sort_keys=True))
+    return 0
+
+
+def _run_each() -> dict[str, bool]:
+    with mock_aws():
+        return probe()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
