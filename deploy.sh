@@ -182,8 +182,11 @@ fi
 # --- package ------------------------------------------------------------------------------------------------
 step "Packaging into $OUT_DIR/"
 # `package` ignores --endpoint-url; it honours AWS_ENDPOINT_URL, which --local exports.
+# Its upload progress is noise on success: keep it in a log, show it on failure.
 aws cloudformation package --use-json --template-file "$TEMPLATE_DIR/main.json" --s3-bucket "$BUCKET" \
-  --s3-prefix "$STACK_NAME" --output-template-file "$OUT_DIR/main.packaged.json" >/dev/null
+  --s3-prefix "$STACK_NAME" --output-template-file "$OUT_DIR/main.packaged.json" >"$OUT_DIR/package.log" 2>&1 \
+  || { cat "$OUT_DIR/package.log" >&2; die "aws cloudformation package failed (above)"; }
+echo "children uploaded to s3://$BUCKET/$STACK_NAME/; packaged parent: $OUT_DIR/main.packaged.json"
 KEY="$STACK_NAME/main-$(sha256sum "$OUT_DIR/main.packaged.json" | cut -c1-16).json"
 aws s3 cp --quiet "$OUT_DIR/main.packaged.json" "s3://$BUCKET/$KEY"
 TEMPLATE_URL="${AWS_ENDPOINT_URL:-https://s3.$REGION.amazonaws.com}/$BUCKET/$KEY"

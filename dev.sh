@@ -19,8 +19,13 @@ setup() {
   if [[ -x "$PY" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
   echo "dev.sh: installing the project into $VENV (first run, or setup.cfg changed)..." >&2
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  # pip's chatter goes to a log, shown only if the install fails.
+  local log="$VENV/.install.log"
+  if ! "$PY" -m pip install --disable-pip-version-check -e '.[dev]' >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "dev.sh: installing into $VENV failed (full log: $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 }
 
