@@ -87,15 +87,16 @@ def service_principal_regional(service: str) -> Principal:
 # What the account (through IAM policies) may do with its keys: administer them, and use them for
 # encryption. Named rather than `kms:*`: no service-wide wildcard, and no Sign/Verify/MAC/import/replicate,
 # which symmetric encryption keys never need.
+# What the account may do with a key directly: administer it, never use it. Using a key (Encrypt, Decrypt,
+# GenerateDataKey*, ReEncrypt*, CreateGrant) is granted per key, only through the services that need it.
 KEY_ACCOUNT_ACTIONS = (
-    "CancelKeyDeletion", "Create*", "Decrypt", "Delete*", "Describe*", "Disable*", "Enable*", "Encrypt",
-    "GenerateDataKey*", "Get*", "List*", "Put*", "ReEncrypt*", "Revoke*", "RotateKeyOnDemand",
-    "ScheduleKeyDeletion", "TagResource", "UntagResource", "Update*",
+    "CancelKeyDeletion", "CreateAlias", "Delete*", "Describe*", "Disable*", "Enable*", "Get*", "List*", "Put*",
+    "Revoke*", "RotateKeyOnDemand", "ScheduleKeyDeletion", "TagResource", "UntagResource", "Update*",
 )
 
 
 def key_admin_statement() -> Statement:
-    """The account keeps administering its key (without this a key can become unmanageable)."""
+    """The account keeps administering its key (without this a key can become unmanageable), not using it."""
     return Statement(
         Sid="AccountAdministers",
         Effect=Allow,

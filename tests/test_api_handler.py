@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import boto3
@@ -28,8 +29,12 @@ def sfn(monkeypatch):
         yield client
 
 
+REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
+
+
 def post(body: str | None) -> tuple[int, dict]:
-    return call({"httpMethod": "POST", "resource": "/videos", "path": "/videos", "body": body})
+    return call({"httpMethod": "POST", "resource": "/videos", "path": "/videos", "body": body,
+                 "requestContext": {"requestId": next(REQUEST_IDS)}})
 
 
 def get(video_id: str) -> tuple[int, dict]:
@@ -55,7 +60,8 @@ def test_valid_submit_starts_an_execution_named_after_the_video_and_answers_202(
     assert execution["name"] == "clip-2024_01"
     assert execution["executionArn"].endswith(":execution:video-processing-workflow-dev:clip-2024_01")
     described = sfn.describe_execution(executionArn=execution["executionArn"])
-    assert json.loads(described["input"]) == {"videoId": "clip-2024_01"}
+    submitted = json.loads(described["input"])
+    assert submitted["videoId"] == "clip-2024_01" and submitted["requestId"].startswith("request-")
 
 
 def test_a_videoid_of_exactly_80_characters_is_accepted(sfn):
@@ -102,7 +108,27 @@ def test_a_finished_video_is_not_processed_again(sfn):
     assert len(executions(sfn)) == 1
 
 
+def with_aws_start_semantics(sfn, monkeypatch):
+    """StartExecution as AWS documents it (moto always raises): a name already used with the SAME input
+    while RUNNING returns the existing execution; with another input it raises ExecutionAlreadyExists."""
+    client, real = video_api.sfn(), video_api.sfn().start_execution
+
+    def start(**kwargs):
+        arn = kwargs["stateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + kwargs["name"]
+        try:
+            existing = client.describe_execution(executionArn=arn)
+        except client.exceptions.ExecutionDoesNotExist:
+            return real(**kwargs)
+        if existing["status"] == "RUNNING" and existing["input"] == kwargs["input"]:
+            return {"executionArn": arn, "startDate": existing["startDate"]}
+        raise client.exceptions.ExecutionAlreadyExists(
+            {"Error": {"Code": "ExecutionAlreadyExists", "Message": "different input"}}, "StartExecution")
+
+    monkeypatch.setattr(client, "start_execution", start)
+
+
 def test_a_concurrent_duplicate_that_wins_the_race_still_answers_409(sfn, monkeypatch):
+    with_aws_start_semantics(sfn, monkeypatch)
     post(json.dumps({"videoId": "clip-1"}))
     real = video_api.describe
     looks = iter([None])  # the first look misses the other submit's execution

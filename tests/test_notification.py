@@ -24,8 +24,12 @@ def test_two_standard_topics_with_the_sketchs_names_encrypted_with_the_notificat
 def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_or_deliver(templates):
     key = templates["dev"]["notification"]["Resources"]["NotificationKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
-    principals = sorted(str(s["Principal"]) for s in statements(key["KeyPolicy"]))
-    assert len(principals) == 4
+    by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
+    assert set(by_sid) == {"AccountAdministers", "AccountPrincipalsThroughServices", "SnsDeliversToDeadLetterQueue",
+                           "EventBridgePublishesExecutionEnds", "CloudWatchAlarmsPublish"}
+    assert "kms:Decrypt" not in by_sid["AccountAdministers"]["Action"], "the account administers, never uses"
+    via = by_sid["AccountPrincipalsThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
+    assert [v["Fn::Sub"] for v in via] == ["sns.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"]
     services = sorted(p for s in statements(key["KeyPolicy"]) for p in s["Principal"].get("Service", []))
     assert services == ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
     for s in statements(key["KeyPolicy"]):

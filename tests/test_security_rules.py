@@ -173,6 +173,30 @@ def test_iam_pass_role_names_roles_and_the_service_they_are_passed_to(templates)
     assert problems_pass_role(templates) == []
 
 
+KEY_USE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant")
+
+
+def problems_key_use(templates: dict) -> list[str]:
+    """A key policy lets an AWS account principal use the key only under a condition (e.g. kms:ViaService):
+    using a key is granted through the service that needs it, administering it is not using it."""
+    return [f"{label}: grants {', '.join(a for a in KEY_USE_ACTIONS if matches(as_list(s.get('Action', [])), a))} "
+            "to an account principal without a condition"
+            for label, kind, s in each_statement(templates)
+            if kind == "key" and s.get("Effect") == "Allow" and "AWS" in (s.get("Principal") or {})
+            and not s.get("Condition")
+            and any(matches(as_list(s.get("Action", [])), a) for a in KEY_USE_ACTIONS)]
+
+
+def test_key_policies_let_the_account_use_a_key_only_through_a_service(templates):
+    assert not problems_key_use(templates)
+
+
+def test_rule_key_use_catches_unconditioned_use_by_the_account():
+    key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn"}, "Action": ["kms:Describe*", "kms:Decrypt"], "Resource": "*"}]}}}
+    assert problems_key_use(bad({"K": key}))
+
+
 def test_every_unscopable_action_says_why():
     for action, why in UNSCOPABLE_ACTIONS.items():
         assert re.match(r"^[a-z0-9-]+:[A-Za-z]+$", action), f"{action}: a full action name, no wildcard"

@@ -1,7 +1,6 @@
-"""Video API (API Gateway proxy), inlined into the template by the generator: keep it small.
+"""Video API (API Gateway proxy), inlined by the generator: keep it small.
 
-POST /videos starts an execution named after the videoId (the idempotency key); GET /videos/{videoId}
-reports it.
+POST /videos starts an execution named after the videoId; GET /videos/{videoId} reports it.
 """
 import json
 import logging
@@ -54,8 +53,7 @@ def parse_body(raw):
 
 
 def describe(video_id):
-    """The execution named video_id, or None."""
-    # arn:...:stateMachine:<name> -> arn:...:execution:<name>:<videoId>
+    """The execution named video_id (arn:...:execution:<machine>:<videoId>), or None."""
     arn = os.environ["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:", 1) + ":" + video_id
     try:
         e = sfn().describe_execution(executionArn=arn)
@@ -70,12 +68,13 @@ def submit(event):
     video_id, error = parse_body(event.get("body"))
     if error:
         return reply(400, {"message": error})
-    # Look first: restarting a RUNNING execution's name with the same input succeeds silently.
     existing = describe(video_id)
     if existing is None:
+        # Same name and input restart nothing but succeed; a per-request input makes a race raise.
+        request = (event.get("requestContext") or {}).get("requestId")
         try:
             started = sfn().start_execution(stateMachineArn=os.environ["STATE_MACHINE_ARN"], name=video_id,
-                                            input=json.dumps({"videoId": video_id}))
+                                            input=json.dumps({"videoId": video_id, "requestId": request}))
             return reply(202, {"videoId": video_id, "executionArn": started["executionArn"]})
         except sfn().exceptions.ExecutionAlreadyExists:  # a concurrent submit won
             existing = describe(video_id)

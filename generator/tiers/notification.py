@@ -51,6 +51,9 @@ def build(cfg: EnvConfig) -> Template:
             Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
         )
         for service, sid in KEY_USERS
+    ] + [
+        # The state machine publishes and operators read the dead-letter queue: through SNS and SQS only.
+        blocks.via_services_statement(["sns", "sqs"]),
     ])
 
     topics = {}
