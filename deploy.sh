@@ -42,14 +42,16 @@ step() { printf '\n==> %s\n' "$*"; }
 ENV_NAME=dev REGION=ap-northeast-1 STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
 TEMPLATE_DIR=""
 PARAMS=()
+# value OPTION ARGS...: the option's value, or a usage error (exit 2) when it is missing.
+value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || usage_error "$1 needs a value"; printf '%s' "$2"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --env) ENV_NAME="${2:?--env needs a value}"; shift 2 ;;
-    --region) REGION="${2:?--region needs a value}"; shift 2 ;;
-    --stack-name) STACK_NAME="${2:?--stack-name needs a value}"; shift 2 ;;
-    --bucket) BUCKET="${2:?--bucket needs a value}"; shift 2 ;;
-    --param) PARAMS+=("${2:?--param needs Key=Value}"); shift 2 ;;
-    --template-dir) TEMPLATE_DIR="${2:?--template-dir needs a directory}"; shift 2 ;;
+    --env) ENV_NAME="$(value "$@")" || exit 2; shift 2 ;;
+    --region) REGION="$(value "$@")" || exit 2; shift 2 ;;
+    --stack-name) STACK_NAME="$(value "$@")" || exit 2; shift 2 ;;
+    --bucket) BUCKET="$(value "$@")" || exit 2; shift 2 ;;
+    --param) PARAMS+=("$(value "$@")") || exit 2; shift 2 ;;
+    --template-dir) TEMPLATE_DIR="$(value "$@")" || exit 2; shift 2 ;;
     --plan) PLAN=1; shift ;;
     --yes|-y) YES=1; shift ;;
     --delete) DELETE=1; shift ;;
@@ -109,6 +111,9 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; or try everything locally with ./deploy
 fi
 echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL}, stack $STACK_NAME"
 
+# Runs on every exit before a confirmed action: deletes the pending change set, if any (see below).
+cleanup() { :; }
+trap 'cleanup' EXIT
 confirm() {
   [[ $YES -eq 1 ]] && return 0
   [[ -t 0 ]] || die "refusing to $1 without confirmation: no terminal to ask on; pass --yes"
@@ -201,16 +206,19 @@ CS_ARN="$(aws cloudformation create-change-set --stack-name "$STACK_NAME" --chan
   --description "deploy.sh $ENV_NAME $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --query Id --output text)"
 drop_change_set() {
+  cleanup() { :; }  # once is enough
   aws cloudformation delete-change-set --change-set-name "$CS_ARN" >/dev/null 2>&1 || true
   # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind: remove it too.
   if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME")" == REVIEW_IN_PROGRESS ]]; then
     aws cloudformation delete-stack --stack-name "$STACK_NAME"
   fi
 }
+# Until it is executed, any exit (refusal, cancel, error, Ctrl-C) removes the change set it created.
+cleanup() { drop_change_set; }
 rc=0; cfn wait-change-set --change-set "$CS_ARN" || rc=$?
 if [[ $rc -eq 3 ]]; then
   drop_change_set
-  echo "No changes: stack $STACK_NAME already matches templates/$ENV_NAME and the parameters."
+  echo "No changes: stack $STACK_NAME already matches $TEMPLATE_DIR and the parameters."
   exit 0
 elif [[ $rc -ne 0 ]]; then
   drop_change_set
@@ -226,6 +234,7 @@ fi
 confirm "execute this change set on $STACK_NAME"
 
 step "Executing $CS_NAME"
+cleanup() { :; }  # from here on the change set belongs to the stack's history
 cfn execute --change-set "$CS_ARN"
 if [[ $LOCAL -eq 1 ]]; then
   echo

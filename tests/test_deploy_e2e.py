@@ -6,7 +6,9 @@ the end. The same calls with real credentials (no --local) deploy to AWS.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -74,7 +76,7 @@ def test_fixture_deploy_failure_and_delete(emulator):
     assert not {"fx", "fx-bad"} & set(live_stacks(emulator))
 
 
-def test_dev_flow(emulator):
+def test_dev_flow(emulator, tmp_path):
     stack = "video-pipeline-dev"
     rc, out = deploy(emulator, "--local", "--plan")
     assert rc == 0, out
@@ -103,8 +105,22 @@ def test_dev_flow(emulator):
     assert rc == 1, out
     assert "~ WorkflowStack (AWS::CloudFormation::Stack)" in out
     assert "refusing to execute this change set" in out and "pass --yes" in out
+    pending = cfn(emulator).list_change_sets(StackName=stack)["Summaries"]
+    assert [c["ChangeSetName"] for c in pending if c.get("ExecutionStatus") == "AVAILABLE"] == [], \
+        "a refused change set is deleted"
 
     rc, out = deploy(emulator, "--yes", "--param", f"ProcessorImage={NEW_IMAGE}", extra_env=aws_env)
+    assert rc == 0, out
+    assert "+0 ~1 -0 replaced 0" in out and "~ WorkflowStack" in out
+    assert f"{stack}: UPDATE_COMPLETE" in out
+
+    # A change in one tier's template updates that tier's stack only.
+    changed = tmp_path / "dev"
+    shutil.copytree(ROOT / "templates" / "dev", changed)
+    workflow = json.loads((changed / "workflow.json").read_text())
+    workflow["Resources"]["StateMachine"]["Properties"]["Definition"]["Comment"] = "changed by the e2e test"
+    (changed / "workflow.json").write_text(json.dumps(workflow, indent=2))
+    rc, out = deploy(emulator, "--local", "--template-dir", str(changed), "--param", f"ProcessorImage={NEW_IMAGE}")
     assert rc == 0, out
     assert "+0 ~1 -0 replaced 0" in out and "~ WorkflowStack" in out
     assert f"{stack}: UPDATE_COMPLETE" in out
