@@ -147,9 +147,14 @@ def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[
         for summary in (s for page in pages for s in page["StackResourceSummaries"]):
             if summary["ResourceType"] == NESTED_STACK_TYPE and summary.get("PhysicalResourceId"):
                 lid = summary["LogicalResourceId"]
-                url = (resources.get(lid, {}).get("Properties") or {}).get("TemplateURL")
+                properties = resources.get(lid, {}).get("Properties") or {}
                 # `known` (the repository parent's TemplateURLs) names only the parent's own children.
-                fetch(summary["PhysicalResourceId"], _child_file(lid, url, known if file == PARENT_FILE else {}))
+                child = _child_file(lid, properties.get("TemplateURL"), known if file == PARENT_FILE else {})
+                # The deployed URL is where `package` uploaded the child; the child itself is compared
+                # on its own, so name it as the repository does and keep packaging out of the report.
+                if "TemplateURL" in properties:
+                    properties["TemplateURL"] = child
+                fetch(summary["PhysicalResourceId"], child)
 
     with _reading_stack(name, region):
         fetch(name, PARENT_FILE)
