@@ -8,6 +8,8 @@ the `test_rule_*_catches_*` tests feed it a small bad template to prove it is no
 
 from __future__ import annotations
 
+import copy
+
 import fnmatch
 import ipaddress
 import re
@@ -262,6 +264,38 @@ def data_store_groups(templates: dict) -> dict[str, set[tuple[str, str]]]:
     return found
 
 
+def groups_that_need(templates: dict, env: str) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """data-store group -> the security groups of the tiers that use a store it guards.
+
+    A tier uses a store when one of its Parameters leads to the store (its endpoint, id or secret through
+    the parent); the groups it runs in are its Parameters that lead to a non-data security group.
+    """
+    def kind(ref: tuple[str, str] | None) -> str | None:
+        return templates[env][ref[0]]["Resources"][ref[1]]["Type"] if ref else None
+
+    store_groups: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for _label, e, tier, logical_id, r in each_resource(templates, *DATA_STORE_GROUPS):
+        if e != env:
+            continue
+        # A mount target guards the file system it belongs to.
+        store = (resolve(templates, env, tier, r["Properties"]["FileSystemId"])
+                 if r["Type"] == "AWS::EFS::MountTarget" else (tier, logical_id))
+        for ref in as_list(r["Properties"].get(DATA_STORE_GROUPS[r["Type"]], [])):
+            store_groups.setdefault(store, set()).add(resolve(templates, env, tier, ref))
+    data_groups = set().union(*store_groups.values()) if store_groups else set()
+    need: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for tier, body in templates[env].items():
+        if tier == "main":
+            continue
+        leads_to = {resolve(templates, env, tier, {"Ref": p}) for p in body.get("Parameters", {})}
+        runs_in = {g for g in leads_to if kind(g) == "AWS::EC2::SecurityGroup"} - data_groups
+        for store, guards in store_groups.items():
+            if store in leads_to:
+                for guard in guards:
+                    need.setdefault(guard, set()).update(runs_in)
+    return need
+
+
 def problems_open_ingress(templates: dict) -> list[str]:
     problems = []
     for label, _env, _group, rule in ingress_rules(templates):
@@ -282,8 +316,11 @@ def problems_data_store_reachability(templates: dict) -> list[str]:
         if source is None or any(k in rule for k in ("CidrIp", "CidrIpv6", "SourcePrefixListId")):
             problems.append(f"{label}: a data store admits {rule} (only security groups that need it may)")
             continue
-        if resolve(templates, env, group[0], source) in groups[env]:
+        admitted = resolve(templates, env, group[0], source)
+        if admitted in groups[env]:
             problems.append(f"{label}: a data store admits another data store's group")
+        elif admitted not in groups_that_need(templates, env).get(group, set()):
+            problems.append(f"{label}: a data store admits {admitted}, the group of no tier that uses it")
         if rule.get("FromPort") != rule.get("ToPort"):
             problems.append(f"{label}: a data store admits a port range {rule.get('FromPort')}-{rule.get('ToPort')}")
     for env, env_groups in sorted(groups.items()):
@@ -511,6 +548,17 @@ def test_rule_data_store_reachability_catches_cidr_ingress_and_egress():
                                                                "PubliclyAccessible": True}}
     found = problems_data_store_reachability(bad({"G": group, "Db": database}))
     assert len(found) == 3, found
+
+
+def test_rule_data_store_reachability_catches_a_group_that_does_not_use_the_store(templates):
+    changed = copy.deepcopy(templates)
+    database_group = changed["dev"]["network"]["Resources"]["DatabaseSecurityGroup"]["Properties"]
+    database_group["SecurityGroupIngress"].append({
+        "SourceSecurityGroupId": {"Fn::GetAtt": ["ApiFunctionSecurityGroup", "GroupId"]},
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432})
+    found = problems_data_store_reachability(changed)
+    assert found == ["dev/network.json DatabaseSecurityGroup: a data store admits ('network', "
+                     "'ApiFunctionSecurityGroup'), the group of no tier that uses it"]
 
 
 def test_rule_encryption_catches_each_gap():
