@@ -84,3 +84,15 @@ def test_execution_role_pulls_images_and_writes_only_the_processor_log_group(tem
 def test_outputs_name_cluster_and_roles(templates):
     assert set(templates["dev"]["compute"]["Outputs"]) == {"ClusterName", "ClusterArn", "TaskExecutionRoleArn",
                                                            "TaskRoleArn"}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_container_insights_logs_to_an_encrypted_group_created_before_the_cluster(templates, env):
+    r = templates[env]["compute"]["Resources"]
+    cluster = r["Cluster"]
+    assert cluster["Properties"]["ClusterName"] == f"video-processing-cluster-{env}"
+    group = r["ContainerInsightsLogGroup"]["Properties"]
+    # The name ECS writes Container Insights to: the group must exist before ECS creates its own.
+    assert group["LogGroupName"] == f"/aws/ecs/containerinsights/video-processing-cluster-{env}/performance"
+    assert cluster["DependsOn"] == ["ContainerInsightsLogGroup"]
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["ComputeLogsKey", "Arn"]} and group["RetentionInDays"]

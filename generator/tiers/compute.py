@@ -22,6 +22,14 @@ def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
     return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
 
 
+def cluster_name(cfg: EnvConfig) -> str:
+    return contracts.physical_name("cluster", cfg.name)
+
+
+def container_insights_log_group_name(cfg: EnvConfig) -> str:
+    return f"/aws/ecs/containerinsights/{cluster_name(cfg)}/performance"
+
+
 def ecs_tasks_trust() -> PolicyDocument:
     return PolicyDocument(Version="2012-10-17", Statement=[Statement(
         Effect=Allow,
@@ -38,8 +46,17 @@ def build(cfg: EnvConfig) -> Template:
         contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN, contracts.CACHE_AUTH_SECRET_ARN,
         contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN,
     )}
+    # Container Insights writes to a log group named after the cluster; created here first, it is encrypted
+    # and expires instead of being created by ECS without either. Hence the cluster's fixed name.
+    insights_log_name = container_insights_log_group_name(cfg)
+    key = blocks.kms_key(t, cfg, "ComputeLogsKey", "Encrypts the cluster's Container Insights log group",
+                         f"video-processing-{cfg.name}-compute-logs", [blocks.logs_key_statement([insights_log_name])])
+    insights_logs = blocks.encrypted_log_group(t, cfg, "ContainerInsightsLogGroup", insights_log_name,
+                                               GetAtt(key, "Arn"))
     cluster = t.add_resource(Cluster(
         "Cluster",
+        ClusterName=cluster_name(cfg),
+        DependsOn=[insights_logs.title],
         ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")],
         CapacityProviders=["FARGATE", "FARGATE_SPOT"],
         DefaultCapacityProviderStrategy=[CapacityProviderStrategyItem(**item)
