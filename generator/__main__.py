@@ -71,14 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.check:
-        return check(args.out, rendered)
+        # Without --env the whole directory is compared: an entry beside the environments is extra too.
+        return check(args.out, rendered, whole_directory=not args.env)
     write(args.out, rendered)
     print_summary(rendered)
     return EXIT_OK
 
 
-def check(out: Path, rendered: dict[str, dict[str, str]]) -> int:
+def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool = False) -> int:
     problems = []
+    if whole_directory and out.is_dir():
+        problems += [f"extra:   {p}" for p in sorted(out.iterdir()) if p.name not in rendered]
     for env, files in rendered.items():
         env_dir = out / env
         on_disk = {p.name for p in env_dir.iterdir() if p.is_file()} if env_dir.is_dir() else set()
@@ -92,8 +95,8 @@ def check(out: Path, rendered: dict[str, dict[str, str]]) -> int:
                 problems.append(f"stale:   {path}")
     if problems:
         print("\n".join(problems), file=sys.stderr)
-        print(f"{len(problems)} file(s) differ from the generator's output; run `python -m generator` and commit "
-              "templates/.", file=sys.stderr)
+        print(f"{len(problems)} file(s) differ from the generator's output; run `python -m generator` (and remove "
+              "what is extra), then commit templates/.", file=sys.stderr)
         return EXIT_STALE
     print(f"templates up to date: {', '.join(rendered)} in {out}")
     return EXIT_OK

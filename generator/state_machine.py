@@ -99,14 +99,15 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                         "Name": CONTAINER_NAME,
                         "Environment": [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}],
                     }]},
-                    "PropagateTags": "TASK_DEFINITION",
                 },
                 "ResultPath": "$.taskResult",
                 "Retry": [PROCESS_RETRY],
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeTaskError"}],
                 "Next": "CheckExitCode",
             },
-            # runTask.sync succeeds whenever the task stops, whatever the container's exit code.
+            # runTask.sync already fails (States.TaskFailed, retried, then caught) when the essential
+            # container exits non-zero or never runs; this guard keeps "success" meaning exit code 0 even
+            # where an integration reports a stopped task as done (as moto does).
             "CheckExitCode": {
                 "Type": "Choice",
                 "Choices": [

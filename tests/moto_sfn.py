@@ -26,6 +26,9 @@ Out of the box it cannot run this pipeline's definition. Measured on 5.2.5:
   -> :func:`ecs_client_errors_as_task_failures`
 * Retriers really ``time.sleep(IntervalSeconds * BackoffRate**n)``.
   -> :func:`recorded_retry_sleeps` records the intervals instead of sleeping.
+* ``runTask.sync`` returns any stopped task as a success; AWS fails the state with
+  ``States.TaskFailed`` (the task as the cause) when an essential container exited
+  non-zero or never ran.  -> :func:`ecs_sync_fails_like_aws` (on by default)
 * moto's fake ECS task always reports ``exitCode`` 0.  -> :func:`ecs_task_outcome`
   makes it report any exit code (plus StopCode / StoppedReason), and
   :func:`ecs_run_task_error` makes RunTask raise a client error.
@@ -228,6 +231,47 @@ def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[No
         )
 
     return _patched(StateTaskServiceEcs, "_from_error", from_error)
+
+
+def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
+    """Fail ``runTask.sync`` with ``States.TaskFailed`` when an essential container exited non-zero or never
+    ran, the stopped task (DescribeTasks shape, JSON) as the cause, as AWS does; moto returns it as a success."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = StateTaskServiceEcs._build_sync_resolver
+
+    def build_sync_resolver(self, env, *args, **kwargs):  # type: ignore[no-untyped-def]
+        resolve = original(self, env, *args, **kwargs)
+
+        def resolver():  # type: ignore[no-untyped-def]
+            task = resolve()
+            if task is None or all(c.get("ExitCode") == 0 for c in task.get("Containers", [])):
+                return task
+            failed = StatesErrorNameType.StatesTaskFailed
+            raise FailureEventException(FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=failed),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                    error=failed.to_name(), cause=json.dumps(task, default=str))),
+            ))
+
+        return resolver
+
+    return _patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
 
 
 def recorded_retry_sleeps(sleeps: list[float]) -> contextlib.AbstractContextManager[None]:
@@ -521,8 +565,13 @@ def moto_patches(
     run_task_fails: bool = False,
     run_task_calls: list[dict[str, Any]] | None = None,
     retry_sleeps: list[float] | None = None,
+    sync_fails_on_exit_code: bool = True,
 ) -> Iterator[None]:
-    """All workarounds at once; use inside or outside ``mock_aws``."""
+    """All workarounds at once; use inside or outside ``mock_aws``.
+
+    ``sync_fails_on_exit_code=False`` keeps moto's own ``.sync`` (a stopped task is a success whatever its
+    exit code), to prove the definition's own exit-code guard.
+    """
     require_moto_version()
     _run_task_signature()  # read moto's own signature before any patch replaces run_task
     calls = run_task_calls if run_task_calls is not None else []
@@ -533,6 +582,8 @@ def moto_patches(
         stack.enter_context(ecs_run_task_parameters())
         stack.enter_context(ecs_client_errors_as_task_failures())
         stack.enter_context(recorded_retry_sleeps(sleeps))
+        if sync_fails_on_exit_code:
+            stack.enter_context(ecs_sync_fails_like_aws())
         stack.enter_context(fast_ecs_tasks())
         if run_task_fails:
             stack.enter_context(ecs_run_task_error(calls))
@@ -580,6 +631,7 @@ def run_execution(
     raw_message_delivery: bool = False,
     execution_name: str | None = None,
     patch: bool = True,
+    sync_fails_on_exit_code: bool = True,
     timeout: float = 30.0,
 ) -> ExecutionResult:
     """Create the resources, the state machine, run one execution, collect messages.
@@ -595,6 +647,7 @@ def run_execution(
         moto_patches(
             task_exit_code=task_exit_code,
             run_task_fails=run_task_fails,
+            sync_fails_on_exit_code=sync_fails_on_exit_code,
             run_task_calls=run_task_calls,
             retry_sleeps=retry_sleeps,
         )

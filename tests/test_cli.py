@@ -61,6 +61,18 @@ def test_check_lists_stale_missing_and_extra_files_and_writes_nothing(tmp_path, 
     assert tree_digest(tmp_path) == before
 
 
+def test_check_without_env_reports_entries_beside_the_environments(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path)]) == 0
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / "main.json").write_text("{}\n")
+    (tmp_path / "stray.json").write_text("{}\n")
+    capsys.readouterr()
+    assert cli.main(["--out", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert f"extra:   {tmp_path / 'qa'}" in err and f"extra:   {tmp_path / 'stray.json'}" in err
+    assert cli.main(["--out", str(tmp_path), "--check", "--env", "dev"]) == 0, "--env compares only that one"
+
+
 def test_check_reports_a_missing_environment_directory(tmp_path, capsys):
     assert cli.main(["--out", str(tmp_path), "--env", "prod", "--check"]) == 1
     assert "missing:" in capsys.readouterr().err

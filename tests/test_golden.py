@@ -12,6 +12,8 @@ from conftest import TEMPLATES
 
 def test_committed_templates_equal_generated_output(rendered):
     problems = []
+    if sorted(p.name for p in TEMPLATES.iterdir()) != sorted(rendered):
+        problems.append(f"templates/ holds {sorted(p.name for p in TEMPLATES.iterdir())}, not {sorted(rendered)}")
     for env, files in rendered.items():
         on_disk = sorted(p.name for p in (TEMPLATES / env).glob("*"))
         if on_disk != sorted(files):

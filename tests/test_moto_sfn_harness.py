@@ -218,8 +218,21 @@ def test_capacity_provider_strategy_reaches_run_task():
     assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
 
 
-def test_non_zero_exit_code_publishes_error_and_fails():
+def test_non_zero_exit_code_fails_the_sync_task_as_on_aws():
     result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=1)
+
+    assert result.status == "FAILED"
+    assert result.messages["completion"] == []
+    [note] = result.messages["error"]
+    assert note.message["videoId"] == VIDEO_ID
+    assert note.message["error"] == "States.TaskFailed"
+    assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 1
+    assert len(result.run_task_calls) == 4, "States.TaskFailed is retried"
+
+
+def test_moto_own_sync_treats_a_non_zero_exit_as_success():
+    """Without ecs_sync_fails_like_aws, moto's runTask.sync succeeds: the definition's exit-code guard decides."""
+    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=1, sync_fails_on_exit_code=False)
 
     assert result.status == "FAILED"
     assert result.error == "ProcessingError"
@@ -230,13 +243,12 @@ def test_non_zero_exit_code_publishes_error_and_fails():
     assert note.message["executionArn"] == result.execution_arn
     assert note.message["error"] == "NonZeroExitCode"
     assert note.message["cause"].startswith("Container exited with code 1 ")
-    # a non-zero exit is a successful runTask.sync: no retry
     assert len(result.run_task_calls) == 1
     assert result.task_failures() == []
 
 
 def test_task_without_exit_code_takes_the_failure_path():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=None)
+    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=None, sync_fails_on_exit_code=False)
 
     assert result.status == "FAILED"
     assert result.error == "ProcessingError"

@@ -42,7 +42,7 @@ def test_topic_policy_denies_requests_without_tls(templates):
     assert sorted(t["Ref"] for t in policy["Topics"]) == ["CompletionTopic", "ErrorTopic"]
     deny = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
     assert deny == [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["sns:Publish"],
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["sns:*"],
         "Resource": [{"Ref": "CompletionTopic"}, {"Ref": "ErrorTopic"}],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }]
@@ -93,3 +93,15 @@ def test_key_and_queue_are_retained_in_prod(templates, env, policy):
     r = templates[env]["notification"]["Resources"]
     for title in ("NotificationKey", "DeadLetterQueue"):
         assert (r[title]["DeletionPolicy"], r[title]["UpdateReplacePolicy"]) == (policy, policy)
+
+
+def test_only_eventbridge_and_alarms_of_this_account_may_publish_as_services_and_only_errors(templates):
+    policy = one_resource(templates["dev"]["notification"], "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+    allows = {s["Principal"]["Service"][0]: s for s in statements(policy) if s["Effect"] == "Allow"}
+    assert sorted(allows) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    for allow in allows.values():
+        assert allow["Action"] == ["sns:Publish"] and allow["Resource"] == [{"Ref": "ErrorTopic"}]
+        assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    # The dead-letter queue's alarm targets the topic that admits alarms.
+    alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
+    assert alarm["AlarmActions"] == allows["cloudwatch.amazonaws.com"]["Resource"]

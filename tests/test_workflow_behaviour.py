@@ -7,6 +7,8 @@ in templates/dev/workflow.json.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from moto_sfn import run_execution
@@ -41,13 +43,24 @@ def test_the_task_runs_with_the_video_id_on_private_subnets_without_public_ip(de
     assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
 
 
-def test_a_container_exiting_non_zero_fails_and_publishes_one_error_message(definition):
+def test_a_container_exiting_non_zero_is_retried_then_fails_with_one_error_message(definition):
     result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=3, execution_name="clip-9")
     assert result.status == "FAILED" and result.error == "ProcessingError"
+    assert len(result.run_task_calls) == 4 and result.retry_sleeps == [30, 60, 120]
     assert result.messages["completion"] == []
     [note] = result.messages["error"]
     assert note.subject == "Video Processing Error"
     assert note.message["videoId"] == "clip-9" and note.message["executionArn"] == result.execution_arn
+    assert note.message["error"] == "States.TaskFailed"
+    assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 3
+
+
+def test_the_exit_code_guard_fails_a_non_zero_exit_even_if_the_integration_reports_success(definition):
+    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=3, execution_name="clip-9",
+                           sync_fails_on_exit_code=False)
+    assert result.status == "FAILED"
+    assert result.messages["completion"] == []
+    [note] = result.messages["error"]
     assert note.message["error"] == "NonZeroExitCode"
     assert "exited with code 3" in note.message["cause"]
 
@@ -63,11 +76,14 @@ def test_a_task_that_cannot_run_is_retried_then_caught_into_one_error_message(de
     assert result.messages["completion"] == []
 
 
-def test_a_task_stopping_without_exit_code_is_a_failure(definition):
-    result = run_execution(definition, {"videoId": "clip-0"}, task_exit_code=None, execution_name="clip-0")
-    assert result.status == "FAILED"
+@pytest.mark.parametrize("sync_fails_on_exit_code, error", [(True, "States.TaskFailed"),
+                                                             (False, "TaskStoppedWithoutExitCode")])
+def test_a_task_stopping_without_exit_code_is_a_failure(definition, sync_fails_on_exit_code, error):
+    result = run_execution(definition, {"videoId": "clip-0"}, task_exit_code=None, execution_name="clip-0",
+                           sync_fails_on_exit_code=sync_fails_on_exit_code)
+    assert result.status == "FAILED" and result.messages["completion"] == []
     [note] = result.messages["error"]
-    assert note.message["error"] == "TaskStoppedWithoutExitCode"
+    assert note.message["error"] == error
 
 
 @pytest.mark.parametrize("bad_input", [{}, {"videoId": ""}, {"videoId": 42}, {"video": "x"}])

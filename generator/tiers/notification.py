@@ -9,7 +9,7 @@ from __future__ import annotations
 from awacs import kms as kms_actions
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import Allow, ArnEquals, ArnLike, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
 from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
@@ -75,13 +75,22 @@ def build(cfg: EnvConfig) -> Template:
         "TopicPolicy",
         Topics=topic_refs,
         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
-            blocks.deny_insecure_transport([sns_actions.Publish], topic_refs),
+            blocks.deny_insecure_transport([sns_actions.Action("*")], topic_refs),
             Statement(
                 # The workflow's EventBridge rule reports timed-out and aborted executions.
                 Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
                 Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
                 Resource=[Ref(topics["ErrorTopic"])],
                 Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+            ),
+            Statement(
+                # Alarms (the dead-letter queue's among them) publish as a service, which only a
+                # resource policy admits; identity policies cover this account's roles.
+                Sid="CloudWatchAlarmsOfThisAccountPublishErrors", Effect=Allow,
+                Principal=blocks.service_principal("cloudwatch"), Action=[sns_actions.Publish],
+                Resource=[Ref(topics["ErrorTopic"])],
+                Condition=Condition([StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
+                                     ArnLike("aws:SourceArn", blocks.arn("cloudwatch", "alarm:*"))]),
             ),
         ]),
     ))
