@@ -102,7 +102,7 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                 },
                 "ResultPath": "$.taskResult",
                 "Retry": [PROCESS_RETRY],
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeTaskError"}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}],
                 "Next": "CheckExitCode",
             },
             # runTask.sync already fails (States.TaskFailed, retried, then caught) when the essential
@@ -128,10 +128,19 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             "NotifySuccess": {
                 **_notify(COMPLETION_TOPIC_ARN, SUCCESS_SUBJECT, "VideoProcessingSucceeded"),
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
-                           "Next": "DescribeTaskError"}],
+                           "Next": "ExamineError"}],
             },
             "VideoProcessingSucceeded": {"Type": "Succeed", "Comment": "Video processing completed successfully"},
+            # A caught error always names itself; should it carry no Cause, reading one would be a
+            # States.Runtime error inside the failure path, and nobody would be told.
+            "ExamineError": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}],
+                "Default": "DescribeCauselessError",
+            },
             "DescribeTaskError": _describe_failure(**{"error.$": "$.error.Error", "cause.$": "$.error.Cause"}),
+            "DescribeCauselessError": _describe_failure(**{"error.$": "$.error.Error",
+                                                           "cause": "The failed step reported no cause"}),
             "DescribeNonZeroExit": _describe_failure(**{
                 "taskArn.$": "$.taskResult.TaskArn",
                 "error": "NonZeroExitCode",

@@ -158,8 +158,12 @@ def test_process_video_retries_like_the_sketch_and_catches_everything(templates)
     task = states(templates)["ProcessVideo"]
     assert task["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
                               "BackoffRate": 2.0}]
-    assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeTaskError"}]
+    assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}]
+    examine = states(templates)["ExamineError"]
+    assert examine["Choices"] == [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}]
+    assert examine["Default"] == "DescribeCauselessError"
     assert states(templates)["DescribeTaskError"]["Next"] == "NotifyFailure"
+    assert states(templates)["DescribeCauselessError"]["Next"] == "NotifyFailure"
 
 
 def test_a_non_zero_exit_code_is_a_failure_not_a_success(templates):
