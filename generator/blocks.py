@@ -12,6 +12,7 @@ from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument,
 from awacs.aws import StringEquals
 from awacs.aws import Bool as BoolCondition
 from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
+from troposphere.iam import Policy
 from troposphere.kms import Alias, Key
 from troposphere.logs import LogGroup
 from troposphere.secretsmanager import GenerateSecretString, Secret
@@ -73,6 +74,11 @@ def retention_policies(cfg: EnvConfig, when_kept: str = "Retain") -> dict[str, s
     """DeletionPolicy/UpdateReplacePolicy for stateful resources: kept in environments that retain data."""
     policy = when_kept if cfg.retain_data else "Delete"
     return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+def inline_policy(name: str, *statements: Statement) -> Policy:
+    """A role's inline policy: a name and its statements (the document boilerplate lives here)."""
+    return Policy(PolicyName=name, PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=list(statements)))
 
 
 def service_principal(service: str) -> Principal:

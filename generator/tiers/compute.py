@@ -11,7 +11,7 @@ from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
-from troposphere.iam import Policy, Role
+from troposphere.iam import Role
 
 from generator import blocks, contracts
 from generator.config import EnvConfig
@@ -69,9 +69,9 @@ def build(cfg: EnvConfig) -> Template:
         "TaskExecutionRole",
         Description=f"ECS pulls the processor image and writes its logs ({cfg.name})",
         AssumeRolePolicyDocument=ecs_tasks_trust(),
-        Policies=[Policy(PolicyName="PullImageAndWriteLogs", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[
+        Policies=[
+            blocks.inline_policy(
+                "PullImageAndWriteLogs",
                 Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken],
                           Resource=["*"]),  # GetAuthorizationToken cannot be scoped to a resource
                 Statement(Sid="PullFromPrivateRepositoriesOfThisAccount", Effect=Allow,
@@ -80,10 +80,9 @@ def build(cfg: EnvConfig) -> Template:
                 Statement(Sid="WriteProcessorLogs", Effect=Allow,
                           Action=[logs.CreateLogStream, logs.PutLogEvents],
                           Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
-            ],
-        )), Policy(PolicyName="InjectContainerSecrets", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[
+            ),
+            blocks.inline_policy(
+                "InjectContainerSecrets",
                 # Exactly the secrets the task definition passes to the container as ECS secrets.
                 Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                           Resource=[p["CacheAuthSecretArn"], p["DatabaseSecretArn"]]),
@@ -91,31 +90,28 @@ def build(cfg: EnvConfig) -> Template:
                           Resource=[p["CacheKeyArn"], p["DataKeyArn"]],
                           Condition=Condition(StringEquals(
                               "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")))),
-            ],
-        ))],
+            ),
+        ],
         Tags=blocks.tags(cfg),
     ))
     task_role = t.add_resource(Role(
         "TaskRole",
         Description=f"The video processing container runs as this role ({cfg.name})",
         AssumeRolePolicyDocument=ecs_tasks_trust(),
-        Policies=[Policy(PolicyName="ReportTaskOutcome", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[Statement(
+        Policies=[
+            blocks.inline_policy("ReportTaskOutcome", Statement(
                 Sid="ReportToStepFunctions", Effect=Allow,
                 Action=[states.SendTaskFailure, states.SendTaskHeartbeat, states.SendTaskSuccess],
                 Resource=["*"],  # task-token actions support no resource-level permissions
-            )],
-        )), Policy(PolicyName="UseMediaFileSystem", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[Statement(
+            )),
+            blocks.inline_policy("UseMediaFileSystem", Statement(
                 # Read and write, never root, and only through the media access point.
                 Sid="MountMediaThroughAccessPoint", Effect=Allow,
                 Action=[elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite],
                 Resource=[p["FileSystemArn"]],
                 Condition=Condition(StringEquals("elasticfilesystem:AccessPointArn", p["AccessPointArn"])),
-            )],
-        ))],
+            )),
+        ],
         Tags=blocks.tags(cfg),
     ))
 

@@ -28,7 +28,7 @@ from troposphere.ec2 import (
     VPCEndpoint,
     VPCGatewayAttachment,
 )
-from troposphere.iam import Policy, Role
+from troposphere.iam import Role
 
 from generator import blocks, contracts
 from generator.config import EnvConfig
@@ -139,13 +139,10 @@ def _flow_logs(t: Template, cfg: EnvConfig, vpc: VPC) -> None:
             Effect=Allow, Principal=blocks.service_principal("vpc-flow-logs"), Action=[AssumeRole],
             Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
         )]),
-        Policies=[Policy(PolicyName="DeliverToFlowLogGroup", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[Statement(
-                Effect=Allow,
-                Action=[logs_actions.CreateLogStream, logs_actions.DescribeLogStreams, logs_actions.PutLogEvents],
-                Resource=[GetAtt(group, "Arn"), Sub("${Group}:log-stream:*", Group=GetAtt(group, "Arn"))],
-            )],
+        Policies=[blocks.inline_policy("DeliverToFlowLogGroup", Statement(
+            Effect=Allow,
+            Action=[logs_actions.CreateLogStream, logs_actions.DescribeLogStreams, logs_actions.PutLogEvents],
+            Resource=[GetAtt(group, "Arn"), Sub("${Group}:log-stream:*", Group=GetAtt(group, "Arn"))],
         ))],
         Tags=blocks.tags(cfg),
     ))
