@@ -19,12 +19,9 @@ from troposphere.secretsmanager import GenerateSecretString, Secret
 
 from generator.config import EnvConfig
 from generator.contracts import Contract, export_name
+from generator.errors import LimitError, SkipError
 
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
-
-
-class LimitError(ValueError):
-    """A generated template, or code inlined into one, exceeds an AWS quota."""
 
 
 def new_template(cfg: EnvConfig, description: str) -> Template:
@@ -223,9 +220,9 @@ def checkov_skip(*skips: tuple[str, str], metadata: dict | None = None) -> dict:
     entries = {e["id"]: e["comment"] for e in merged.get("checkov", {}).get("skip", [])}
     for check_id, reason in skips:
         if not CHECKOV_ID.match(check_id):
-            raise ValueError(f"checkov skip: {check_id!r} is not a check id such as CKV_AWS_7")
+            raise SkipError(f"checkov skip: {check_id!r} is not a check id such as CKV_AWS_7")
         if not reason.strip() or "\n" in reason:
-            raise ValueError(f"checkov skip {check_id}: the reason must be one non-empty line")
+            raise SkipError(f"checkov skip {check_id}: the reason must be one non-empty line")
         entries[check_id] = reason
     merged["checkov"] = {"skip": [{"id": i, "comment": r} for i, r in sorted(entries.items())]}
     return merged

@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass, field, fields, replace
 
+from generator.errors import ConfigError
+
 PROJECT = "video-processing"
 DEFAULT_REGION = "ap-northeast-1"
 
@@ -37,10 +39,6 @@ DB_STORAGE_GIB = (20, 65536)
 MAX_RETENTION_DAYS = 35
 DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 CACHE_NODE_TYPE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message names the field and what is accepted."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from troposphere.cloudformation import Stack
 
 from generator import blocks, contracts
 from generator.config import EnvConfig
+from generator.errors import WiringError
 
 # (contract, tier that produces it): surfaced as the parent's own outputs.
 PARENT_OUTPUTS = (
@@ -21,10 +22,6 @@ PARENT_OUTPUTS = (
     (contracts.ERROR_TOPIC_ARN, "notification"),
     (contracts.API_URL, "api"),
 )
-
-
-class WiringError(ValueError):
-    """A child parameter has no producer, or more than one."""
 
 
 def stack_title(tier: str) -> str:
