@@ -7,19 +7,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
-import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from generator import config
-from generator.render import LimitError, render_environment
+from generator import config, errors
+from generator.errors import EXIT_OK, EXIT_STALE
+from generator.render import render_environment
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates"
 
-EXIT_OK, EXIT_STALE, EXIT_USAGE = 0, 1, 2
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,7 +30,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Generate the pipeline's CloudFormation templates: for each environment, "
                     "templates/<env>/main.json (the parent) and one <tier>.json per tier.",
         epilog="Exit status: 0 success; 1 --check found stale, missing or extra files; "
-               "2 bad input (nothing written). "
+               "2 bad input or an unwritable --out (one line on stderr, nothing replaced); 70 internal error "
+               "(a bug: the traceback is in a log file, see the message); 130 interrupted (nothing replaced). "
+               "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "
+               "refused, not replaced. "
                "Review a change: `python -m generator diff --help`.",
     )
     p.add_argument("--env", action="append", metavar="NAME",
@@ -51,47 +56,60 @@ def load_overrides(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise config.ConfigError(f"invalid --config {path}: {e.strerror}; accepted: a readable JSON file") from None
+    except RecursionError:
+        raise config.ConfigError(f"invalid --config {path}: nested too deeply; accepted: a JSON object of "
+                                 "environments, each an object of settings") from None
     except ValueError as e:
         raise config.ConfigError(f"invalid --config {path}: {e}; accepted: a JSON object") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["diff"]:
         from generator import diff_cli
-        return diff_cli.main(argv[1:])
-    args = parse_args(argv)
-    try:
-        environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
-        wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
-        envs = [cfg for name, cfg in environments.items() if name in wanted]
-        # Build everything before touching the disk: any error leaves the output directory as it was.
-        rendered = {cfg.name: render_environment(cfg) for cfg in envs}
-    except (config.ConfigError, LimitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
+    return errors.run(generate, argv, "python -m generator")
+
+
+def generate(argv: Sequence[str]) -> int:
+    args = parse_args(list(argv))
+    environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
+    wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
+    envs = [cfg for name, cfg in environments.items() if name in wanted]
+    # Build everything before touching the disk: any error leaves the output directory as it was.
+    rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     if args.check:
         # Without --env the whole directory is compared: an entry beside the environments is extra too.
         return check(args.out, rendered, whole_directory=not args.env)
+    # SIGTERM ends a run like Ctrl-C: the write below cleans up, errors.run reports one line.
+    signal.signal(signal.SIGTERM, _interrupt)
     write(args.out, rendered)
     print_summary(rendered)
     return EXIT_OK
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool = False) -> int:
     problems = []
     if whole_directory and out.is_dir():
-        problems += [f"extra:   {p}" for p in sorted(out.iterdir()) if p.name not in rendered]
+        for p in sorted(out.iterdir()):
+            if p.name.startswith(TRANSACTION_PREFIX):
+                problems.append(f"extra:   {p} (left by an interrupted run: `python -m generator` recovers it)")
+            elif p.name not in rendered:
+                problems.append(f"extra:   {p}")
     for env, files in rendered.items():
         env_dir = out / env
-        on_disk = {p.name for p in env_dir.iterdir() if p.is_file()} if env_dir.is_dir() else set()
-        for name in sorted(files.keys() | on_disk):
+        entries = {p.name: p for p in env_dir.iterdir()} if env_dir.is_dir() else {}
+        for name in sorted(files.keys() | entries.keys()):
             path = env_dir / name
-            if name not in on_disk:
+            if name not in entries:
                 problems.append(f"missing: {path}")
-            elif name not in files:
-                problems.append(f"extra:   {path}")
-            elif path.read_text(encoding="utf-8") != files[name]:
+            elif name not in files or not _is_plain_file(path):
+                problems.append(f"extra:   {path}")  # a subdirectory too: nothing but the templates belongs here
+            elif path.read_bytes() != files[name].encode("utf-8"):
                 problems.append(f"stale:   {path}")
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -102,26 +120,128 @@ def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool 
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------------ writing
+#
+# The generator owns the top-level *.json files of each <out>/<env>/ it writes, nothing else: a directory
+# holding anything more is refused, not replaced. All requested environments are replaced together, through
+# one transaction directory <out>/.generator-txn-<pid>/:
+#   new/<env>/   every file, written first (a full disk fails here, before anything is replaced);
+#   complete     marker: from here on the run rolls forward;
+#   old/<env>/   each replaced directory, moved aside by a rename, deleted at the end.
+# Renames are not interrupted (SIGINT/SIGTERM are blocked for their duration). A run killed outright leaves the
+# transaction directory behind; the next run finishes it (marker present) or discards it (absent) first.
+
+TRANSACTION_PREFIX = ".generator-txn-"
+COMPLETE = "complete"
+
+
+def _is_plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def foreign_entries(env_dir: Path) -> list[Path]:
+    """What in an environment directory the generator did not write (anything but top-level *.json files)."""
+    if not env_dir.is_dir() or env_dir.is_symlink():
+        return [env_dir] if env_dir.exists() or env_dir.is_symlink() else []
+    return sorted(p for p in env_dir.iterdir() if not (_is_plain_file(p) and p.suffix == ".json"))
+
+
 def write(out: Path, rendered: dict[str, dict[str, str]]) -> None:
-    """Replace each environment directory whole, through a sibling temporary directory and renames."""
-    out.mkdir(parents=True, exist_ok=True)
-    for env, files in rendered.items():
-        staging = Path(tempfile.mkdtemp(prefix=f".{env}.new-", dir=out))
-        for name, text in files.items():
-            (staging / name).write_text(text, encoding="utf-8")
-            os.chmod(staging / name, 0o644)
-        os.chmod(staging, 0o755)
-        target, old = out / env, out / f".{env}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+    """Replace every requested environment directory, or none of them."""
+    if out.exists() and not out.is_dir():
+        raise errors.InputError(f"--out {out} is not a directory; accepted: a directory (created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise errors.InputError(f"cannot create --out {out}: {e.strerror}; accepted: a writable directory") from None
+    try:
+        recover(out)
+    except OSError as e:
+        raise errors.InputError(f"cannot recover what an interrupted run left in {out}: {e.strerror}") from None
+    for env in rendered:
+        foreign = foreign_entries(out / env)
+        if foreign:
+            raise errors.InputError(
+                f"{foreign[0]} was not written by the generator; refusing to replace {out / env}: "
+                "move it out, or choose another --out")
+    txn = out / f"{TRANSACTION_PREFIX}{os.getpid()}"
+    try:
+        for env, files in rendered.items():
+            staged = txn / "new" / env
+            staged.mkdir(parents=True)
+            for name, text in files.items():
+                (staged / name).write_bytes(text.encode("utf-8"))
+                os.chmod(staged / name, 0o644)
+            os.chmod(staged, 0o755)
+        (txn / "old").mkdir()
+        (txn / COMPLETE).touch()
+    except OSError as e:
+        raise errors.InputError(f"cannot write {e.filename or out}: {e.strerror}; nothing was replaced") from None
+    finally:
+        if not (txn / COMPLETE).exists():
+            shutil.rmtree(txn, ignore_errors=True)
+    try:
+        with _signals_blocked():
+            _commit(out, txn)
+    except OSError as e:
+        raise errors.InputError(f"cannot replace {e.filename or out}: {e.strerror}; the next run of the generator "
+                                f"finishes the replacement ({txn} holds it)") from None
+
+
+def _commit(out: Path, txn: Path) -> None:
+    """Move each staged environment into place (old one aside); idempotent, so a later run can finish it."""
+    for staged in sorted((txn / "new").iterdir()):
+        target, aside = out / staged.name, txn / "old" / staged.name
+        if target.exists() and not aside.exists():
+            target.rename(aside)
+        staged.rename(target)
+    shutil.rmtree(txn)
+
+
+def recover(out: Path) -> None:
+    """Finish or discard what an earlier run, killed mid-write, left in `out`."""
+    for txn in sorted(out.glob(f"{TRANSACTION_PREFIX}*")):
+        pid = txn.name[len(TRANSACTION_PREFIX):]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another run is writing right now
+        if (txn / COMPLETE).exists():
+            _commit(out, txn)
+        else:
+            shutil.rmtree(txn, ignore_errors=True)
+    # Leftovers of the earlier per-environment scheme (.<env>.new-*, .<env>.old).
+    for leftover in sorted(out.glob(".*.new-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for old in sorted(out.glob(".*.old")):
+        env = out / old.name[1:-len(".old")]
+        if env.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(env)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def print_summary(rendered: dict[str, dict[str, str]]) -> None:
-    import json
-
     rows = [("environment", "template", "resources", "bytes")]
     for env, files in rendered.items():
         for name, text in files.items():

@@ -99,13 +99,13 @@ def run(main: Callable[[Sequence[str]], int], argv: Sequence[str], program: str)
     try:
         return main(argv)
     except PipelineError as e:
-        print(f"{program}: error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{program}: interrupted", file=sys.stderr)
+        print(f"interrupted: {program} stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place that turns a bug into a log file and exit code
         path = write_traceback(program)
-        print(f"{program}: internal error (a bug, not your input): {type(e).__name__}: {one_line(e, 200)}; "
+        print(f"internal error in {program} (a bug, not your input): {type(e).__name__}: {one_line(e, 200)}; "
               f"traceback in {path}", file=sys.stderr)
         return EXIT_INTERNAL
