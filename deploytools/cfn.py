@@ -8,7 +8,8 @@
     python -m deploytools.cfn retained    --stack N                  resources a delete keeps
     python -m deploytools.cfn delete      --stack N                  delete, follow events, list what was kept
 
-Exit status: 0 success, 1 failure (a reason is printed), 2 bad input, 3 change set has no changes.
+Exit status: 0 success, 1 failure (a reason is printed), 2 bad input or an AWS error (one line), 3 change set
+has no changes, 70 internal error (traceback in a log file), 130 interrupted (the line says the stack's state).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CHANGES = 0, 1, 2, 3
+from generator import errors
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CHANGES = errors.EXIT_OK, 1, errors.EXIT_USAGE, 3
 NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
 POLL_S = float(os.environ.get("DEPLOY_POLL_SECONDS", "5"))
 STACK_TYPE = "AWS::CloudFormation::Stack"
@@ -60,8 +63,8 @@ def warn(text: str) -> str:
 # Parameters
 
 
-class ParameterError(ValueError):
-    pass
+class ParameterError(errors.InputError):
+    """A --param value is malformed or breaks the template's own constraints."""
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
@@ -347,7 +350,13 @@ def parse_template(body: str | dict[str, Any]) -> dict[str, Any]:
             loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else
             loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else
             loader.construct_mapping(node))})
-    return yaml.load(body, Loader=Loader) or {}  # noqa: S506 (a SafeLoader subclass)
+    try:
+        parsed = yaml.load(body, Loader=Loader) or {}  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise errors.TemplateError(f"a deployed template is not valid YAML or JSON: {e}") from None
+    if not isinstance(parsed, dict):
+        raise errors.TemplateError(f"a deployed template is not a CloudFormation object but {type(parsed).__name__}")
+    return parsed
 
 
 def retained_resources(cfn: Any, stack: str, label: str | None = None) -> list[str]:
@@ -367,13 +376,21 @@ def retained_resources(cfn: Any, stack: str, label: str | None = None) -> list[s
 # Commands
 
 
-def cmd_params(a: argparse.Namespace) -> int:
-    template = json.loads(Path(a.template).read_text(encoding="utf-8"))
+def read_template(path: str) -> dict[str, Any]:
     try:
-        params = parse_params(a.param)
-    except ParameterError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise errors.TemplateError(f"cannot read template {path}: {e.strerror}") from None
+    except (ValueError, RecursionError) as e:
+        raise errors.TemplateError(f"template {path} is not valid JSON: {errors.one_line(e, 200)}") from None
+    if not isinstance(body, dict):
+        raise errors.TemplateError(f"template {path} is not a CloudFormation object")
+    return body
+
+
+def cmd_params(a: argparse.Namespace) -> int:
+    template = read_template(a.template)
+    params = parse_params(a.param)
     problems = check_params(template, params)
     if problems:
         print("error: bad parameter(s), nothing was deployed:", file=sys.stderr)
@@ -409,7 +426,7 @@ def cmd_execute(a: argparse.Namespace) -> int:
     cs = cfn.describe_change_set(ChangeSetName=a.change_set)
     watcher = Watcher(cfn, cs["StackId"], since=cs["CreationTime"])
     cfn.execute_change_set(ChangeSetName=a.change_set)
-    status = watcher.follow()
+    status = follow_or_explain(watcher, "the deploy", "run ./deploy.sh again once it has finished")
     if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         print(f"{watcher.stacks[watcher.root]}: {status} ({watcher.finished()} resources finished)")
         print(format_outputs(cfn, watcher.root))
@@ -419,6 +436,21 @@ def cmd_execute(a: argparse.Namespace) -> int:
     if "ROLLBACK_COMPLETE" in status:
         print("the stack was rolled back: nothing is half-deployed", file=sys.stderr)
     return EXIT_FAILED
+
+
+def follow_or_explain(watcher: Watcher, what: str, next_step: str) -> str:
+    """Follow the events; on Ctrl-C say in one line what state the stack is in and what to run next."""
+    try:
+        return watcher.follow()
+    except KeyboardInterrupt:
+        name = watcher.stacks[watcher.root]
+        try:
+            status = stack_status(watcher.cfn, watcher.root) or "gone"
+        except Exception:  # noqa: BLE001 - the line below must be printed whatever the API does now
+            status = "unknown (could not be read)"
+        raise errors.Interrupted(f"stopped following {what}: stack {name} is {status} and CloudFormation carries on "
+                          f"without deploy.sh; watch it with `aws cloudformation describe-stacks --stack-name "
+                          f"{name}`, then {next_step}") from None
 
 
 def cmd_retained(a: argparse.Namespace) -> int:
@@ -440,7 +472,7 @@ def cmd_delete(a: argparse.Namespace) -> int:
     for sid, label in nested_stacks(cfn, stack["StackId"], stack["StackName"])[1:]:
         watcher.stacks.setdefault(sid, label)
     cfn.delete_stack(StackName=stack["StackId"])
-    status = watcher.follow()
+    status = follow_or_explain(watcher, "the delete", "run ./deploy.sh --delete again if it fails")
     if status != "DELETE_COMPLETE":
         print(warn(f"{stack['StackName']}: {status}"), file=sys.stderr)
         print(format_root_causes(root_causes(watcher.events), watcher.stacks), file=sys.stderr)
@@ -451,7 +483,7 @@ def cmd_delete(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m deploytools.cfn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -470,7 +502,28 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--change-set", required=True)
         s.set_defaults(func=func)
     a = p.parse_args(argv)
-    return a.func(a)
+    return aws_errors_as_pipeline_errors(a.func, a)
+
+
+def aws_errors_as_pipeline_errors(func: Any, a: argparse.Namespace) -> int:
+    """botocore's failures (credentials, region, endpoint, API errors) are the user's to fix: one line."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    try:
+        return func(a)
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        raise errors.AwsError(f"{e.operation_name}: {error.get('Code', 'error')}: {error.get('Message', e)}") from None
+    except EndpointConnectionError as e:
+        raise errors.AwsError(f"cannot reach {e.kwargs.get('endpoint_url', 'the AWS endpoint')}; with --local the "
+                              "emulator was stopped and its stacks are gone (run ./deploy.sh --local again), "
+                              "else check the network and --region") from None
+    except BotoCoreError as e:
+        raise errors.AwsError(str(e)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.cfn")
 
 
 if __name__ == "__main__":

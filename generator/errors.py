@@ -23,13 +23,15 @@ EXIT_FAIL_ON = 3  # diff --fail-on matched (deploytools.cfn also uses 3 for "no 
 EXIT_INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback is in a log file
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM: 128 + SIGINT, as shells report it
 
-MAX_MESSAGE = 400  # characters of a message shown (a 10 MB value must not be echoed whole)
+MAX_MESSAGE = 1000  # characters of a message shown (a 10 MB value must not be echoed whole)
 LOG_DIR_VARIABLE = "PIPELINE_LOG_DIR"
 DEFAULT_LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "logs"
 
 
 class PipelineError(Exception):
     """Base of every error a user can cause or meet; str() is the one line shown to them."""
+
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(PipelineError, ValueError):
@@ -62,6 +64,12 @@ class TemplateError(PipelineError):
 
 class InputError(PipelineError, ValueError):
     """A command-line value is invalid (a parameter, a port, a bucket name, an output directory)."""
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C or SIGTERM while something outside this process carries on; the message says its state."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
@@ -99,8 +107,9 @@ def run(main: Callable[[Sequence[str]], int], argv: Sequence[str], program: str)
     try:
         return main(argv)
     except PipelineError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
+        prefix = "interrupted" if isinstance(e, Interrupted) else "error"
+        print(f"{prefix}: {one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"interrupted: {program} stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
