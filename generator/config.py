@@ -37,8 +37,10 @@ VPC_PREFIX_LENGTH = 16
 DB_STORAGE_GIB = (20, 65536)
 # AWS caps automated backups (RDS) and snapshots (ElastiCache) at 35 days.
 MAX_RETENTION_DAYS = 35
-DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-CACHE_NODE_TYPE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+# Matched with fullmatch: `$` alone would accept a value ending in a newline.
+DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
+CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
+MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class EnvConfig:
         try:
             net = ipaddress.ip_network(self.vpc_cidr)
         except ValueError:
-            raise ConfigError(f"{self.name}: invalid vpc_cidr {self.vpc_cidr!r} (not a network); "
+            raise ConfigError(f"{self.name}: invalid vpc_cidr {shown(self.vpc_cidr)} (not a network); "
                               f"accepted: an IPv4 /{VPC_PREFIX_LENGTH} such as 10.10.0.0/16") from None
         _check(net.version == 4 and net.prefixlen == VPC_PREFIX_LENGTH and net.is_private,
                self.name, "vpc_cidr", self.vpc_cidr, f"a private IPv4 /{VPC_PREFIX_LENGTH} such as 10.10.0.0/16")
@@ -92,7 +94,7 @@ class EnvConfig:
                self.api_burst_limit, f"api_rate_limit ({self.api_rate_limit}) to {MAX_API_BURST_LIMIT} requests")
         _check(bool(self.region.replace("-", "").isalnum()) and self.region.count("-") >= 2,
                self.name, "region", self.region, "an AWS region name such as ap-northeast-1")
-        _check(bool(DB_INSTANCE_CLASS.match(self.db_instance_class)), self.name, "db_instance_class",
+        _check(bool(DB_INSTANCE_CLASS.fullmatch(self.db_instance_class)), self.name, "db_instance_class",
                self.db_instance_class, "an RDS instance class such as db.t4g.micro")
         low, high = DB_STORAGE_GIB
         _check(low <= self.db_storage_gib <= high, self.name, "db_storage_gib", self.db_storage_gib,
@@ -102,7 +104,7 @@ class EnvConfig:
                self.db_max_storage_gib, f"{ceiling}-{high} GiB (at least 10% above db_storage_gib)")
         _check(1 <= self.backup_retention_days <= MAX_RETENTION_DAYS, self.name, "backup_retention_days",
                self.backup_retention_days, f"1-{MAX_RETENTION_DAYS} days (0 would turn backups off)")
-        _check(bool(CACHE_NODE_TYPE.match(self.cache_node_type)), self.name, "cache_node_type",
+        _check(bool(CACHE_NODE_TYPE.fullmatch(self.cache_node_type)), self.name, "cache_node_type",
                self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
         _check(0 <= self.cache_snapshot_retention_days <= MAX_RETENTION_DAYS, self.name,
                "cache_snapshot_retention_days", self.cache_snapshot_retention_days, f"0-{MAX_RETENTION_DAYS} days")
@@ -116,9 +118,15 @@ class EnvConfig:
         return 2 if self.multi_az else 1
 
 
+def shown(value: object) -> str:
+    """A value as a message may echo it: its repr, cut (a 10 MB value is not printed whole)."""
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE_SHOWN else f"{text[:MAX_VALUE_SHOWN]}... ({len(text)} characters)"
+
+
 def _check(ok: bool, env: str, field_name: str, value: object, accepted: str) -> None:
     if not ok:
-        raise ConfigError(f"{env}: invalid {field_name} {value!r}; accepted: {accepted}")
+        raise ConfigError(f"{env}: invalid {field_name} {shown(value)}; accepted: {accepted}")
 
 
 def _base_tags(env: str) -> tuple[tuple[str, str], ...]:
@@ -165,7 +173,7 @@ def check_environments(envs: dict[str, EnvConfig]) -> None:
 
 def get(name: str) -> EnvConfig:
     if name not in ENVIRONMENTS:
-        raise ConfigError(f"unknown environment {name!r}; valid: {', '.join(sorted(ENVIRONMENTS))}")
+        raise ConfigError(f"unknown environment {shown(name)}; valid: {', '.join(sorted(ENVIRONMENTS))}")
     return ENVIRONMENTS[name]
 
 
@@ -174,11 +182,13 @@ def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
     known = {f.name for f in fields(EnvConfig)}
     unknown = sorted(set(changes) - known)
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown setting(s) {', '.join(shown(u) for u in unknown)}; known: "
+                          f"{', '.join(sorted(known - NOT_OVERRIDABLE))}")
     return replace(cfg, **changes)
 
 
 JSON_TYPES = {bool: "boolean", int: "integer", str: "string"}
+NOT_OVERRIDABLE = frozenset({"name", "tags"})  # identity, not settings
 
 
 def with_overrides(overrides: object) -> dict[str, EnvConfig]:
@@ -191,13 +201,13 @@ def with_overrides(overrides: object) -> dict[str, EnvConfig]:
     for name, changes in sorted(overrides.items()):
         base = get(name)
         if not isinstance(changes, dict):
-            raise ConfigError(f"{name}: invalid overrides {changes!r}; accepted: an object of settings")
+            raise ConfigError(f"{name}: invalid overrides {shown(changes)}; accepted: an object of settings")
         for key, value in sorted(changes.items()):
-            if key in ("name", "tags"):
+            if key in NOT_OVERRIDABLE:
                 raise ConfigError(f"{name}: invalid setting {key}; accepted: any setting but name and tags")
             current = getattr(base, key, None)
             if type(current) in JSON_TYPES and type(value) is not type(current):
-                raise ConfigError(f"{name}: invalid {key} {value!r}; accepted: a JSON {JSON_TYPES[type(current)]} "
+                raise ConfigError(f"{name}: invalid {key} {shown(value)}; accepted: a JSON {JSON_TYPES[type(current)]} "
                                   f"such as {json.dumps(current)}")
         envs[name] = override(base, **changes)
     check_environments(envs)

@@ -31,6 +31,14 @@ BAD_INPUT = [
     ("an unknown setting", {"dev": {"nat_per_region": True}}, [], ["nat_per_region", "known:"]),
     ("a setting that is not an override", {"dev": {"name": "qa"}}, [], ["name", "any setting but name"]),
     ("a file that is not JSON", "{not json", [], ["--config", "a JSON object"]),
+    ("a --config nested too deeply for the parser", "[" * 100_000 + "]" * 100_000, [],
+     ["--config", "nested too deeply"]),
+    ("an instance class with a trailing newline", {"dev": {"db_instance_class": "db.t4g.micro\n"}}, [],
+     ["db_instance_class 'db.t4g.micro\\n'", "db.t4g.micro"]),
+    ("a node type with a trailing newline", {"prod": {"cache_node_type": "cache.m7g.large\n"}}, [],
+     ["cache_node_type", "cache.t4g.micro"]),
+    ("a 10 MB value", {"dev": {"db_instance_class": "x" * 10_000_000}}, [],
+     ["db_instance_class 'xxxx", "(10000002 characters)"]),
     ("a missing file", Path("missing.json"), [], ["--config", "a readable JSON file"]),
 ]
 
@@ -51,7 +59,8 @@ def run(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
 def assert_refused(result: subprocess.CompletedProcess, names: list[str], out: Path, before: dict) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[:2000]
+    assert len(lines[0]) <= 1000, "a message is one readable line, never a whole input echoed"
     for name in names:
         assert name in lines[0], (name, lines[0])
     assert tree_digest(out) == before, "the output directory changed"
@@ -108,3 +117,33 @@ def test_config_overrides_generate_a_what_if_environment(tmp_path):
 def test_help_documents_config():
     result = run("--help")
     assert result.returncode == 0 and "--config FILE" in result.stdout and "az_count" in result.stdout
+
+
+def test_the_unknown_setting_message_lists_only_settings_that_can_be_overridden(tmp_path):
+    config_file = tmp_path / "overrides.json"
+    config_file.write_text(json.dumps({"dev": {"nat_per_region": True}}))
+    result = run("--out", str(tmp_path / "out"), "--config", str(config_file))
+    known = result.stderr.split("known: ", 1)[1].strip().split(", ")
+    assert "az_count" in known and "name" not in known and "tags" not in known
+
+
+# --out values that cannot be an output directory: (case, how to make it from tmp_path, what stderr names)
+BAD_OUT = [
+    ("--out that is a file", lambda tmp: _file(tmp / "plain-file"), ["is not a directory"]),
+    ("--out under a file", lambda tmp: _file(tmp / "plain-file") / "templates", ["cannot create --out", "Not a directory"]),
+]
+
+
+def _file(path: Path) -> Path:
+    path.write_text("not a directory\n")
+    return path
+
+
+@pytest.mark.parametrize("case, make, names", BAD_OUT, ids=[c[0] for c in BAD_OUT])
+def test_an_output_path_that_cannot_be_a_directory_exits_2_and_changes_nothing(tmp_path, case, make, names):
+    out = make(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    result = run("--out", str(out))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert all(n in result.stderr for n in names) and str(out) in result.stderr, result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
