@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from generator import config, errors
-from generator.errors import EXIT_OK, EXIT_STALE
+from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
 from generator.render import render_environment
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates"

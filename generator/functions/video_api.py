@@ -1,7 +1,4 @@
-"""Video API (API Gateway proxy), inlined by the generator: keep it small.
-
-POST /videos starts an execution named after the videoId; GET /videos/{videoId} reports it.
-"""
+"""Video API behind API Gateway (inlined into api.json)."""
 import json
 import logging
 import os
@@ -9,7 +6,7 @@ import re
 
 import boto3
 
-VIDEO_ID_CHARS = "A-Za-z0-9_-"  # exactly the characters of an execution name
+VIDEO_ID_CHARS = "A-Za-z0-9_-"  # an execution name's characters
 VIDEO_ID_MAX = 80
 _sfn = None
 
@@ -31,17 +28,24 @@ def video_id_error(video_id):
         return f"videoId must be 1-{VIDEO_ID_MAX} characters long (got {len(video_id)})"
     if not re.fullmatch(f"[{VIDEO_ID_CHARS}]+", video_id):
         return "videoId may contain only letters, digits, '-' and '_'"
-    return None
+
+
+def unique_fields(pairs):
+    if len(dict(pairs)) < len(pairs):  # json.loads would keep the last
+        raise ValueError("request body repeats a field")
+    return dict(pairs)
 
 
 def parse_body(raw):
-    """(videoId, None) for a valid body, else (None, what is wrong)."""
+    """(videoId, None), or (None, what is wrong)."""
     if not (raw or "").strip():
         return None, 'request body is required: {"videoId": "..."}'
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return None, "request body is not valid JSON"
+        body = json.loads(raw, object_pairs_hook=unique_fields)
+    except RecursionError:
+        return None, "request body is nested too deeply"
+    except ValueError as e:  # not JSON, or repeats
+        return None, e.args[0] if "repeats" in e.args[0] else "request body is not valid JSON"
     if not isinstance(body, dict):
         return None, 'request body must be a JSON object: {"videoId": "..."}'
     if set(body) - {"videoId"}:
@@ -53,7 +57,6 @@ def parse_body(raw):
 
 
 def describe(video_id):
-    """The execution named video_id (arn:...:execution:<machine>:<videoId>), or None."""
     arn = os.environ["STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:", 1) + ":" + video_id
     try:
         e = sfn().describe_execution(executionArn=arn)
@@ -70,7 +73,7 @@ def submit(event):
         return reply(400, {"message": error})
     existing = describe(video_id)
     if existing is None:
-        # Same name and input restart nothing but succeed; a per-request input makes a race raise.
+        # a per-request input: a racing duplicate raises
         request = (event.get("requestContext") or {}).get("requestId")
         try:
             started = sfn().start_execution(stateMachineArn=os.environ["STATE_MACHINE_ARN"], name=video_id,
@@ -99,6 +102,6 @@ def lambda_handler(event, context):
         return reply(404, {"message": "no such route"})
     try:
         return route(event)
-    except Exception:  # the traceback goes to the log, never to the caller
+    except Exception:  # traceback to the log only
         logging.exception("%s %s failed", event.get("httpMethod"), event.get("resource"))
         return reply(500, {"message": "internal error; see the function's log"})
