@@ -2,6 +2,7 @@
 
     python -m deploytools.cfn params      --template T [--param K=V ...] --out FILE
     python -m deploytools.cfn stack-status --stack N
+    python -m deploytools.cfn check-env   --stack N --env E [--override STACK_ENV:E]   refuse another env's stack
     python -m deploytools.cfn wait-change-set --change-set ARN      exit 0 ready, 3 no changes, 1 failed
     python -m deploytools.cfn summary     --change-set ARN           per-stack added/modified/removed/replaced
     python -m deploytools.cfn execute     --change-set ARN           execute, follow events, outputs | root cause
@@ -106,15 +107,42 @@ def check_params(template: dict[str, Any], params: dict[str, str]) -> list[str]:
 # Stacks and change sets
 
 
-def stack_status(cfn: Any, stack: str) -> str | None:
+def describe_stack(cfn: Any, stack: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
     try:
-        return cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as e:
         if "does not exist" in str(e):
             return None
         raise
+
+
+def stack_status(cfn: Any, stack: str) -> str | None:
+    described = describe_stack(cfn, stack)
+    return described["StackStatus"] if described else None
+
+
+def check_stack_environment(cfn: Any, stack: str, env: str, override: str | None = None) -> str:
+    """Refuse to deploy one environment's templates onto another environment's stack.
+
+    `override` must name both sides (`<stack's env>:<env>`), so that a mismatch is never waved through by a
+    flag that means "whatever". Returns what was found, for the log line.
+    """
+    from generator.config import environment_of_stack
+
+    described = describe_stack(cfn, stack)
+    if described is None:
+        return f"stack {stack} does not exist yet: it will be created for {env}"
+    found = environment_of_stack(described)
+    if found is None:
+        return f"stack {stack} names no environment (no Environment tag); deploying {env}"
+    if found == env or override == f"{found}:{env}":
+        return f"stack {stack} belongs to {found}" + ("" if found == env else f"; deploying {env} over it (override)")
+    raise errors.InputError(
+        f"stack {stack} belongs to environment {found}, not {env}: deploying {env}'s templates would replace "
+        f"{found}'s resources; check --env and --stack-name, or pass --stack-env-override {found}:{env} "
+        "if that is really meant")
 
 
 def wait_change_set(cfn: Any, change_set: str, timeout_s: float = 1800) -> tuple[int, str]:
@@ -401,6 +429,11 @@ def cmd_params(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_env(a: argparse.Namespace) -> int:
+    print(check_stack_environment(client(), a.stack, a.env, a.override))
+    return EXIT_OK
+
+
 def cmd_stack_status(a: argparse.Namespace) -> int:
     print(stack_status(client(), a.stack) or "NONE")
     return EXIT_OK
@@ -492,6 +525,11 @@ def _main(argv: list[str]) -> int:
     s.add_argument("--param", action="append", default=[])
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_params)
+    s = sub.add_parser("check-env")
+    s.add_argument("--stack", required=True)
+    s.add_argument("--env", required=True)
+    s.add_argument("--override", metavar="STACK_ENV:ENV")
+    s.set_defaults(func=cmd_check_env)
     for name, func in (("stack-status", cmd_stack_status), ("retained", cmd_retained), ("delete", cmd_delete)):
         s = sub.add_parser(name)
         s.add_argument("--stack", required=True)

@@ -177,6 +177,16 @@ def get(name: str) -> EnvConfig:
     return ENVIRONMENTS[name]
 
 
+def environment_of_stack(stack: dict) -> str | None:
+    """The environment a deployed parent stack belongs to (a DescribeStacks entry): its Environment tag, else
+    the `(env)` its template Description ends with (stacks deployed before deploy.sh tagged them)."""
+    tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
+    if tags.get("Environment") in ENVIRONMENTS:
+        return tags["Environment"]
+    description = stack.get("Description") or ""
+    return next((env for env in ENVIRONMENTS if description.endswith(f"({env})")), None)
+
+
 def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
     """A validated copy with some fields changed (tests and what-if generation)."""
     known = {f.name for f in fields(EnvConfig)}

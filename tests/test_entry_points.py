@@ -118,3 +118,28 @@ def _ns(**kwargs: str):
     import argparse
 
     return argparse.Namespace(**kwargs)
+
+
+@pytest.mark.parametrize("tags, description, env, override, refused", [
+    ([{"Key": "Environment", "Value": "dev"}], "x (dev)", "staging", None, True),
+    ([{"Key": "Environment", "Value": "dev"}], "x (dev)", "dev", None, False),
+    ([], "Video processing pipeline (prod)", "dev", None, True),  # deployed before stacks were tagged
+    ([{"Key": "Environment", "Value": "dev"}], "", "staging", "dev:staging", False),
+    ([{"Key": "Environment", "Value": "dev"}], "", "staging", "staging:dev", True),  # the override names both
+    ([{"Key": "Environment", "Value": "dev"}], "", "staging", "prod:staging", True),
+], ids=["tag mismatch", "tag match", "description mismatch", "override naming both", "override reversed",
+        "override naming another stack env"])
+def test_one_environment_is_never_deployed_onto_another_environments_stack(monkeypatch, tags, description, env,
+                                                                           override, refused):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        client = boto3.client("cloudformation", region_name=REGION)
+        template = {"Description": description, "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+        client.create_stack(StackName="video-pipeline-dev", TemplateBody=json.dumps(template), Tags=tags)
+        if refused:
+            with pytest.raises(errors.InputError) as e:
+                cfn.check_stack_environment(client, "video-pipeline-dev", env, override)
+            assert f"not {env}" in str(e.value) and "--stack-env-override" in str(e.value)
+        else:
+            assert "video-pipeline-dev" in cfn.check_stack_environment(client, "video-pipeline-dev", env, override)
+        assert "does not exist yet" in cfn.check_stack_environment(client, "video-pipeline-qa", env)
