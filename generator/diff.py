@@ -3,8 +3,8 @@
 `diff_templates(old, new)` takes two `{"<env>/<file>": template dict}` maps and returns a Report:
 per stack the resources added, removed and changed (each changed property with its JSON path),
 which changes replace a resource (from the create-only lists in the resource schemas cfn-lint
-ships), the IAM statement and security-group rule changes with a widening verdict, and state
-machine definitions compared state by state. Rendering lives in diff_render.py, loading in
+ships, read by aws_facts), the IAM statement and security-group rule changes with a widening
+verdict, and state machine definitions compared state by state. Rendering lives in diff_render.py, loading in
 diff_cli.py.
 """
 
@@ -13,21 +13,12 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-from generator.config import DEFAULT_REGION, ENVIRONMENTS
+from generator.aws_facts import NESTED_STACK_TYPE, RETAINING_POLICIES, STATEFUL_TYPES, create_only
+from generator.config import ENVIRONMENTS
 
 REPLACED, MAY_BE_REPLACED = "replaced", "may be replaced"
-
-# Resources whose replacement or removal loses data (the new physical resource starts empty).
-STATEFUL_TYPES = frozenset({
-    "AWS::RDS::DBInstance", "AWS::RDS::DBCluster", "AWS::EFS::FileSystem",
-    "AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::CacheCluster", "AWS::ElastiCache::ServerlessCache",
-    "AWS::KMS::Key", "AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
-    "AWS::SecretsManager::Secret", "AWS::Kinesis::Stream", "AWS::ECR::Repository",
-})
 
 # Resource attributes compared besides Properties (Type is handled on its own).
 ATTRIBUTES = ("Condition", "CreationPolicy", "DeletionPolicy", "DependsOn", "Metadata", "UpdatePolicy",
@@ -52,7 +43,6 @@ POLICY_PROPERTIES = {
 INLINE_POLICY_LISTS = {"AWS::IAM::Role": "Policies", "AWS::IAM::User": "Policies", "AWS::IAM::Group": "Policies"}
 
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
-NESTED_STACK_TYPE = "AWS::CloudFormation::Stack"
 # List elements are matched by the first of these keys that names every element uniquely (Tags by Key ...).
 IDENTITY_KEYS = ("Key", "Name", "Sid", "PolicyName", "ContainerName", "Id")
 
@@ -138,28 +128,6 @@ def compact(v: Any) -> str:
     if isinstance(v, str):
         return v
     return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-# ---------------------------------------------------------------- schemas: create-only properties
-
-@lru_cache(maxsize=None)
-def _provider_index(region: str) -> dict[str, str]:
-    pkg = resources.files("cfnlint.data.schemas")
-    return json.loads((pkg / "providers" / f"{region}.json").read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=None)
-def create_only(resource_type: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
-    """(create-only, conditionally create-only) property pointers of a type, as segment tuples."""
-    digest = _provider_index(DEFAULT_REGION).get(resource_type) or _provider_index("us-east-1").get(resource_type)
-    if digest is None:
-        return (), ()
-    schema = json.loads((resources.files("cfnlint.data.schemas") / "resources" / f"{digest}.json")
-                        .read_text(encoding="utf-8"))
-
-    def pointers(key: str) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(p.split("/")[2:]) for p in schema.get(key, ()) if p.startswith("/properties/"))
-    return pointers("createOnlyProperties"), pointers("conditionalCreateOnlyProperties")
 
 
 def _matches(pointer: tuple[str, ...], path: tuple) -> bool:
@@ -426,7 +394,7 @@ class DataLossRisk:
 
 def _kept(resource: dict, attr: str) -> str:
     policy = resource.get(attr, "Delete")
-    return policy if policy in ("Retain", "RetainExceptOnCreate", "Snapshot") else ""
+    return policy if policy in RETAINING_POLICIES else ""
 
 
 def data_loss_risks(stacks: list[StackDiff], old: dict[str, dict]) -> list[DataLossRisk]:
