@@ -58,7 +58,7 @@ def load_overrides(path: Path) -> object:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diff"]:
-        from generator import diff_cli
+        from generator.diff import cli as diff_cli
         return diff_cli.main(argv[1:])
     args = parse_args(argv)
     try:
