@@ -189,6 +189,16 @@ def test_trust_policy_and_resource_policy_changes_are_tabled(old, new):
     assert (f"{key_id} (resource KeyPolicy)", "*", ("kms:Decrypt",), True) in rows
 
 
+def test_statements_differing_only_in_principal_come_out_in_a_fixed_order(old, new):
+    notification = f"{ENV}/notification.json"
+    _, key_id, key = find({notification: new[notification]}, "AWS::KMS::Key")
+    for service in ("z.amazonaws.com", "a.amazonaws.com", "m.amazonaws.com"):
+        key["Properties"]["KeyPolicy"]["Statement"].append(
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "kms:Decrypt", "Resource": "*"})
+    rows = [r.principal for r in diff_templates(old, new).iam]
+    assert rows == ["Service:a.amazonaws.com", "Service:m.amazonaws.com", "Service:z.amazonaws.com"]
+
+
 def test_opened_security_group_port_widens_network_reach(old, new):
     key, lid, group = find(new, "AWS::EC2::SecurityGroup")
     group["Properties"].setdefault("SecurityGroupIngress", []).append(

@@ -141,5 +141,7 @@ def iam_changes(old: dict[str, dict], new: dict[str, dict]) -> list[IamChange]:
     for key in sorted(old.keys() | new.keys()):
         before, after = _atoms(key, old.get(key) or {}), _atoms(key, new.get(key) or {})
         out += _group_atoms("-", before - after, after) + _group_atoms("+", after - before, before)
-    return sorted(out, key=lambda c: (c.stack, c.policy, c.sign == "+", c.effect, c.actions, c.resources))
+    # Every field in the key: statements differing only in principal or condition must not come out in set order.
+    return sorted(out, key=lambda c: (c.stack, c.policy, c.sign == "+", c.effect, c.actions, c.resources,
+                                      c.principal, c.condition, c.widens))
 
