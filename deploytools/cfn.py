@@ -27,20 +27,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from generator import errors
+from generator.aws_facts import NESTED_STACK_TYPE, RETAINING_POLICIES, STATEFUL_TYPES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CHANGES = errors.EXIT_OK, 1, errors.EXIT_USAGE, 3
 NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
 POLL_S = float(os.environ.get("DEPLOY_POLL_SECONDS", "5"))
-STACK_TYPE = "AWS::CloudFormation::Stack"
+STACK_TYPE = NESTED_STACK_TYPE
 
-# Resources that hold data: replacing or removing one loses it.
-STATEFUL_TYPES = frozenset({
-    "AWS::DynamoDB::Table", "AWS::EC2::Volume", "AWS::EFS::FileSystem", "AWS::ElastiCache::CacheCluster",
-    "AWS::ElastiCache::ReplicationGroup", "AWS::KMS::Key", "AWS::Logs::LogGroup", "AWS::RDS::DBCluster",
-    "AWS::RDS::DBInstance", "AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::SQS::Queue",
-    "AWS::SNS::Topic",
-})
-RETAINING_POLICIES = ("Retain", "RetainExceptOnCreate", "Snapshot")
 # Failures that only echo another one (CloudFormation cancels siblings and fails the parents).
 ECHO_REASONS = ("Resource creation cancelled", "Resource update cancelled", "Embedded stack",
                 "The following resource(s) failed", "Stack creation time exceeded")

@@ -1,7 +1,7 @@
 """Command line: the only place in the generator that touches files.
 
     python -m generator [--env NAME ...] [--out DIR] [--check] [--config FILE]
-    python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff_cli.py)
+    python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff/cli.py)
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def load_overrides(path: Path) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["diff"]:
-        from generator import diff_cli
+        from generator.diff import cli as diff_cli
         return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
     return errors.run(generate, argv, "python -m generator")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator import config, diff_cli  # noqa: E402
-from generator.diff import diff_templates  # noqa: E402
-from generator.diff_render import render  # noqa: E402
+from generator import config  # noqa: E402
+from generator.diff import diff_templates, render  # noqa: E402
+from generator.diff import cli as diff_cli  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from generator import diff_cli
-from generator.diff import MAY_BE_REPLACED, REPLACED, create_only, diff_templates
-from generator.diff_render import render
+from generator.aws_facts import create_only
+from generator.diff import MAY_BE_REPLACED, REPLACED, diff_templates, render
+from generator.diff import cli as diff_cli
 
 ENV = "dev"
 
@@ -43,26 +43,6 @@ def find(templates: dict[str, dict], rtype: str) -> tuple[str, str, dict]:
             if res["Type"] == rtype:
                 return key, lid, res
     raise LookupError(rtype)
-
-
-# A database for the storage tier until the generator has one (the real one is used once it exists).
-DATABASE = {
-    "Type": "AWS::RDS::DBInstance",
-    "DeletionPolicy": "Snapshot",
-    "UpdateReplacePolicy": "Snapshot",
-    "Properties": {"DBInstanceClass": "db.t4g.micro", "DBName": "videos", "Engine": "postgres",
-                   "MultiAZ": False, "StorageEncrypted": True, "AllocatedStorage": "20"},
-}
-
-
-@pytest.fixture
-def with_database(old, new):
-    try:
-        find(old, "AWS::RDS::DBInstance")
-    except LookupError:
-        for side in (old, new):
-            side[f"{ENV}/storage.json"] = {"Resources": {"Database": copy.deepcopy(DATABASE)}}
-    return old, new
 
 
 def stack(report, key):
@@ -105,16 +85,15 @@ def test_renamed_logical_id_is_a_replacement_of_the_same_kind(old, new):
     assert [(r.logical_id, r.risk) for r in report.data_loss] == [("Renamed" + lid, REPLACED)]
 
 
-def flip_database(sides, prop: str):
-    """Negate a boolean property of the database; returns (old, report, key, logical ID, new database)."""
-    old, new = sides
+def flip_database(old, new, prop: str):
+    """Negate a boolean property of the storage tier's database; returns (report, key, logical ID, new database)."""
     key, lid, db = find(new, "AWS::RDS::DBInstance")
     db["Properties"][prop] = not db["Properties"].get(prop, False)
-    return old, diff_templates(old, new), key, lid, db
+    return diff_templates(old, new), key, lid, db
 
 
-def test_create_only_change_on_the_database_replaces_it_and_is_a_data_loss_risk(with_database):
-    old, report, key, lid, db = flip_database(with_database, "StorageEncrypted")
+def test_create_only_change_on_the_database_replaces_it_and_is_a_data_loss_risk(old, new):
+    report, key, lid, db = flip_database(old, new, "StorageEncrypted")
     rc = resource(report, key, lid)
     assert (rc.action, rc.replacement) == ("changed", REPLACED)
     assert rc.reason == "create-only: Properties.StorageEncrypted"
@@ -128,8 +107,8 @@ def test_create_only_change_on_the_database_replaces_it_and_is_a_data_loss_risk(
     assert render(report, "text").index("DATA-LOSS RISK") < render(report, "text").index(f"== {ENV} ==")
 
 
-def test_conditionally_create_only_change_may_replace(with_database):
-    _, report, key, lid, _ = flip_database(with_database, "MultiAZ")
+def test_conditionally_create_only_change_may_replace(old, new):
+    report, key, lid, _ = flip_database(old, new, "MultiAZ")
     rc = resource(report, key, lid)
     assert (rc.replacement, rc.reason) == (MAY_BE_REPLACED, "conditionally create-only: Properties.MultiAZ")
     assert [r.risk for r in report.data_loss] == [MAY_BE_REPLACED]
@@ -208,6 +187,16 @@ def test_trust_policy_and_resource_policy_changes_are_tabled(old, new):
     assert ("TaskRole (trust AssumeRolePolicyDocument)", "Service:ecs-tasks.amazonaws.com Service:lambda.amazonaws.com",
             ("sts:AssumeRole",), True) in rows
     assert (f"{key_id} (resource KeyPolicy)", "*", ("kms:Decrypt",), True) in rows
+
+
+def test_statements_differing_only_in_principal_come_out_in_a_fixed_order(old, new):
+    notification = f"{ENV}/notification.json"
+    _, key_id, key = find({notification: new[notification]}, "AWS::KMS::Key")
+    for service in ("z.amazonaws.com", "a.amazonaws.com", "m.amazonaws.com"):
+        key["Properties"]["KeyPolicy"]["Statement"].append(
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "kms:Decrypt", "Resource": "*"})
+    rows = [r.principal for r in diff_templates(old, new).iam]
+    assert rows == ["Service:a.amazonaws.com", "Service:m.amazonaws.com", "Service:z.amazonaws.com"]
 
 
 def test_opened_security_group_port_widens_network_reach(old, new):
@@ -320,8 +309,7 @@ def test_changed_parameter_default(old, new):
 
 # ---------------------------------------------------------------- formats
 
-def test_json_output_has_the_documented_shape(with_database):
-    old, new = with_database
+def test_json_output_has_the_documented_shape(old, new):
     key, lid, db = find(new, "AWS::RDS::DBInstance")
     db["Properties"]["DBName"] = "renamed"
     body = json.loads(render(diff_templates(old, new, "HEAD", "generated now"), "json"))
@@ -391,6 +379,24 @@ def test_cli_fail_on_replacement_exits_3_for_a_replaced_resource_on_disk(repo, c
 def test_cli_bad_revision_exits_2_with_a_clear_message(repo, capsys):
     assert diff_cli.main(["--env", ENV, "--base", "no-such-rev"]) == 2
     assert "unknown git revision 'no-such-rev'" in capsys.readouterr().err
+
+
+def test_cli_template_that_does_not_parse_exits_2_naming_the_file(repo, capsys):
+    path = repo / "templates" / ENV / "workflow.json"
+    path.write_text("{not json")
+    assert diff_cli.main(["--env", ENV, "--worktree"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {path}: not valid JSON")
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com",
+                    "commit", "-qam", "broken"], check=True)
+    assert diff_cli.main(["--env", ENV, "--base", "HEAD"]) == 2
+    assert f"error: templates/{ENV}/workflow.json at HEAD: not valid JSON" in capsys.readouterr().err
+
+
+def test_cli_without_git_exits_2(repo, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(repo / "no-such-dir"))
+    assert diff_cli.main(["--env", ENV]) == 2
+    assert "error: cannot run git" in capsys.readouterr().err
 
 
 def test_cli_unknown_environment_exits_2(repo, capsys):

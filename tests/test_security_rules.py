@@ -18,6 +18,7 @@ import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from generator import config, contracts
+from generator.aws_facts import RETAINING_POLICY, STATEFUL_TYPES
 
 from conftest import as_list, each_resource, resolve
 
@@ -430,20 +431,6 @@ def test_keys_rotate_logs_and_messages_and_data_stores_are_encrypted_and_tls_onl
 # --------------------------------------------------------------------------------------------------
 # Data safety
 
-# Stateful types -> what keeps their data when the stack deletes or replaces them.
-STATEFUL = {
-    "AWS::RDS::DBInstance": "Snapshot",
-    "AWS::RDS::DBCluster": "Snapshot",
-    "AWS::ElastiCache::ReplicationGroup": "Snapshot",
-    "AWS::ElastiCache::CacheCluster": "Snapshot",
-    "AWS::EC2::Volume": "Snapshot",
-    "AWS::EFS::FileSystem": "Retain",
-    "AWS::KMS::Key": "Retain",
-    "AWS::SQS::Queue": "Retain",
-    "AWS::Logs::LogGroup": "Retain",  # every log group here holds data (flow, execution, task, database logs)
-    "AWS::DynamoDB::Table": "Retain",
-    "AWS::S3::Bucket": "Retain",
-}
 KEEPS_DATA = sorted(env for env, cfg in config.ENVIRONMENTS.items() if cfg.retain_data)
 DELETION_PROTECTION = re.compile(r"^DeletionProtection(Enabled)?$")
 
@@ -456,12 +443,14 @@ def deletion_protection_properties(region: str, type_: str) -> list[str]:
 
 def problems_data_safety(templates: dict) -> list[str]:
     problems = []
-    for label, env, _tier, _id, r in each_resource(templates, *STATEFUL):
-        policies = (r.get("DeletionPolicy"), r.get("UpdateReplacePolicy"))
+    # aws_facts says which types hold data and which policy keeps it (every log group here holds data:
+    # flow, execution, task and database logs).
+    for label, env, _tier, _id, r in each_resource(templates, *sorted(STATEFUL_TYPES)):
+        policies, kept = (r.get("DeletionPolicy"), r.get("UpdateReplacePolicy")), RETAINING_POLICY[r["Type"]]
         if None in policies:
             problems.append(f"{label}: DeletionPolicy and UpdateReplacePolicy must both be explicit")
-        elif env in KEEPS_DATA and policies != (STATEFUL[r["Type"]],) * 2:
-            problems.append(f"{label}: {policies}, expected {STATEFUL[r['Type']]} where data is kept")
+        elif env in KEEPS_DATA and policies != (kept, kept):
+            problems.append(f"{label}: {policies}, expected {kept} where data is kept")
     for label, env, _tier, _id, r in each_resource(templates):
         if env not in KEEPS_DATA or r["Type"].startswith("Custom::"):
             continue

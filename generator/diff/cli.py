@@ -1,4 +1,4 @@
-"""`python -m generator diff`: load the two sides, compare them with generator.diff, print the report.
+"""`python -m generator diff`: load the two sides, compare them with diff_templates, print the report.
 
 Sides: base = templates/ committed at a git revision (or the templates deployed under a stack);
 target = what the generator produces now (or templates/ as on disk with --worktree).
@@ -14,20 +14,16 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from generator import config
-from generator.diff import NESTED_STACK_TYPE, Report, diff_templates
-from generator.diff_render import render
-from generator.render import PARENT_FILE, LimitError, render_environment
+from generator import config, errors
+from generator.aws_facts import NESTED_STACK_TYPE
+from generator.diff.render import render
+from generator.diff.report import Report, diff_templates
+from generator.render import PARENT_FILE, render_environment
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = "templates"
 
-EXIT_OK, EXIT_USAGE, EXIT_FAIL_ON = 0, 2, 3
 FAIL_ON = ("replacement", "security", "any")
-
-
-class LoadError(Exception):
-    """A side cannot be read: bad revision, unknown stack, no credentials ..."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -61,38 +57,56 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 # ---------------------------------------------------------------- loading
 
-def _git(repo: Path, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True)
+def _git(repo: Path, *args: str, stdin: bytes | None = None, failure: str = "") -> bytes:
+    """git's output; any failure, git missing included, is a GitError (`failure`, else the command's error)."""
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True)
+    except OSError as e:
+        raise errors.GitError(f"cannot run git ({e.strerror}); install git or run from a git checkout") from None
     if done.returncode != 0:
-        raise LoadError(f"git {' '.join(args)}: {done.stderr.strip() or 'failed'}")
+        reason = done.stderr.decode(errors="replace").strip() or "failed"
+        raise errors.GitError(failure or f"git {' '.join(args)}: {reason}")
     return done.stdout
+
+
+def _git_text(repo: Path, *args: str, failure: str = "") -> str:
+    return _git(repo, *args, failure=failure).decode()
+
+
+def _parse(text: str | bytes, where: str) -> dict:
+    """A JSON template, or a TemplateError naming where it comes from."""
+    try:
+        template = json.loads(text)
+    except ValueError as e:
+        raise errors.TemplateError(f"{where}: not valid JSON ({e})") from None
+    if not isinstance(template, dict):
+        raise errors.TemplateError(f"{where}: not a CloudFormation template (a JSON object)")
+    return template
 
 
 def load_git(rev: str, envs: list[str], repo: Path | None = None) -> dict[str, dict]:
     """`<env>/<file>` -> template for every templates/<env>/*.json committed at `rev` (default repo: REPO)."""
     repo = repo or REPO  # read at call time, so tests can point REPO at a scratch repository
-    try:
-        sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
-    except LoadError:
-        raise LoadError(f"unknown git revision {rev!r} (try a branch, tag or commit such as HEAD or main)") from None
-    paths = [p for p in _git(repo, "ls-tree", "-r", "--name-only", sha, "--",
-                             *(f"{TEMPLATES}/{e}/" for e in envs)).splitlines() if p.endswith(".json")]
+    sha = _git_text(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
+                    failure=f"unknown git revision {rev!r} (try a branch, tag or commit such as HEAD or main)").strip()
+    paths = [p for p in _git_text(repo, "ls-tree", "-r", "--name-only", sha, "--",
+                                  *(f"{TEMPLATES}/{e}/" for e in envs)).splitlines() if p.endswith(".json")]
     if not paths:
         return {}
     # One `git cat-file --batch` for all files: a process per file would dominate the run time.
-    raw = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], capture_output=True, check=True,
-                         input="".join(f"{sha}:{p}\n" for p in paths).encode()).stdout
+    raw = _git(repo, "cat-file", "--batch", stdin="".join(f"{sha}:{p}\n" for p in paths).encode())
     out, pos = {}, 0
     for path in paths:
         header_end = raw.index(b"\n", pos)
         size = int(raw[pos:header_end].split()[2])
-        out[path.removeprefix(f"{TEMPLATES}/")] = json.loads(raw[header_end + 1:header_end + 1 + size])
+        out[path.removeprefix(f"{TEMPLATES}/")] = _parse(raw[header_end + 1:header_end + 1 + size],
+                                                         f"{path} at {rev}")
         pos = header_end + 1 + size + 1
     return out
 
 
 def load_dir(root: Path, envs: list[str]) -> dict[str, dict]:
-    return {f"{env}/{p.name}": json.loads(p.read_text(encoding="utf-8"))
+    return {f"{env}/{p.name}": _parse(p.read_text(encoding="utf-8"), str(p))
             for env in envs for p in sorted((root / env).glob("*.json"))}
 
 
@@ -101,14 +115,24 @@ def generate(envs: list[str]) -> dict[str, dict]:
             for env in envs for name, text in render_environment(config.get(env)).items()}
 
 
-def _body(template_body: object) -> dict:
+def _body(template_body: object, where: str) -> dict:
+    """A deployed template: boto3 hands JSON over already parsed, YAML as text."""
     if isinstance(template_body, dict):
         return template_body
     try:
         return json.loads(template_body)
     except ValueError:
-        from cfnlint.decode.cfn_yaml import loads  # deployed as YAML: only then pay for the import
-        return loads(template_body)
+        pass
+    import yaml  # deployed as YAML: only then pay for the imports
+    from cfnlint.decode.cfn_yaml import loads
+
+    try:
+        template = loads(template_body)
+    except (yaml.YAMLError, ValueError) as e:
+        raise errors.TemplateError(f"{where}: neither JSON nor YAML CloudFormation ({e})") from None
+    if not isinstance(template, dict):
+        raise errors.TemplateError(f"{where}: not a CloudFormation template (a mapping)")
+    return template
 
 
 def _child_file(logical_id: str, url: object, known: dict[str, str]) -> str:
@@ -121,15 +145,16 @@ def _child_file(logical_id: str, url: object, known: dict[str, str]) -> str:
 
 @contextmanager
 def _reading_stack(name: str, region: str):
-    """Turn any AWS failure (unknown stack, no credentials, no network) into one clear LoadError."""
+    """Turn any AWS failure (unknown stack, no credentials, no network) into one clear AwsError."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
     except ClientError as e:
-        raise LoadError(f"cannot read stack {name!r} in {region}: {e.response['Error'].get('Message', e)}") from None
+        message = e.response["Error"].get("Message", e)
+        raise errors.AwsError(f"cannot read stack {name!r} in {region}: {message}") from None
     except BotoCoreError as e:
-        raise LoadError(f"cannot read stack {name!r} in {region}: {e}") from None
+        raise errors.AwsError(f"cannot read stack {name!r} in {region}: {e}") from None
 
 
 def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[str, dict]:
@@ -140,7 +165,8 @@ def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[
     out: dict[str, dict] = {}
 
     def fetch(stack_id: str, file: str) -> None:
-        template = _body(cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"])
+        template = _body(cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"],
+                         f"the template of stack {stack_id}")
         out[f"{env}/{file}"] = template
         resources = template.get("Resources") or {}
         pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
@@ -193,37 +219,39 @@ def _parent_files(new: dict[str, dict], env: str) -> dict[str, str]:
             if r.get("Type") == NESTED_STACK_TYPE and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
 
 
+def load_sides(args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, dict], str]:
+    """(old, new, base label) as the arguments ask; every failure is a PipelineError."""
+    wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
+    envs = [name for name in config.ENVIRONMENTS if name in wanted]
+    if args.stack:
+        if len(envs) > 1 and not args.env:
+            found = stack_environment(args.stack, args.region or config.DEFAULT_REGION)
+            if found is None:
+                raise errors.InputError(f"cannot tell which environment stack {args.stack!r} is; pass --env NAME")
+            envs = [found]
+        elif len(envs) > 1:
+            raise errors.InputError("--stack compares one environment; pass a single --env")
+        region = args.region or config.get(envs[0]).region
+        new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
+        old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]))
+        return old, new, f"stack {args.stack} ({region})"
+    new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
+    old = load_git(args.base, envs)
+    return old, new, f"{args.base} ({_git_text(REPO, 'rev-parse', '--short', args.base + '^{commit}').strip()})"
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    target = f"{TEMPLATES}/ on disk" if args.worktree else "generated now"
     try:
-        wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
-        envs = [name for name in config.ENVIRONMENTS if name in wanted]
-        if args.stack:
-            if len(envs) > 1 and not args.env:
-                region = args.region or config.DEFAULT_REGION
-                found = stack_environment(args.stack, region)
-                if found is None:
-                    raise LoadError(f"cannot tell which environment stack {args.stack!r} is; pass --env NAME")
-                envs = [found]
-            elif len(envs) > 1:
-                raise LoadError("--stack compares one environment; pass a single --env")
-            region = args.region or config.get(envs[0]).region
-            new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
-            old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]))
-            base = f"stack {args.stack} ({region})"
-        else:
-            new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
-            old = load_git(args.base, envs)
-            base = f"{args.base} ({_git(REPO, 'rev-parse', '--short', args.base + '^{commit}').strip()})"
-    except (LoadError, config.ConfigError, LimitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    report = diff_templates(old, new, base, target)
+        old, new, base = load_sides(args)
+    except errors.PipelineError as e:  # config, limits, git, AWS, a template that does not parse
+        print(f"error: {errors.one_line(e)}", file=sys.stderr)
+        return errors.EXIT_USAGE
+    report = diff_templates(old, new, base, f"{TEMPLATES}/ on disk" if args.worktree else "generated now")
     colour = args.format == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.write(render(report, args.format, colour))
     reasons = failing(report, args.fail_on)
     if reasons:
         print(f"--fail-on: {'; '.join(reasons)}", file=sys.stderr)
-        return EXIT_FAIL_ON
-    return EXIT_OK
+        return errors.EXIT_FAIL_ON
+    return errors.EXIT_OK

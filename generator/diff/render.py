@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from generator.diff import MISSING, Change, IamChange, Report, ResourceChange, SgChange, StackDiff, compact
+from generator.diff.iam import IamChange
+from generator.diff.network import SgChange
+from generator.diff.report import Report, ResourceChange, StackDiff
+from generator.diff.values import MISSING, Change, compact
 
 JSON_FORMAT_VERSION = 1
 MAX_VALUE = 100  # characters of a value shown in text and Markdown (JSON carries it whole)

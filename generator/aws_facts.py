@@ -1,0 +1,91 @@
+"""Facts about AWS resource types, in one place for the review diff, the deploy report and the tests.
+
+Which types hold data (replacing or removing one loses it), which DeletionPolicy/UpdateReplacePolicy keeps
+that data, and which properties are create-only (from the resource schemas cfn-lint ships). Importing this
+module is cheap and needs neither boto3 nor cfn-lint: the schemas are read on first use and cached.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from generator.config import DEFAULT_REGION
+
+NESTED_STACK_TYPE = "AWS::CloudFormation::Stack"
+
+# DeletionPolicy / UpdateReplacePolicy values that leave the data behind ("Delete", the default, does not).
+RETAINING_POLICIES = ("Retain", "RetainExceptOnCreate", "Snapshot")
+
+# Stateful type -> the policy that keeps its data when CloudFormation deletes or replaces the resource.
+# "Snapshot" (a final snapshot, then the resource is deleted) only where CloudFormation supports it, see
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html;
+# everything else is "Retain" (the old resource stays, outside the stack).
+RETAINING_POLICY = {
+    # Databases and their clusters: the rows.
+    "AWS::RDS::DBInstance": "Snapshot",
+    "AWS::RDS::DBCluster": "Snapshot",
+    "AWS::Neptune::DBCluster": "Snapshot",
+    "AWS::DocDB::DBCluster": "Snapshot",
+    "AWS::Redshift::Cluster": "Snapshot",
+    # Caches: the keys (Redis persists them; clients may treat the cache as a store).
+    "AWS::ElastiCache::ReplicationGroup": "Snapshot",
+    "AWS::ElastiCache::CacheCluster": "Snapshot",
+    "AWS::ElastiCache::ServerlessCache": "Retain",  # no Snapshot policy (it has its own FinalSnapshotName)
+    # Block and file storage, buckets, tables: the bytes, files, objects and items.
+    "AWS::EC2::Volume": "Snapshot",
+    "AWS::EFS::FileSystem": "Retain",
+    "AWS::S3::Bucket": "Retain",
+    "AWS::DynamoDB::Table": "Retain",
+    "AWS::ECR::Repository": "Retain",  # the images pushed to it
+    # Queues and streams: messages and records not yet consumed (up to their retention period).
+    "AWS::SQS::Queue": "Retain",
+    "AWS::Kinesis::Stream": "Retain",
+    # Log events: flow, execution, task and database logs, often the only record of an incident.
+    "AWS::Logs::LogGroup": "Retain",
+    # A key's material cannot be recreated: everything encrypted under it becomes unreadable.
+    "AWS::KMS::Key": "Retain",
+    # The secret value: a generated password or token exists nowhere else.
+    "AWS::SecretsManager::Secret": "Retain",
+    # Not stateful: AWS::SNS::Topic. A topic stores no messages (each is delivered when published), its
+    # subscriptions and policy are declared in the templates and come back with a new topic, and a
+    # retained old topic would be an orphan nobody publishes to. (A replaced topic's e-mail subscriptions
+    # must be confirmed again: the diff shows that as a replacement, not as lost data.)
+}
+STATEFUL_TYPES = frozenset(RETAINING_POLICY)
+
+# Schemas are read for the pipeline's region, and for us-east-1 (where every type exists first) when missing.
+SCHEMA_REGIONS = (DEFAULT_REGION, "us-east-1")
+
+
+def _schemas():
+    from importlib import resources  # the cfn-lint package is imported only when a schema is needed
+
+    return resources.files("cfnlint.data.schemas")
+
+
+@lru_cache(maxsize=None)
+def _provider_index(region: str) -> dict[str, str]:
+    """Resource type -> schema file digest, for one region (cfn-lint's providers/<region>.json)."""
+    return json.loads((_schemas() / "providers" / f"{region}.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def resource_schema(resource_type: str) -> dict | None:
+    """The CloudFormation resource schema of a type, or None for a type cfn-lint does not know."""
+    digest = next((d for d in (_provider_index(r).get(resource_type) for r in SCHEMA_REGIONS) if d), None)
+    if digest is None:
+        return None
+    return json.loads((_schemas() / "resources" / f"{digest}.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def create_only(resource_type: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+    """(create-only, conditionally create-only) property pointers of a type, as segment tuples."""
+    schema = resource_schema(resource_type)
+    if schema is None:
+        return (), ()
+
+    def pointers(key: str) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(p.split("/")[2:]) for p in schema.get(key, ()) if p.startswith("/properties/"))
+    return pointers("createOnlyProperties"), pointers("conditionalCreateOnlyProperties")
