@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["diff"]:
         from generator import diff_cli
         return diff_cli.main(argv[1:])
+    if argv[:1] == ["environments"]:  # for deploy.sh: one `<name>\t<region>` line per environment
+        print(config.environments_table(), end="")
+        return EXIT_OK
     args = parse_args(argv)
     try:
         environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS

@@ -169,6 +169,11 @@ def get(name: str) -> EnvConfig:
     return ENVIRONMENTS[name]
 
 
+def environments_table() -> str:
+    """`<name>\t<region>` per environment, in registry order: what deploy.sh validates --env against."""
+    return "".join(f"{cfg.name}\t{cfg.region}\n" for cfg in ENVIRONMENTS.values())
+
+
 def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
     """A validated copy with some fields changed (tests and what-if generation)."""
     known = {f.name for f in fields(EnvConfig)}

@@ -27,7 +27,7 @@ def to_json(template: Template | dict) -> str:
 
 def build_templates(cfg: EnvConfig) -> dict[str, Template]:
     """All templates of one environment, keyed by file name, children in registry order then the parent."""
-    children = {name: build(cfg) for name, build in TIERS}
+    children = {tier.name: tier.build(cfg) for tier in TIERS}
     templates = {f"{name}.json": t for name, t in children.items()}
     templates[PARENT_FILE] = parent.build(cfg, children)
     return templates
