@@ -3,6 +3,7 @@
 The parent wires every child Parameter to the one earlier tier whose Output has the same name
 (or to a parent deploy-time parameter), so a name defined here cannot drift between the two sides.
 Each contract carries the description used on both sides and the CloudFormation parameter type.
+A tier lists the contracts it consumes and produces (CONSUMES, PRODUCES); physical names are in names.py.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-from importlib import resources
+from pathlib import Path
 
 from awacs import ec2 as ec2_actions
 from awacs import logs as logs_actions
@@ -53,7 +53,8 @@ STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
 def handler_source() -> str:
-    return resources.files("generator.functions").joinpath(HANDLER_MODULE).read_text(encoding="utf-8")
+    # Read as text, never imported: the handler imports boto3, which generation does not need.
+    return (Path(__file__).resolve().parent.parent / "functions" / HANDLER_MODULE).read_text(encoding="utf-8")
 
 
 def handler_constant(name: str):
