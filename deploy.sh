@@ -8,13 +8,13 @@ cd "$ROOT"
 
 usage() {
   cat <<'EOF'
-Usage: ./deploy.sh [--env dev|staging|prod] [--region R] [--stack-name N] [--bucket B]
+Usage: ./deploy.sh [--env E] [--region R] [--stack-name N] [--bucket B]
                    [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop]]
 
 Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
 
-  --env E          environment: dev (default), staging or prod
-  --region R       AWS region (default ap-northeast-1)
+  --env E          environment: dev (default) or another that `python -m generator environments` lists
+  --region R       AWS region (default: the environment's, as `python -m generator environments` lists it)
   --stack-name N   parent stack name (default video-pipeline-<env>)
   --bucket B       artifact bucket (default video-pipeline-artifacts-<account>-<region>; created
                    encrypted, versioned and private when missing)
@@ -39,7 +39,7 @@ die() { echo "deploy.sh: error: $*" >&2; exit "${EXIT:-1}"; }
 usage_error() { echo "deploy.sh: $*" >&2; echo "Try ./deploy.sh --help" >&2; exit 2; }
 step() { printf '\n==> %s\n' "$*"; }
 
-ENV_NAME=dev REGION=ap-northeast-1 STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
+ENV_NAME=dev REGION="" STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
 TEMPLATE_DIR=""
 PARAMS=()
 # value OPTION ARGS...: the option's value, or a usage error (exit 2) when it is missing.
@@ -61,7 +61,6 @@ while [[ $# -gt 0 ]]; do
     *) usage_error "unknown argument: $1" ;;
   esac
 done
-case "$ENV_NAME" in dev|staging|prod) ;; *) usage_error "--env must be dev, staging or prod, not '$ENV_NAME'" ;; esac
 [[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
@@ -84,6 +83,18 @@ if [[ -x "$VENV/bin/python" ]]; then PY="$VENV/bin/python"; else PY="$(command -
 [[ -n "$PY" ]] || die "python3 not found; install Python 3.10+ (or run ./deploy.sh --local to bootstrap .venv)"
 PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+# The environments and their regions are the generator's (generator/config.py): one `<name> <region>` a line.
+ENV_TABLE="$("$PY" -m generator environments)" \
+  || die "cannot list the environments (python -m generator environments failed); install the project with: \
+python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
+ENV_REGION="$(awk -v env="$ENV_NAME" '$1 == env { print $2 }' <<<"$ENV_TABLE")"
+if [[ -z "$ENV_REGION" ]]; then
+  # "dev, staging or prod"
+  choices="$(cut -f1 <<<"$ENV_TABLE" | paste -sd, - | sed 's/,/, /g; s/\(.*\), /\1 or /')"
+  usage_error "--env must be $choices, not '$ENV_NAME'"
+fi
+REGION="${REGION:-$ENV_REGION}"
 
 if [[ $LOCAL -eq 1 ]]; then
   export LOCAL_AWS_PORT="${LOCAL_AWS_PORT:-4599}"

@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["diff"]:
         from generator.diff import cli as diff_cli
         return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
+    if argv[:1] == ["environments"]:  # for deploy.sh: one `<name>\t<region>` line per environment
+        print(config.environments_table(), end="")
+        return EXIT_OK
     return errors.run(generate, argv, "python -m generator")
 
 

@@ -11,6 +11,7 @@ from awacs import kms as kms_actions
 from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.aws import StringEquals
 from awacs.aws import Bool as BoolCondition
+from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
 from troposphere.iam import Policy
 from troposphere.kms import Alias, Key
@@ -34,15 +35,13 @@ def tags(cfg: EnvConfig, **extra: str) -> Tags:
     return Tags(**dict(sorted({**dict(cfg.tags), **extra}.items())))
 
 
-def tag_list(cfg: EnvConfig, **extra: str) -> list[dict[str, str]]:
-    """Tags for resources whose schema wants a plain list of Key/Value (e.g. nested stacks)."""
-    return [{"Key": k, "Value": v} for k, v in sorted({**dict(cfg.tags), **extra}.items())]
-
-
-def parameter(t: Template, contract: Contract, **kwargs) -> Ref:
-    """Declare a Parameter fed by another tier's Output (or the parent) and return a Ref to it."""
-    t.add_parameter(Parameter(contract.name, Type=contract.type, Description=contract.description, **kwargs))
-    return Ref(contract.name)
+def parameters(t: Template, consumes: tuple[Contract, ...]) -> dict[Contract, Ref]:
+    """Declare a tier's CONSUMES as Parameters (fed by other tiers' Outputs or the parent); Refs by contract."""
+    refs = {}
+    for contract in consumes:
+        t.add_parameter(Parameter(contract.name, Type=contract.type, Description=contract.description))
+        refs[contract] = Ref(contract.name)
+    return refs
 
 
 def output(t: Template, contract: Contract, value, cfg: EnvConfig | None = None) -> None:
@@ -82,16 +81,23 @@ def service_principal(service: str) -> Principal:
     return Principal("Service", [f"{service}.amazonaws.com"])
 
 
+def service_trust(service: str, source_account: bool = True) -> PolicyDocument:
+    """A role's trust policy: `<service>.amazonaws.com` may assume it, by default only on behalf of this
+    account (aws:SourceAccount, the confused-deputy guard); callers that pass False say why."""
+    guard = Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)))
+    condition = {"Condition": guard} if source_account else {}
+    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Effect=Allow, Principal=service_principal(service), Action=[AssumeRole], **condition)])
+
+
 def service_principal_regional(service: str) -> Principal:
     """Services such as CloudWatch Logs that sign as `<service>.<region>.amazonaws.com`."""
     return Principal("Service", [Sub(f"{service}.${{{AWS_REGION}}}.amazonaws.com")])
 
 
-# What the account (through IAM policies) may do with its keys: administer them, and use them for
-# encryption. Named rather than `kms:*`: no service-wide wildcard, and no Sign/Verify/MAC/import/replicate,
-# which symmetric encryption keys never need.
 # What the account may do with a key directly: administer it, never use it. Using a key (Encrypt, Decrypt,
 # GenerateDataKey*, ReEncrypt*, CreateGrant) is granted per key, only through the services that need it.
+# Named rather than `kms:*`: no service-wide wildcard.
 KEY_ACCOUNT_ACTIONS = (
     "CancelKeyDeletion", "CreateAlias", "Delete*", "Describe*", "Disable*", "Enable*", "Get*", "List*", "Put*",
     "Revoke*", "RotateKeyOnDemand", "ScheduleKeyDeletion", "TagResource", "UntagResource", "Update*",

@@ -187,6 +187,11 @@ def environment_of_stack(stack: dict) -> str | None:
     return next((env for env in ENVIRONMENTS if description.endswith(f"({env})")), None)
 
 
+def environments_table() -> str:
+    """`<name>\t<region>` per environment, in registry order: what deploy.sh validates --env against."""
+    return "".join(f"{cfg.name}\t{cfg.region}\n" for cfg in ENVIRONMENTS.values())
+
+
 def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
     """A validated copy with some fields changed (tests and what-if generation)."""
     known = {f.name for f in fields(EnvConfig)}

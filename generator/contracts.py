@@ -3,6 +3,7 @@
 The parent wires every child Parameter to the one earlier tier whose Output has the same name
 (or to a parent deploy-time parameter), so a name defined here cannot drift between the two sides.
 Each contract carries the description used on both sides and the CloudFormation parameter type.
+A tier lists the contracts it consumes and produces (CONSUMES, PRODUCES); physical names are in names.py.
 """
 
 from __future__ import annotations
@@ -88,29 +89,11 @@ DEPLOY_TIME = (PROCESSOR_IMAGE, NOTIFICATION_EMAIL)
 # The sketch's placeholder processor, at a pinned tag (never `latest`): a deploy says which image it runs.
 DEFAULT_PROCESSOR_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 
-# The sketch's exports, kept as a contract with whatever already imports them.
-EXPORTED = (COMPLETION_TOPIC_ARN, COMPLETION_TOPIC_NAME, ERROR_TOPIC_ARN, ERROR_TOPIC_NAME,
-            STATE_MACHINE_ARN, STATE_MACHINE_NAME, TASK_DEFINITION_ARN)
-
 
 def export_name(contract: Contract, env: str) -> str:
+    """The sketch's exports (`<Name>-<env>`), kept as a contract with whatever already imports them."""
     return f"{contract.name}-{env}"
-
-
-def physical_name(kind: str, env: str) -> str:
-    """The sketch's `video-processing-<kind>-<env>` names, a contract with operators and alarms."""
-    return f"video-processing-{kind}-{env}"
-
-
-def processor_log_group_name(env: str) -> str:
-    """The processing container's log group: created by workflow, written through compute's execution role."""
-    return f"/video-processing/{env}/processor"
 
 
 # The application database, created by storage and named to the container by workflow.
 DATABASE_NAME = "videoprocessing"
-
-
-def state_machine_log_group_name(env: str) -> str:
-    """Under /aws/vendedlogs/ so CloudWatch Logs resource policies stay small at scale."""
-    return f"/aws/vendedlogs/states/video-processing-{env}"

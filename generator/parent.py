@@ -11,7 +11,7 @@ from __future__ import annotations
 from troposphere import GetAtt, Output, Parameter, Ref, Template
 from troposphere.cloudformation import Stack
 
-from generator import blocks, contracts
+from generator import blocks, contracts, tiers
 from generator.config import EnvConfig
 from generator.errors import WiringError
 
@@ -22,10 +22,6 @@ PARENT_OUTPUTS = (
     (contracts.ERROR_TOPIC_ARN, "notification"),
     (contracts.API_URL, "api"),
 )
-
-
-def stack_title(tier: str) -> str:
-    return f"{tier.capitalize()}Stack"
 
 
 def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
@@ -60,9 +56,9 @@ def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
                 raise WiringError(f"{cfg.name}: parameter {name} of tier {tier} needs exactly one earlier "
                                   f"tier with an Output of that name (found: {found}); see contracts.py and "
                                   "the registry order in tiers/__init__.py")
-            wiring[name] = GetAtt(stack_title(producers[0]), f"Outputs.{name}")
+            wiring[name] = GetAtt(tiers.title(producers[0]), f"Outputs.{name}")
         t.add_resource(Stack(
-            stack_title(tier),
+            tiers.title(tier),
             TemplateURL=f"{tier}.json",
             # Local paths are the point: `aws cloudformation package` uploads them, cfn-lint follows them.
             Metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
@@ -75,5 +71,5 @@ def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
     for contract, tier in PARENT_OUTPUTS:
         if tier in children:
             t.add_output(Output(contract.name, Description=contract.description,
-                                Value=GetAtt(stack_title(tier), f"Outputs.{contract.name}")))
+                                Value=GetAtt(tiers.title(tier), f"Outputs.{contract.name}")))
     return t

@@ -27,7 +27,7 @@ def to_json(template: Template | dict) -> str:
 
 def build_templates(cfg: EnvConfig) -> dict[str, Template]:
     """All templates of one environment, keyed by file name, children in registry order then the parent."""
-    children = {name: build(cfg) for name, build in TIERS}
+    children = {tier.name: tier.build(cfg) for tier in TIERS}
     templates = {f"{name}.json": t for name, t in children.items()}
     templates[PARENT_FILE] = parent.build(cfg, children)
     return templates
@@ -35,9 +35,10 @@ def build_templates(cfg: EnvConfig) -> dict[str, Template]:
 
 def render_environment(cfg: EnvConfig) -> dict[str, str]:
     """File name -> JSON text for one environment; raises LimitError before anything is written."""
-    files = {name: to_json(t) for name, t in build_templates(cfg).items()}
+    bodies = {name: t.to_dict() for name, t in build_templates(cfg).items()}
+    files = {name: to_json(body) for name, body in bodies.items()}
     for name, text in files.items():
-        check_limits(f"{cfg.name}/{name}", json.loads(text), len(text.encode()))
+        check_limits(f"{cfg.name}/{name}", bodies[name], len(text.encode()))
     return files
 
 

@@ -10,6 +10,8 @@ ARNs and ids appear as `${Name}` placeholders, filled by the state machine's Def
 
 from __future__ import annotations
 
+from generator import contracts
+
 CONTAINER_NAME = "VideoProcessingContainer"
 TIMEOUT_SECONDS = 30 * 60
 
@@ -24,12 +26,12 @@ SUCCESS_SUBJECT = "Video Processing Completed"
 ERROR_SUBJECT = "Video Processing Error"
 INVALID_INPUT_CAUSE = "The execution input must be a JSON object with a non-empty string videoId"
 
-# Placeholders filled by DefinitionSubstitutions.
-CLUSTER_ARN = "ClusterArn"
-TASK_DEFINITION_ARN = "TaskDefinitionArn"
-TASK_SECURITY_GROUP_ID = "TaskSecurityGroupId"
-COMPLETION_TOPIC_ARN = "CompletionTopicArn"
-ERROR_TOPIC_ARN = "ErrorTopicArn"
+# Placeholders filled by DefinitionSubstitutions, named after the contracts whose values fill them.
+CLUSTER_ARN = contracts.CLUSTER_ARN.name
+TASK_DEFINITION_ARN = contracts.TASK_DEFINITION_ARN.name
+TASK_SECURITY_GROUP_ID = contracts.TASK_SECURITY_GROUP_ID.name
+COMPLETION_TOPIC_ARN = contracts.COMPLETION_TOPIC_ARN.name
+ERROR_TOPIC_ARN = contracts.ERROR_TOPIC_ARN.name
 
 
 def subnet_placeholder(index: int) -> str:

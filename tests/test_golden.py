@@ -43,4 +43,4 @@ def test_every_environment_has_a_parent_and_one_template_per_tier(rendered):
     from generator.tiers import TIERS
 
     for env, files in rendered.items():
-        assert sorted(files) == sorted(["main.json", *(f"{name}.json" for name, _ in TIERS)])
+        assert sorted(files) == sorted(["main.json", *(f"{tier.name}.json" for tier in TIERS)])

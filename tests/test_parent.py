@@ -13,7 +13,7 @@ ENVS = ("dev", "staging", "prod")
 @pytest.mark.parametrize("env", ENVS)
 def test_one_nested_stack_per_tier_tagged_with_project_and_environment(templates, env):
     resources = templates[env]["main"]["Resources"]
-    assert sorted(resources) == sorted(f"{name.capitalize()}Stack" for name, _ in TIERS)
+    assert sorted(resources) == sorted(tier.title for tier in TIERS)
     for title, stack in resources.items():
         assert stack["Type"] == "AWS::CloudFormation::Stack"
         tags = {t["Key"]: t["Value"] for t in stack["Properties"]["Tags"]}
@@ -23,9 +23,10 @@ def test_one_nested_stack_per_tier_tagged_with_project_and_environment(templates
 @pytest.mark.parametrize("env", ENVS)
 def test_every_child_parameter_is_wired_from_its_producer_or_the_parent(templates, env):
     main = templates[env]["main"]
-    for name, _ in TIERS:
-        child_params = set(templates[env][name].get("Parameters", {}))
-        wiring = main["Resources"][f"{name.capitalize()}Stack"]["Properties"].get("Parameters", {})
+    producers = {tier.title: tier.name for tier in TIERS}
+    for tier in TIERS:
+        child_params = set(templates[env][tier.name].get("Parameters", {}))
+        wiring = main["Resources"][tier.title]["Properties"].get("Parameters", {})
         assert set(wiring) == child_params
         for param, value in wiring.items():
             if param in main["Parameters"]:
@@ -33,7 +34,7 @@ def test_every_child_parameter_is_wired_from_its_producer_or_the_parent(template
             else:
                 producer, attribute = value["Fn::GetAtt"]
                 assert attribute == f"Outputs.{param}"
-                assert param in templates[env][producer.removesuffix("Stack").lower()]["Outputs"]
+                assert param in templates[env][producers[producer]]["Outputs"]
 
 
 def test_no_depends_on_so_independent_tiers_deploy_in_parallel(templates):

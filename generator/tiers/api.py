@@ -7,16 +7,16 @@ executions of the workflow's state machine (handler: generator/functions/video_a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
-from importlib import resources
+from pathlib import Path
 
 from awacs import ec2 as ec2_actions
 from awacs import logs as logs_actions
 from awacs import states as states_actions
 from awacs import xray as xray_actions
-from awacs.aws import Allow, PolicyDocument, Statement
-from awacs.sts import AssumeRole
+from awacs.aws import Allow, Statement
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
@@ -34,12 +34,15 @@ from troposphere.apigateway import (
     Stage,
 )
 from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Permission, TracingConfig, VPCConfig
-from troposphere.iam import Policy, Role
+from troposphere.iam import Role
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.blocks import LimitError
 from generator.config import EnvConfig
-from generator.functions import video_api
+
+CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
+            contracts.STATE_MACHINE_NAME)
+PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME)
 
 HANDLER_MODULE = "video_api.py"
 # CloudFormation puts ZipFile code in `index.py`. 4096 characters is troposphere's ZipFile check (the
@@ -49,11 +52,27 @@ RUNTIME = "python3.14"  # the newest Python runtime, not deprecated before 2029
 STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
+def handler_source() -> str:
+    # Read as text, never imported: the handler imports boto3, which generation does not need.
+    return (Path(__file__).resolve().parent.parent / "functions" / HANDLER_MODULE).read_text(encoding="utf-8")
+
+
+def handler_constant(name: str):
+    """A literal the handler assigns, read from its source: importing the handler would import boto3."""
+    for node in ast.parse(handler_source()).body:
+        if isinstance(node, ast.Assign) and [getattr(target, "id", None) for target in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{HANDLER_MODULE} assigns no {name}")
+
+
+# The handler's own rule for a videoId, which the API Gateway model repeats.
+VIDEO_ID_MAX = handler_constant("VIDEO_ID_MAX")
+VIDEO_ID_CHARS = handler_constant("VIDEO_ID_CHARS")
 VIDEO_ID_SCHEMA = {
     "type": "string",
     "minLength": 1,
-    "maxLength": video_api.VIDEO_ID_MAX,
-    "pattern": f"^[{video_api.VIDEO_ID_CHARS}]+$",
+    "maxLength": VIDEO_ID_MAX,
+    "pattern": f"^[{VIDEO_ID_CHARS}]+$",
 }
 SUBMIT_SCHEMA = {
     "$schema": "http://json-schema.org/draft-04/schema#",
@@ -66,7 +85,7 @@ SUBMIT_SCHEMA = {
 # API Gateway answers for the model before the handler runs; its templates cannot quote the validator's
 # own message safely, so this one states the whole rule.
 BAD_BODY_MESSAGE = (f'Invalid request body: expected {{"videoId": "..."}} and no other field, the videoId being '
-                    f"1-{video_api.VIDEO_ID_MAX} letters, digits, '-' or '_'")
+                    f"1-{VIDEO_ID_MAX} letters, digits, '-' or '_'")
 # One JSON object per request; only $context values that never contain a double quote.
 ACCESS_LOG_FORMAT = {
     "caller": "$context.identity.caller",
@@ -88,14 +107,6 @@ ACCESS_LOG_FORMAT = {
 ROUTES = (("SubmitVideo", "POST", "/videos"), ("GetVideo", "GET", "/videos/*"))
 
 
-def function_log_group_name(env: str) -> str:
-    return f"/aws/lambda/{contracts.physical_name('api', env)}"
-
-
-def access_log_group_name(env: str) -> str:
-    return f"/video-processing/{env}/api-access"
-
-
 def inline_code(source: str, label: str = HANDLER_MODULE) -> str:
     """The handler's source for Code.ZipFile; generation fails, naming the file, if it does not fit."""
     if len(source) > INLINE_CODE_LIMIT:
@@ -104,34 +115,29 @@ def inline_code(source: str, label: str = HANDLER_MODULE) -> str:
     return source
 
 
-def handler_source() -> str:
-    return resources.files("generator.functions").joinpath(HANDLER_MODULE).read_text(encoding="utf-8")
 
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing API: IAM-authorised REST API and the function that starts "
                                  "and reports executions")
-    p = {c.name: blocks.parameter(t, c) for c in (
-        contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID,
-        contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME,
-    )}
-    function_name = contracts.physical_name("api", cfg.name)
+    p = blocks.parameters(t, CONSUMES)
+    function_name = names.api(cfg.name)
     key = blocks.kms_key(t, cfg, "ApiLogsKey", "Encrypts the video API's log groups",
-                         f"video-processing-{cfg.name}-api-logs",
-                         [blocks.logs_key_statement([function_log_group_name(cfg.name),
-                                                     access_log_group_name(cfg.name)])])
-    function_logs = blocks.encrypted_log_group(t, cfg, "FunctionLogGroup", function_log_group_name(cfg.name),
+                         names.env_prefixed(cfg.name, "api-logs"),
+                         [blocks.logs_key_statement([names.function_log_group(cfg.name),
+                                                     names.api_access_log_group(cfg.name)])])
+    function_logs = blocks.encrypted_log_group(t, cfg, "FunctionLogGroup", names.function_log_group(cfg.name),
                                                GetAtt(key, "Arn"))
-    access_logs = blocks.encrypted_log_group(t, cfg, "AccessLogGroup", access_log_group_name(cfg.name),
+    access_logs = blocks.encrypted_log_group(t, cfg, "AccessLogGroup", names.api_access_log_group(cfg.name),
                                              GetAtt(key, "Arn"))
 
     role = t.add_resource(Role(
         "FunctionRole",
         Description=f"The video API function starts and describes video processing executions ({cfg.name})",
-        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Effect=Allow, Principal=blocks.service_principal("lambda"), Action=[AssumeRole])]),
-        Policies=[Policy(PolicyName="StartAndDescribeExecutions",
-                         PolicyDocument=function_policy(cfg, p))],
+        # No aws:SourceAccount, unlike the other roles: AWS documents an execution role's trust without it, and
+        # adding it is a change to review on its own (Lambda must keep assuming the role), not part of a refactor.
+        AssumeRolePolicyDocument=blocks.service_trust("lambda", source_account=False),
+        Policies=[blocks.inline_policy("StartAndDescribeExecutions", *function_statements(cfg, p))],
         Tags=blocks.tags(cfg),
     ))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
@@ -149,11 +155,12 @@ def build(cfg: EnvConfig) -> Template:
         Timeout=FUNCTION_TIMEOUT_SECONDS,
         # Never more instances than the stage admits requests at once; and they are always available.
         ReservedConcurrentExecutions=cfg.api_burst_limit,
-        Environment=Environment(Variables={"STATE_MACHINE_ARN": p["StateMachineArn"]}),
+        Environment=Environment(Variables={"STATE_MACHINE_ARN": p[contracts.STATE_MACHINE_ARN]}),
         # Ref to our own group: the function starts only after its encrypted, retained log group exists.
         LoggingConfig=LoggingConfig(LogGroup=Ref(function_logs)),
         TracingConfig=TracingConfig(Mode="Active"),
-        VpcConfig=VPCConfig(SubnetIds=p["PrivateSubnetIds"], SecurityGroupIds=[p["ApiFunctionSecurityGroupId"]]),
+        VpcConfig=VPCConfig(SubnetIds=p[contracts.PRIVATE_SUBNET_IDS],
+                            SecurityGroupIds=[p[contracts.API_FUNCTION_SECURITY_GROUP_ID]]),
         Tags=blocks.tags(cfg),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_116", "API Gateway invokes it synchronously only; a dead-letter queue receives only "
@@ -255,14 +262,15 @@ def api_gateway_account(t: Template, cfg: EnvConfig) -> Account:
     role = t.add_resource(Role(
         "ApiGatewayLogsRole",
         Description="API Gateway writes the access and execution logs of this region's REST APIs",
-        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Effect=Allow, Principal=blocks.service_principal("apigateway"), Action=[AssumeRole])]),
-        Policies=[Policy(PolicyName="WriteApiLogs", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
-            Statement(Sid="WriteApiLogsInThisRegion", Effect=Allow, Action=[
+        # No aws:SourceAccount: AWS documents this role's trust without it, and a condition API Gateway did not
+        # satisfy would silently stop the logging of every REST API in the region; a change to review on its own.
+        AssumeRolePolicyDocument=blocks.service_trust("apigateway", source_account=False),
+        Policies=[blocks.inline_policy("WriteApiLogs", Statement(
+            Sid="WriteApiLogsInThisRegion", Effect=Allow, Action=[
                 logs_actions.CreateLogGroup, logs_actions.CreateLogStream, logs_actions.DescribeLogGroups,
                 logs_actions.DescribeLogStreams, logs_actions.PutLogEvents,
-            ], Resource=[blocks.arn("logs", "log-group:*")]),  # any API's groups: the role is region-wide
-        ]))],
+            ], Resource=[blocks.arn("logs", "log-group:*")],  # any API's groups: the role is region-wide
+        ))],
         Tags=blocks.tags(cfg),
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
@@ -270,14 +278,14 @@ def api_gateway_account(t: Template, cfg: EnvConfig) -> Account:
     return t.add_resource(Account("ApiGatewayAccount", CloudWatchRoleArn=GetAtt(role, "Arn")))
 
 
-def function_policy(cfg: EnvConfig, p: dict) -> PolicyDocument:
+def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:
     """Start executions of this one state machine and describe them; write own logs, traces and ENIs."""
-    log_group_arn = blocks.arn("logs", f"log-group:{function_log_group_name(cfg.name)}")
-    return PolicyDocument(Version="2012-10-17", Statement=[
+    log_group_arn = blocks.arn("logs", f"log-group:{names.function_log_group(cfg.name)}")
+    return [
         Statement(Sid="StartProcessing", Effect=Allow, Action=[states_actions.StartExecution],
-                  Resource=[p["StateMachineArn"]]),
+                  Resource=[p[contracts.STATE_MACHINE_ARN]]),
         Statement(Sid="DescribeProcessingExecutions", Effect=Allow, Action=[states_actions.DescribeExecution],
-                  Resource=[blocks.arn("states", "execution:${StateMachineName}:*")]),
+                  Resource=[blocks.arn("states", f"execution:${{{contracts.STATE_MACHINE_NAME.name}}}:*")]),
         Statement(Sid="WriteFunctionLogs", Effect=Allow, Action=[logs_actions.CreateLogStream,
                                                                  logs_actions.PutLogEvents],
                   Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
@@ -296,4 +304,4 @@ def function_policy(cfg: EnvConfig, p: dict) -> PolicyDocument:
         Statement(Sid="FindNetworkInterfaces", Effect=Allow, Action=[
             ec2_actions.DescribeNetworkInterfaces, ec2_actions.DescribeSubnets,
         ], Resource=["*"]),  # Describe actions support no resource-level permissions
-    ])
+    ]

@@ -16,8 +16,12 @@ from troposphere.elasticache import (
 )
 from troposphere.secretsmanager import GenerateSecretString
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.config import EnvConfig
+
+CONSUMES = (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)
+PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+            contracts.CACHE_KEY_ARN)
 
 REDIS_ENGINE_VERSION = "7.1"
 AUTH_TOKEN_LENGTH = 64  # Redis accepts 16-128 printable characters; letters and digits avoid escaping anywhere
@@ -26,19 +30,14 @@ MAINTENANCE_WINDOW = "sun:18:00-sun:19:00"  # UTC, after the snapshot window
 KEY_SERVICES = ("elasticache", "secretsmanager")
 
 
-def slow_log_group_name(cfg: EnvConfig) -> str:
-    """Under /aws/vendedlogs/: ElastiCache delivers through CloudWatch Logs' vended log delivery."""
-    return f"/aws/vendedlogs/elasticache/video-processing-{cfg.name}/slow-log"
-
-
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing cache: Redis replication group")
-    p = {c.name: blocks.parameter(t, c) for c in (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)}
+    p = blocks.parameters(t, CONSUMES)
     # Retained everywhere: final snapshots outlive the stack, and only this key decrypts them.
     key = blocks.kms_key(t, cfg, "CacheKey", "Encrypts the Redis cache, its AUTH secret and its slow log",
-                         f"video-processing-{cfg.name}-cache",
+                         names.env_prefixed(cfg.name, "cache"),
                          [blocks.via_services_statement(list(KEY_SERVICES)),
-                          blocks.logs_key_statement([slow_log_group_name(cfg)])],
+                          blocks.logs_key_statement([names.cache_slow_log_group(cfg.name)])],
                          blocks.RETAIN_POLICIES)
     key_arn = GetAtt(key, "Arn")
     token = blocks.generated_secret(
@@ -48,10 +47,10 @@ def build(cfg: EnvConfig) -> Template:
     subnet_group = t.add_resource(SubnetGroup(
         "CacheSubnetGroup",
         Description=f"Data subnets of the video processing cache ({cfg.name})",
-        SubnetIds=p["DataSubnetIds"],
+        SubnetIds=p[contracts.DATA_SUBNET_IDS],
         Tags=blocks.tags(cfg),
     ))
-    slow_log = blocks.encrypted_log_group(t, cfg, "CacheSlowLogGroup", slow_log_group_name(cfg), key_arn)
+    slow_log = blocks.encrypted_log_group(t, cfg, "CacheSlowLogGroup", names.cache_slow_log_group(cfg.name), key_arn)
     snapshots = {"SnapshotRetentionLimit": cfg.cache_snapshot_retention_days}
     if cfg.cache_snapshot_retention_days:
         snapshots["SnapshotWindow"] = SNAPSHOT_WINDOW
@@ -66,7 +65,7 @@ def build(cfg: EnvConfig) -> Template:
         AutomaticFailoverEnabled=cfg.multi_az,
         MultiAZEnabled=cfg.multi_az,
         CacheSubnetGroupName=Ref(subnet_group),
-        SecurityGroupIds=[p["CacheSecurityGroupId"]],
+        SecurityGroupIds=[p[contracts.CACHE_SECURITY_GROUP_ID]],
         AtRestEncryptionEnabled=True,
         KmsKeyId=key_arn,
         TransitEncryptionEnabled=True,

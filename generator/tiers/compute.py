@@ -7,14 +7,17 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 from __future__ import annotations
 
 from awacs import ecr, elasticfilesystem, kms, logs, secretsmanager, states
-from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
-from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, Template
+from awacs.aws import Allow, Condition, Statement, StringEquals
+from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
 from troposphere.iam import Role
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.config import EnvConfig
+
+CONSUMES = (contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN,
+            contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN)
+PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
 
 
 def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
@@ -22,40 +25,19 @@ def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
     return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
 
 
-def cluster_name(cfg: EnvConfig) -> str:
-    return contracts.physical_name("cluster", cfg.name)
-
-
-def container_insights_log_group_name(cfg: EnvConfig) -> str:
-    return f"/aws/ecs/containerinsights/{cluster_name(cfg)}/performance"
-
-
-def ecs_tasks_trust() -> PolicyDocument:
-    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
-        Effect=Allow,
-        Principal=blocks.service_principal("ecs-tasks"),
-        Action=[AssumeRole],
-        # Confused-deputy guard: only tasks of this account may assume the role.
-        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-    )])
-
-
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing compute: ECS Fargate cluster and task roles")
-    p = {c.name: blocks.parameter(t, c) for c in (
-        contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN, contracts.CACHE_AUTH_SECRET_ARN,
-        contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN,
-    )}
+    p = blocks.parameters(t, CONSUMES)
     # Container Insights writes to a log group named after the cluster; created here first, it is encrypted
     # and expires instead of being created by ECS without either. Hence the cluster's fixed name.
-    insights_log_name = container_insights_log_group_name(cfg)
+    insights_log_name = names.container_insights_log_group(cfg.name)
     key = blocks.kms_key(t, cfg, "ComputeLogsKey", "Encrypts the cluster's Container Insights log group",
-                         f"video-processing-{cfg.name}-compute-logs", [blocks.logs_key_statement([insights_log_name])])
+                         names.env_prefixed(cfg.name, "compute-logs"), [blocks.logs_key_statement([insights_log_name])])
     insights_logs = blocks.encrypted_log_group(t, cfg, "ContainerInsightsLogGroup", insights_log_name,
                                                GetAtt(key, "Arn"))
     cluster = t.add_resource(Cluster(
         "Cluster",
-        ClusterName=cluster_name(cfg),
+        ClusterName=names.cluster(cfg.name),
         DependsOn=[insights_logs.title],
         ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")],
         CapacityProviders=["FARGATE", "FARGATE_SPOT"],
@@ -64,11 +46,11 @@ def build(cfg: EnvConfig) -> Template:
         Tags=blocks.tags(cfg),
     ))
 
-    log_group_arn = blocks.arn("logs", f"log-group:{contracts.processor_log_group_name(cfg.name)}")
+    log_group_arn = blocks.arn("logs", f"log-group:{names.processor_log_group(cfg.name)}")
     execution_role = t.add_resource(Role(
         "TaskExecutionRole",
         Description=f"ECS pulls the processor image and writes its logs ({cfg.name})",
-        AssumeRolePolicyDocument=ecs_tasks_trust(),
+        AssumeRolePolicyDocument=blocks.service_trust("ecs-tasks"),
         Policies=[
             blocks.inline_policy(
                 "PullImageAndWriteLogs",
@@ -85,9 +67,9 @@ def build(cfg: EnvConfig) -> Template:
                 "InjectContainerSecrets",
                 # Exactly the secrets the task definition passes to the container as ECS secrets.
                 Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
-                          Resource=[p["CacheAuthSecretArn"], p["DatabaseSecretArn"]]),
+                          Resource=[p[contracts.CACHE_AUTH_SECRET_ARN], p[contracts.DATABASE_SECRET_ARN]]),
                 Statement(Sid="DecryptContainerSecrets", Effect=Allow, Action=[kms.Decrypt],
-                          Resource=[p["CacheKeyArn"], p["DataKeyArn"]],
+                          Resource=[p[contracts.CACHE_KEY_ARN], p[contracts.DATA_KEY_ARN]],
                           Condition=Condition(StringEquals(
                               "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")))),
             ),
@@ -97,7 +79,7 @@ def build(cfg: EnvConfig) -> Template:
     task_role = t.add_resource(Role(
         "TaskRole",
         Description=f"The video processing container runs as this role ({cfg.name})",
-        AssumeRolePolicyDocument=ecs_tasks_trust(),
+        AssumeRolePolicyDocument=blocks.service_trust("ecs-tasks"),
         Policies=[
             blocks.inline_policy("ReportTaskOutcome", Statement(
                 Sid="ReportToStepFunctions", Effect=Allow,
@@ -108,8 +90,8 @@ def build(cfg: EnvConfig) -> Template:
                 # Read and write, never root, and only through the media access point.
                 Sid="MountMediaThroughAccessPoint", Effect=Allow,
                 Action=[elasticfilesystem.ClientMount, elasticfilesystem.ClientWrite],
-                Resource=[p["FileSystemArn"]],
-                Condition=Condition(StringEquals("elasticfilesystem:AccessPointArn", p["AccessPointArn"])),
+                Resource=[p[contracts.FILE_SYSTEM_ARN]],
+                Condition=Condition(StringEquals("elasticfilesystem:AccessPointArn", p[contracts.ACCESS_POINT_ARN])),
             )),
         ],
         Tags=blocks.tags(cfg),

@@ -9,9 +9,8 @@ from __future__ import annotations
 import ipaddress
 
 from awacs import logs as logs_actions
-from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
-from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, GetAZs, Ref, Select, Sub, Template
+from awacs.aws import Allow, Statement
+from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template
 from troposphere.ec2 import (
     EIP,
     VPC,
@@ -30,8 +29,15 @@ from troposphere.ec2 import (
 )
 from troposphere.iam import Role
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.config import EnvConfig
+
+CONSUMES = ()
+PRODUCES = (
+    contracts.VPC_ID, contracts.VPC_CIDR, contracts.PUBLIC_SUBNET_IDS, contracts.PRIVATE_SUBNET_IDS,
+    contracts.DATA_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
+    contracts.DATABASE_SECURITY_GROUP_ID, contracts.CACHE_SECURITY_GROUP_ID, contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
+)
 
 SUBNET_PREFIX_LENGTH = 20
 # Offsets (in /20 blocks) of each kind inside the VPC's /16: room for up to four AZs per kind.
@@ -49,15 +55,11 @@ def subnet_cidrs(cfg: EnvConfig, offset: int) -> list[str]:
     return [str(blocks_20[offset + i]) for i in range(cfg.az_count)]
 
 
-def flow_log_group_name(cfg: EnvConfig) -> str:
-    return f"/video-processing/{cfg.name}/vpc-flow-logs"
-
-
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing network: VPC, subnets, NAT, flow logs, security groups")
     vpc = t.add_resource(VPC(
         "Vpc", CidrBlock=cfg.vpc_cidr, EnableDnsHostnames=True, EnableDnsSupport=True,
-        Tags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}"),
+        Tags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name)),
     ))
     igw = t.add_resource(InternetGateway("InternetGateway", Tags=blocks.tags(cfg)))
     attachment = t.add_resource(VPCGatewayAttachment("InternetGatewayAttachment", VpcId=Ref(vpc),
@@ -72,7 +74,7 @@ def build(cfg: EnvConfig) -> Template:
                 CidrBlock=cidr,
                 AvailabilityZone=Select(az, GetAZs("")),
                 MapPublicIpOnLaunch=False,
-                Tags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-{kind.lower()}-{az + 1}"),
+                Tags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name, kind.lower(), str(az + 1))),
             ))
             for az, cidr in enumerate(subnet_cidrs(cfg, offset))
         ]
@@ -130,15 +132,12 @@ def _associate(t: Template, subnets: list[Subnet], route_table_for) -> None:
 
 def _flow_logs(t: Template, cfg: EnvConfig, vpc: VPC) -> None:
     key = blocks.kms_key(t, cfg, "FlowLogsKey", "Encrypts the VPC flow log group",
-                         f"video-processing-{cfg.name}-flow-logs",
-                         [blocks.logs_key_statement([flow_log_group_name(cfg)])])
-    group = blocks.encrypted_log_group(t, cfg, "FlowLogGroup", flow_log_group_name(cfg), GetAtt(key, "Arn"))
+                         names.env_prefixed(cfg.name, "flow-logs"),
+                         [blocks.logs_key_statement([names.flow_log_group(cfg.name)])])
+    group = blocks.encrypted_log_group(t, cfg, "FlowLogGroup", names.flow_log_group(cfg.name), GetAtt(key, "Arn"))
     role = t.add_resource(Role(
         "FlowLogsRole",
-        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Effect=Allow, Principal=blocks.service_principal("vpc-flow-logs"), Action=[AssumeRole],
-            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-        )]),
+        AssumeRolePolicyDocument=blocks.service_trust("vpc-flow-logs"),
         Policies=[blocks.inline_policy("DeliverToFlowLogGroup", Statement(
             Effect=Allow,
             Action=[logs_actions.CreateLogStream, logs_actions.DescribeLogStreams, logs_actions.PutLogEvents],

@@ -15,8 +15,12 @@ from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
 from troposphere.sqs import Queue, QueuePolicy
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.config import EnvConfig
+
+CONSUMES = (contracts.NOTIFICATION_EMAIL,)
+PRODUCES = (contracts.COMPLETION_TOPIC_ARN, contracts.COMPLETION_TOPIC_NAME, contracts.ERROR_TOPIC_ARN,
+            contracts.ERROR_TOPIC_NAME, contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN)
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
 HAS_EMAIL = "HasNotificationEmail"
@@ -39,11 +43,11 @@ KEY_USERS = (
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing notifications: encrypted SNS topics and dead-letter queue")
-    email = blocks.parameter(t, contracts.NOTIFICATION_EMAIL)
+    email = blocks.parameters(t, CONSUMES)[contracts.NOTIFICATION_EMAIL]
     t.add_condition(HAS_EMAIL, Not(Equals(email, "")))
 
     key = blocks.kms_key(t, cfg, "NotificationKey", "Encrypts the notification topics and dead-letter queue",
-                         f"video-processing-{cfg.name}-notifications", [
+                         names.env_prefixed(cfg.name, "notifications"), [
         Statement(
             Sid=sid, Effect=Allow, Principal=blocks.service_principal(service),
             Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
@@ -60,7 +64,7 @@ def build(cfg: EnvConfig) -> Template:
     for title, kind, display, arn_contract, name_contract in TOPICS:
         topic = t.add_resource(Topic(
             title,
-            TopicName=contracts.physical_name(kind, cfg.name),
+            TopicName=names.topic(kind, cfg.name),
             DisplayName=display,
             FifoTopic=False,
             KmsMasterKeyId=GetAtt(key, "Arn"),

@@ -18,8 +18,14 @@ from troposphere.efs import (
 from troposphere.rds import DBInstance, DBParameterGroup, DBSubnetGroup
 from troposphere.secretsmanager import GenerateSecretString, SecretTargetAttachment
 
-from generator import blocks, contracts
+from generator import blocks, contracts, names
 from generator.config import EnvConfig
+
+CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.DATABASE_SECURITY_GROUP_ID,
+            contracts.FILE_SYSTEM_SECURITY_GROUP_ID)
+PRODUCES = (contracts.DATA_KEY_ARN, contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT,
+            contracts.DATABASE_SECRET_ARN, contracts.FILE_SYSTEM_ID, contracts.FILE_SYSTEM_ARN,
+            contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN)
 
 # The major version is pinned (a major upgrade is a deliberate change of this line and the parameter group
 # family); minor versions upgrade automatically in the maintenance window from the one created here.
@@ -38,13 +44,8 @@ MEDIA_PERMISSIONS = "750"
 DATA_KEY_SERVICES = ("elasticfilesystem", "rds", "secretsmanager")
 
 
-def database_identifier(cfg: EnvConfig) -> str:
-    """Physical name, a contract with the log group RDS writes to (`/aws/rds/instance/<id>/<log>`)."""
-    return contracts.physical_name("database", cfg.name)
-
-
 def database_log_group_names(cfg: EnvConfig) -> list[str]:
-    return [f"/aws/rds/instance/{database_identifier(cfg)}/{log}" for log in POSTGRES_LOG_EXPORTS]
+    return [names.database_log_group(cfg.name, log) for log in POSTGRES_LOG_EXPORTS]
 
 
 def data_key_statements(cfg: EnvConfig) -> list[Statement]:
@@ -54,13 +55,10 @@ def data_key_statements(cfg: EnvConfig) -> list[Statement]:
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing storage: data key, PostgreSQL database, EFS media file system")
-    p = {c.name: blocks.parameter(t, c) for c in (
-        contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.DATABASE_SECURITY_GROUP_ID,
-        contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
-    )}
+    p = blocks.parameters(t, CONSUMES)
     # Retained everywhere: final snapshots outlive the stack, and only this key decrypts them.
     key = blocks.kms_key(t, cfg, "DataKey", "Encrypts the database, the media file system and their secrets",
-                         f"video-processing-{cfg.name}-data", data_key_statements(cfg), blocks.RETAIN_POLICIES)
+                         names.env_prefixed(cfg.name, "data"), data_key_statements(cfg), blocks.RETAIN_POLICIES)
     key_arn = GetAtt(key, "Arn")
 
     database, secret = _database(t, cfg, p, key_arn)
@@ -77,7 +75,7 @@ def build(cfg: EnvConfig) -> Template:
     return t
 
 
-def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance, object]:
+def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key_arn) -> tuple[DBInstance, object]:
     secret = blocks.generated_secret(
         t, cfg, "DatabaseSecret", "PostgreSQL master credentials of the video processing database", key_arn,
         GenerateSecretString(
@@ -90,7 +88,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance
     subnet_group = t.add_resource(DBSubnetGroup(
         "DatabaseSubnetGroup",
         DBSubnetGroupDescription=f"Data subnets of the video processing database ({cfg.name})",
-        SubnetIds=p["DataSubnetIds"],
+        SubnetIds=p[contracts.DATA_SUBNET_IDS],
         Tags=blocks.tags(cfg),
     ))
     parameter_group = t.add_resource(DBParameterGroup(
@@ -105,7 +103,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance
                   for log, name in zip(POSTGRES_LOG_EXPORTS, database_log_group_names(cfg))]
     database = t.add_resource(DBInstance(
         "Database",
-        DBInstanceIdentifier=database_identifier(cfg),
+        DBInstanceIdentifier=names.database(cfg.name),
         Engine="postgres",
         EngineVersion=POSTGRES_VERSION,
         AutoMinorVersionUpgrade=True,
@@ -117,7 +115,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance
         EnableIAMDatabaseAuthentication=True,
         DBParameterGroupName=Ref(parameter_group),
         DBSubnetGroupName=Ref(subnet_group),
-        VPCSecurityGroups=[p["DatabaseSecurityGroupId"]],
+        VPCSecurityGroups=[p[contracts.DATABASE_SECURITY_GROUP_ID]],
         PubliclyAccessible=False,
         MultiAZ=cfg.multi_az,
         StorageType="gp3",
@@ -150,7 +148,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[DBInstance
     return database, secret
 
 
-def _file_system(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[FileSystem, AccessPoint]:
+def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key_arn) -> tuple[FileSystem, AccessPoint]:
     file_system = t.add_resource(FileSystem(
         "FileSystem",
         Encrypted=True,
@@ -161,15 +159,15 @@ def _file_system(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[FileSys
                            LifecyclePolicy(TransitionToPrimaryStorageClass="AFTER_1_ACCESS")],
         BackupPolicy=BackupPolicy(Status="ENABLED" if cfg.retain_data else "DISABLED"),
         FileSystemPolicy=file_system_policy().JSONrepr(),  # the schema wants a plain object
-        FileSystemTags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-media"),
+        FileSystemTags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name, "media")),
         **blocks.retention_policies(cfg),
     ))
     for az in range(cfg.az_count):
         t.add_resource(MountTarget(
             f"MountTarget{az + 1}",
             FileSystemId=Ref(file_system),
-            SubnetId=Select(az, p["PrivateSubnetIds"]),
-            SecurityGroups=[p["FileSystemSecurityGroupId"]],
+            SubnetId=Select(az, p[contracts.PRIVATE_SUBNET_IDS]),
+            SecurityGroups=[p[contracts.FILE_SYSTEM_SECURITY_GROUP_ID]],
         ))
     access_point = t.add_resource(AccessPoint(
         "MediaAccessPoint",
@@ -177,7 +175,7 @@ def _file_system(t: Template, cfg: EnvConfig, p: dict, key_arn) -> tuple[FileSys
         PosixUser=PosixUser(Uid=MEDIA_UID, Gid=MEDIA_GID),
         RootDirectory=RootDirectory(Path=MEDIA_DIRECTORY, CreationInfo=CreationInfo(
             OwnerUid=MEDIA_UID, OwnerGid=MEDIA_GID, Permissions=MEDIA_PERMISSIONS)),
-        AccessPointTags=blocks.tags(cfg, Name=f"video-processing-{cfg.name}-media"),
+        AccessPointTags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name, "media")),
     ))
     return file_system, access_point
 

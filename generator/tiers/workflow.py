@@ -11,9 +11,8 @@ from awacs import kms as kms_actions
 from awacs import logs as logs_actions
 from awacs import sns as sns_actions
 from awacs import xray as xray_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
-from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, Ref, Select, Sub, Template
+from awacs.aws import Allow, ArnEquals, Condition, Statement, StringEquals
+from troposphere import AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, Ref, Select, Sub, Template
 from troposphere.ecs import (
     AuthorizationConfig,
     ContainerDefinition,
@@ -27,7 +26,7 @@ from troposphere.ecs import (
     Volume,
 )
 from troposphere.events import InputTransformer, Rule, Target
-from troposphere.iam import Policy, Role
+from troposphere.iam import Role
 from troposphere.stepfunctions import (
     CloudWatchLogsLogGroup,
     LogDestination,
@@ -36,9 +35,19 @@ from troposphere.stepfunctions import (
     TracingConfiguration,
 )
 
-from generator import blocks, contracts, state_machine
+from generator import blocks, contracts, names, state_machine
 from generator.config import EnvConfig
 from generator.tiers.compute import capacity_provider_strategy
+
+CONSUMES = (
+    contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
+    contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
+    contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
+    contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
+    contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
+)
+PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
 
 # The placeholder processor from the sketch; it only runs when the placeholder image is deployed.
 PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
@@ -54,20 +63,13 @@ ENDED_WITHOUT_HANDLER = ("TIMED_OUT", "ABORTED")
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing workflow: Fargate task definition and Step Functions state machine")
-    p = {c.name: blocks.parameter(t, c) for c in (
-        contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
-        contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
-        contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
-        contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
-        contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
-        contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
-    )}
-    t.add_condition(USES_PLACEHOLDER_IMAGE, Equals(p["ProcessorImage"], PLACEHOLDER_IMAGE))
+    p = blocks.parameters(t, CONSUMES)
+    t.add_condition(USES_PLACEHOLDER_IMAGE, Equals(p[contracts.PROCESSOR_IMAGE], PLACEHOLDER_IMAGE))
 
-    sm_log_name = contracts.state_machine_log_group_name(cfg.name)
-    processor_log_name = contracts.processor_log_group_name(cfg.name)
+    sm_log_name = names.state_machine_log_group(cfg.name)
+    processor_log_name = names.processor_log_group(cfg.name)
     key = blocks.kms_key(t, cfg, "WorkflowLogsKey", "Encrypts the workflow's log groups",
-                         f"video-processing-{cfg.name}-workflow-logs",
+                         names.env_prefixed(cfg.name, "workflow-logs"),
                          [blocks.logs_key_statement([sm_log_name, processor_log_name])])
     sm_logs = blocks.encrypted_log_group(t, cfg, "StateMachineLogGroup", sm_log_name, GetAtt(key, "Arn"))
     processor_logs = blocks.encrypted_log_group(t, cfg, "ProcessorLogGroup", processor_log_name, GetAtt(key, "Arn"))
@@ -79,20 +81,20 @@ def build(cfg: EnvConfig) -> Template:
         NetworkMode="awsvpc",
         RequiresCompatibilities=["FARGATE"],
         RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
-        ExecutionRoleArn=p["TaskExecutionRoleArn"],
-        TaskRoleArn=p["TaskRoleArn"],
+        ExecutionRoleArn=p[contracts.TASK_EXECUTION_ROLE_ARN],
+        TaskRoleArn=p[contracts.TASK_ROLE_ARN],
         Volumes=[
             # Mounted through the access point as its POSIX user, over TLS, authorised by the task role.
             Volume(Name="media", EFSVolumeConfiguration=EFSVolumeConfiguration(
-                FilesystemId=p["FileSystemId"],
+                FilesystemId=p[contracts.FILE_SYSTEM_ID],
                 TransitEncryption="ENABLED",
-                AuthorizationConfig=AuthorizationConfig(AccessPointId=p["AccessPointId"], IAM="ENABLED"),
+                AuthorizationConfig=AuthorizationConfig(AccessPointId=p[contracts.ACCESS_POINT_ID], IAM="ENABLED"),
             )),
             Volume(Name="scratch"),
         ],
         ContainerDefinitions=[ContainerDefinition(
             Name=state_machine.CONTAINER_NAME,
-            Image=p["ProcessorImage"],
+            Image=p[contracts.PROCESSOR_IMAGE],
             Essential=True,
             ReadonlyRootFilesystem=True,
             MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
@@ -105,7 +107,7 @@ def build(cfg: EnvConfig) -> Template:
             LogConfiguration=LogConfiguration(LogDriver="awslogs", Options={
                 "awslogs-group": Ref(processor_logs),
                 "awslogs-region": Ref(AWS_REGION),
-                "awslogs-stream-prefix": "video-processing",
+                "awslogs-stream-prefix": names.LOG_STREAM_PREFIX,
             }),
         )],
         Tags=blocks.tags(cfg),
@@ -114,26 +116,24 @@ def build(cfg: EnvConfig) -> Template:
     role = t.add_resource(Role(
         "StateMachineRole",
         Description=f"The video processing state machine runs tasks and publishes outcomes ({cfg.name})",
-        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Effect=Allow, Principal=blocks.service_principal("states"), Action=[AssumeRole],
-            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-        )]),
-        Policies=[Policy(PolicyName="RunProcessingAndNotify",
-                         PolicyDocument=state_machine_policy(Ref(task_definition), p))],
+        AssumeRolePolicyDocument=blocks.service_trust("states"),
+        Policies=[blocks.inline_policy("RunProcessingAndNotify",
+                                       *state_machine_statements(Ref(task_definition), p))],
         Tags=blocks.tags(cfg),
     ))
 
     substitutions = {
-        state_machine.CLUSTER_ARN: p["ClusterArn"],
+        state_machine.CLUSTER_ARN: p[contracts.CLUSTER_ARN],
         state_machine.TASK_DEFINITION_ARN: Ref(task_definition),
-        state_machine.TASK_SECURITY_GROUP_ID: p["TaskSecurityGroupId"],
-        state_machine.COMPLETION_TOPIC_ARN: p["CompletionTopicArn"],
-        state_machine.ERROR_TOPIC_ARN: p["ErrorTopicArn"],
-        **{state_machine.subnet_placeholder(i): Select(i, p["PrivateSubnetIds"]) for i in range(cfg.az_count)},
+        state_machine.TASK_SECURITY_GROUP_ID: p[contracts.TASK_SECURITY_GROUP_ID],
+        state_machine.COMPLETION_TOPIC_ARN: p[contracts.COMPLETION_TOPIC_ARN],
+        state_machine.ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
+        **{state_machine.subnet_placeholder(i): Select(i, p[contracts.PRIVATE_SUBNET_IDS])
+           for i in range(cfg.az_count)},
     }
     machine = t.add_resource(StateMachine(
         "StateMachine",
-        StateMachineName=contracts.physical_name("workflow", cfg.name),
+        StateMachineName=names.state_machine(cfg.name),
         StateMachineType="STANDARD",
         RoleArn=GetAtt(role, "Arn"),
         Definition=state_machine.definition(cfg.az_count, capacity_provider_strategy(cfg)),
@@ -159,7 +159,7 @@ def build(cfg: EnvConfig) -> Template:
         },
         Targets=[Target(
             Id="ErrorTopic",
-            Arn=p["ErrorTopicArn"],
+            Arn=p[contracts.ERROR_TOPIC_ARN],
             InputTransformer=InputTransformer(
                 InputPathsMap={"executionArn": "$.detail.executionArn", "name": "$.detail.name",
                                "status": "$.detail.status"},
@@ -178,53 +178,53 @@ def build(cfg: EnvConfig) -> Template:
     return t
 
 
-def container_environment(cfg: EnvConfig, p: dict) -> list[Environment]:
+def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Environment]:
     """Plain settings of the container contract, sorted by name."""
     values = {
-        "DATABASE_HOST": p["DatabaseEndpointAddress"],
+        "DATABASE_HOST": p[contracts.DATABASE_ENDPOINT_ADDRESS],
         "DATABASE_NAME": contracts.DATABASE_NAME,
-        "DATABASE_PORT": p["DatabaseEndpointPort"],
+        "DATABASE_PORT": p[contracts.DATABASE_ENDPOINT_PORT],
         "ENVIRONMENT": cfg.name,
         "MEDIA_PATH": MEDIA_PATH,
-        "REDIS_HOST": p["CacheEndpointAddress"],
-        "REDIS_PORT": p["CacheEndpointPort"],
+        "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
+        "REDIS_PORT": p[contracts.CACHE_ENDPOINT_PORT],
         "REDIS_TLS": "true",  # the cache refuses plain-text connections
     }
     return [Environment(Name=name, Value=values[name]) for name in sorted(values)]
 
 
-def container_secrets(p: dict) -> list[Secret]:
+def container_secrets(p: dict[contracts.Contract, Ref]) -> list[Secret]:
     """Secrets ECS reads with the execution role and injects at start: never in the task definition itself."""
     values = {
-        "DATABASE_PASSWORD": Sub("${DatabaseSecretArn}:password::"),
-        "DATABASE_USERNAME": Sub("${DatabaseSecretArn}:username::"),
-        "REDIS_AUTH_TOKEN": p["CacheAuthSecretArn"],
+        "DATABASE_PASSWORD": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:password::"),
+        "DATABASE_USERNAME": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:username::"),
+        "REDIS_AUTH_TOKEN": p[contracts.CACHE_AUTH_SECRET_ARN],
     }
     return [Secret(Name=name, ValueFrom=values[name]) for name in sorted(values)]
 
 
-def state_machine_policy(task_definition_arn, p: dict) -> PolicyDocument:
+def state_machine_statements(task_definition_arn, p: dict[contracts.Contract, Ref]) -> list[Statement]:
     """Exactly what the state machine needs, nothing on `*` but what AWS cannot scope."""
-    on_cluster = Condition(ArnEquals("ecs:cluster", p["ClusterArn"]))
-    return PolicyDocument(Version="2012-10-17", Statement=[
+    on_cluster = Condition(ArnEquals("ecs:cluster", p[contracts.CLUSTER_ARN]))
+    return [
         Statement(Sid="RunProcessingTask", Effect=Allow, Action=[ecs_actions.RunTask],
                   Resource=[task_definition_arn], Condition=on_cluster),
         Statement(Sid="FollowAndStopProcessingTasks", Effect=Allow,
                   Action=[ecs_actions.DescribeTasks, ecs_actions.StopTask],
                   Resource=[Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
-                                Cluster=p["ClusterName"])],
+                                Cluster=p[contracts.CLUSTER_NAME])],
                   Condition=on_cluster),
         Statement(Sid="PassTaskRolesToEcs", Effect=Allow, Action=[iam_actions.PassRole],
-                  Resource=[p["TaskExecutionRoleArn"], p["TaskRoleArn"]],
+                  Resource=[p[contracts.TASK_EXECUTION_ROLE_ARN], p[contracts.TASK_ROLE_ARN]],
                   Condition=Condition(StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com"))),
         Statement(Sid="ManagedRuleForEcsSync", Effect=Allow,
                   Action=[events_actions.DescribeRule, events_actions.PutRule, events_actions.PutTargets],
                   Resource=[blocks.arn("events", ECS_SYNC_RULE)]),
         Statement(Sid="PublishOutcomes", Effect=Allow, Action=[sns_actions.Publish],
-                  Resource=[p["CompletionTopicArn"], p["ErrorTopicArn"]]),
+                  Resource=[p[contracts.COMPLETION_TOPIC_ARN], p[contracts.ERROR_TOPIC_ARN]]),
         Statement(Sid="EncryptForTopics", Effect=Allow,
                   Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
-                  Resource=[p["NotificationKeyArn"]]),
+                  Resource=[p[contracts.NOTIFICATION_KEY_ARN]]),
         Statement(Sid="DeliverExecutionLogs", Effect=Allow, Action=[
             logs_actions.CreateLogDelivery, logs_actions.DeleteLogDelivery, logs_actions.DescribeLogGroups,
             logs_actions.DescribeResourcePolicies, logs_actions.GetLogDelivery, logs_actions.ListLogDeliveries,
@@ -234,4 +234,4 @@ def state_machine_policy(task_definition_arn, p: dict) -> PolicyDocument:
             xray_actions.GetSamplingRules, xray_actions.GetSamplingTargets, xray_actions.PutTelemetryRecords,
             xray_actions.PutTraceSegments,
         ], Resource=["*"]),  # X-Ray actions support no resource-level permissions
-    ])
+    ]

@@ -1,0 +1,88 @@
+"""Physical names: every name built from the project prefix (config.PROJECT) lives here, nowhere else.
+
+Physical names appear only where they are a contract: the sketch's `<project>-<kind>-<env>` resources that
+operators and alarms know, and names AWS derives log groups from (cluster, function, database). Key
+aliases, Name tags and our own log groups use `<project>-<env>-<purpose>` and `/<project>/<env>/<what>`.
+"""
+
+from __future__ import annotations
+
+from generator.config import PROJECT
+
+# The processor's awslogs stream prefix: its streams read `<project>/<container>/<task id>`.
+LOG_STREAM_PREFIX = PROJECT
+
+
+def physical(kind: str, env: str) -> str:
+    """The sketch's `<project>-<kind>-<env>` names (topics, cluster, state machine, API, function, database)."""
+    return f"{PROJECT}-{kind}-{env}"
+
+
+def cluster(env: str) -> str:
+    return physical("cluster", env)
+
+
+def state_machine(env: str) -> str:
+    return physical("workflow", env)
+
+
+def api(env: str) -> str:
+    """The REST API and the function behind it share this name."""
+    return physical("api", env)
+
+
+def database(env: str) -> str:
+    """The database identifier, a contract with the log groups RDS writes to."""
+    return physical("database", env)
+
+
+def topic(kind: str, env: str) -> str:
+    return physical(kind, env)
+
+
+def env_prefixed(env: str, *parts: str) -> str:
+    """`<project>-<env>[-<part>...]`: Name tags and key aliases (`alias/` is added by blocks.kms_key)."""
+    return "-".join((PROJECT, env, *parts))
+
+
+def _own_log_group(env: str, what: str) -> str:
+    """Log groups whose name no AWS service dictates: `/<project>/<env>/<what>`."""
+    return f"/{PROJECT}/{env}/{what}"
+
+
+def processor_log_group(env: str) -> str:
+    """The processing container's log group: created by workflow, written through compute's execution role."""
+    return _own_log_group(env, "processor")
+
+
+def flow_log_group(env: str) -> str:
+    return _own_log_group(env, "vpc-flow-logs")
+
+
+def api_access_log_group(env: str) -> str:
+    return _own_log_group(env, "api-access")
+
+
+def state_machine_log_group(env: str) -> str:
+    """Under /aws/vendedlogs/ so CloudWatch Logs resource policies stay small at scale."""
+    return f"/aws/vendedlogs/states/{PROJECT}-{env}"
+
+
+def cache_slow_log_group(env: str) -> str:
+    """Under /aws/vendedlogs/: ElastiCache delivers through CloudWatch Logs' vended log delivery."""
+    return f"/aws/vendedlogs/elasticache/{PROJECT}-{env}/slow-log"
+
+
+def container_insights_log_group(env: str) -> str:
+    """The group Container Insights writes to, named by ECS after the cluster."""
+    return f"/aws/ecs/containerinsights/{cluster(env)}/performance"
+
+
+def function_log_group(env: str) -> str:
+    """Lambda's default group for the API function (its LoggingConfig names it explicitly)."""
+    return f"/aws/lambda/{api(env)}"
+
+
+def database_log_group(env: str, log: str) -> str:
+    """The group RDS exports a database log to, named by RDS after the instance."""
+    return f"/aws/rds/instance/{database(env)}/{log}"
