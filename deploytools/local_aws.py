@@ -5,8 +5,9 @@
     python -m deploytools.local_aws status [--state-dir DIR]
     python -m deploytools.local_aws serve --port N                       run in the foreground
 
-The workarounds must live inside the server process, so `serve` patches moto (deploytools.moto_workarounds)
-and then runs moto's server in the same process. `start` runs `serve` detached and records its pid, port
+The workarounds must live inside the server process, so `serve` patches moto (the CloudFormation half of
+deploytools.moto_layer) and then runs moto's server in the same process. Only `serve` imports moto: it is a
+dev-only dependency. `start` runs `serve` detached and records its pid, port
 and log under the state directory (default build/local-aws/). State is in memory: stopping loses it.
 """
 
@@ -127,13 +128,13 @@ def status(state_dir: Path) -> int:
 def serve(port: int) -> int:
     from moto.server import ThreadedMotoServer
 
-    from deploytools import moto_workarounds
+    from deploytools.moto_layer import MOTO_VERSION, cloudformation
 
-    moto_workarounds.apply_all()
+    cloudformation.apply_all()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    print(f"moto {moto_workarounds.MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
-          + ", ".join(w.__name__ for w in moto_workarounds.WORKAROUNDS), flush=True)
+    print(f"moto {MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
+          + ", ".join(w.__name__ for w in cloudformation.WORKAROUNDS), flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -1,4 +1,4 @@
-"""Probe moto for each behaviour deploytools.moto_workarounds corrects; run in a fresh interpreter.
+"""Probe moto for each behaviour deploytools.moto_layer.cloudformation corrects; run in a fresh interpreter.
 
     python tests/moto_probe.py [--patched]   prints {workaround name: True if moto behaves like AWS}
 
@@ -130,9 +130,9 @@ def main() -> int:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     if "--patched" in sys.argv:
-        from deploytools import moto_workarounds
+        from deploytools.moto_layer import cloudformation
 
-        moto_workarounds.apply_all()
+        cloudformation.apply_all()
     print(json.dumps(_run_each(), sort_keys=True))
     return 0
 

@@ -1,301 +1,91 @@
-"""Tests of the harness in moto_sfn.py, with a hand-written definition
-shaped like the pipeline's (the generated one gets its own tests)."""
+"""Tests of the Step Functions harness (tests/moto_sfn.py) and of the patches it applies
+(deploytools/moto_layer/stepfunctions.py).
+
+Every execution runs the generated state machine (generator/state_machine.py), never a hand-written copy.
+What the pipeline does is tested in test_workflow_behaviour.py; here: that the patches make moto behave as
+AWS does, and (the `unpatched` canaries) that moto still needs each workaround: when a moto upgrade fixes
+one, its canary fails and the workaround can go.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
+import sys
+import time
 
-import moto
 import pytest
 
-import moto_sfn
-from moto_sfn import CONTAINER_NAME, run_execution, substitute
+from deploytools.moto_layer import stepfunctions
+from deploytools.moto_layer.stepfunctions import moto_patches, substitute
+from moto_sfn import CONTAINER_NAME, generated_definition, run_execution
 
 VIDEO_ID = "video-123"
 
-DEFINITION = {
-    "Comment": "Hand-written stand-in for the pipeline definition",
-    "StartAt": "ValidateInput",
-    "States": {
-        "ValidateInput": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": "$.videoId", "IsPresent": True},
-                        {"Variable": "$.videoId", "IsString": True},
-                    ],
-                    "Next": "ProcessVideo",
-                }
-            ],
-            "Default": "InvalidInput",
-        },
-        # $.videoId may be absent here, and a missing path is a States.Runtime
-        # error on AWS, so this branch builds its message without it.
-        "InvalidInput": {
-            "Type": "Pass",
-            "Parameters": {
-                "videoId": None,
-                "executionArn.$": "$$.Execution.Id",
-                "error": "InvalidInput",
-                "cause": "The input must contain a string videoId",
-            },
-            "ResultPath": "$.failure",
-            "Next": "NotifyFailure",
-        },
-        "ProcessVideo": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::ecs:runTask.sync",
-            "Parameters": {
-                "Cluster": "${ClusterArn}",
-                "TaskDefinition": "${TaskDefinitionArn}",
-                "LaunchType": "FARGATE",
-                "NetworkConfiguration": {
-                    "AwsvpcConfiguration": {
-                        "Subnets": ["${PrivateSubnet1}", "${PrivateSubnet2}"],
-                        "SecurityGroups": ["${TaskSecurityGroupId}"],
-                        "AssignPublicIp": "DISABLED",
-                    }
-                },
-                "Overrides": {
-                    "ContainerOverrides": [
-                        {
-                            "Name": CONTAINER_NAME,
-                            "Environment": [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}],
-                        }
-                    ]
-                },
-            },
-            "ResultPath": "$.taskResult",
-            "Retry": [
-                {
-                    "ErrorEquals": ["States.TaskFailed"],
-                    "IntervalSeconds": 30,
-                    "MaxAttempts": 3,
-                    "BackoffRate": 2.0,
-                }
-            ],
-            "Catch": [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "TaskFailed"}
-            ],
-            "Next": "CheckExitCode",
-        },
-        "TaskFailed": {
-            "Type": "Pass",
-            "Parameters": {
-                "videoId.$": "$.videoId",
-                "executionArn.$": "$$.Execution.Id",
-                "error.$": "$.error.Error",
-                "cause.$": "$.error.Cause",
-            },
-            "ResultPath": "$.failure",
-            "Next": "NotifyFailure",
-        },
-        "CheckExitCode": {
-            "Type": "Choice",
-            # Rules are tried in order: a missing ExitCode never reaches a
-            # comparison or the Format below (States.Runtime on AWS).
-            "Choices": [
-                {
-                    "Variable": "$.taskResult.Containers[0].ExitCode",
-                    "IsPresent": False,
-                    "Next": "NoExitCode",
-                },
-                {
-                    "Variable": "$.taskResult.Containers[0].ExitCode",
-                    "NumericEquals": 0,
-                    "Next": "NotifySuccess",
-                },
-            ],
-            "Default": "NonZeroExit",
-        },
-        "NoExitCode": {
-            "Type": "Pass",
-            "Parameters": {
-                "videoId.$": "$.videoId",
-                "executionArn.$": "$$.Execution.Id",
-                "error": "TaskStoppedWithoutExitCode",
-                "cause.$": "$.taskResult.StoppedReason",
-            },
-            "ResultPath": "$.failure",
-            "Next": "NotifyFailure",
-        },
-        "NonZeroExit": {
-            "Type": "Pass",
-            "Parameters": {
-                "videoId.$": "$.videoId",
-                "executionArn.$": "$$.Execution.Id",
-                "error": "NonZeroExitCode",
-                "cause.$": "States.Format('Container exited with code {} ({})', "
-                "$.taskResult.Containers[0].ExitCode, $.taskResult.StoppedReason)",
-            },
-            "ResultPath": "$.failure",
-            "Next": "NotifyFailure",
-        },
-        "NotifySuccess": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": "${CompletionTopicArn}",
-                "Subject": "Video processing complete",
-                # An object Message: the optimised SNS integration serialises it.
-                "Message": {
-                    "videoId.$": "$.videoId",
-                    "executionArn.$": "$$.Execution.Id",
-                    "status": "SUCCEEDED",
-                    "taskArn.$": "$.taskResult.TaskArn",
-                },
-            },
-            "ResultPath": None,
-            "Next": "Done",
-        },
-        "NotifyFailure": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": "${ErrorTopicArn}",
-                "Subject": "Video processing failed",
-                "Message.$": "States.JsonToString($.failure)",
-            },
-            "ResultPath": None,
-            "Next": "ProcessingFailed",
-        },
-        "Done": {"Type": "Succeed"},
-        "ProcessingFailed": {
-            "Type": "Fail",
-            "Error": "ProcessingError",
-            "Cause": "Video processing failed; see the error notification",
-        },
-    },
-}
+
+@pytest.fixture(scope="module")
+def definition(templates) -> dict:
+    return generated_definition(templates)
 
 
-def test_moto_is_the_patched_version():
-    assert moto.__version__ == moto_sfn.MOTO_VERSION
+@pytest.fixture(scope="module")
+def success(definition):
+    return run_execution(definition, {"videoId": VIDEO_ID})
 
 
-def test_success_publishes_one_completion_message():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID})
+def task_failure_causes(result) -> list[str]:
+    return [e["taskFailedEventDetails"]["cause"] for e in result.history if e["type"] == "TaskFailed"]
 
-    assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.messages["error"] == []
-    [note] = result.messages["completion"]
-    assert note.subject == "Video processing complete"
-    assert note.message["videoId"] == VIDEO_ID
-    assert note.message["status"] == "SUCCEEDED"
-    assert note.message["executionArn"] == result.execution_arn
-    assert note.message["taskArn"].startswith("arn:aws:ecs:")
-    # runTask.sync output is the DescribeTasks task, in PascalCase.
-    task = result.output["taskResult"]
+
+def test_the_sync_task_result_is_the_stopped_task_in_pascal_case(success):
+    assert success.status == "SUCCEEDED", (success.error, success.cause)
+    task = success.output["taskResult"]  # DescribeTasks' task, as AWS's runTask.sync returns it
     assert task["LastStatus"] == "STOPPED"
-    assert task["Containers"][0]["ExitCode"] == 0
     assert task["StopCode"] == "EssentialContainerExited"
+    assert task["TaskArn"].startswith("arn:aws:ecs:")
+    assert task["Containers"][0]["Name"] == CONTAINER_NAME and task["Containers"][0]["ExitCode"] == 0
 
 
-def test_task_gets_video_id_in_container_environment():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID})
-
-    [call] = result.run_task_calls
-    assert call["overrides"]["containerOverrides"] == [
-        {"name": CONTAINER_NAME, "environment": [{"name": "VIDEO_ID", "value": VIDEO_ID}]}
-    ]
-    assert call["launch_type"] == "FARGATE"
-    assert call["networking_configuration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+def test_run_task_receives_the_parameters_and_calls_are_recorded_by_moto_names(success):
+    [call] = success.run_task_calls
+    assert call["cluster_str"].startswith("arn:aws:ecs:") and ":cluster/" in call["cluster_str"]
+    assert ":task-definition/" in call["task_definition_str"]
+    assert call["launch_type"] is None, "CapacityProviderStrategy reached RunTask, no launch type fallback"
+    assert call["capacity_provider_strategy"]
+    assert call["overrides"]["containerOverrides"][0]["name"] == CONTAINER_NAME
 
 
-def test_capacity_provider_strategy_reaches_run_task():
-    definition = copy.deepcopy(DEFINITION)
-    parameters = definition["States"]["ProcessVideo"]["Parameters"]
-    del parameters["LaunchType"]
-    parameters["CapacityProviderStrategy"] = [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+def test_a_non_zero_exit_fails_every_sync_attempt_with_the_stopped_task_as_cause(definition):
+    result = run_execution(definition, {"videoId": VIDEO_ID}, task_exit_code=3)
 
-    result = run_execution(definition, {"videoId": VIDEO_ID})
+    assert result.task_failures() == ["States.TaskFailed"] * 4
+    for cause in task_failure_causes(result):
+        assert json.loads(cause)["Containers"][0]["ExitCode"] == 3
+
+
+def test_a_task_that_never_ran_reports_a_stop_code_and_no_exit_code(definition):
+    result = run_execution(definition, {"videoId": VIDEO_ID}, task_exit_code=None)
+
+    task = json.loads(task_failure_causes(result)[0])
+    assert task["StopCode"] == "TaskFailedToStart"
+    assert task["StoppedReason"] == "CannotPullContainerError: test"
+    assert "ExitCode" not in task["Containers"][0]
+
+
+def test_a_run_task_client_error_is_a_task_failure_named_after_its_ecs_error_code(definition):
+    started = time.monotonic()
+    result = run_execution(definition, {"videoId": VIDEO_ID}, run_task_fails=True)
+
+    assert result.task_failures() == ["ECS.InvalidParameterException"] * 4
+    assert task_failure_causes(result)[0] == (
+        "No Container Instances were found in your cluster. "
+        "(Service: AmazonECS; Status Code: 400; Error Code: InvalidParameterException)")
+    assert time.monotonic() - started < sum(result.retry_sleeps), "retry intervals are recorded, not slept"
+
+
+def test_a_definition_string_runs_and_raw_delivery_has_no_subject(definition):
+    result = run_execution(json.dumps(definition), {"videoId": VIDEO_ID}, raw_message_delivery=True)
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    [call] = result.run_task_calls
-    assert call["launch_type"] is None
-    assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
-
-
-def test_non_zero_exit_code_fails_the_sync_task_as_on_aws():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=1)
-
-    assert result.status == "FAILED"
-    assert result.messages["completion"] == []
-    [note] = result.messages["error"]
-    assert note.message["videoId"] == VIDEO_ID
-    assert note.message["error"] == "States.TaskFailed"
-    assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 1
-    assert len(result.run_task_calls) == 4, "States.TaskFailed is retried"
-
-
-def test_moto_own_sync_treats_a_non_zero_exit_as_success():
-    """Without ecs_sync_fails_like_aws, moto's runTask.sync succeeds: the definition's exit-code guard decides."""
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=1, sync_fails_on_exit_code=False)
-
-    assert result.status == "FAILED"
-    assert result.error == "ProcessingError"
-    assert result.messages["completion"] == []
-    [note] = result.messages["error"]
-    assert note.subject == "Video processing failed"
-    assert note.message["videoId"] == VIDEO_ID
-    assert note.message["executionArn"] == result.execution_arn
-    assert note.message["error"] == "NonZeroExitCode"
-    assert note.message["cause"].startswith("Container exited with code 1 ")
-    assert len(result.run_task_calls) == 1
-    assert result.task_failures() == []
-
-
-def test_task_without_exit_code_takes_the_failure_path():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, task_exit_code=None, sync_fails_on_exit_code=False)
-
-    assert result.status == "FAILED"
-    assert result.error == "ProcessingError"
-    [note] = result.messages["error"]
-    assert note.message["error"] == "TaskStoppedWithoutExitCode"
-    assert note.message["cause"] == "CannotPullContainerError: test"
-
-
-def test_run_task_client_error_is_retried_then_caught():
-    result = run_execution(DEFINITION, {"videoId": VIDEO_ID}, run_task_fails=True)
-
-    assert result.status == "FAILED"
-    assert result.error == "ProcessingError"
-    assert result.messages["completion"] == []
-    [note] = result.messages["error"]
-    assert note.message["videoId"] == VIDEO_ID
-    assert note.message["error"] == "ECS.InvalidParameterException"
-    assert "No Container Instances" in note.message["cause"]
-    # Retry States.TaskFailed 30s x3, backoff 2.0: recorded, not slept.
-    assert len(result.run_task_calls) == 4
-    assert result.retry_sleeps == [30, 60, 120]
-    assert result.task_failures() == ["ECS.InvalidParameterException"] * 4
-
-
-@pytest.mark.parametrize("execution_input", [{}, {"videoId": 42}, {"video": VIDEO_ID}])
-def test_invalid_input_publishes_error_and_fails(execution_input):
-    result = run_execution(DEFINITION, execution_input)
-
-    assert result.status == "FAILED"
-    assert result.error == "ProcessingError"
-    assert result.run_task_calls == []
-    [note] = result.messages["error"]
-    assert note.message == {
-        "videoId": None,
-        "executionArn": result.execution_arn,
-        "error": "InvalidInput",
-        "cause": "The input must contain a string videoId",
-    }
-
-
-def test_definition_string_and_raw_delivery():
-    """A Fn::Sub-style DefinitionString works too; raw delivery has no Subject."""
-    result = run_execution(
-        json.dumps(DEFINITION), {"videoId": VIDEO_ID}, raw_message_delivery=True
-    )
-
-    assert result.status == "SUCCEEDED"
     [note] = result.messages["completion"]
     assert note.subject is None
     assert note.message["videoId"] == VIDEO_ID
@@ -313,50 +103,65 @@ def test_substitute_replaces_placeholders_everywhere():
         substitute("${Missing}", {})
 
 
-# ---- canaries: fail when moto no longer needs a workaround -----------------
-
-PROCESS_ONLY = {
-    "StartAt": "ProcessVideo",
-    "States": {
-        "ProcessVideo": {
-            **{k: v for k, v in DEFINITION["States"]["ProcessVideo"].items() if k not in ("Retry", "Catch", "Next")},
-            "End": True,
-        }
-    },
-}
+def test_moto_patches_refuses_to_leave_out_what_is_not_a_workaround():
+    with pytest.raises(ValueError, match="fast_ecs_tasks"):
+        with moto_patches(leave_out=("fast_ecs_tasks",)):
+            pass
 
 
-def test_unpatched_moto_cannot_run_ecs_run_task_sync():
+# ---- canaries: each runs the generated definition without one workaround, and fails when moto no longer
+# ---- needs it (then delete the workaround from deploytools/moto_layer/stepfunctions.py)
+
+
+def test_unpatched_moto_cannot_pass_the_task_parameters_to_run_task(definition):
     """If this fails, moto normalises parameters itself: drop service_normalisation."""
-    result = run_execution(copy.deepcopy(PROCESS_ONLY), {"videoId": VIDEO_ID}, patch=False)
+    result = run_execution(definition, {"videoId": VIDEO_ID}, leave_out=("service_normalisation",))
 
-    assert result.status == "FAILED"
-    assert result.error == "States.Runtime"
-    assert "'Cluster'" in result.cause
+    assert result.task_failures() == ["States.Runtime"]
+    assert result.run_task_calls == []
 
 
-def test_unpatched_moto_drops_capacity_provider_strategy():
+def test_unpatched_moto_wraps_indexed_paths_in_a_list(definition):
+    """If this fails, moto fixed extract_json: drop definite_jsonpath.
+
+    moto's own .sync is kept, so that the exit code reaches the definition's DescribeNonZeroExit."""
+    result = run_execution(definition, {"videoId": VIDEO_ID}, task_exit_code=3,
+                           leave_out=("definite_jsonpath", "ecs_sync_fails_like_aws"))
+
+    [note] = result.messages["error"]
+    assert note.message["cause"] == "The processing container exited with code [3]"
+
+
+def test_unpatched_moto_drops_capacity_provider_strategy(definition):
     """If this fails, moto passes the parameter on: drop ecs_run_task_parameters."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_ecs as ecs_service,
-    )
+    result = run_execution(definition, {"videoId": VIDEO_ID}, leave_out=("ecs_run_task_parameters",))
 
-    assert "CapacityProviderStrategy" not in ecs_service._SUPPORTED_API_PARAM_BINDINGS["runtask"]
+    [call] = result.run_task_calls
+    assert call["capacity_provider_strategy"] is None
+    assert task_failure_causes(result)[0].startswith("No instances found in cluster")
 
 
-def test_unpatched_moto_wraps_indexed_paths_in_a_list():
-    """If this fails, moto fixed extract_json: drop definite_jsonpath."""
-    definition = {
-        "StartAt": "P",
-        "States": {
-            "P": {
-                "Type": "Pass",
-                "Parameters": {"code.$": "$.Containers[0].ExitCode"},
-                "End": True,
-            }
-        },
-    }
-    data = {"Containers": [{"ExitCode": 0}]}
+def test_unpatched_moto_reports_a_run_task_client_error_as_an_unretried_runtime_error(definition):
+    """If this fails, moto names ECS errors as AWS does: drop ecs_client_errors_as_task_failures."""
+    result = run_execution(definition, {"videoId": VIDEO_ID}, run_task_fails=True,
+                           leave_out=("ecs_client_errors_as_task_failures",))
 
-    assert run_execution(definition, data, patch=False).output == {"code": [0]}
-    assert run_execution(definition, data).output == {"code": 0}
+    assert result.task_failures() == ["States.Runtime"]
+    assert len(result.run_task_calls) == 1
+
+
+def test_moto_own_sync_treats_a_non_zero_exit_as_success(definition):
+    """If this fails, moto's runTask.sync fails on a non-zero exit: drop ecs_sync_fails_like_aws."""
+    result = run_execution(definition, {"videoId": VIDEO_ID}, task_exit_code=3,
+                           leave_out=("ecs_sync_fails_like_aws",))
+
+    assert result.task_failures() == []
+    assert len(result.run_task_calls) == 1
+    assert result.messages["error"][0].message["error"] == "NonZeroExitCode", "the definition's own guard"
+
+
+def test_every_workaround_has_a_canary():
+    canaries = [f.__doc__ or "" for name, f in vars(sys.modules[__name__]).items()
+                if name.startswith(("test_unpatched_", "test_moto_own_"))]
+    for workaround in stepfunctions.WORKAROUNDS:
+        assert any(f"drop {workaround.__name__}." in doc for doc in canaries), workaround.__name__

@@ -1,4 +1,5 @@
-"""Each moto workaround is still needed (unpatched moto misbehaves) and still works (patched moto doesn't).
+"""Each CloudFormation workaround of deploytools.moto_layer is still needed (unpatched moto misbehaves) and
+still works (patched moto doesn't).
 
 When a moto upgrade fixes a behaviour, the `still_needed` case fails: delete that workaround.
 """
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deploytools import moto_workarounds
+from deploytools.moto_layer import MOTO_VERSION, cloudformation
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = [w.__name__ for w in moto_workarounds.WORKAROUNDS]
+NAMES = [w.__name__ for w in cloudformation.WORKAROUNDS]
 
 
 def _probe(*args: str) -> dict[str, bool]:
@@ -48,13 +49,6 @@ def test_fixed_by_workaround(patched, name):
     assert patched[name] is True
 
 
-def test_workarounds_refuse_another_moto(monkeypatch):
-    monkeypatch.setattr(moto_workarounds.moto, "__version__", "9.9.9")
-    monkeypatch.setattr(moto_workarounds, "_applied", False)
-    with pytest.raises(RuntimeError, match="written for moto 5.2.5"):
-        moto_workarounds.apply_all()
-
-
 def test_every_workaround_says_why():
-    for w in moto_workarounds.WORKAROUNDS:
-        assert "moto 5.2.5" in (w.__doc__ or ""), w.__name__
+    for w in cloudformation.WORKAROUNDS:
+        assert f"moto {MOTO_VERSION}" in (w.__doc__ or ""), w.__name__

@@ -1,9 +1,10 @@
-"""Small patches that let moto 5.2.5 run this project's CloudFormation the way AWS does.
+"""CloudFormation workarounds: small patches that let moto 5.2.5 run this project's templates as AWS does.
 
-Each workaround is one function, applied in-process by `local_aws` before the server starts, and each
-has a test in tests/test_moto_workarounds.py that asserts the *unpatched* behaviour is still broken: when
-a moto upgrade fixes one, its test fails and the workaround can go. The templates never change to please
-the emulator; what moto cannot model is faked here and listed in docs/deploy.md.
+Each workaround is one function; `apply_all` applies them in-process for `deploytools.local_aws serve`
+before the server starts, and refuses any moto but the layer's MOTO_VERSION. Each has a canary in
+tests/test_moto_workarounds.py (through tests/moto_probe.py) that asserts the *unpatched* behaviour is still
+broken: when a moto upgrade fixes one, its canary fails and the workaround can go. The templates never change
+to please the emulator; what moto cannot model is faked here and listed in docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-import moto
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing as cfn_parsing
 from moto.core.common_models import CloudFormationModel
 
-MOTO_VERSION = "5.2.5"
+from deploytools.moto_layer import require_moto_version
 
 
 def _backend(account_id: str, region: str) -> cfn_models.CloudFormationBackend:
@@ -353,9 +353,7 @@ def apply_all() -> None:
     global _applied
     if _applied:
         return
-    if moto.__version__ != MOTO_VERSION:
-        raise RuntimeError(f"deploytools' moto workarounds are written for moto {MOTO_VERSION}, found "
-                           f"{moto.__version__}: re-run tests/test_moto_workarounds.py and update them")
+    require_moto_version()
     for workaround in WORKAROUNDS:
         workaround()
     _applied = True
