@@ -1,46 +1,83 @@
-"""The committed templates/ are exactly what the generator emits, byte for byte."""
+"""The committed templates/ are exactly what the generator emits, byte for byte, in any interpreter."""
 
 from __future__ import annotations
 
 import difflib
+import json
+import os
+import subprocess
+import sys
 
-from generator import config
-from generator.render import render_environment
+import pytest
 
-from conftest import TEMPLATES
+from conftest import REPO, TEMPLATES
+
+
+def tree(root) -> dict[str, dict[str, str]]:
+    """env -> file name -> text of every file under root/<env>/."""
+    return {env.name: {f.name: f.read_text(encoding="utf-8") for f in sorted(env.iterdir())}
+            for env in sorted(root.iterdir()) if env.is_dir()}
+
+
+def differences(expected: dict, actual: dict, expected_label: str, actual_label: str) -> list[str]:
+    problems = []
+    if sorted(expected) != sorted(actual):
+        problems.append(f"environments: {expected_label} {sorted(expected)} != {actual_label} {sorted(actual)}")
+    for env in sorted(set(expected) & set(actual)):
+        if sorted(expected[env]) != sorted(actual[env]):
+            problems.append(f"{env}: files in {expected_label} {sorted(expected[env])} != "
+                            f"{actual_label} {sorted(actual[env])}")
+        for name in sorted(set(expected[env]) & set(actual[env])):
+            if expected[env][name] != actual[env][name]:
+                problems.append("".join(difflib.unified_diff(
+                    expected[env][name].splitlines(keepends=True), actual[env][name].splitlines(keepends=True),
+                    fromfile=f"{expected_label}/{env}/{name}", tofile=f"{actual_label}/{env}/{name}", n=2)))
+    return problems
 
 
 def test_committed_templates_equal_generated_output(rendered):
-    problems = []
-    if sorted(p.name for p in TEMPLATES.iterdir()) != sorted(rendered):
-        problems.append(f"templates/ holds {sorted(p.name for p in TEMPLATES.iterdir())}, not {sorted(rendered)}")
-    for env, files in rendered.items():
-        on_disk = sorted(p.name for p in (TEMPLATES / env).glob("*"))
-        if on_disk != sorted(files):
-            problems.append(f"{env}: files on disk {on_disk} != generated {sorted(files)}")
-        for name, text in sorted(files.items()):
-            path = TEMPLATES / env / name
-            committed = path.read_text(encoding="utf-8") if path.exists() else ""
-            if committed != text:
-                problems.append("".join(difflib.unified_diff(
-                    committed.splitlines(keepends=True), text.splitlines(keepends=True),
-                    fromfile=f"committed/{env}/{name}", tofile=f"generated/{env}/{name}", n=2)))
+    problems = differences(tree(TEMPLATES), rendered, "committed", "generated")
     assert not problems, "templates/ is stale; run `python -m generator`:\n" + "\n".join(problems)
 
 
-def test_generation_is_deterministic(rendered):
-    for name, cfg in config.ENVIRONMENTS.items():
-        assert render_environment(cfg) == rendered[name]
+@pytest.fixture(scope="module")
+def fresh_interpreter_output(tmp_path_factory) -> dict[str, dict[str, dict[str, str]]]:
+    """PYTHONHASHSEED -> the tree `python -m generator --out DIR` writes in a new interpreter with that seed."""
+    runs = {}
+    for seed in ("1", "2"):
+        out = tmp_path_factory.mktemp(f"hashseed{seed}")
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        runs[seed] = (out, subprocess.Popen([sys.executable, "-m", "generator", "--out", str(out)], cwd=REPO, env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    results = {}
+    for seed, (out, process) in runs.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"PYTHONHASHSEED={seed}: python -m generator failed:\n{output}"
+        results[seed] = tree(out)
+    return results
+
+
+@pytest.mark.parametrize("seed", ["1", "2"])
+def test_generation_is_byte_identical_in_a_fresh_interpreter_under_any_hash_seed(
+        rendered, fresh_interpreter_output, seed):
+    """Set or dict ordering that depends on the hash seed, or any other per-process state, changes some byte."""
+    output = fresh_interpreter_output[seed]
+    problems = (differences(rendered, output, "in-process", f"PYTHONHASHSEED={seed}")
+                + differences(tree(TEMPLATES), output, "committed", f"PYTHONHASHSEED={seed}"))
+    assert not problems, "\n".join(problems)
 
 
 def test_json_is_sorted_two_space_indented_with_trailing_newline(rendered):
-    text = rendered["dev"]["main.json"]
-    assert text.endswith("}\n") and not text.endswith("\n\n")
-    assert text.startswith('{\n  "AWSTemplateFormatVersion"')
-
-
-def test_every_environment_has_a_parent_and_one_template_per_tier(rendered):
-    from generator.tiers import TIERS
-
     for env, files in rendered.items():
-        assert sorted(files) == sorted(["main.json", *(f"{name}.json" for name, _ in TIERS)])
+        for name, text in files.items():
+            assert text.endswith("}\n") and not text.endswith("\n\n"), f"{env}/{name}"
+            assert text.startswith('{\n  "AWSTemplateFormatVersion"'), f"{env}/{name}"
+            body = json.loads(text)
+            assert text == json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n", f"{env}/{name} is not canonical JSON"
+
+
+def test_every_environment_has_a_parent_and_exactly_the_templates_it_nests(templates):
+    for env, files in templates.items():
+        nested = {r["Properties"]["TemplateURL"] for r in files["main"]["Resources"].values()
+                  if r["Type"] == "AWS::CloudFormation::Stack"}
+        assert {f"{tier}.json" for tier in files} == {"main.json", *nested}, env
