@@ -162,3 +162,9 @@ def trusted_services(role: dict) -> set[str]:
     props = role.get("Properties", role)
     return {service for s in statements(props["AssumeRolePolicyDocument"]) if s["Effect"] == "Allow"
             for service in as_list(s["Principal"].get("Service", []))}
+
+
+def subnets_of_kind(templates: dict, env: str, kind: str) -> set[tuple[str, str]]:
+    """("network", logical id) of every subnet of a kind: "Public", "Private" (NAT egress) or "Data" (none)."""
+    return {("network", title) for title, r in templates[env]["network"]["Resources"].items()
+            if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}

@@ -13,7 +13,8 @@ from generator.blocks import LimitError
 from generator.functions import video_api
 from generator.tiers import api
 
-from conftest import REPO, grants, inline_statements, one_resource, resources_of_type, sources, statements, trusted_services
+from conftest import (REPO, grants, inline_statements, one_resource, resources_of_type, sources, statements,
+                      subnets_of_kind, trusted_services)
 
 ENVS = ("dev", "staging", "prod")
 HANDLER_FILE = REPO / "generator" / "functions" / "video_api.py"
@@ -97,21 +98,12 @@ def test_function_logs_to_its_own_encrypted_group_with_the_environments_retentio
     assert resources(templates, env)[key]["Type"] == "AWS::KMS::Key"
 
 
-def private_subnets(templates, env) -> set[tuple[str, str]]:
-    """The network's subnets that egress through a NAT gateway (not the public nor the data subnets)."""
-    net = templates[env]["network"]["Resources"]
-    nat_tables = {r["Properties"]["RouteTableId"]["Ref"] for r in net.values()
-                  if r["Type"] == "AWS::EC2::Route" and "NatGatewayId" in r["Properties"]}
-    return {("network", a["Properties"]["SubnetId"]["Ref"]) for a in net.values()
-            if a["Type"] == "AWS::EC2::SubnetRouteTableAssociation" and a["Properties"]["RouteTableId"]["Ref"] in nat_tables}
-
-
 @pytest.mark.parametrize("env", ENVS)
 def test_function_runs_in_every_private_subnet_behind_the_api_function_group_only(templates, env):
     """It reaches Step Functions through the NAT, from every AZ, and its group is its own (the data stores
     admit only the task group)."""
     vpc = props(templates, "Function", env)["VpcConfig"]
-    assert sources(templates, env, "api", vpc["SubnetIds"]) == private_subnets(templates, env)
+    assert sources(templates, env, "api", vpc["SubnetIds"]) == subnets_of_kind(templates, env, "Private")
     assert sources(templates, env, "api", vpc["SecurityGroupIds"]) == {("network", "ApiFunctionSecurityGroup")}
 
 
@@ -298,5 +290,5 @@ def test_api_consumes_only_the_private_subnets_its_group_and_the_state_machine(t
     """The api tier deploys after network and workflow, and needs nothing from the data tiers."""
     params = templates["dev"]["api"]["Parameters"]
     consumed = set().union(*(sources(templates, "dev", "api", {"Ref": p}) for p in params))
-    assert consumed == private_subnets(templates, "dev") | {("network", "ApiFunctionSecurityGroup"),
+    assert consumed == subnets_of_kind(templates, "dev", "Private") | {("network", "ApiFunctionSecurityGroup"),
                                                             ("workflow", "StateMachine")}

@@ -8,7 +8,7 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, sources, statements
+from conftest import one_resource, sources, statements, subnets_of_kind
 
 ENVS = ("dev", "staging", "prod")
 
@@ -50,11 +50,6 @@ def test_auth_token_is_generated_in_secrets_manager_and_only_referenced(template
     assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:") and token["Fn::Sub"].endswith(":SecretString}}")
     assert built_from(templates, "dev", token) == {("cache", "CacheAuthSecret")}
     assert not any("token" in name.lower() for name in t.get("Parameters", {}))
-
-
-def subnets_of_kind(templates, env, kind) -> set[tuple[str, str]]:
-    return {("network", title) for title, r in templates[env]["network"]["Resources"].items()
-            if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -73,7 +73,8 @@ def test_json_is_sorted_two_space_indented_with_trailing_newline(rendered):
             assert text.endswith("}\n") and not text.endswith("\n\n"), f"{env}/{name}"
             assert text.startswith('{\n  "AWSTemplateFormatVersion"'), f"{env}/{name}"
             body = json.loads(text)
-            assert text == json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n", f"{env}/{name} is not canonical JSON"
+            canonical = json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            assert text == canonical, f"{env}/{name} is not sorted, two-space indented JSON"
 
 
 def test_every_environment_has_a_parent_and_exactly_the_templates_it_nests(templates):
