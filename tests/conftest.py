@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,27 @@ def templates(rendered) -> dict[str, dict[str, dict]]:
     """env -> tier ("network", ..., "main") -> parsed template."""
     return {env: {name.removesuffix(".json"): json.loads(text) for name, text in files.items()}
             for env, files in rendered.items()}
+
+
+@pytest.fixture(scope="session")
+def fresh_generator_runs(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """PYTHONHASHSEED -> (output directory, stdout) of `python -m generator --out DIR` in a new interpreter.
+
+    Two seeds, run in parallel: ordering that depends on the hash seed, or any other per-process state, would
+    make their outputs differ from each other or from the in-process render.
+    """
+    runs = {}
+    for seed in ("1", "2"):
+        out = tmp_path_factory.mktemp(f"hashseed{seed}")
+        runs[seed] = out, subprocess.Popen([sys.executable, "-m", "generator", "--out", str(out)], cwd=REPO,
+                                           env={**os.environ, "PYTHONHASHSEED": seed}, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+    results = {}
+    for seed, (out, process) in runs.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, f"PYTHONHASHSEED={seed}: python -m generator failed:\n{stderr}"
+        results[seed] = out, stdout
+    return results
 
 
 def resources_of_type(template: dict, type_: str) -> dict[str, dict]:
