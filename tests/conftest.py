@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,27 @@ def templates(rendered) -> dict[str, dict[str, dict]]:
     """env -> tier ("network", ..., "main") -> parsed template."""
     return {env: {name.removesuffix(".json"): json.loads(text) for name, text in files.items()}
             for env, files in rendered.items()}
+
+
+@pytest.fixture(scope="session")
+def fresh_generator_runs(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """PYTHONHASHSEED -> (output directory, stdout) of `python -m generator --out DIR` in a new interpreter.
+
+    Two seeds, run in parallel: ordering that depends on the hash seed, or any other per-process state, would
+    make their outputs differ from each other or from the in-process render.
+    """
+    runs = {}
+    for seed in ("1", "2"):
+        out = tmp_path_factory.mktemp(f"hashseed{seed}")
+        runs[seed] = out, subprocess.Popen([sys.executable, "-m", "generator", "--out", str(out)], cwd=REPO,
+                                           env={**os.environ, "PYTHONHASHSEED": seed}, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+    results = {}
+    for seed, (out, process) in runs.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, f"PYTHONHASHSEED={seed}: python -m generator failed:\n{stderr}"
+        results[seed] = out, stdout
+    return results
 
 
 def resources_of_type(template: dict, type_: str) -> dict[str, dict]:
@@ -78,3 +103,92 @@ def resolve(templates: dict, env: str, tier: str, value) -> tuple[str, str] | No
     producer_stack, output = wiring["Fn::GetAtt"]
     producer = templates[env]["main"]["Resources"][producer_stack]["Properties"]["TemplateURL"].removesuffix(".json")
     return resolve(templates, env, producer, templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"])
+
+
+def sources(templates: dict, env: str, tier: str, value) -> set[tuple[str, str]]:
+    """Every resource a value is built from, as (tier, logical id), through the parent's wiring.
+
+    Follows Ref, Fn::GetAtt and the ${Name} variables of Fn::Sub (not AWS:: pseudo parameters) anywhere inside
+    the value; a tier Parameter is followed to the output of the tier that produces it, and a deploy-time
+    parameter of the parent is ("main", its name).
+    """
+    found: set[tuple[str, str]] = set()
+
+    def named(name: str, in_tier: str) -> None:
+        name = name.split(".")[0]
+        body = templates[env][in_tier]
+        if name.startswith("AWS::"):
+            return
+        if name in body.get("Resources", {}):
+            found.add((in_tier, name))
+        elif in_tier == "main":
+            found.add(("main", name))
+        elif name in body.get("Parameters", {}):
+            stacks = {r["Properties"]["TemplateURL"]: r for r in templates[env]["main"]["Resources"].values()
+                      if r["Type"] == "AWS::CloudFormation::Stack"}
+            wiring = stacks[f"{in_tier}.json"]["Properties"]["Parameters"][name]
+            walk(wiring, "main", producer_outputs=True)
+
+    def walk(v, in_tier: str, producer_outputs: bool = False) -> None:
+        if isinstance(v, list):
+            for item in v:
+                walk(item, in_tier)
+        elif isinstance(v, dict):
+            if "Ref" in v:
+                named(v["Ref"], in_tier)
+            elif "Fn::GetAtt" in v:
+                target = v["Fn::GetAtt"]
+                stack, attribute = target if isinstance(target, list) else target.split(".", 1)
+                if producer_outputs and attribute.startswith("Outputs."):
+                    producer = templates[env]["main"]["Resources"][stack]["Properties"]["TemplateURL"]
+                    producer = producer.removesuffix(".json")
+                    walk(templates[env][producer]["Outputs"][attribute.removeprefix("Outputs.")]["Value"], producer)
+                else:
+                    named(stack, in_tier)
+            elif "Fn::Sub" in v:
+                text, variables = (v["Fn::Sub"], {}) if isinstance(v["Fn::Sub"], str) else v["Fn::Sub"]
+                for name in re.findall(r"\$\{([^!][^}]*)\}", text):
+                    if name not in variables:
+                        named(name, in_tier)
+                walk(list(variables.values()), in_tier)
+            else:
+                walk(list(v.values()), in_tier)
+
+    walk(value, tier)
+    return found
+
+
+def inline_statements(role: dict) -> list[dict]:
+    """Every statement of a role's inline policies (a role resource, or its Properties)."""
+    props = role.get("Properties", role)
+    return [s for p in props.get("Policies", []) for s in statements(p["PolicyDocument"])]
+
+
+def grants(templates: dict, env: str, tier: str, role_title: str) -> dict[str, set]:
+    """action -> what the role's inline policies allow it on: (tier, logical id) of each resource a Resource
+    entry names (through the parent), or the entry itself ("*", an ARN pattern) when it names none.
+
+    A role whose grants are fully described here has no managed policies and no Deny; tests assert both.
+    """
+    allowed: dict[str, set] = {}
+    for s in inline_statements(templates[env][tier]["Resources"][role_title]):
+        assert s["Effect"] == "Allow", f"{role_title}: unexpected {s['Effect']} statement {s.get('Sid')}"
+        for action in as_list(s["Action"]):
+            for resource in as_list(s["Resource"]):
+                named = sources(templates, env, tier, resource)
+                allowed.setdefault(action, set()).update(named or {json.dumps(resource, sort_keys=True)
+                                                                   if not isinstance(resource, str) else resource})
+    return allowed
+
+
+def trusted_services(role: dict) -> set[str]:
+    """The service principals a role's trust policy lets assume it."""
+    props = role.get("Properties", role)
+    return {service for s in statements(props["AssumeRolePolicyDocument"]) if s["Effect"] == "Allow"
+            for service in as_list(s["Principal"].get("Service", []))}
+
+
+def subnets_of_kind(templates: dict, env: str, kind: str) -> set[tuple[str, str]]:
+    """("network", logical id) of every subnet of a kind: "Public", "Private" (NAT egress) or "Data" (none)."""
+    return {("network", title) for title, r in templates[env]["network"]["Resources"].items()
+            if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -12,9 +13,11 @@ from generator.blocks import LimitError
 from generator.functions import video_api
 from generator.tiers import api
 
-from conftest import one_resource, resources_of_type, statements
+from conftest import (REPO, grants, inline_statements, one_resource, resources_of_type, sources, statements,
+                      subnets_of_kind, trusted_services)
 
 ENVS = ("dev", "staging", "prod")
+HANDLER_FILE = REPO / "generator" / "functions" / "video_api.py"
 
 
 def resources(templates, env="dev") -> dict:
@@ -25,17 +28,39 @@ def props(templates, title, env="dev") -> dict:
     return resources(templates, env)[title]["Properties"]
 
 
-def test_function_is_the_repository_handler_inlined_on_current_python_arm64_with_active_tracing(templates):
-    f = props(templates, "Function")
-    assert f["Code"] == {"ZipFile": api.handler_source()}
-    assert f["Handler"] == "index.lambda_handler" and callable(video_api.lambda_handler)
-    assert (f["Runtime"], f["Architectures"], f["TracingConfig"]) == ("python3.14", ["arm64"], {"Mode": "Active"})
-    assert f["Environment"] == {"Variables": {"STATE_MACHINE_ARN": {"Ref": "StateMachineArn"}}}
+@pytest.mark.parametrize("env", ENVS)
+def test_function_runs_the_repositorys_handler_file_verbatim_and_it_defines_the_configured_handler(templates, env):
+    """What Lambda runs is the program in generator/functions/video_api.py (tested by test_api_handler.py; comments
+    and layout may be stripped when inlined), within Lambda's 4096-character ZipFile limit, and Handler names a
+    function that program defines."""
+    f = props(templates, "Function", env)
+    code = f["Code"]["ZipFile"]
+    assert ast.dump(ast.parse(code)) == ast.dump(ast.parse(HANDLER_FILE.read_text(encoding="utf-8")))
+    assert len(code) <= 4096
+    module, function = f["Handler"].split(".")
+    assert module == "index"  # Lambda writes ZipFile code to index.py
+    defined = {n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)}
+    assert function in defined
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_function_runs_on_current_python_arm64_traced_and_answers_before_api_gateway_gives_up(templates, env):
+    f = props(templates, "Function", env)
+    assert (f["Runtime"], f["Architectures"], f["TracingConfig"]["Mode"]) == ("python3.14", ["arm64"], "Active")
     assert f["Timeout"] < 29  # API Gateway gives up on the integration after 29 seconds
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_function_environment_holds_only_the_state_machine_arn_no_secret(templates, env):
+    """The one variable the handler reads; a secret here would be readable by anyone who can read the function."""
+    variables = props(templates, "Function", env)["Environment"]["Variables"]
+    assert set(variables) == {"STATE_MACHINE_ARN"}
+    assert sources(templates, env, "api", variables["STATE_MACHINE_ARN"]) == {("workflow", "StateMachine")}
+    assert set(re.findall(r"os\.environ\[\"(\w+)\"\]", HANDLER_FILE.read_text(encoding="utf-8"))) == set(variables)
+
+
 def test_handler_fits_the_inline_code_limit_and_a_larger_one_fails_generation_by_name():
-    assert len(api.handler_source()) <= api.INLINE_CODE_LIMIT == 4096
+    assert len(HANDLER_FILE.read_text(encoding="utf-8")) <= api.INLINE_CODE_LIMIT == 4096
     with pytest.raises(LimitError) as e:
         api.inline_code("x" * 4097)
     assert str(e.value).startswith("video_api.py: 4097 characters exceeds the inline code limit of 4096")
@@ -65,17 +90,22 @@ def test_the_handler_ships_in_the_installed_package():
 @pytest.mark.parametrize("env", ENVS)
 def test_function_logs_to_its_own_encrypted_group_with_the_environments_retention(templates, env):
     f = props(templates, "Function", env)
-    assert f["FunctionName"] == f"video-processing-api-{env}"
-    assert f["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
-    group = props(templates, "FunctionLogGroup", env)
-    assert group["LogGroupName"] == f"/aws/lambda/video-processing-api-{env}"
+    [(_, title)] = sources(templates, env, "api", f["LoggingConfig"]["LogGroup"])
+    group = props(templates, title, env)
+    # Lambda's own name for the function's group: the function never creates an unencrypted one beside it.
+    assert group["LogGroupName"] == f"/aws/lambda/{f['FunctionName']}"
     assert group["RetentionInDays"] == config.get(env).log_retention_days
-    assert group["KmsKeyId"] == {"Fn::GetAtt": ["ApiLogsKey", "Arn"]}
+    [(_, key)] = sources(templates, env, "api", group["KmsKeyId"])
+    assert resources(templates, env)[key]["Type"] == "AWS::KMS::Key"
 
 
-def test_function_runs_in_the_private_subnets_behind_the_api_function_group(templates):
-    assert props(templates, "Function")["VpcConfig"] == {
-        "SubnetIds": {"Ref": "PrivateSubnetIds"}, "SecurityGroupIds": [{"Ref": "ApiFunctionSecurityGroupId"}]}
+@pytest.mark.parametrize("env", ENVS)
+def test_function_runs_in_every_private_subnet_behind_the_api_function_group_only(templates, env):
+    """It reaches Step Functions through the NAT, from every AZ, and its group is its own (the data stores
+    admit only the task group)."""
+    vpc = props(templates, "Function", env)["VpcConfig"]
+    assert sources(templates, env, "api", vpc["SubnetIds"]) == subnets_of_kind(templates, env, "Private")
+    assert sources(templates, env, "api", vpc["SecurityGroupIds"]) == {("network", "ApiFunctionSecurityGroup")}
 
 
 def test_logs_key_serves_exactly_the_two_api_log_groups(templates):
@@ -86,51 +116,58 @@ def test_logs_key_serves_exactly_the_two_api_log_groups(templates):
         "/aws/lambda/video-processing-api-dev", "/video-processing/dev/api-access"]
 
 
-EXPECTED_FUNCTION_POLICY = [
-    ("StartProcessing", ["states:StartExecution"], [{"Ref": "StateMachineArn"}]),
-    ("DescribeProcessingExecutions", ["states:DescribeExecution"],
-     [{"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}:*"}]),
-    ("WriteFunctionLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-     [{"Fn::Sub": ["${Group}:log-stream:*", {"Group": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:"
-                                                                  "${AWS::AccountId}:log-group:"
-                                                                  "/aws/lambda/video-processing-api-dev"}}]}]),
-    ("TraceWithXRay", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
-    ("AttachToPrivateSubnets", ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
-                                "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
-     [{"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"},
-      {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*"},
-      {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                  "security-group/${ApiFunctionSecurityGroupId}"}]),
-    ("FindNetworkInterfaces", ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], ["*"]),
-]
-
-
-def test_function_role_starts_and_describes_only_this_state_machines_executions(templates):
-    role = props(templates, "FunctionRole")
-    [policy] = role["Policies"]
-    actual = [(s["Sid"], s["Action"], s["Resource"]) for s in statements(policy["PolicyDocument"])]
-    assert actual == EXPECTED_FUNCTION_POLICY
-    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements(policy["PolicyDocument"]))
-    assert statements(role["AssumeRolePolicyDocument"])[0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
-    assert "ManagedPolicyArns" not in role
+@pytest.mark.parametrize("env", ENVS)
+def test_function_role_starts_and_describes_only_this_state_machines_executions_and_nothing_more(templates, env):
+    """Beyond running in the VPC, writing its own logs and tracing, the function can start and describe
+    executions of this pipeline's state machine, nothing else."""
+    role = resources(templates, env)["FunctionRole"]
+    assert trusted_services(role) == {"lambda.amazonaws.com"} and "ManagedPolicyArns" not in role["Properties"]
+    allowed = grants(templates, env, "api", "FunctionRole")
+    assert allowed.pop("states:StartExecution") == {("workflow", "StateMachine")}
+    assert allowed.pop("states:DescribeExecution") == {("workflow", "StateMachine")}
+    [executions] = [s["Resource"] for s in inline_statements(role) if "states:DescribeExecution" in s["Action"]]
+    assert [r["Fn::Sub"].split(":states:")[1] for r in executions] == [
+        "${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}:*"], "executions of this machine only"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        [streams] = allowed.pop(action)
+        assert f"log-group:/aws/lambda/video-processing-api-{env}" in streams and streams.count("log-group:") == 1
+    for action in ("xray:PutTelemetryRecords", "xray:PutTraceSegments",
+                   "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"):
+        assert allowed.pop(action) == {"*"}  # AWS cannot scope these
+    for action in ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+                   "ec2:UnassignPrivateIpAddresses"):
+        enis = allowed.pop(action)
+        assert ("network", "ApiFunctionSecurityGroup") in enis  # attaches only with its own group
+        assert all(e == ("network", "ApiFunctionSecurityGroup") or "${AWS::AccountId}:" in e for e in enis)
+    assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
+    assert not any("Condition" in s for s in inline_statements(role))
 
 
 def test_rest_api_is_regional(templates):
     rest_api = props(templates, "Api")
-    assert rest_api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert rest_api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
     assert rest_api["Name"] == "video-processing-api-dev"
 
 
-def test_routes_are_post_videos_and_get_videos_by_id(templates):
-    r = resources(templates)
-    assert props(templates, "VideosResource")["PathPart"] == "videos"
-    assert props(templates, "VideosResource")["ParentId"] == {"Fn::GetAtt": ["Api", "RootResourceId"]}
-    assert props(templates, "VideoResource") == {"ParentId": {"Ref": "VideosResource"}, "PathPart": "{videoId}",
-                                                 "RestApiId": {"Ref": "Api"}}
-    methods = {(m["Properties"]["HttpMethod"], m["Properties"]["ResourceId"]["Ref"])
-               for m in resources_of_type(templates["dev"]["api"], "AWS::ApiGateway::Method").values()}
-    assert methods == {("POST", "VideosResource"), ("GET", "VideoResource")}
-    assert r["GetVideoMethod"]["Properties"]["RequestParameters"] == {"method.request.path.videoId": True}
+def path_of(templates, resource_id, env="dev") -> str:
+    """The URL path of an API Gateway resource, from the API's root."""
+    if isinstance(resource_id, dict) and "Fn::GetAtt" in resource_id:
+        assert resource_id["Fn::GetAtt"] == ["Api", "RootResourceId"]
+        return ""
+    node = props(templates, resource_id["Ref"], env)
+    assert node["RestApiId"] == {"Ref": "Api"}
+    return path_of(templates, node["ParentId"], env) + "/" + node["PathPart"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_api_serves_exactly_post_videos_and_get_videos_by_id(templates, env):
+    """No other route is exposed; GET requires the id in its path."""
+    methods = resources_of_type(templates[env]["api"], "AWS::ApiGateway::Method")
+    routes = {(m["Properties"]["HttpMethod"], path_of(templates, m["Properties"]["ResourceId"], env))
+              for m in methods.values()}
+    assert routes == {("POST", "/videos"), ("GET", "/videos/{videoId}")}
+    [get] = [m["Properties"] for m in methods.values() if m["Properties"]["HttpMethod"] == "GET"]
+    assert get["RequestParameters"] == {"method.request.path.videoId": True}
 
 
 def test_every_method_requires_iam_and_proxies_to_the_function(templates):
@@ -145,10 +182,11 @@ def test_every_method_requires_iam_and_proxies_to_the_function(templates):
 
 def test_submit_body_is_validated_by_a_model_with_the_handlers_rule(templates):
     submit = props(templates, "SubmitVideoMethod")
-    assert submit["RequestModels"] == {"application/json": {"Ref": "SubmitVideoModel"}}
-    assert submit["RequestValidatorId"] == {"Ref": "RequestValidator"}
-    assert props(templates, "RequestValidator")["ValidateRequestBody"] is True
-    schema = json.loads(props(templates, "SubmitVideoModel")["Schema"])
+    assert set(submit["RequestModels"]) == {"application/json"}
+    [(_, model)] = sources(templates, "dev", "api", submit["RequestModels"]["application/json"])
+    [(_, validator)] = sources(templates, "dev", "api", submit["RequestValidatorId"])
+    assert props(templates, validator)["ValidateRequestBody"] is True
+    schema = json.loads(props(templates, model)["Schema"])
     assert schema["required"] == ["videoId"] and schema["additionalProperties"] is False
     video_id = schema["properties"]["videoId"]
     assert (video_id["type"], video_id["minLength"], video_id["maxLength"]) == ("string", 1, 80)
@@ -172,7 +210,7 @@ def test_lambda_may_be_invoked_only_by_this_api_on_its_two_routes(templates):
     assert arns == [prefix + "GET/videos/*", prefix + "POST/videos"]
     for p in permissions.values():
         assert p["Properties"]["Principal"] == "apigateway.amazonaws.com"
-        assert p["Properties"]["FunctionName"] == {"Fn::GetAtt": ["Function", "Arn"]}
+        assert sources(templates, "dev", "api", p["Properties"]["FunctionName"]) == {("api", "Function")}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -180,14 +218,22 @@ def test_stage_has_json_access_logs_tracing_and_the_environments_throttling(temp
     stage = props(templates, "ApiStage", env)
     cfg = config.get(env)
     assert stage["StageName"] == "v1" and stage["TracingEnabled"] is True
-    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["AccessLogGroup", "Arn"]}
+    [(_, log_group)] = sources(templates, env, "api", stage["AccessLogSetting"]["DestinationArn"])
     access_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert {"requestId", "status", "userArn", "xrayTraceId"} <= set(access_format)
-    assert stage["MethodSettings"] == [{
-        "HttpMethod": "*", "ResourcePath": "/*", "MetricsEnabled": True, "DataTraceEnabled": False,
-        "ThrottlingRateLimit": cfg.api_rate_limit, "ThrottlingBurstLimit": cfg.api_burst_limit}]
-    group = props(templates, "AccessLogGroup", env)
+    group = props(templates, log_group, env)
     assert group["RetentionInDays"] == cfg.log_retention_days and group["KmsKeyId"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_route_is_throttled_at_the_environments_limits_with_metrics_and_no_body_logging(templates, env):
+    """One setting covers every method and path (nothing unthrottled); request bodies never reach the logs."""
+    cfg = config.get(env)
+    [settings] = props(templates, "ApiStage", env)["MethodSettings"]
+    assert (settings["HttpMethod"], settings["ResourcePath"]) == ("*", "/*")
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
+        cfg.api_rate_limit, cfg.api_burst_limit)
+    assert settings["MetricsEnabled"] is True and settings["DataTraceEnabled"] is False
 
 
 def test_throttling_grows_with_the_environment():
@@ -198,8 +244,11 @@ def test_throttling_grows_with_the_environment():
 def test_stage_serves_a_deployment_named_after_what_it_snapshots(templates):
     deployments = resources_of_type(templates["dev"]["api"], "AWS::ApiGateway::Deployment")
     [(title, deployment)] = deployments.items()
-    assert props(templates, "ApiStage")["DeploymentId"] == {"Ref": title}
-    assert deployment["DependsOn"] == ["BadRequestBodyResponse", "GetVideoMethod", "SubmitVideoMethod"]
+    assert props(templates, "ApiStage")["DeploymentId"] == {"Ref": title}  # the stage serves the current snapshot
+    # A deployment snapshots what exists when it is created: every method and gateway response must come first.
+    snapshotted = {title for title, r in resources(templates).items()
+                   if r["Type"] in ("AWS::ApiGateway::Method", "AWS::ApiGateway::GatewayResponse")}
+    assert snapshotted and snapshotted <= set(deployment["DependsOn"])
     # Same API in every environment, same snapshot, same logical ID; a changed API gets a new deployment.
     assert {title} == {t for env in ENVS for t in resources_of_type(
         templates[env]["api"], "AWS::ApiGateway::Deployment")}
@@ -214,8 +263,9 @@ def test_a_changed_route_changes_the_deployment(monkeypatch, templates):
 
 def test_api_gateway_logging_role_is_set_for_the_region_and_outlives_the_stack(templates):
     account = one_resource(templates["dev"]["api"], "AWS::ApiGateway::Account")["Properties"]
-    assert account == {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"]}}
+    assert sources(templates, "dev", "api", account["CloudWatchRoleArn"]) == {("api", "ApiGatewayLogsRole")}
     role = resources(templates)["ApiGatewayLogsRole"]
+    assert trusted_services(role) == {"apigateway.amazonaws.com"}
     assert (role["DeletionPolicy"], role["UpdateReplacePolicy"]) == ("Retain", "Retain")
     [policy] = role["Properties"]["Policies"]
     [statement] = statements(policy["PolicyDocument"])
@@ -225,17 +275,21 @@ def test_api_gateway_logging_role_is_set_for_the_region_and_outlives_the_stack(t
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_outputs_url_id_and_function_name_and_the_parent_surfaces_the_url(templates, env):
+def test_outputs_the_stages_url_the_api_and_the_function_and_the_parent_surfaces_the_url(templates, env):
     outputs = templates[env]["api"]["Outputs"]
-    assert outputs["ApiUrl"]["Value"] == {
-        "Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${ApiStage}"}
-    assert outputs["ApiId"]["Value"] == {"Ref": "Api"}
-    assert outputs["ApiFunctionName"]["Value"] == {"Ref": "Function"}
-    assert templates[env]["main"]["Outputs"]["ApiUrl"]["Value"] == {"Fn::GetAtt": ["ApiStack", "Outputs.ApiUrl"]}
+    url = outputs["ApiUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith("https://${Api}.execute-api.") and url.endswith("/${ApiStage}")
+    assert sources(templates, env, "api", outputs["ApiUrl"]["Value"]) == {("api", "Api"), ("api", "ApiStage")}
+    assert sources(templates, env, "api", outputs["ApiId"]["Value"]) == {("api", "Api")}
+    assert sources(templates, env, "api", outputs["ApiFunctionName"]["Value"]) == {("api", "Function")}
+    assert sources(templates, env, "main", templates[env]["main"]["Outputs"]["ApiUrl"]["Value"]) == {
+        ("main", "ApiStack")}
+    assert templates[env]["main"]["Outputs"]["ApiUrl"]["Value"]["Fn::GetAtt"][1] == "Outputs.ApiUrl"
 
 
-def test_api_consumes_the_network_and_the_workflow(templates):
-    wiring = templates["dev"]["main"]["Resources"]["ApiStack"]["Properties"]["Parameters"]
-    assert {name: value["Fn::GetAtt"][0] for name, value in wiring.items()} == {
-        "PrivateSubnetIds": "NetworkStack", "ApiFunctionSecurityGroupId": "NetworkStack",
-        "StateMachineArn": "WorkflowStack", "StateMachineName": "WorkflowStack"}
+def test_api_consumes_only_the_private_subnets_its_group_and_the_state_machine(templates):
+    """The api tier deploys after network and workflow, and needs nothing from the data tiers."""
+    params = templates["dev"]["api"]["Parameters"]
+    consumed = set().union(*(sources(templates, "dev", "api", {"Ref": p}) for p in params))
+    assert consumed == subnets_of_kind(templates, "dev", "Private") | {("network", "ApiFunctionSecurityGroup"),
+                                                            ("workflow", "StateMachine")}

@@ -15,18 +15,28 @@ REGION = "ap-northeast-1"
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 
 
+@pytest.fixture(scope="module")
+def moto_sfn():
+    """One emulated Step Functions for the module: starting moto for every test was most of this file's time."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setenv(name, "testing")
+        with mock_aws():
+            yield boto3.client("stepfunctions", region_name=REGION)
+
+
+MACHINE_NUMBERS = itertools.count(1)
+
+
 @pytest.fixture
-def sfn(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        client = boto3.client("stepfunctions", region_name=REGION)
-        machine = client.create_state_machine(name="video-processing-workflow-dev", definition=DEFINITION,
-                                              roleArn="arn:aws:iam::123456789012:role/sfn")
-        monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
-        monkeypatch.setattr(video_api, "_sfn", None)  # a client created inside the mock
-        yield client
+def sfn(moto_sfn, monkeypatch):
+    """A state machine of its own for each test, so no test sees another's executions."""
+    machine = moto_sfn.create_state_machine(name=f"video-processing-workflow-{next(MACHINE_NUMBERS)}",
+                                            definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/sfn")
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
+    monkeypatch.setattr(video_api, "_sfn", moto_sfn)  # the handler's client, created inside the mock
+    yield moto_sfn
 
 
 REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
@@ -58,7 +68,8 @@ def test_valid_submit_starts_an_execution_named_after_the_video_and_answers_202(
     [execution] = executions(sfn)
     assert (code, body) == (202, {"videoId": "clip-2024_01", "executionArn": execution["executionArn"]})
     assert execution["name"] == "clip-2024_01"
-    assert execution["executionArn"].endswith(":execution:video-processing-workflow-dev:clip-2024_01")
+    machine = video_api.os.environ["STATE_MACHINE_ARN"].split(":stateMachine:")[1]
+    assert execution["executionArn"].endswith(f":execution:{machine}:clip-2024_01")
     described = sfn.describe_execution(executionArn=execution["executionArn"])
     submitted = json.loads(described["input"])
     assert submitted["videoId"] == "clip-2024_01" and submitted["requestId"].startswith("request-")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_api_handler import executions, post, sfn  # noqa: F401 - sfn is the moto Step Functions fixture
+from test_api_handler import executions, moto_sfn, post, sfn  # noqa: F401 - the moto Step Functions fixtures
 
 DEEP = 100_000
 

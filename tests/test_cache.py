@@ -8,10 +8,13 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, statements
+from conftest import one_resource, sources, statements, subnets_of_kind
 
 ENVS = ("dev", "staging", "prod")
-CACHE_KEY_ARN = {"Fn::GetAtt": ["CacheKey", "Arn"]}
+
+
+def built_from(templates, env, value) -> set[tuple[str, str]]:
+    return sources(templates, env, "cache", value)
 
 
 def group(templates, env="dev") -> dict:
@@ -30,29 +33,35 @@ def test_node_count_failover_and_multi_az_per_environment(templates, env, nodes,
 def test_pinned_redis_encrypted_at_rest_with_the_cache_key_and_in_transit(templates, env):
     props = group(templates, env)["Properties"]
     assert (props["Engine"], props["EngineVersion"]) == ("redis", "7.1")
-    assert props["AtRestEncryptionEnabled"] is True and props["KmsKeyId"] == CACHE_KEY_ARN
+    assert props["AtRestEncryptionEnabled"] is True
+    assert built_from(templates, env, props["KmsKeyId"]) == {("cache", "CacheKey")}, "the tier's own key"
     assert props["TransitEncryptionEnabled"] is True and props["TransitEncryptionMode"] == "required"
 
 
 def test_auth_token_is_generated_in_secrets_manager_and_only_referenced(templates):
+    """The token never appears in the template, a parameter or an output: CloudFormation resolves it at deploy."""
     t = templates["dev"]["cache"]
     secret = t["Resources"]["CacheAuthSecret"]["Properties"]
     generate = secret["GenerateSecretString"]
     assert 32 <= generate["PasswordLength"] <= 64 and generate["ExcludePunctuation"] is True
     assert "SecretStringTemplate" not in generate  # the whole secret string is the token
-    assert secret["KmsKeyId"] == CACHE_KEY_ARN
-    assert group(templates)["Properties"]["AuthToken"] == {
-        "Fn::Sub": "{{resolve:secretsmanager:${CacheAuthSecret}:SecretString}}"}
+    assert built_from(templates, "dev", secret["KmsKeyId"]) == {("cache", "CacheKey")}
+    token = group(templates)["Properties"]["AuthToken"]
+    assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:") and token["Fn::Sub"].endswith(":SecretString}}")
+    assert built_from(templates, "dev", token) == {("cache", "CacheAuthSecret")}
     assert not any("token" in name.lower() for name in t.get("Parameters", {}))
 
 
-def test_lives_in_the_data_subnets_behind_the_cache_security_group(templates):
-    t = templates["dev"]["cache"]
-    subnets = one_resource(t, "AWS::ElastiCache::SubnetGroup")["Properties"]
-    assert subnets["SubnetIds"] == {"Ref": "DataSubnetIds"}
-    props = group(templates)["Properties"]
-    assert props["CacheSubnetGroupName"] == {"Ref": "CacheSubnetGroup"}
-    assert props["SecurityGroupIds"] == [{"Ref": "CacheSecurityGroupId"}]
+@pytest.mark.parametrize("env", ENVS)
+def test_lives_in_every_data_subnet_behind_only_the_cache_security_group(templates, env):
+    """Data subnets have no internet route; the cache group admits only the task group on 6379 (network tests)."""
+    t = templates[env]["cache"]
+    props = group(templates, env)["Properties"]
+    [(_, subnet_group)] = built_from(templates, env, props["CacheSubnetGroupName"])
+    assert t["Resources"][subnet_group]["Type"] == "AWS::ElastiCache::SubnetGroup"
+    assert built_from(templates, env, t["Resources"][subnet_group]["Properties"]["SubnetIds"]) == subnets_of_kind(
+        templates, env, "Data")
+    assert built_from(templates, env, props["SecurityGroupIds"]) == {("network", "CacheSecurityGroup")}
 
 
 @pytest.mark.parametrize("env, retention", [("dev", 0), ("staging", 0), ("prod", 7)])
@@ -68,11 +77,11 @@ def test_slow_log_goes_to_an_encrypted_vended_log_group(templates, env):
     t = templates[env]["cache"]
     log = t["Resources"]["CacheSlowLogGroup"]["Properties"]
     assert log["LogGroupName"] == f"/aws/vendedlogs/elasticache/video-processing-{env}/slow-log"
-    assert log["KmsKeyId"] == CACHE_KEY_ARN
+    assert built_from(templates, env, log["KmsKeyId"]) == {("cache", "CacheKey")}
     assert log["RetentionInDays"] == config.get(env).log_retention_days
-    assert group(templates, env)["Properties"]["LogDeliveryConfigurations"] == [{
-        "LogType": "slow-log", "LogFormat": "json", "DestinationType": "cloudwatch-logs",
-        "DestinationDetails": {"CloudWatchLogsDetails": {"LogGroup": {"Ref": "CacheSlowLogGroup"}}}}]
+    [delivery] = group(templates, env)["Properties"]["LogDeliveryConfigurations"]
+    assert (delivery["LogType"], delivery["DestinationType"]) == ("slow-log", "cloudwatch-logs")
+    assert built_from(templates, env, delivery["DestinationDetails"]) == {("cache", "CacheSlowLogGroup")}
 
 
 def test_cache_key_rotates_and_admits_the_account_through_elasticache_secrets_manager_and_logs(templates):
@@ -93,12 +102,17 @@ def test_consumes_only_network_so_it_deploys_in_parallel_with_storage(templates)
     assert sorted(templates["dev"]["cache"]["Parameters"]) == ["CacheSecurityGroupId", "DataSubnetIds"]
 
 
-def test_outputs_primary_endpoint_and_auth_secret(templates):
-    outputs = templates["dev"]["cache"]["Outputs"]
-    assert {k: v["Value"] for k, v in outputs.items()} == {
-        "CacheEndpointAddress": {"Fn::GetAtt": ["CacheReplicationGroup", "PrimaryEndPoint.Address"]},
-        "CacheEndpointPort": {"Fn::GetAtt": ["CacheReplicationGroup", "PrimaryEndPoint.Port"]},
-        "CacheAuthSecretArn": {"Ref": "CacheAuthSecret"},
-        "CacheKeyArn": CACHE_KEY_ARN,
+@pytest.mark.parametrize("env", ENVS)
+def test_outputs_the_primary_endpoint_the_auth_secret_and_the_key_and_nothing_that_holds_the_token(templates, env):
+    """Consumers connect to the primary (writable) endpoint, read the token from the secret, decrypt with the key."""
+    outputs = templates[env]["cache"]["Outputs"]
+    assert {name: built_from(templates, env, o["Value"]) for name, o in outputs.items()} == {
+        "CacheEndpointAddress": {("cache", "CacheReplicationGroup")},
+        "CacheEndpointPort": {("cache", "CacheReplicationGroup")},
+        "CacheAuthSecretArn": {("cache", "CacheAuthSecret")},
+        "CacheKeyArn": {("cache", "CacheKey")},
     }
+    for name in ("CacheEndpointAddress", "CacheEndpointPort"):
+        assert outputs[name]["Value"]["Fn::GetAtt"][1].startswith("PrimaryEndPoint."), name
+    assert "resolve:secretsmanager" not in json.dumps(outputs)
     assert all(o["Description"] for o in outputs.values())

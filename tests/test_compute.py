@@ -4,95 +4,105 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import one_resource, statements
+from conftest import grants, inline_statements, one_resource, sources, statements, trusted_services
+
+ENVS = ("dev", "staging", "prod")
 
 
 @pytest.mark.parametrize("env, default_provider", [("dev", "FARGATE_SPOT"), ("staging", "FARGATE"),
                                                    ("prod", "FARGATE")])
-def test_cluster_has_container_insights_and_spot_only_by_default_in_dev(templates, env, default_provider):
+def test_tasks_run_on_spot_by_default_only_in_dev_and_container_insights_is_on(templates, env, default_provider):
+    """Dev saves money on interruptible capacity; staging and prod do not risk interruption by default."""
     cluster = one_resource(templates[env]["compute"], "AWS::ECS::Cluster")["Properties"]
-    assert cluster["ClusterSettings"] == [{"Name": "containerInsights", "Value": "enabled"}]
-    assert cluster["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
-    assert cluster["DefaultCapacityProviderStrategy"] == [{"CapacityProvider": default_provider, "Weight": 1}]
+    settings = {s["Name"]: s["Value"] for s in cluster["ClusterSettings"]}
+    assert settings.get("containerInsights") == "enabled"
+    assert set(cluster["CapacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
+    strategy = cluster["DefaultCapacityProviderStrategy"]
+    assert [s["CapacityProvider"] for s in strategy if s.get("Weight", 0) > 0] == [default_provider]
 
 
-def role(templates, title):
-    return templates["dev"]["compute"]["Resources"][title]["Properties"]
+def compute_role(templates, title, env="dev") -> dict:
+    return templates[env]["compute"]["Resources"][title]
 
 
+@pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("title", ["TaskExecutionRole", "TaskRole"])
-def test_roles_are_assumable_only_by_ecs_tasks_of_this_account(templates, title):
-    trust = statements(role(templates, title)["AssumeRolePolicyDocument"])
-    assert trust == [{
-        "Action": ["sts:AssumeRole"], "Effect": "Allow",
-        "Principal": {"Service": ["ecs-tasks.amazonaws.com"]},
-        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-    }]
+def test_task_roles_can_be_assumed_only_by_ecs_tasks_on_behalf_of_this_account(templates, env, title):
+    """No other service, and no ECS task of another account (confused deputy), can assume the roles."""
+    role = compute_role(templates, title, env)
+    assert trusted_services(role) == {"ecs-tasks.amazonaws.com"}
+    for s in statements(role["Properties"]["AssumeRolePolicyDocument"]):
+        assert s["Effect"] == "Allow" and s["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"])
+        assert set(s["Principal"]) == {"Service"}, "only a service principal"
+        assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "ManagedPolicyArns" not in role["Properties"], "every grant is inline, where these tests see it"
 
 
-def policies(templates, title) -> dict[str, list[dict]]:
-    """Policy name -> statements of a role's inline policies."""
-    return {p["PolicyName"]: statements(p["PolicyDocument"]) for p in role(templates, title)["Policies"]}
-
-
-def test_task_role_carries_the_sketchs_step_functions_callbacks(templates):
-    assert [s["Action"] for s in policies(templates, "TaskRole")["ReportTaskOutcome"]] == [
-        ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]]
-
-
-def test_task_role_mounts_and_writes_the_file_system_only_through_the_media_access_point(templates):
-    assert sorted(policies(templates, "TaskRole")) == ["ReportTaskOutcome", "UseMediaFileSystem"]
-    assert policies(templates, "TaskRole")["UseMediaFileSystem"] == [{
-        "Sid": "MountMediaThroughAccessPoint", "Effect": "Allow",
-        "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],  # never ClientRootAccess
-        "Resource": [{"Ref": "FileSystemArn"}],
-        "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": {"Ref": "AccessPointArn"}}},
-    }]
-
-
-def test_execution_role_reads_exactly_the_container_secrets_and_decrypts_only_through_secrets_manager(templates):
-    assert sorted(policies(templates, "TaskExecutionRole")) == ["InjectContainerSecrets", "PullImageAndWriteLogs"]
-    assert policies(templates, "TaskExecutionRole")["InjectContainerSecrets"] == [
-        {"Sid": "ReadContainerSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": [{"Ref": "CacheAuthSecretArn"}, {"Ref": "DatabaseSecretArn"}]},
-        {"Sid": "DecryptContainerSecrets", "Effect": "Allow", "Action": ["kms:Decrypt"],
-         "Resource": [{"Ref": "CacheKeyArn"}, {"Ref": "DataKeyArn"}],
-         "Condition": {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}},
-    ]
-
-
-def test_grants_are_fed_by_the_storage_and_cache_outputs(templates):
-    wiring = templates["dev"]["main"]["Resources"]["ComputeStack"]["Properties"]["Parameters"]
-    assert wiring == {
-        "AccessPointArn": {"Fn::GetAtt": ["StorageStack", "Outputs.AccessPointArn"]},
-        "CacheAuthSecretArn": {"Fn::GetAtt": ["CacheStack", "Outputs.CacheAuthSecretArn"]},
-        "CacheKeyArn": {"Fn::GetAtt": ["CacheStack", "Outputs.CacheKeyArn"]},
-        "DataKeyArn": {"Fn::GetAtt": ["StorageStack", "Outputs.DataKeyArn"]},
-        "DatabaseSecretArn": {"Fn::GetAtt": ["StorageStack", "Outputs.DatabaseSecretArn"]},
-        "FileSystemArn": {"Fn::GetAtt": ["StorageStack", "Outputs.FileSystemArn"]},
+@pytest.mark.parametrize("env", ENVS)
+def test_task_role_can_report_to_step_functions_and_use_the_media_file_system_and_nothing_else(templates, env):
+    """The processor reports its outcome (task token callbacks) and reads/writes media; it cannot touch data
+    stores, secrets or other AWS services."""
+    assert grants(templates, env, "compute", "TaskRole") == {
+        "states:SendTaskSuccess": {"*"}, "states:SendTaskFailure": {"*"}, "states:SendTaskHeartbeat": {"*"},
+        "elasticfilesystem:ClientMount": {("storage", "FileSystem")},
+        "elasticfilesystem:ClientWrite": {("storage", "FileSystem")},
     }
 
 
-def test_execution_role_pulls_images_and_writes_only_the_processor_log_group(templates):
-    by_sid = {s["Sid"]: s for s in policies(templates, "TaskExecutionRole")["PullImageAndWriteLogs"]}
-    assert by_sid["RegistryLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
-    assert by_sid["WriteProcessorLogs"]["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert "/video-processing/dev/processor" in str(by_sid["WriteProcessorLogs"]["Resource"])
-    assert by_sid["PullFromPrivateRepositoriesOfThisAccount"]["Resource"] != ["*"]
+@pytest.mark.parametrize("env", ENVS)
+def test_task_role_mounts_the_file_system_only_through_the_media_access_point(templates, env):
+    """Never as root (no ClientRootAccess, see above) and never outside the access point's /media root."""
+    for s in inline_statements(compute_role(templates, "TaskRole", env)):
+        if any(a.startswith("elasticfilesystem:") for a in s["Action"]):
+            [(operator, condition)] = s["Condition"].items()
+            assert operator == "StringEquals" and list(condition) == ["elasticfilesystem:AccessPointArn"]
+            assert sources(templates, env, "compute", condition["elasticfilesystem:AccessPointArn"]) == {
+                ("storage", "MediaAccessPoint")}
 
 
-def test_outputs_name_cluster_and_roles(templates):
-    assert set(templates["dev"]["compute"]["Outputs"]) == {"ClusterName", "ClusterArn", "TaskExecutionRoleArn",
-                                                           "TaskRoleArn"}
+@pytest.mark.parametrize("env", ENVS)
+def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_nothing_more(templates, env):
+    """ECS reads the two secrets the container receives, decrypts them with their keys, pulls images of this
+    account's repositories and writes the processor's log group; nothing else."""
+    allowed = grants(templates, env, "compute", "TaskExecutionRole")
+    assert allowed.pop("secretsmanager:GetSecretValue") == {("storage", "DatabaseSecret"), ("cache", "CacheAuthSecret")}
+    assert allowed.pop("kms:Decrypt") == {("storage", "DataKey"), ("cache", "CacheKey")}
+    assert allowed.pop("ecr:GetAuthorizationToken") == {"*"}  # registry login cannot be scoped
+    for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+        [repositories] = allowed.pop(action)
+        assert "${AWS::AccountId}:repository/" in repositories, "only this account's repositories"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        [streams] = allowed.pop(action)
+        assert f"log-group:/video-processing/{env}/processor" in streams and streams.count("log-group:") == 1
+    assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ENVS)
+def test_execution_role_decrypts_only_through_secrets_manager(templates, env):
+    """The keys also protect the database, file system and cache: the role may use them for the secrets only."""
+    for s in inline_statements(compute_role(templates, "TaskExecutionRole", env)):
+        if "kms:Decrypt" in s["Action"]:
+            assert s["Condition"]["StringEquals"]["kms:ViaService"] == {
+                "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+
+
+def test_every_output_names_a_resource_of_this_tier(templates):
+    """Consumers get the cluster and the two roles; each output is built from the resource it names."""
+    t = templates["dev"]["compute"]
+    expected = {"ClusterName": "Cluster", "ClusterArn": "Cluster", "TaskExecutionRoleArn": "TaskExecutionRole",
+                "TaskRoleArn": "TaskRole"}
+    assert {name: sources(templates, "dev", "compute", o["Value"]) for name, o in t["Outputs"].items()} == {
+        name: {("compute", title)} for name, title in expected.items()}
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_container_insights_logs_to_an_encrypted_group_created_before_the_cluster(templates, env):
     r = templates[env]["compute"]["Resources"]
     cluster = r["Cluster"]
-    assert cluster["Properties"]["ClusterName"] == f"video-processing-cluster-{env}"
     group = r["ContainerInsightsLogGroup"]["Properties"]
     # The name ECS writes Container Insights to: the group must exist before ECS creates its own.
-    assert group["LogGroupName"] == f"/aws/ecs/containerinsights/video-processing-cluster-{env}/performance"
-    assert cluster["DependsOn"] == ["ContainerInsightsLogGroup"]
-    assert group["KmsKeyId"] == {"Fn::GetAtt": ["ComputeLogsKey", "Arn"]} and group["RetentionInDays"]
+    assert group["LogGroupName"] == (
+        f"/aws/ecs/containerinsights/{cluster['Properties']['ClusterName']}/performance")
+    assert "ContainerInsightsLogGroup" in cluster["DependsOn"]
+    [(tier, key)] = sources(templates, env, "compute", group["KmsKeyId"])
+    assert r[key]["Type"] == "AWS::KMS::Key" and group["RetentionInDays"] > 0

@@ -16,6 +16,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = "tests/fixtures/deploy"
 REGION = "ap-northeast-1"

@@ -8,7 +8,7 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, resources_of_type
+from conftest import one_resource, resources_of_type, sources
 
 ENVS = ("dev", "staging", "prod")
 
@@ -30,10 +30,16 @@ def test_each_az_has_a_public_private_and_data_subnet_chosen_with_getazs(templat
     assert all(c.subnet_of(vpc) for c in cidrs)
     assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1:])
     for kind in ("Public", "Private", "Data"):
-        for az in range(cfg.az_count):
-            props = subnets[f"{kind}Subnet{az + 1}"]["Properties"]
-            assert props["AvailabilityZone"] == {"Fn::Select": [az, {"Fn::GetAZs": ""}]}
-            assert props["MapPublicIpOnLaunch"] is False
+        of_kind = [s["Properties"] for title, s in subnets.items() if title.startswith(f"{kind}Subnet")]
+        assert sorted(az_index(s) for s in of_kind) == list(range(cfg.az_count)), f"one {kind} subnet per AZ"
+        assert not any(s["MapPublicIpOnLaunch"] for s in of_kind)
+
+
+def az_index(subnet_props: dict) -> int:
+    """Which of the region's AZs (by Fn::GetAZs position, never a hard-coded name) a subnet is placed in."""
+    index, azs = subnet_props["AvailabilityZone"]["Fn::Select"]
+    assert azs == {"Fn::GetAZs": ""}, "AZs come from the region the stack is deployed in"
+    return index
 
 
 @pytest.mark.parametrize("env, nat_count", [("dev", 1), ("staging", 1), ("prod", 3)])
@@ -55,19 +61,45 @@ def table_of(template: dict, subnet: str) -> str:
     raise AssertionError(f"{subnet} has no route table")
 
 
+def default_route_target(template: dict, subnet: str) -> tuple[str, str] | None:
+    """(target kind, logical id) of the 0.0.0.0/0 route of a subnet's table, or None if it has none."""
+    table = table_of(template, subnet)
+    targets = [(kind, r[kind]["Ref"]) for r in routes_by_table(template).get(table, [])
+               if r.get("DestinationCidrBlock") == "0.0.0.0/0" for kind in ("NatGatewayId", "GatewayId") if kind in r]
+    assert len(targets) <= 1, f"{subnet}: several default routes {targets}"
+    return targets[0] if targets else None
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_private_subnets_egress_through_nat_and_data_subnets_have_no_internet_route(templates, env):
+def test_every_private_subnet_routes_to_a_nat_in_its_own_az_in_prod_or_to_the_one_nat_elsewhere(templates, env):
+    """Prod survives the loss of an AZ (no cross-AZ NAT dependency); dev and staging pay for one NAT."""
     t = templates[env]["network"]
-    routes = routes_by_table(t)
+    r = t["Resources"]
     cfg = config.get(env)
-    for az in range(1, cfg.az_count + 1):
-        private = routes[table_of(t, f"PrivateSubnet{az}")]
-        assert [r["DestinationCidrBlock"] for r in private] == ["0.0.0.0/0"] and "NatGatewayId" in private[0]
-        expected_nat = f"NatGateway{az}" if cfg.nat_per_az else "NatGateway1"
-        assert private[0]["NatGatewayId"] == {"Ref": expected_nat}
-        assert table_of(t, f"DataSubnet{az}") not in routes, "data subnets must not reach the internet"
-        public = routes[table_of(t, f"PublicSubnet{az}")]
-        assert public[0]["GatewayId"] == {"Ref": "InternetGateway"}
+    nats_used = set()
+    for title, subnet in resources_of_type(t, "AWS::EC2::Subnet").items():
+        if not title.startswith("PrivateSubnet"):
+            continue
+        kind, nat = default_route_target(t, title)
+        assert r[nat]["Type"] == "AWS::EC2::NatGateway", f"{title} must egress through a NAT gateway"
+        nat_subnet = r[nat]["Properties"]["SubnetId"]["Ref"]
+        assert default_route_target(t, nat_subnet)[1] == "InternetGateway", f"{nat} must sit in a public subnet"
+        if cfg.nat_per_az:
+            assert az_index(r[nat_subnet]["Properties"]) == az_index(subnet["Properties"]), f"{title}: {nat}"
+        nats_used.add(nat)
+    assert len(nats_used) == (cfg.az_count if cfg.nat_per_az else 1)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_data_subnets_have_no_route_to_the_internet_and_public_subnets_route_through_the_internet_gateway(
+        templates, env):
+    t = templates[env]["network"]
+    for title in resources_of_type(t, "AWS::EC2::Subnet"):
+        if title.startswith("DataSubnet"):
+            assert table_of(t, title) not in routes_by_table(t), f"{title} must not reach the internet"
+        elif title.startswith("PublicSubnet"):
+            kind, gateway = default_route_target(t, title)
+            assert t["Resources"][gateway]["Type"] == "AWS::EC2::InternetGateway"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -85,11 +117,12 @@ def test_s3_gateway_endpoint_serves_private_and_data_route_tables(templates, env
 def test_flow_logs_go_to_an_encrypted_log_group_with_retention(templates, env):
     t = templates[env]["network"]
     flow = one_resource(t, "AWS::EC2::FlowLog")["Properties"]
-    assert flow["TrafficType"] == "ALL" and flow["ResourceId"] == {"Ref": "Vpc"}
+    assert flow["TrafficType"] == "ALL" and flow["ResourceType"] == "VPC"
+    assert sources(templates, env, "network", flow["ResourceId"]) == {("network", "Vpc")}, "the whole VPC"
     group = t["Resources"][flow["LogGroupName"]["Ref"]]["Properties"]
     assert group["RetentionInDays"] == config.get(env).log_retention_days
-    assert group["KmsKeyId"] == {"Fn::GetAtt": ["FlowLogsKey", "Arn"]}
-    assert t["Resources"]["FlowLogsKey"]["Properties"]["EnableKeyRotation"] is True
+    [(_, key)] = sources(templates, env, "network", group["KmsKeyId"])
+    assert t["Resources"][key]["Properties"]["EnableKeyRotation"] is True
 
 
 def ingress_rules(template: dict) -> list[dict]:
@@ -105,12 +138,19 @@ def test_no_ingress_from_anywhere(templates, env):
         assert "SourceSecurityGroupId" in rule, "ingress only by group reference"
 
 
+@pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("group, port", [("DatabaseSecurityGroup", 5432), ("CacheSecurityGroup", 6379),
                                          ("FileSystemSecurityGroup", 2049)])
-def test_data_groups_admit_only_the_processing_tasks_on_their_port(templates, group, port):
-    props = templates["dev"]["network"]["Resources"][group]["Properties"]
-    assert [(r["SourceSecurityGroupId"], r["FromPort"], r["ToPort"]) for r in props["SecurityGroupIngress"]] == [
-        ({"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]}, port, port)]
+def test_data_stores_are_reachable_only_on_their_port_from_the_task_group(templates, env, group, port):
+    """E.g. the cache admits TCP 6379 from the processing tasks' group and nothing else, and sends nothing."""
+    t = templates[env]["network"]
+    props = t["Resources"][group]["Properties"]
+    standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupIngress").values()
+                  if sources(templates, env, "network", r["Properties"]["GroupId"]) == {("network", group)}]
+    admitted = {(sources(templates, env, "network", r.get("SourceSecurityGroupId")) == {
+                     ("network", "TaskSecurityGroup")} and not (set(r) & {"CidrIp", "CidrIpv6", "SourcePrefixListId"}),
+                 r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in props["SecurityGroupIngress"] + standalone}
+    assert admitted == {(True, "tcp", port, port)}
     assert [r["CidrIp"] for r in props["SecurityGroupEgress"]] == ["255.255.255.255/32"], "no egress"
 
 
@@ -125,5 +165,7 @@ def test_outputs_cover_vpc_subnets_per_kind_and_every_group(templates):
     assert {"VpcId", "PublicSubnetIds", "PrivateSubnetIds", "DataSubnetIds", "TaskSecurityGroupId",
             "ApiFunctionSecurityGroupId", "DatabaseSecurityGroupId", "CacheSecurityGroupId",
             "FileSystemSecurityGroupId"} <= set(outputs)
-    assert outputs["PrivateSubnetIds"]["Value"] == {"Fn::Join": [",", [
-        {"Ref": "PrivateSubnet1"}, {"Ref": "PrivateSubnet2"}, {"Ref": "PrivateSubnet3"}]]}
+    for kind in ("Public", "Private", "Data"):
+        assert sources(templates, "prod", "network", outputs[f"{kind}SubnetIds"]["Value"]) == {
+            ("network", title) for title in resources_of_type(templates["prod"]["network"], "AWS::EC2::Subnet")
+            if title.startswith(f"{kind}Subnet")}, f"{kind}SubnetIds lists every {kind.lower()} subnet and no other"

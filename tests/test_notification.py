@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import one_resource, resources_of_type, statements
+from conftest import one_resource, resources_of_type, sources, statements
 
 ENVS = ("dev", "staging", "prod")
+
+
+def built_from(templates, value, env="dev") -> set[tuple[str, str]]:
+    return sources(templates, env, "notification", value)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -18,7 +22,8 @@ def test_two_standard_topics_with_the_sketchs_names_encrypted_with_the_notificat
     }
     for topic in topics.values():
         assert topic["Properties"]["FifoTopic"] is False
-        assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+        key = built_from(templates, topic["Properties"]["KmsMasterKeyId"], env)
+        assert key == {("notification", "NotificationKey")}
 
 
 def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_or_deliver(templates):
@@ -34,38 +39,45 @@ def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_o
     assert services == ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
     for s in statements(key["KeyPolicy"]):
         if "Service" in s["Principal"]:
-            assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+            assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, s["Sid"]
 
 
-def test_topic_policy_denies_requests_without_tls(templates):
-    policy = one_resource(templates["dev"]["notification"], "AWS::SNS::TopicPolicy")["Properties"]
-    assert sorted(t["Ref"] for t in policy["Topics"]) == ["CompletionTopic", "ErrorTopic"]
-    deny = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
-    assert deny == [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["sns:*"],
-        "Resource": [{"Ref": "CompletionTopic"}, {"Ref": "ErrorTopic"}],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }]
+@pytest.mark.parametrize("env", ENVS)
+def test_every_topic_denies_every_request_without_tls(templates, env):
+    """Anyone, any SNS action, on every topic of the tier: plain-text requests are refused."""
+    t = templates[env]["notification"]
+    topics = {("notification", title) for title in resources_of_type(t, "AWS::SNS::Topic")}
+    policy = one_resource(t, "AWS::SNS::TopicPolicy")["Properties"]
+    assert built_from(templates, policy["Topics"], env) == topics
+    [deny] = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
+    assert deny["Principal"] in ("*", {"AWS": "*"}) and deny["Action"] == ["sns:*"]
+    assert built_from(templates, deny["Resource"], env) == topics
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templates):
     t = templates["dev"]["notification"]
     queue = one_resource(t, "AWS::SQS::Queue")
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
-    assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+    assert built_from(templates, queue["Properties"]["KmsMasterKeyId"]) == {("notification", "NotificationKey")}
     policy = one_resource(t, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                for s in statements(policy))
     [allow] = [s for s in statements(policy) if s["Effect"] == "Allow"]
-    assert allow["Principal"] == {"Service": ["sns.amazonaws.com"]} and allow["Action"] == ["sqs:SendMessage"]
+    # Only SNS may put messages in (the failed deliveries of the subscriptions), and only send.
+    assert set(allow["Principal"]) == {"Service"} and allow["Principal"]["Service"] in (
+        "sns.amazonaws.com", ["sns.amazonaws.com"])
+    assert allow["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
 
 
 def test_alarm_fires_when_the_dead_letter_queue_holds_messages(templates):
     alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
     assert (alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
         "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0)
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
-    assert alarm["AlarmActions"] == [{"Ref": "ErrorTopic"}]
+    [dimension] = alarm["Dimensions"]
+    assert dimension["Name"] == "QueueName"
+    assert built_from(templates, dimension["Value"]) == {("notification", "DeadLetterQueue")}
+    assert built_from(templates, alarm["AlarmActions"]) == {("notification", "ErrorTopic")}, "operators hear of it"
 
 
 def test_email_subscriptions_exist_only_with_an_address_and_redrive_to_the_queue(templates):
@@ -73,17 +85,21 @@ def test_email_subscriptions_exist_only_with_an_address_and_redrive_to_the_queue
     assert t["Parameters"]["NotificationEmail"]["Type"] == "String"
     assert t["Conditions"]["HasNotificationEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]}
     subs = resources_of_type(t, "AWS::SNS::Subscription")
-    assert sorted(s["Properties"]["TopicArn"]["Ref"] for s in subs.values()) == ["CompletionTopic", "ErrorTopic"]
+    topics = [built_from(templates, s["Properties"]["TopicArn"]) for s in subs.values()]
+    assert sorted(map(sorted, topics)) == [[("notification", "CompletionTopic")], [("notification", "ErrorTopic")]]
     for s in subs.values():
         assert s["Condition"] == "HasNotificationEmail" and s["Properties"]["Protocol"] == "email"
-        assert s["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+        assert built_from(templates, s["Properties"]["Endpoint"]) == {("main", "NotificationEmail")}
+        assert built_from(templates, s["Properties"]["RedrivePolicy"]) == {("notification", "DeadLetterQueue")}
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_outputs_and_exports_as_in_the_sketch(templates, env):
     outputs = templates[env]["notification"]["Outputs"]
     for name in ("CompletionTopicArn", "CompletionTopicName", "ErrorTopicArn", "ErrorTopicName"):
-        assert outputs[name]["Export"] == {"Name": f"{name}-{env}"}
+        assert outputs[name]["Export"]["Name"] == f"{name}-{env}", "the sketch's export names, per environment"
+        assert built_from(templates, outputs[name]["Value"], env) == {("notification", name.removesuffix("Arn")
+                                                                                      .removesuffix("Name"))}
         assert outputs[name]["Description"]
     assert {"NotificationKeyArn", "DeadLetterQueueArn"} <= set(outputs)
 
@@ -100,8 +116,9 @@ def test_only_eventbridge_and_alarms_of_this_account_may_publish_as_services_and
     allows = {s["Principal"]["Service"][0]: s for s in statements(policy) if s["Effect"] == "Allow"}
     assert sorted(allows) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     for allow in allows.values():
-        assert allow["Action"] == ["sns:Publish"] and allow["Resource"] == [{"Ref": "ErrorTopic"}]
-        assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        assert allow["Action"] in ("sns:Publish", ["sns:Publish"])
+        assert built_from(templates, allow["Resource"]) == {("notification", "ErrorTopic")}, "not the completion topic"
+        assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     # The dead-letter queue's alarm targets the topic that admits alarms.
     alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
     assert alarm["AlarmActions"] == allows["cloudwatch.amazonaws.com"]["Resource"]

@@ -2,39 +2,50 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from generator import contracts
-from generator.tiers import TIERS
+
+from conftest import sources
 
 ENVS = ("dev", "staging", "prod")
 
 
+def nested_stacks(templates, env) -> dict[str, str]:
+    """tier -> logical id of the parent's nested stack that deploys it."""
+    return {r["Properties"]["TemplateURL"].removesuffix(".json"): title
+            for title, r in templates[env]["main"]["Resources"].items() if r["Type"] == "AWS::CloudFormation::Stack"}
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_one_nested_stack_per_tier_tagged_with_project_and_environment(templates, env):
+def test_the_parent_deploys_every_tier_template_once_tagged_with_project_and_environment(templates, env):
     resources = templates[env]["main"]["Resources"]
-    assert sorted(resources) == sorted(tier.title for tier in TIERS)
-    for title, stack in resources.items():
-        assert stack["Type"] == "AWS::CloudFormation::Stack"
-        tags = {t["Key"]: t["Value"] for t in stack["Properties"]["Tags"]}
+    stacks = nested_stacks(templates, env)
+    assert sorted(stacks) == sorted(tier for tier in templates[env] if tier != "main")
+    assert len(resources) == len(stacks), "the parent holds nothing but the nested stacks"
+    for tier, title in stacks.items():
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9]*Stack", title), "a stable PascalCase title, no environment in it"
+        tags = {t["Key"]: t["Value"] for t in resources[title]["Properties"]["Tags"]}
         assert tags["Project"] == "video-processing" and tags["Environment"] == env
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_child_parameter_is_wired_from_its_producer_or_the_parent(templates, env):
     main = templates[env]["main"]
-    producers = {tier.title: tier.name for tier in TIERS}
-    for tier in TIERS:
-        child_params = set(templates[env][tier.name].get("Parameters", {}))
-        wiring = main["Resources"][tier.title]["Properties"].get("Parameters", {})
-        assert set(wiring) == child_params
+    for tier, title in nested_stacks(templates, env).items():
+        child_params = set(templates[env][tier].get("Parameters", {}))
+        wiring = main["Resources"][title]["Properties"].get("Parameters", {})
+        assert set(wiring) == child_params, tier
         for param, value in wiring.items():
             if param in main["Parameters"]:
                 assert value == {"Ref": param}
             else:
                 producer, attribute = value["Fn::GetAtt"]
-                assert attribute == f"Outputs.{param}"
-                assert param in templates[env][producers[producer]]["Outputs"]
+                assert attribute == f"Outputs.{param}", "an output feeds the parameter of the same name"
+                producer_tier = main["Resources"][producer]["Properties"]["TemplateURL"].removesuffix(".json")
+                assert param in templates[env][producer_tier]["Outputs"]
 
 
 def test_no_depends_on_so_independent_tiers_deploy_in_parallel(templates):
@@ -57,7 +68,10 @@ def test_parent_parameters_are_deploy_time_only(templates):
 
 def test_parent_outputs_the_state_machine_and_topics(templates):
     outputs = templates["dev"]["main"]["Outputs"]
-    assert outputs["StateMachineArn"]["Value"] == {"Fn::GetAtt": ["WorkflowStack", "Outputs.StateMachineArn"]}
+    stack, attribute = outputs["StateMachineArn"]["Value"]["Fn::GetAtt"]
+    assert (stack, attribute) == (nested_stacks(templates, "dev")["workflow"], "Outputs.StateMachineArn")
+    workflow_output = templates["dev"]["workflow"]["Outputs"]["StateMachineArn"]["Value"]
+    assert sources(templates, "dev", "workflow", workflow_output) == {("workflow", "StateMachine")}
     assert {"CompletionTopicArn", "ErrorTopicArn"} <= set(outputs)
     assert all(o["Description"] for o in outputs.values())
 

@@ -8,10 +8,13 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, resources_of_type, statements
+from conftest import one_resource, resources_of_type, sources, statements, subnets_of_kind
 
 ENVS = ("dev", "staging", "prod")
-DATA_KEY_ARN = {"Fn::GetAtt": ["DataKey", "Arn"]}
+
+
+def built_from(templates, value, env="dev") -> set[tuple[str, str]]:
+    return sources(templates, env, "storage", value)
 
 
 def storage(templates, env="dev") -> dict:
@@ -35,12 +38,12 @@ def test_data_key_rotates_and_admits_the_account_through_data_services_and_logs_
     assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices",
                               "CloudWatchLogsEncryptsTheseLogGroups"]
     services = by_sid["AccountPrincipalsThroughServices"]
-    assert services["Principal"] == {"AWS": [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]}
-    assert services["Condition"] == {"StringEquals": {
-        "kms:CallerAccount": {"Ref": "AWS::AccountId"},
-        "kms:ViaService": [{"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"}
-                           for s in ("elasticfilesystem", "rds", "secretsmanager")],
-    }}
+    [account] = services["Principal"]["AWS"]
+    assert set(services["Principal"]) == {"AWS"} and account["Fn::Sub"].endswith(":iam::${AWS::AccountId}:root")
+    [(operator, condition)] = services["Condition"].items()
+    assert operator == "StringEquals" and condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+    via = {v["Fn::Sub"].split(".")[0] for v in condition["kms:ViaService"]}
+    assert via == {"elasticfilesystem", "rds", "secretsmanager"}, "only the services that store data with it"
     assert "kms:*" not in services["Action"]
     groups = json.dumps(by_sid["CloudWatchLogsEncryptsTheseLogGroups"]["Condition"])
     assert "/aws/rds/instance/video-processing-database-dev/postgresql" in groups
@@ -64,9 +67,9 @@ def test_database_is_postgres_17_sized_per_environment_encrypted_and_private(tem
     assert db["DBInstanceClass"] == cfg.db_instance_class
     assert (db["StorageType"], db["AllocatedStorage"], db["MaxAllocatedStorage"]) == (
         "gp3", str(cfg.db_storage_gib), cfg.db_max_storage_gib)
-    assert db["StorageEncrypted"] is True and db["KmsKeyId"] == DATA_KEY_ARN
+    assert db["StorageEncrypted"] is True and built_from(templates, db["KmsKeyId"], env) == {("storage", "DataKey")}
     assert db["PubliclyAccessible"] is False
-    assert db["VPCSecurityGroups"] == [{"Ref": "DatabaseSecurityGroupId"}]
+    assert built_from(templates, db["VPCSecurityGroups"], env) == {("network", "DatabaseSecurityGroup")}
     assert db["EnableIAMDatabaseAuthentication"] is True
     assert db["DBName"] == "videoprocessing"
 
@@ -81,18 +84,23 @@ def test_multi_az_deletion_protection_and_backups_per_environment(templates, env
     assert (db["DeletionPolicy"], db["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
 
 
-def test_database_lives_in_the_data_subnets(templates):
-    t = storage(templates)
-    group = one_resource(t, "AWS::RDS::DBSubnetGroup")["Properties"]
-    assert group["SubnetIds"] == {"Ref": "DataSubnetIds"}
-    assert database(templates)["Properties"]["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
+@pytest.mark.parametrize("env", ENVS)
+def test_database_lives_in_every_data_subnet_and_no_other(templates, env):
+    """Data subnets have no route to the internet (network tests); every AZ's, so Multi-AZ can fail over."""
+    [(_, group)] = built_from(templates, database(templates, env)["Properties"]["DBSubnetGroupName"], env)
+    subnet_group = storage(templates, env)["Resources"][group]
+    assert subnet_group["Type"] == "AWS::RDS::DBSubnetGroup"
+    subnets = built_from(templates, subnet_group["Properties"]["SubnetIds"], env)
+    assert subnets == subnets_of_kind(templates, env, "Data")
 
 
-def test_parameter_group_forces_tls_for_the_pinned_major_version(templates):
-    group = one_resource(storage(templates), "AWS::RDS::DBParameterGroup")["Properties"]
-    assert group["Family"] == "postgres17"
-    assert group["Parameters"] == {"rds.force_ssl": "1"}
-    assert database(templates)["Properties"]["DBParameterGroupName"] == {"Ref": "DatabaseParameterGroup"}
+@pytest.mark.parametrize("env", ENVS)
+def test_database_parameter_group_forces_tls_for_the_pinned_major_version(templates, env):
+    db = database(templates, env)["Properties"]
+    [(_, title)] = built_from(templates, db["DBParameterGroupName"], env)
+    group = storage(templates, env)["Resources"][title]["Properties"]
+    assert group["Family"] == "postgres" + db["EngineVersion"].split(".")[0]
+    assert group["Parameters"]["rds.force_ssl"] == "1"
 
 
 def test_master_credentials_are_generated_in_secrets_manager_and_only_referenced(templates):
@@ -102,15 +110,17 @@ def test_master_credentials_are_generated_in_secrets_manager_and_only_referenced
     assert json.loads(generate["SecretStringTemplate"]) == {"username": "videoprocessing"}
     assert generate["GenerateStringKey"] == "password" and generate["PasswordLength"] >= 32
     assert set('"/@ ') <= set(generate["ExcludeCharacters"])  # characters RDS refuses
-    assert secret["KmsKeyId"] == DATA_KEY_ARN
+    assert built_from(templates, secret["KmsKeyId"]) == {("storage", "DataKey")}
     db = database(templates)["Properties"]
-    assert db["MasterUsername"] == {"Fn::Sub": "{{resolve:secretsmanager:${DatabaseSecret}:SecretString:username}}"}
-    assert db["MasterUserPassword"] == {
-        "Fn::Sub": "{{resolve:secretsmanager:${DatabaseSecret}:SecretString:password}}"}
+    for prop, field in (("MasterUsername", "username"), ("MasterUserPassword", "password")):
+        assert db[prop]["Fn::Sub"].startswith("{{resolve:secretsmanager:"), f"{prop} is resolved at deploy time"
+        assert db[prop]["Fn::Sub"].endswith(f":SecretString:{field}}}}}"), prop
+        assert built_from(templates, db[prop]) == {("storage", "DatabaseSecret")}, prop
     assert "ManageMasterUserPassword" not in db
+    # The secret learns the endpoint, so a client needs nothing else.
     attachment = one_resource(t, "AWS::SecretsManager::SecretTargetAttachment")["Properties"]
-    assert attachment == {"SecretId": {"Ref": "DatabaseSecret"}, "TargetId": {"Ref": "Database"},
-                          "TargetType": "AWS::RDS::DBInstance"}
+    assert built_from(templates, attachment["SecretId"]) == {("storage", "DatabaseSecret")}
+    assert built_from(templates, attachment["TargetId"]) == {("storage", "Database")}
 
 
 def test_no_password_in_parameters_or_outputs(templates):
@@ -124,12 +134,13 @@ def test_performance_insights_and_postgres_logs_go_to_encrypted_log_groups_creat
     t = storage(templates)
     db = database(templates)
     props = db["Properties"]
-    assert props["EnablePerformanceInsights"] is True and props["PerformanceInsightsKMSKeyId"] == DATA_KEY_ARN
+    assert props["EnablePerformanceInsights"] is True
+    assert built_from(templates, props["PerformanceInsightsKMSKeyId"]) == {("storage", "DataKey")}
     assert props["EnableCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     for log, title in (("postgresql", "DatabasePostgresqlLogGroup"), ("upgrade", "DatabaseUpgradeLogGroup")):
         group = t["Resources"][title]["Properties"]
         assert group["LogGroupName"] == f"/aws/rds/instance/{props['DBInstanceIdentifier']}/{log}"
-        assert group["KmsKeyId"] == DATA_KEY_ARN and group["RetentionInDays"] == 7
+        assert built_from(templates, group["KmsKeyId"]) == {("storage", "DataKey")} and group["RetentionInDays"] == 7
         assert title in db["DependsOn"]
 
 
@@ -140,36 +151,45 @@ def test_performance_insights_and_postgres_logs_go_to_encrypted_log_groups_creat
 def test_file_system_is_encrypted_elastic_tiered_with_backups_and_retention_in_prod(templates, env, backups, kept):
     fs = file_system(templates, env)
     props = fs["Properties"]
-    assert props["Encrypted"] is True and props["KmsKeyId"] == DATA_KEY_ARN
+    assert props["Encrypted"] is True and built_from(templates, props["KmsKeyId"], env) == {("storage", "DataKey")}
     assert props["ThroughputMode"] == "elastic"
     assert {"TransitionToIA": "AFTER_30_DAYS"} in props["LifecyclePolicies"]
-    assert props["BackupPolicy"] == {"Status": backups}
+    assert props["BackupPolicy"]["Status"] == backups
     assert (fs["DeletionPolicy"], fs["UpdateReplacePolicy"]) == (kept, kept)
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_one_mount_target_per_private_subnet_with_the_file_system_group(templates, env):
-    targets = resources_of_type(storage(templates, env), "AWS::EFS::MountTarget")
-    assert len(targets) == config.get(env).az_count
-    for i in range(config.get(env).az_count):
-        props = targets[f"MountTarget{i + 1}"]["Properties"]
-        assert props["SubnetId"] == {"Fn::Select": [i, {"Ref": "PrivateSubnetIds"}]}
-        assert props["SecurityGroups"] == [{"Ref": "FileSystemSecurityGroupId"}]
-        assert props["FileSystemId"] == {"Ref": "FileSystem"}
+def test_the_file_system_is_mounted_in_every_private_subnet_once_behind_only_its_group(templates, env):
+    """Tasks in any AZ mount it locally; only the file system group (the task group on 2049) admits clients."""
+    targets = resources_of_type(storage(templates, env), "AWS::EFS::MountTarget").values()
+    private = subnets_of_kind(templates, env, "Private")
+    picked = []
+    for target in targets:
+        props = target["Properties"]
+        index, subnet_list = props["SubnetId"]["Fn::Select"]
+        assert built_from(templates, subnet_list, env) == private, "a subnet from the list of private subnets"
+        picked.append(index)
+        assert built_from(templates, props["SecurityGroups"], env) == {("network", "FileSystemSecurityGroup")}
+        assert built_from(templates, props["FileSystemId"], env) == {("storage", "FileSystem")}
+    assert sorted(picked) == list(range(len(private))), "each private subnet once"
 
 
 def test_access_point_roots_clients_in_the_media_directory_as_a_fixed_posix_user(templates):
     ap = one_resource(storage(templates), "AWS::EFS::AccessPoint")["Properties"]
-    assert ap["PosixUser"] == {"Uid": "1000", "Gid": "1000"}
-    assert ap["RootDirectory"] == {"Path": "/media", "CreationInfo": {
-        "OwnerUid": "1000", "OwnerGid": "1000", "Permissions": "750"}}
+    user = (ap["PosixUser"]["Uid"], ap["PosixUser"]["Gid"])
+    assert user[0] != "0", "clients never act as root"
+    root = ap["RootDirectory"]
+    assert root["Path"] == "/media"
+    created = root["CreationInfo"]
+    assert (created["OwnerUid"], created["OwnerGid"]) == user, "the directory belongs to the user clients act as"
+    assert created["Permissions"][-1] == "0", "no access for other users"
 
 
 def test_file_system_policy_denies_non_tls_and_admits_no_anonymous_client_nor_root(templates):
     policy = file_system(templates)["Properties"]["FileSystemPolicy"]
-    deny = [s for s in statements(policy) if s["Effect"] == "Deny"]
-    assert deny == [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
-                     "Action": ["elasticfilesystem:*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]
+    [deny] = [s for s in statements(policy) if s["Effect"] == "Deny"]
+    assert deny["Principal"] in ("*", {"AWS": "*"}) and deny["Action"] == ["elasticfilesystem:*"], "everyone, always"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and "Resource" not in deny
     allows = [s for s in statements(policy) if s["Effect"] == "Allow"]
     for s in allows:
         assert s["Principal"] not in ("*", {"AWS": "*"}, {"AWS": ["*"]})  # anonymous clients match nothing
@@ -180,12 +200,11 @@ def test_file_system_policy_denies_non_tls_and_admits_no_anonymous_client_nor_ro
 
 # --- outputs --------------------------------------------------------------------------------------------------
 
-def test_outputs_endpoint_secret_file_system_and_access_point(templates):
+def test_outputs_endpoint_secret_file_system_and_access_point_each_from_the_resource_it_names(templates):
     outputs = storage(templates)["Outputs"]
-    assert set(outputs) == {"DataKeyArn", "DatabaseEndpointAddress", "DatabaseEndpointPort", "DatabaseSecretArn",
-                            "FileSystemId", "FileSystemArn", "AccessPointId", "AccessPointArn"}
-    assert outputs["DatabaseEndpointAddress"]["Value"] == {"Fn::GetAtt": ["Database", "Endpoint.Address"]}
-    assert outputs["DatabaseEndpointPort"]["Value"] == {"Fn::GetAtt": ["Database", "Endpoint.Port"]}
-    assert outputs["DatabaseSecretArn"]["Value"] == {"Ref": "DatabaseSecret"}
-    assert outputs["AccessPointArn"]["Value"] == {"Fn::GetAtt": ["MediaAccessPoint", "Arn"]}
+    expected = {"DataKeyArn": "DataKey", "DatabaseEndpointAddress": "Database", "DatabaseEndpointPort": "Database",
+                "DatabaseSecretArn": "DatabaseSecret", "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
+                "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint"}
+    assert {name: built_from(templates, o["Value"]) for name, o in outputs.items()} == {
+        name: {("storage", title)} for name, title in expected.items()}
     assert all(o["Description"] for o in outputs.values())

@@ -6,9 +6,13 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, statements
+from conftest import grants, inline_statements, one_resource, sources, subnets_of_kind, trusted_services
 
 ENVS = ("dev", "staging", "prod")
+
+
+def built_from(templates, value, env="dev") -> set[tuple[str, str]]:
+    return sources(templates, env, "workflow", value)
 
 
 def machine(templates, env="dev") -> dict:
@@ -26,7 +30,7 @@ def test_state_machine_name_timeout_logging_and_tracing(templates, env):
     assert m["Definition"]["TimeoutSeconds"] == 30 * 60
     assert m["LoggingConfiguration"]["Level"] == "ALL"
     assert m["LoggingConfiguration"]["IncludeExecutionData"] is True
-    assert m["TracingConfiguration"] == {"Enabled": True}
+    assert m["TracingConfiguration"]["Enabled"] is True
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -35,9 +39,9 @@ def test_state_machine_logs_under_vendedlogs_encrypted_with_retention(templates,
     group = r["StateMachineLogGroup"]["Properties"]
     assert group["LogGroupName"] == f"/aws/vendedlogs/states/video-processing-{env}"
     assert group["RetentionInDays"] == config.get(env).log_retention_days
-    assert group["KmsKeyId"] == {"Fn::GetAtt": ["WorkflowLogsKey", "Arn"]}
-    assert machine(templates, env)["LoggingConfiguration"]["Destinations"] == [
-        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["StateMachineLogGroup", "Arn"]}}}]
+    assert built_from(templates, group["KmsKeyId"], env) == {("workflow", "WorkflowLogsKey")}
+    destinations = machine(templates, env)["LoggingConfiguration"]["Destinations"]
+    assert built_from(templates, destinations, env) == {("workflow", "StateMachineLogGroup")}, "only to that group"
 
 
 def test_dev_keeps_logs_a_week_as_in_the_sketch(templates):
@@ -48,15 +52,18 @@ def test_task_definition_is_linux_x86_fargate_1vcpu_2gib_with_the_compute_roles(
     td = one_resource(templates["dev"]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]
     assert (td["Cpu"], td["Memory"], td["NetworkMode"], td["RequiresCompatibilities"]) == (
         "1024", "2048", "awsvpc", ["FARGATE"])
-    assert td["RuntimePlatform"] == {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"}
-    assert td["ExecutionRoleArn"] == {"Ref": "TaskExecutionRoleArn"} and td["TaskRoleArn"] == {"Ref": "TaskRoleArn"}
+    platform = td["RuntimePlatform"]
+    assert (platform["OperatingSystemFamily"], platform["CpuArchitecture"]) == ("LINUX", "X86_64")
+    assert built_from(templates, td["ExecutionRoleArn"]) == {("compute", "TaskExecutionRole")}
+    assert built_from(templates, td["TaskRoleArn"]) == {("compute", "TaskRole")}
     [container] = td["ContainerDefinitions"]
     assert container["Name"] == "VideoProcessingContainer"
-    assert container["Image"] == {"Ref": "ProcessorImage"}
+    assert built_from(templates, container["Image"]) == {("main", "ProcessorImage")}, "chosen at deploy time"
     assert {"Name": "ENVIRONMENT", "Value": "dev"} in container["Environment"]
     assert container["ReadonlyRootFilesystem"] is True
     logs = container["LogConfiguration"]
-    assert logs["LogDriver"] == "awslogs" and logs["Options"]["awslogs-group"] == {"Ref": "ProcessorLogGroup"}
+    assert logs["LogDriver"] == "awslogs"
+    assert built_from(templates, logs["Options"]["awslogs-group"]) == {("workflow", "ProcessorLogGroup")}
 
 
 def container(templates, env="dev") -> dict:
@@ -64,54 +71,50 @@ def container(templates, env="dev") -> dict:
     return c
 
 
-def test_container_receives_database_cache_and_media_settings_as_environment(templates):
-    assert container(templates)["Environment"] == [
-        {"Name": "DATABASE_HOST", "Value": {"Ref": "DatabaseEndpointAddress"}},
-        {"Name": "DATABASE_NAME", "Value": "videoprocessing"},
-        {"Name": "DATABASE_PORT", "Value": {"Ref": "DatabaseEndpointPort"}},
-        {"Name": "ENVIRONMENT", "Value": "dev"},
-        {"Name": "MEDIA_PATH", "Value": "/mnt/media"},
-        {"Name": "REDIS_HOST", "Value": {"Ref": "CacheEndpointAddress"}},
-        {"Name": "REDIS_PORT", "Value": {"Ref": "CacheEndpointPort"}},
-        {"Name": "REDIS_TLS", "Value": "true"},
-    ]
+@pytest.mark.parametrize("env", ENVS)
+def test_container_learns_where_the_database_cache_and_media_are_and_no_secret_from_its_environment(templates, env):
+    """Endpoints come from the data tiers' resources; credentials never travel as plain environment variables."""
+    environment = {e["Name"]: e["Value"] for e in container(templates, env)["Environment"]}
+    assert {name: built_from(templates, value, env) for name, value in environment.items() if not isinstance(
+        value, str)} == {"DATABASE_HOST": {("storage", "Database")}, "DATABASE_PORT": {("storage", "Database")},
+                         "REDIS_HOST": {("cache", "CacheReplicationGroup")},
+                         "REDIS_PORT": {("cache", "CacheReplicationGroup")}}
+    assert environment["REDIS_TLS"] == "true", "the cache requires TLS"
+    assert environment["MEDIA_PATH"] in {m["ContainerPath"] for m in container(templates, env)["MountPoints"]
+                                         if m["SourceVolume"] == "media"}
+    assert not any(word in name for name in environment for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME"))
 
 
-def test_container_receives_database_credentials_and_cache_token_as_ecs_secrets(templates):
-    assert container(templates)["Secrets"] == [
-        {"Name": "DATABASE_PASSWORD", "ValueFrom": {"Fn::Sub": "${DatabaseSecretArn}:password::"}},
-        {"Name": "DATABASE_USERNAME", "ValueFrom": {"Fn::Sub": "${DatabaseSecretArn}:username::"}},
-        {"Name": "REDIS_AUTH_TOKEN", "ValueFrom": {"Ref": "CacheAuthSecretArn"}},
-    ]
-    # The secrets ECS reads are exactly the ones the execution role may read.
-    [policy] = [p for p in templates["dev"]["compute"]["Resources"]["TaskExecutionRole"]["Properties"]["Policies"]
-                if p["PolicyName"] == "InjectContainerSecrets"]
-    readable = statements(policy["PolicyDocument"])[0]["Resource"]
-    assert readable == [{"Ref": "CacheAuthSecretArn"}, {"Ref": "DatabaseSecretArn"}]
+@pytest.mark.parametrize("env", ENVS)
+def test_container_secrets_are_exactly_what_the_execution_role_may_read(templates, env):
+    """ECS injects the database credentials and the cache token; the execution role can read those two secrets
+    and no other, so a secret added here without a grant (or a grant without a use) fails."""
+    secrets = {s["Name"]: s["ValueFrom"] for s in container(templates, env)["Secrets"]}
+    assert {name: built_from(templates, value, env) for name, value in secrets.items()} == {
+        "DATABASE_PASSWORD": {("storage", "DatabaseSecret")}, "DATABASE_USERNAME": {("storage", "DatabaseSecret")},
+        "REDIS_AUTH_TOKEN": {("cache", "CacheAuthSecret")}}
+    for name, field in (("DATABASE_PASSWORD", "password"), ("DATABASE_USERNAME", "username")):
+        assert secrets[name]["Fn::Sub"].endswith(f":{field}::"), name
+    readable = grants(templates, env, "compute", "TaskExecutionRole")["secretsmanager:GetSecretValue"]
+    assert readable == set().union(*(built_from(templates, v, env) for v in secrets.values()))
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_media_file_system_is_mounted_through_the_access_point_with_iam_and_tls(templates, env):
+    """The task role's grant (compute tests) holds only through the access point; TLS is required by the file
+    system's policy. Everything else the container writes is the scratch volume: the root file system is read-only."""
     td = one_resource(templates[env]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]
-    assert td["Volumes"] == [
-        {"Name": "media", "EFSVolumeConfiguration": {
-            "FilesystemId": {"Ref": "FileSystemId"}, "TransitEncryption": "ENABLED",
-            "AuthorizationConfig": {"AccessPointId": {"Ref": "AccessPointId"}, "IAM": "ENABLED"}}},
-        {"Name": "scratch"},
-    ]
-    assert container(templates, env)["MountPoints"] == [
-        {"SourceVolume": "media", "ContainerPath": "/mnt/media", "ReadOnly": False},
-        {"SourceVolume": "scratch", "ContainerPath": "/tmp", "ReadOnly": False},
-    ]
-
-
-def test_data_endpoints_secrets_and_file_system_are_wired_from_storage_and_cache(templates):
-    wiring = templates["dev"]["main"]["Resources"]["WorkflowStack"]["Properties"]["Parameters"]
-    for name in ("DatabaseEndpointAddress", "DatabaseEndpointPort", "DatabaseSecretArn", "FileSystemId",
-                 "AccessPointId"):
-        assert wiring[name] == {"Fn::GetAtt": ["StorageStack", f"Outputs.{name}"]}
-    for name in ("CacheEndpointAddress", "CacheEndpointPort", "CacheAuthSecretArn"):
-        assert wiring[name] == {"Fn::GetAtt": ["CacheStack", f"Outputs.{name}"]}
+    volumes = {v["Name"]: v for v in td["Volumes"]}
+    assert set(volumes) == {"media", "scratch"}
+    efs = volumes["media"]["EFSVolumeConfiguration"]
+    assert built_from(templates, efs["FilesystemId"], env) == {("storage", "FileSystem")}
+    assert efs["TransitEncryption"] == "ENABLED" and efs["AuthorizationConfig"]["IAM"] == "ENABLED"
+    access_point = efs["AuthorizationConfig"]["AccessPointId"]
+    assert built_from(templates, access_point, env) == {("storage", "MediaAccessPoint")}
+    assert "EFSVolumeConfiguration" not in volumes["scratch"] and "Host" not in volumes["scratch"], "task storage"
+    mounts = {m["SourceVolume"]: m for m in container(templates, env)["MountPoints"]}
+    assert set(mounts) == {"media", "scratch"} and mounts["scratch"]["ContainerPath"] == "/tmp"
+    assert not any(m["ReadOnly"] for m in mounts.values())
 
 
 def test_placeholder_command_runs_only_with_the_placeholder_image(templates):
@@ -144,14 +147,19 @@ def test_process_video_runs_the_exact_task_on_private_subnets_without_public_ip(
     vpc = p["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert vpc["AssignPublicIp"] == "DISABLED" and vpc["SecurityGroups"] == ["${TaskSecurityGroupId}"]
     assert vpc["Subnets"] == [f"${{PrivateSubnet{i + 1}}}" for i in range(config.get(env).az_count)]
-    assert p["Overrides"]["ContainerOverrides"] == [{
-        "Name": "VideoProcessingContainer", "Environment": [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}]}]
+    [override] = p["Overrides"]["ContainerOverrides"]
+    assert override["Name"] == container(templates, env)["Name"], "overrides the task definition's container"
+    assert override["Environment"] == [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}]
     assert {c["CapacityProvider"] for c in p["CapacityProviderStrategy"]} <= {"FARGATE", "FARGATE_SPOT"}
     assert task["ResultPath"] == "$.taskResult"
     subs = machine(templates, env)["DefinitionSubstitutions"]
     assert subs["TaskDefinitionArn"] == {"Ref": "TaskDefinition"}  # Ref is the exact revision's ARN
-    assert subs["TaskSecurityGroupId"] == {"Ref": "TaskSecurityGroupId"}
-    assert subs["PrivateSubnet1"] == {"Fn::Select": [0, {"Ref": "PrivateSubnetIds"}]}
+    assert built_from(templates, subs["ClusterArn"], env) == {("compute", "Cluster")}
+    assert built_from(templates, subs["TaskSecurityGroupId"], env) == {("network", "TaskSecurityGroup")}
+    picked = [subs[name.strip("${}")]["Fn::Select"] for name in vpc["Subnets"]]
+    assert sorted(index for index, _ in picked) == list(range(config.get(env).az_count)), "each private subnet once"
+    assert all(built_from(templates, subnets, env) == subnets_of_kind(templates, env, "Private")
+               for _, subnets in picked)
 
 
 def test_process_video_retries_like_the_sketch_and_catches_everything(templates):
@@ -207,46 +215,51 @@ def test_failure_notification_carries_video_execution_error_and_cause_then_fails
 
 def test_timed_out_and_aborted_executions_are_reported_on_the_error_topic(templates):
     rule = one_resource(templates["dev"]["workflow"], "AWS::Events::Rule")["Properties"]
-    assert rule["EventPattern"]["detail"] == {"stateMachineArn": [{"Ref": "StateMachine"}],
-                                              "status": ["TIMED_OUT", "ABORTED"]}
+    detail = rule["EventPattern"]["detail"]
+    assert built_from(templates, detail["stateMachineArn"]) == {("workflow", "StateMachine")}, "this machine only"
+    assert sorted(detail["status"]) == ["ABORTED", "TIMED_OUT"]  # FAILED is notified by the machine itself
     [target] = rule["Targets"]
-    assert target["Arn"] == {"Ref": "ErrorTopicArn"}
+    assert built_from(templates, target["Arn"]) == {("notification", "ErrorTopic")}
     assert "<executionArn>" in target["InputTransformer"]["InputTemplate"]
 
 
-EXPECTED_POLICY = [
-    ("RunProcessingTask", ["ecs:RunTask"], [{"Ref": "TaskDefinition"}],
-     {"ArnEquals": {"ecs:cluster": {"Ref": "ClusterArn"}}}),
-    ("FollowAndStopProcessingTasks", ["ecs:DescribeTasks", "ecs:StopTask"],
-     [{"Fn::Sub": ["arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
-                   {"Cluster": {"Ref": "ClusterName"}}]}],
-     {"ArnEquals": {"ecs:cluster": {"Ref": "ClusterArn"}}}),
-    ("PassTaskRolesToEcs", ["iam:PassRole"], [{"Ref": "TaskExecutionRoleArn"}, {"Ref": "TaskRoleArn"}],
-     {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
-    ("ManagedRuleForEcsSync", ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-     [{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
-                  "rule/StepFunctionsGetEventsForECSTaskRule"}], None),
-    ("PublishOutcomes", ["sns:Publish"], [{"Ref": "CompletionTopicArn"}, {"Ref": "ErrorTopicArn"}], None),
-    ("EncryptForTopics", ["kms:Decrypt", "kms:GenerateDataKey*"], [{"Ref": "NotificationKeyArn"}], None),
-    ("DeliverExecutionLogs", ["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-                              "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-                              "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], ["*"], None),
-    ("TraceWithXRay", ["xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
-                       "xray:PutTraceSegments"], ["*"], None),
-]
+@pytest.mark.parametrize("env", ENVS)
+def test_state_machine_role_runs_this_task_on_this_cluster_publishes_outcomes_and_nothing_more(templates, env):
+    """Besides log delivery, tracing and the rule AWS manages for .sync (none of which AWS can scope further),
+    the machine can run its own task definition, follow and stop tasks, pass the two task roles to ECS only,
+    and publish to the two topics through their key."""
+    role = templates[env]["workflow"]["Resources"]["StateMachineRole"]
+    assert trusted_services(role) == {"states.amazonaws.com"} and "ManagedPolicyArns" not in role["Properties"]
+    allowed = grants(templates, env, "workflow", "StateMachineRole")
+    assert allowed.pop("ecs:RunTask") == {("workflow", "TaskDefinition")}
+    assert allowed.pop("ecs:DescribeTasks") == allowed.pop("ecs:StopTask") == {("compute", "Cluster")}
+    assert allowed.pop("iam:PassRole") == {("compute", "TaskExecutionRole"), ("compute", "TaskRole")}
+    assert allowed.pop("sns:Publish") == {("notification", "CompletionTopic"), ("notification", "ErrorTopic")}
+    assert allowed.pop("kms:Decrypt") == allowed.pop("kms:GenerateDataKey*") == {("notification", "NotificationKey")}
+    for action in ("events:DescribeRule", "events:PutRule", "events:PutTargets"):
+        [rule] = allowed.pop(action)
+        assert rule.endswith(':rule/StepFunctionsGetEventsForECSTaskRule"}'), "only the rule AWS manages for .sync"
+    for action in [a for a in allowed if a.startswith(("logs:", "xray:"))]:
+        assert allowed.pop(action) == {"*"}, action
+        # Vended log delivery and its resource policy, never writing or reading log events as such.
+        assert action.startswith("xray:") or "LogDeliver" in action or "ResourcePolic" in action or (
+            action == "logs:DescribeLogGroups"), action
+    assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
 
 
-def test_state_machine_role_holds_exactly_the_needed_statements(templates):
-    role = templates["dev"]["workflow"]["Resources"]["StateMachineRole"]["Properties"]
-    [policy] = role["Policies"]
-    actual = [(s["Sid"], s["Action"], s["Resource"], s.get("Condition")) for s in statements(policy["PolicyDocument"])]
-    assert actual == EXPECTED_POLICY
-    assert all(s["Effect"] == "Allow" for s in statements(policy["PolicyDocument"]))
-    assert statements(role["AssumeRolePolicyDocument"])[0]["Principal"] == {"Service": ["states.amazonaws.com"]}
+@pytest.mark.parametrize("env", ENVS)
+def test_state_machine_role_touches_tasks_only_on_this_cluster_and_passes_roles_only_to_ecs_tasks(templates, env):
+    by_action = {a: s for s in inline_statements(templates[env]["workflow"]["Resources"]["StateMachineRole"])
+                 for a in s["Action"]}
+    for action in ("ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask"):
+        [(operator, condition)] = by_action[action]["Condition"].items()
+        assert operator == "ArnEquals" and built_from(templates, condition["ecs:cluster"], env) == {
+            ("compute", "Cluster")}, action
+    assert by_action["iam:PassRole"]["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_outputs_and_exports_as_in_the_sketch(templates, env):
     outputs = templates[env]["workflow"]["Outputs"]
     for name in ("StateMachineArn", "StateMachineName", "TaskDefinitionArn"):
-        assert outputs[name]["Export"] == {"Name": f"{name}-{env}"} and outputs[name]["Description"]
+        assert outputs[name]["Export"]["Name"] == f"{name}-{env}" and outputs[name]["Description"]
