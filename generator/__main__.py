@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return errors.run(generate, argv, "python -m generator")
 
 
-def generate(argv: Sequence[str]) -> int:
-    args = parse_args(list(argv))
+def generate(argv: list[str]) -> int:
+    args = parse_args(argv)
     environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
     wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
     envs = [cfg for name, cfg in environments.items() if name in wanted]
@@ -251,7 +251,7 @@ def print_summary(rendered: dict[str, dict[str, str]]) -> None:
             rows.append((env, name, str(len(json.loads(text).get("Resources", {}))), str(len(text.encode()))))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
 
 
 if __name__ == "__main__":

@@ -102,10 +102,10 @@ def write_traceback(program: str) -> Path:
     return Path(name)
 
 
-def run(main: Callable[[Sequence[str]], int], argv: Sequence[str], program: str) -> int:
+def run(main: Callable[[list[str]], int], argv: Sequence[str], program: str) -> int:
     """Run an entry point: a PipelineError is one line and EXIT_USAGE, a bug is EXIT_INTERNAL with a log."""
     try:
-        return main(argv)
+        return main(list(argv))
     except PipelineError as e:
         prefix = "interrupted" if isinstance(e, Interrupted) else "error"
         print(f"{prefix}: {one_line(e)}", file=sys.stderr)
@@ -113,7 +113,7 @@ def run(main: Callable[[Sequence[str]], int], argv: Sequence[str], program: str)
     except KeyboardInterrupt:
         print(f"interrupted: {program} stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - the one place that turns a bug into a log file and exit code
+    except Exception as e:
         path = write_traceback(program)
         print(f"internal error in {program} (a bug, not your input): {type(e).__name__}: {one_line(e, 200)}; "
               f"traceback in {path}", file=sys.stderr)

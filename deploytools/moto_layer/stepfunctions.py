@@ -62,7 +62,7 @@ def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
         setattr(target, name, original)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _operation_model(service: str, snake_action: str) -> Any:
     model = botocore.session.get_session().get_service_model(service)
     for name in model.operation_names:
@@ -75,7 +75,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def service_normalisation() -> contextlib.AbstractContextManager[None]:
+def service_normalisation() -> contextlib.ExitStack:
     """Map ASL PascalCase parameters to botocore shapes, and responses back.
 
     What LocalStack's interpreter does and moto's port leaves as ``pass``: the
@@ -93,12 +93,12 @@ def service_normalisation() -> contextlib.AbstractContextManager[None]:
         )
         return getattr(operation, which)
 
-    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
         shape = _shape(self, "input_shape", boto_service_name, service_action_name)
         if shape is not None:
             self._to_boto_request(parameters, shape)
 
-    def normalise_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+    def normalise_response(self, response, boto_service_name=None, service_action_name=None):
         shape = _shape(self, "output_shape", boto_service_name, service_action_name)
         if shape is not None:
             self._from_boto_response(response, shape)
@@ -123,7 +123,6 @@ def _parser_modules_using(extract_json: Callable[..., Any]) -> list[types.Module
 def definite_jsonpath() -> Iterator[None]:
     """Make ``$.a[0].b`` yield the value (as AWS does), not ``[value]``."""
     from jsonpath_ng.ext import parse
-
     from moto.stepfunctions.parser.asl.utils import json_path
 
     original = json_path.extract_json
@@ -137,13 +136,13 @@ def definite_jsonpath() -> Iterator[None]:
         return matches[0].value
 
     for module in _parser_modules_using(original):
-        module.extract_json = extract_json
+        setattr(module, "extract_json", extract_json)  # noqa: B010 - a module attribute mypy cannot see
     try:
         yield
     finally:
         # Also the modules first imported while patched: they copied the patched function.
         for module in _parser_modules_using(extract_json):
-            module.extract_json = original
+            setattr(module, "extract_json", original)  # noqa: B010 - as above
 
 
 def ecs_run_task_parameters(*extra: str) -> contextlib.AbstractContextManager[None]:
@@ -160,7 +159,6 @@ def ecs_run_task_parameters(*extra: str) -> contextlib.AbstractContextManager[No
 def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[None]:
     """Report a RunTask ClientError as ``ECS.<Code>`` (AWS) not ``States.Runtime``."""
     from botocore.exceptions import ClientError
-
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
         CustomErrorName,
@@ -175,7 +173,7 @@ def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[No
 
     original = StateTaskServiceEcs._from_error
 
-    def from_error(self, env, ex):  # type: ignore[no-untyped-def]
+    def from_error(self, env, ex):
         if not isinstance(ex, ClientError):
             return original(self, env, ex)
         code = ex.response["Error"]["Code"]
@@ -219,10 +217,10 @@ def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
 
     original = StateTaskServiceEcs._build_sync_resolver
 
-    def build_sync_resolver(self, env, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def build_sync_resolver(self, env, *args, **kwargs):
         resolve = original(self, env, *args, **kwargs)
 
-        def resolver():  # type: ignore[no-untyped-def]
+        def resolver():
             task = resolve()
             if task is None or all(c.get("ExitCode") == 0 for c in task.get("Containers", [])):
                 return task
@@ -276,7 +274,7 @@ def ecs_task_outcome(
 
     original = EC2ContainerServiceBackend.run_task
 
-    def run_task(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run_task(self, *args, **kwargs):
         tasks = original(self, *args, **kwargs)
         for task in tasks:
             task.stop_code = stop_code
@@ -298,7 +296,7 @@ def ecs_run_task_error(
     from moto.core.exceptions import JsonRESTError
     from moto.ecs.models import EC2ContainerServiceBackend
 
-    def run_task(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run_task(self, *args, **kwargs):
         calls.append(_run_task_arguments(self, args, kwargs))
         raise JsonRESTError(code, message)
 
@@ -324,7 +322,7 @@ def counted_run_task(calls: list[dict[str, Any]]) -> contextlib.AbstractContextM
 
     original = EC2ContainerServiceBackend.run_task
 
-    def run_task(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run_task(self, *args, **kwargs):
         calls.append(_run_task_arguments(self, args, kwargs))
         return original(self, *args, **kwargs)
 
