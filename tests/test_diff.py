@@ -313,7 +313,8 @@ def test_json_output_has_the_documented_shape(old, new):
     key, lid, db = find(new, "AWS::RDS::DBInstance")
     db["Properties"]["DBName"] = "renamed"
     body = json.loads(render(diff_templates(old, new, "HEAD", "generated now"), "json"))
-    assert set(body) == {"version", "base", "target", "summary", "data_loss", "stacks", "security"}
+    assert set(body) == {"version", "base", "target", "summary", "data_loss", "consequences", "stacks", "security"}
+    assert body["version"] == 2
     assert body["summary"]["replaced"] == 1 and body["summary"]["has_changes"] is True
     res = next(r for s in body["stacks"] if f"{s['env']}/{s['stack']}" == key for r in s["resources"])
     assert {k: res[k] for k in ("logical_id", "type", "action", "replacement", "reason")} == {

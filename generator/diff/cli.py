@@ -204,8 +204,10 @@ def stack_environment(name: str, region: str) -> str | None:
 
 def failing(report: Report, fail_on: list[str]) -> list[str]:
     reasons = []
-    if "replacement" in fail_on and report.replacements:
-        reasons.append(f"{len(report.replacements)} resource(s) replaced or may be replaced")
+    replaced = len(report.replacements) + len(report.consequential_replacements)
+    if "replacement" in fail_on and replaced:
+        reasons.append(f"{replaced} resource(s) replaced or may be replaced "
+                       f"({len(report.consequential_replacements)} as a consequence)")
     if "security" in fail_on and (report.iam or report.network):
         reasons.append(f"{len(report.iam)} IAM statement and {len(report.network)} security-group rule change(s)")
     if "any" in fail_on and report.has_changes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from generator.aws_facts import NESTED_STACK_TYPE, RETAINING_POLICIES, STATEFUL_TYPES
 from generator.config import ENVIRONMENTS
+from generator.diff.blast import Consequence, Node, blast_radius
 from generator.diff.iam import IamChange, iam_changes
 from generator.diff.network import SgChange, sg_changes
 from generator.diff.replacement import MAY_BE_REPLACED, REPLACED, replacement_for, worst
@@ -159,6 +160,7 @@ class DataLossRisk:
     risk: str  # replaced, may be replaced, removed
     reason: str
     retained: str  # the policy that keeps the old copy (Retain/Snapshot), or ""
+    chain: list[str] = field(default_factory=list)  # for a consequence: how the change reaches it
 
 
 def _kept(resource: dict, attr: str) -> str:
@@ -209,6 +211,7 @@ class Report:
     network: list[SgChange]
     base: str = ""
     target: str = ""
+    consequences: list[Consequence] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -217,6 +220,10 @@ class Report:
     @property
     def replacements(self) -> list[tuple[str, ResourceChange]]:
         return [(sd.key, rc) for sd in self.stacks for rc in sd.resources if rc.replacement]
+
+    @property
+    def consequential_replacements(self) -> list[Consequence]:
+        return [c for c in self.consequences if c.effect != "updated"]
 
     @property
     def permissions_widen(self) -> bool:
@@ -246,4 +253,33 @@ def diff_templates(old: dict[str, dict], new: dict[str, dict], base: str = "", t
         return known.index(env) if env in known else len(known), env, file != "main.json", file
     stacks = [diff_stack(*key.split("/", 1), old.get(key), new.get(key)) for key in
               sorted(old.keys() | new.keys(), key=order)]
-    return Report(stacks, data_loss_risks(stacks, old), iam_changes(old, new), sg_changes(old, new), base, target)
+    consequences = blast_radius(new, _seeds(stacks))
+    risks = data_loss_risks(stacks, old) + consequence_risks(consequences, old)
+    return Report(stacks, risks, iam_changes(old, new), sg_changes(old, new), base, target, consequences)
+
+
+def _seeds(stacks: list[StackDiff]) -> dict[Node, tuple[str, str]]:
+    """The directly replaced resources (not nested stacks: their children are compared on their own), each
+    with what replaces it: the create-only properties, the logical ID or the type."""
+    out = {}
+    for sd in stacks:
+        for rc in sd.resources:
+            if rc.replacement and rc.action in ("changed", "renamed") and rc.type != NESTED_STACK_TYPE:
+                paths = sorted({c.path.removeprefix("Properties.") for c in rc.changes
+                                if c.replacement == rc.replacement})
+                why = f"logical ID (was {rc.old_logical_id})" if rc.action == "renamed" else ", ".join(paths)
+                out[("resource", sd.key, rc.logical_id)] = (rc.replacement, why or rc.reason)
+    return out
+
+
+def consequence_risks(consequences: list[Consequence], old: dict[str, dict]) -> list[DataLossRisk]:
+    """Every stateful resource a replacement reaches: replaced (data loss) or updated (interruption)."""
+    out = []
+    for c in consequences:
+        if c.type not in STATEFUL_TYPES:
+            continue
+        before = ((old.get(c.stack) or {}).get("Resources") or {}).get(c.logical_id, {})
+        risk = c.effect if c.effect != "updated" else "updated (interruption)"
+        kept = _kept(before, "UpdateReplacePolicy") if c.effect != "updated" else ""
+        out.append(DataLossRisk(c.stack, c.logical_id, c.type, risk, f"consequence: {c.chain_text}", kept, c.chain))
+    return out
