@@ -131,3 +131,14 @@ def test_no_replacement_no_consequences(old, new):  # noqa: F811
                 r["Properties"]["RetentionInDays"] = 3653
     report = diff_templates(old, new)
     assert report.has_changes and report.consequences == []
+
+
+def test_fail_on_stateful_counts_replaced_stateful_resources_not_interruptions(old, new, vpc_moved):  # noqa: F811
+    _, _, moved = vpc_moved
+    assert moved.data_loss and failing(moved, ["stateful"]) == []  # only updates (interruptions) reached
+    for t in new.values():
+        for r in t["Resources"].values():
+            if r["Type"] == "AWS::RDS::DBInstance":
+                r["Properties"]["StorageEncrypted"] = not r["Properties"].get("StorageEncrypted", False)
+    [reason] = failing(diff_templates(old, new), ["stateful"])
+    assert reason.startswith("1 stateful resource(s)") and "storage.json Database" in reason

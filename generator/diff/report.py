@@ -11,7 +11,7 @@ from generator.diff.blast import Consequence, Node, blast_radius
 from generator.diff.iam import IamChange, iam_changes
 from generator.diff.network import SgChange, sg_changes
 from generator.diff.replacement import MAY_BE_REPLACED, REPLACED, replacement_for, worst
-from generator.diff.values import MISSING, Change, diff_values, path_text
+from generator.diff.values import MISSING, Change, diff_values, path_text, ref_name
 from generator.diff.workflow import (STATE_MACHINE_TYPE, WorkflowDiff, definition_of, diff_definitions,
                                      without_definition)
 
@@ -94,6 +94,31 @@ def _pair_renames(old: dict, new: dict, removed: list[str], added: list[str]) ->
     return pairs
 
 
+# At least this share of property values equal makes a removal plus an addition a probable rename.
+PROBABLE_RENAME = 0.7
+
+
+def _leaves(v: object) -> int:
+    if isinstance(v, dict):
+        return sum(map(_leaves, v.values()))
+    return sum(map(_leaves, v)) if isinstance(v, list) else 1
+
+
+def _value_similarity(a: dict, b: dict) -> float:
+    """The share of property leaf values (a tag value, one list item ...) that are equal on both sides."""
+    pa, pb = a.get("Properties") or {}, b.get("Properties") or {}
+    total = max(_leaves(pa), _leaves(pb), 1)
+    return max(0.0, 1 - len(diff_values(pa, pb)) / total)
+
+
+def _rename_note(old: dict, new: dict) -> str:
+    similarity = _value_similarity(old, new)
+    if similarity < PROBABLE_RENAME:
+        return ""
+    return (f": probable rename ({similarity:.0%} of property values equal); CloudFormation replaces it, "
+            "a stack refactor (aws cloudformation create-stack-refactor) moves it to the new logical ID and keeps it")
+
+
 def diff_resources(old: dict, new: dict) -> list[ResourceChange]:
     out = []
     removed = sorted(old.keys() - new.keys())
@@ -102,7 +127,7 @@ def diff_resources(old: dict, new: dict) -> list[ResourceChange]:
     for r, a in renames:
         changes, workflow = _resource_changes(new[a].get("Type", "?"), old[r], new[a])
         out.append(ResourceChange(a, new[a].get("Type", "?"), "renamed", REPLACED,
-                                  f"logical ID changed from {r}", r, changes, workflow))
+                                  f"logical ID changed from {r}{_rename_note(old[r], new[a])}", r, changes, workflow))
     paired = {x for pair in renames for x in pair}
     out += [ResourceChange(r, old[r].get("Type", "?"), "removed") for r in removed if r not in paired]
     out += [ResourceChange(a, new[a].get("Type", "?"), "added") for a in added if a not in paired]
@@ -201,6 +226,38 @@ def _template_file(stack_resource: dict) -> str:
     return url.rsplit("/", 1)[-1] if isinstance(url, str) else "?"
 
 
+# ---------------------------------------------------------------- exports
+
+@dataclass
+class ExportChange:
+    """An exported Output removed or exported under another name: a stack importing it breaks (and
+    CloudFormation refuses the update while one does)."""
+    stack: str  # <env>/<file>
+    output: str
+    export: str  # the old export name
+    action: str  # removed (the output or its Export), renamed
+    new_export: str = ""
+
+
+def _export_names(template: dict) -> dict[str, str]:
+    """Output name -> export name (intrinsics in short form) for every exported output."""
+    return {name: ref_name(o["Export"]["Name"]) for name, o in (template.get("Outputs") or {}).items()
+            if isinstance(o, dict) and isinstance(o.get("Export"), dict) and "Name" in o["Export"]}
+
+
+def export_changes(old: dict[str, dict], new: dict[str, dict]) -> list[ExportChange]:
+    out = []
+    for key in old:
+        before, after = _export_names(old[key]), _export_names(new.get(key) or {})
+        still = set(after.values())
+        for output, name in sorted(before.items()):
+            if name in still:
+                continue  # exported again (maybe by another output): importers keep working
+            action = "renamed" if output in after else "removed"
+            out.append(ExportChange(key, output, name, action, after.get(output, "")))
+    return out
+
+
 # ---------------------------------------------------------------- the report
 
 @dataclass
@@ -212,6 +269,8 @@ class Report:
     base: str = ""
     target: str = ""
     consequences: list[Consequence] = field(default_factory=list)
+    exports: list[ExportChange] = field(default_factory=list)
+    drift: list | None = None  # list[drift.Drift] with --drift, else None (not checked)
 
     @property
     def has_changes(self) -> bool:
@@ -255,7 +314,8 @@ def diff_templates(old: dict[str, dict], new: dict[str, dict], base: str = "", t
               sorted(old.keys() | new.keys(), key=order)]
     consequences = blast_radius(new, _seeds(stacks))
     risks = data_loss_risks(stacks, old) + consequence_risks(consequences, old)
-    return Report(stacks, risks, iam_changes(old, new), sg_changes(old, new), base, target, consequences)
+    return Report(stacks, risks, iam_changes(old, new), sg_changes(old, new), base, target, consequences,
+                  export_changes(old, new))
 
 
 def _seeds(stacks: list[StackDiff]) -> dict[Node, tuple[str, str]]:
