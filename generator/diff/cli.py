@@ -23,7 +23,7 @@ from generator.render import PARENT_FILE, render_environment
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = "templates"
 
-FAIL_ON = ("replacement", "security", "any")
+FAIL_ON = ("replacement", "stateful", "security", "any")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -43,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="instead, the templates deployed under this parent stack and its nested stacks (boto3)")
     p.add_argument("--region", metavar="R",
                    help="region of --stack (default: the environment's configured region)")
+    p.add_argument("--drift", action="store_true",
+                   help="with --stack: run drift detection on the parent and every nested stack and report the "
+                        "drifted properties (expected, actual) and whether this deploy reverts them")
     p.add_argument("--worktree", action="store_true",
                    help="new side: templates/ files as they are on disk, not freshly generated")
     p.add_argument("--env", action="append", metavar="NAME",
@@ -50,8 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                    help="text (default; coloured on a terminal), markdown (a pull-request comment) or json")
     p.add_argument("--fail-on", action="append", choices=FAIL_ON, default=[], metavar="WHAT",
-                   help="exit 3 when the diff holds a replacement (including 'may be replaced'), any security "
-                        "change (IAM statement or security-group rule), or any change at all; repeatable")
+                   help="exit 3 when the diff holds a replacement (including 'may be replaced' and consequential "
+                        "ones), a stateful resource replaced or removed (stateful), any security change (IAM "
+                        "statement or security-group rule), or any change at all; repeatable")
     return p.parse_args(argv)
 
 
@@ -157,8 +161,10 @@ def _reading_stack(name: str, region: str):
         raise errors.AwsError(f"cannot read stack {name!r} in {region}: {e}") from None
 
 
-def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[str, dict]:
-    """`<env>/<file>` -> template for a deployed parent stack and, recursively, its nested stacks."""
+def load_stack(name: str, region: str, env: str, known: dict[str, str],
+               ids: dict[str, str] | None = None) -> dict[str, dict]:
+    """`<env>/<file>` -> template for a deployed parent stack and, recursively, its nested stacks; `ids`, if
+    given, receives `<env>/<file>` -> stack id (for drift detection)."""
     import boto3
 
     cfn = boto3.client("cloudformation", region_name=region)
@@ -168,6 +174,8 @@ def load_stack(name: str, region: str, env: str, known: dict[str, str]) -> dict[
         template = _body(cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"],
                          f"the template of stack {stack_id}")
         out[f"{env}/{file}"] = template
+        if ids is not None:
+            ids[f"{env}/{file}"] = stack_id
         resources = template.get("Resources") or {}
         pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
         for summary in (s for page in pages for s in page["StackResourceSummaries"]):
@@ -204,8 +212,14 @@ def stack_environment(name: str, region: str) -> str | None:
 
 def failing(report: Report, fail_on: list[str]) -> list[str]:
     reasons = []
-    if "replacement" in fail_on and report.replacements:
-        reasons.append(f"{len(report.replacements)} resource(s) replaced or may be replaced")
+    replaced = len(report.replacements) + len(report.consequential_replacements)
+    if "replacement" in fail_on and replaced:
+        reasons.append(f"{replaced} resource(s) replaced or may be replaced "
+                       f"({len(report.consequential_replacements)} as a consequence)")
+    lost = [r for r in report.data_loss if not r.risk.startswith("updated")]
+    if "stateful" in fail_on and lost:
+        reasons.append(f"{len(lost)} stateful resource(s) replaced, may be replaced or removed: "
+                       + ", ".join(f"{r.stack} {r.logical_id}" for r in lost[:5]) + (" ..." if len(lost) > 5 else ""))
     if "security" in fail_on and (report.iam or report.network):
         reasons.append(f"{len(report.iam)} IAM statement and {len(report.network)} security-group rule change(s)")
     if "any" in fail_on and report.has_changes:
@@ -219,8 +233,10 @@ def _parent_files(new: dict[str, dict], env: str) -> dict[str, str]:
             if r.get("Type") == NESTED_STACK_TYPE and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
 
 
-def load_sides(args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, dict], str]:
-    """(old, new, base label) as the arguments ask; every failure is a PipelineError."""
+def load_sides(args: argparse.Namespace, ids: dict[str, str] | None = None
+               ) -> tuple[dict[str, dict], dict[str, dict], str]:
+    """(old, new, base label) as the arguments ask; every failure is a PipelineError. With --stack, `ids`
+    receives the stack id of each deployed template."""
     wanted = {config.get(n).name for n in args.env} if args.env else set(config.ENVIRONMENTS)
     envs = [name for name in config.ENVIRONMENTS if name in wanted]
     if args.stack:
@@ -233,21 +249,39 @@ def load_sides(args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, dic
             raise errors.InputError("--stack compares one environment; pass a single --env")
         region = args.region or config.get(envs[0]).region
         new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
-        old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]))
+        old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]), ids)
+        args.region = region  # drift detection runs where the stack was read
         return old, new, f"stack {args.stack} ({region})"
     new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
     old = load_git(args.base, envs)
     return old, new, f"{args.base} ({_git_text(REPO, 'rev-parse', '--short', args.base + '^{commit}').strip()})"
 
 
+def add_drift(report: Report, region: str, stack: str, ids: dict[str, str]) -> None:
+    """Run drift detection on every stack read and fold the drifted resources into the report."""
+    import boto3
+
+    from generator.diff.drift import detect_drift, mark_reverted
+
+    touched = {(sd.key, rc.logical_id) for sd in report.stacks for rc in sd.resources if rc.action != "added"}
+    touched |= {(c.stack, c.logical_id) for c in report.consequences}
+    with _reading_stack(stack, region):
+        report.drift = mark_reverted(detect_drift(boto3.client("cloudformation", region_name=region), ids), touched)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    ids: dict[str, str] = {}
     try:
-        old, new, base = load_sides(args)
+        if args.drift and not args.stack:
+            raise errors.InputError("--drift needs --stack NAME (drift is a property of a deployed stack)")
+        old, new, base = load_sides(args, ids)
+        report = diff_templates(old, new, base, f"{TEMPLATES}/ on disk" if args.worktree else "generated now")
+        if args.drift:
+            add_drift(report, args.region, args.stack, ids)
     except errors.PipelineError as e:  # config, limits, git, AWS, a template that does not parse
         print(f"error: {errors.one_line(e)}", file=sys.stderr)
         return errors.EXIT_USAGE
-    report = diff_templates(old, new, base, f"{TEMPLATES}/ on disk" if args.worktree else "generated now")
     colour = args.format == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.write(render(report, args.format, colour))
     reasons = failing(report, args.fail_on)

@@ -17,6 +17,8 @@ POLICY_PROPERTIES = {
     "AWS::KMS::Key": (("KeyPolicy", "resource"),),
     "AWS::SNS::TopicPolicy": (("PolicyDocument", "resource"),),
     "AWS::SQS::QueuePolicy": (("PolicyDocument", "resource"),),
+    "AWS::SNS::TopicInlinePolicy": (("PolicyDocument", "resource"),),
+    "AWS::SQS::QueueInlinePolicy": (("PolicyDocument", "resource"),),
     "AWS::S3::BucketPolicy": (("PolicyDocument", "resource"),),
     "AWS::EFS::FileSystem": (("FileSystemPolicy", "resource"),),
     "AWS::SecretsManager::ResourcePolicy": (("ResourcePolicy", "resource"),),
@@ -67,12 +69,49 @@ def _policies(lid: str, res: dict) -> list[tuple[str, Any]]:
     for item in as_list(props.get(INLINE_POLICY_LISTS.get(rtype, ""))):
         if isinstance(item, dict):
             out.append((f"{lid} (identity {ref_name(item.get('PolicyName'))})", item.get("PolicyDocument")))
+    if rtype in SYNTHETIC_POLICIES:
+        label, statements = SYNTHETIC_POLICIES[rtype]
+        out.append((f"{lid} ({label})", statements(props)))
     if rtype == "AWS::IAM::Role" and props.get("ManagedPolicyArns"):
         # An attached managed policy is shown as one pseudo-statement per policy ARN.
         out.append((f"{lid} (identity managed)", {"Statement": [
             {"Effect": "Allow", "Action": f"managed-policy:{ref_name(a)}", "Resource": "*"}
             for a in as_list(props["ManagedPolicyArns"])]}))
     return out
+
+
+# Lambda permission properties that act as a condition on the caller, and the condition key each one sets.
+LAMBDA_CONDITIONS = {"SourceArn": ("ArnLike", "AWS:SourceArn"), "SourceAccount": ("StringEquals", "AWS:SourceAccount"),
+                     "PrincipalOrgID": ("StringEquals", "aws:PrincipalOrgID"),
+                     "FunctionUrlAuthType": ("StringEquals", "lambda:FunctionUrlAuthType")}
+
+
+def _lambda_permission(props: dict) -> dict:
+    """A Lambda permission as the statement it adds to the function's resource policy."""
+    principal = props.get("Principal")
+    condition: dict = {}
+    for prop, (operator, key) in LAMBDA_CONDITIONS.items():
+        if prop in props:
+            condition.setdefault(operator, {})[key] = ref_name(props[prop])
+    statement = {"Effect": "Allow", "Action": props.get("Action"), "Resource": props.get("FunctionName"),
+                 "Principal": principal if principal == "*" else
+                 {"Service" if str(principal).endswith(".amazonaws.com") else "AWS": principal}}
+    return {"Statement": [{**statement, "Condition": condition} if condition else statement]}
+
+
+def _method_authorization(props: dict) -> dict:
+    """An API Gateway method's authorisation as a statement: who may invoke it (NONE: anyone, "*")."""
+    kind = str(props.get("AuthorizationType", "NONE"))
+    who = "*" if kind == "NONE" else f"{kind}{' ' + ref_name(props['AuthorizerId']) if 'AuthorizerId' in props else ''}"
+    condition = {"Bool": {"apigateway:ApiKeyRequired": "true"}} if props.get("ApiKeyRequired") else None
+    statement = {"Effect": "Allow", "Principal": who, "Action": "execute-api:Invoke",
+                 "Resource": f"{props.get('HttpMethod', '?')} {ref_name(props.get('ResourceId', '/'))}"}
+    return {"Statement": [{**statement, "Condition": condition} if condition else statement]}
+
+
+# Resources that grant access without a policy document: type -> (label, the statements they amount to).
+SYNTHETIC_POLICIES = {"AWS::Lambda::Permission": ("resource permission", _lambda_permission),
+                      "AWS::ApiGateway::Method": ("authorization", _method_authorization)}
 
 
 def _atoms(stack: str, template: dict) -> set[_Atom]:
@@ -116,8 +155,10 @@ def _widens(atom: _Atom, sign: str, before: set[_Atom]) -> bool:
         return atom.effect == "Deny"
     if atom.effect != "Allow":
         return False
-    return not any(o.effect == "Allow" and (o.stack, o.policy, o.principal, o.condition) ==
-                   (atom.stack, atom.policy, atom.principal, atom.condition)
+    # An old Allow covers the new one when it names the same policy, a principal that matches (AWS:* covers
+    # AWS:arn:...), no condition or the same one, and matching action and resource.
+    return not any(o.effect == "Allow" and (o.stack, o.policy) == (atom.stack, atom.policy)
+                   and _covers(o.principal, atom.principal) and o.condition in ("", atom.condition)
                    and _covers(o.action, atom.action) and _covers(o.resource, atom.resource) for o in before)
 
 

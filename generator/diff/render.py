@@ -10,7 +10,7 @@ from generator.diff.network import SgChange
 from generator.diff.report import Report, ResourceChange, StackDiff
 from generator.diff.values import MISSING, Change, compact
 
-JSON_FORMAT_VERSION = 1
+JSON_FORMAT_VERSION = 2  # 2: consequences, exports, drift, data_loss[].chain (docs/diff.md)
 MAX_VALUE = 100  # characters of a value shown in text and Markdown (JSON carries it whole)
 
 SIGNS = {"added": "+", "removed": "-", "changed": "~", "renamed": "±"}
@@ -67,11 +67,17 @@ def to_json(report: Report) -> str:
             "replaced": sum(rc.replacement == "replaced" for _, rc in report.replacements),
             "may_be_replaced": sum(rc.replacement == "may be replaced" for _, rc in report.replacements),
             "data_loss_risks": len(report.data_loss),
+            "exports_broken": len(report.exports),
+            "consequential_replacements": len(report.consequential_replacements),
+            "consequential_updates": len(report.consequences) - len(report.consequential_replacements),
             "permissions_widen": report.permissions_widen,
             "network_widens": report.network_widens,
             "verdict": report.verdict,
         },
         "data_loss": [vars(r) for r in report.data_loss],
+        "consequences": [{**vars(c), "chain": c.chain} for c in report.consequences],
+        "exports": [vars(e) for e in report.exports],
+        "drift": None if report.drift is None else [vars(d) for d in report.drift],
         "stacks": [{
             "env": sd.env, "stack": sd.file, "status": sd.status,
             "resources": [_resource_json(rc) for rc in sd.resources],
@@ -165,17 +171,57 @@ def _table(head: list[str], rows: list[list[str]], paint: Callable[[str, str], s
     return out
 
 
+def _export_lines(report: Report) -> list[str]:
+    return [f"{e.stack} output {e.output}: export {e.export} "
+            + (f"renamed to {e.new_export}" if e.action == "renamed" else "removed")
+            + " (a stack that imports it breaks; CloudFormation refuses the update while one does)"
+            for e in report.exports]
+
+
+def _drift_lines(report: Report) -> list[str]:
+    if report.drift is None:
+        return []
+    if not report.drift:
+        return ["Drift: none (every deployed resource matches its template)"]
+    reverted = sum(d.reverted for d in report.drift)
+    out = [f"Drift: {len(report.drift)} drifted propert(ies), {reverted} reverted by this deploy"]
+    for d in report.drift:
+        what = f"{d.property}: expected {short(d.expected, 60)}, actual {short(d.actual, 60)}" if d.property \
+            else d.status.lower()
+        fate = "this deploy REVERTS it" if d.reverted else "kept until the resource is next updated"
+        out.append(f"{d.stack} {d.logical_id} ({d.type}) {what} - {fate}")
+    return out
+
+
+def _consequence_lines(report: Report) -> list[tuple[str, str]]:
+    """(sign, line) for the blast radius: consequential replacements first, then updates."""
+    if not report.consequences:
+        return []
+    n = len(report.consequential_replacements)
+    out = [("h", f"Blast radius: {n} resource(s) replaced and {len(report.consequences) - n} updated "
+                 "as a consequence (new physical ids flow through Ref, GetAtt, outputs and parameters)")]
+    out += [("!" if c.effect != "updated" else "~", f"{c.stack}: {c.chain_text}") for c in report.consequences]
+    return out
+
+
 def to_text(report: Report, colour: bool = False) -> str:
     def paint(sign: str, text: str) -> str:
         return f"\033[{COLOURS[sign]}m{text}\033[0m" if colour and sign in COLOURS else text
 
     out = [paint("h", f"Review diff: {report.base} -> {report.target}"), _headline(report)]
     if report.data_loss:
-        out.append(paint("!", f"DATA-LOSS RISK: {len(report.data_loss)} stateful resource(s) replaced or removed"))
+        out.append(paint("!", f"DATA-LOSS RISK: {len(report.data_loss)} stateful resource(s) replaced, removed or interrupted"))
         for r in report.data_loss:
             kept = f" (old copy kept: {r.retained})" if r.retained else ""
             out.append(paint("!", f"  !! {r.stack} {r.logical_id} ({r.type}) {r.risk}: {r.reason}{kept}"))
+    if report.exports:
+        out.append(paint("!", f"EXPORTS BROKEN: {len(report.exports)}"))
+        out += [paint("!", f"  !! {line}") for line in _export_lines(report)]
+    drift = _drift_lines(report)
+    out += drift[:1] + [f"  {'!!' if 'REVERTS' in line else '  '} {line}" for line in drift[1:]]
     out.append(f"Security: {report.verdict}")
+    for i, (sign, line) in enumerate(_consequence_lines(report)):
+        out += ([""] if i == 0 else []) + [paint(sign, line if sign == "h" else f"  {sign} {line}")]
     env = None
     for sd in report.stacks:
         if sd.env != env:
@@ -217,7 +263,17 @@ def to_markdown(report: Report) -> str:
             kept = f" (old copy kept: {r.retained})" if r.retained else ""
             out.append(f"> - `{r.stack}` **{r.logical_id}** (`{r.type}`) {r.risk}: {r.reason}{kept}")
         out.append("")
+    if report.exports:
+        out.append(f"> [!WARNING]\n> **Exports broken**: {len(report.exports)}")
+        out += [f"> - {line}" for line in _export_lines(report)] + [""]
+    drift = _drift_lines(report)
+    if drift:
+        out += [f"**{drift[0]}**", ""] + [f"- {line}" for line in drift[1:]] + ([""] if drift[1:] else [])
     out += [f"**Security:** {report.verdict}", ""]
+    blast = _consequence_lines(report)
+    if blast:
+        out += [f"#### {blast[0][1]}", "", "```diff"]
+        out += [f"{'!' if sign == '!' else ' '} {line}" for sign, line in blast[1:]] + ["```", ""]
     unchanged = [sd.key for sd in report.stacks if sd.status == "unchanged"]
     for sd in report.stacks:
         if sd.status == "unchanged":

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from generator.aws_facts import NESTED_STACK_TYPE, RETAINING_POLICIES, STATEFUL_TYPES
 from generator.config import ENVIRONMENTS
+from generator.diff.blast import Consequence, Node, blast_radius
 from generator.diff.iam import IamChange, iam_changes
 from generator.diff.network import SgChange, sg_changes
 from generator.diff.replacement import MAY_BE_REPLACED, REPLACED, replacement_for, worst
-from generator.diff.values import MISSING, Change, diff_values, path_text
+from generator.diff.values import MISSING, Change, diff_values, path_text, ref_name
 from generator.diff.workflow import (STATE_MACHINE_TYPE, WorkflowDiff, definition_of, diff_definitions,
                                      without_definition)
 
@@ -93,6 +94,31 @@ def _pair_renames(old: dict, new: dict, removed: list[str], added: list[str]) ->
     return pairs
 
 
+# At least this share of property values equal makes a removal plus an addition a probable rename.
+PROBABLE_RENAME = 0.7
+
+
+def _leaves(v: object) -> int:
+    if isinstance(v, dict):
+        return sum(map(_leaves, v.values()))
+    return sum(map(_leaves, v)) if isinstance(v, list) else 1
+
+
+def _value_similarity(a: dict, b: dict) -> float:
+    """The share of property leaf values (a tag value, one list item ...) that are equal on both sides."""
+    pa, pb = a.get("Properties") or {}, b.get("Properties") or {}
+    total = max(_leaves(pa), _leaves(pb), 1)
+    return max(0.0, 1 - len(diff_values(pa, pb)) / total)
+
+
+def _rename_note(old: dict, new: dict) -> str:
+    similarity = _value_similarity(old, new)
+    if similarity < PROBABLE_RENAME:
+        return ""
+    return (f": probable rename ({similarity:.0%} of property values equal); CloudFormation replaces it, "
+            "a stack refactor (aws cloudformation create-stack-refactor) moves it to the new logical ID and keeps it")
+
+
 def diff_resources(old: dict, new: dict) -> list[ResourceChange]:
     out = []
     removed = sorted(old.keys() - new.keys())
@@ -101,7 +127,7 @@ def diff_resources(old: dict, new: dict) -> list[ResourceChange]:
     for r, a in renames:
         changes, workflow = _resource_changes(new[a].get("Type", "?"), old[r], new[a])
         out.append(ResourceChange(a, new[a].get("Type", "?"), "renamed", REPLACED,
-                                  f"logical ID changed from {r}", r, changes, workflow))
+                                  f"logical ID changed from {r}{_rename_note(old[r], new[a])}", r, changes, workflow))
     paired = {x for pair in renames for x in pair}
     out += [ResourceChange(r, old[r].get("Type", "?"), "removed") for r in removed if r not in paired]
     out += [ResourceChange(a, new[a].get("Type", "?"), "added") for a in added if a not in paired]
@@ -159,6 +185,7 @@ class DataLossRisk:
     risk: str  # replaced, may be replaced, removed
     reason: str
     retained: str  # the policy that keeps the old copy (Retain/Snapshot), or ""
+    chain: list[str] = field(default_factory=list)  # for a consequence: how the change reaches it
 
 
 def _kept(resource: dict, attr: str) -> str:
@@ -199,6 +226,38 @@ def _template_file(stack_resource: dict) -> str:
     return url.rsplit("/", 1)[-1] if isinstance(url, str) else "?"
 
 
+# ---------------------------------------------------------------- exports
+
+@dataclass
+class ExportChange:
+    """An exported Output removed or exported under another name: a stack importing it breaks (and
+    CloudFormation refuses the update while one does)."""
+    stack: str  # <env>/<file>
+    output: str
+    export: str  # the old export name
+    action: str  # removed (the output or its Export), renamed
+    new_export: str = ""
+
+
+def _export_names(template: dict) -> dict[str, str]:
+    """Output name -> export name (intrinsics in short form) for every exported output."""
+    return {name: ref_name(o["Export"]["Name"]) for name, o in (template.get("Outputs") or {}).items()
+            if isinstance(o, dict) and isinstance(o.get("Export"), dict) and "Name" in o["Export"]}
+
+
+def export_changes(old: dict[str, dict], new: dict[str, dict]) -> list[ExportChange]:
+    out = []
+    for key in old:
+        before, after = _export_names(old[key]), _export_names(new.get(key) or {})
+        still = set(after.values())
+        for output, name in sorted(before.items()):
+            if name in still:
+                continue  # exported again (maybe by another output): importers keep working
+            action = "renamed" if output in after else "removed"
+            out.append(ExportChange(key, output, name, action, after.get(output, "")))
+    return out
+
+
 # ---------------------------------------------------------------- the report
 
 @dataclass
@@ -209,6 +268,9 @@ class Report:
     network: list[SgChange]
     base: str = ""
     target: str = ""
+    consequences: list[Consequence] = field(default_factory=list)
+    exports: list[ExportChange] = field(default_factory=list)
+    drift: list | None = None  # list[drift.Drift] with --drift, else None (not checked)
 
     @property
     def has_changes(self) -> bool:
@@ -217,6 +279,10 @@ class Report:
     @property
     def replacements(self) -> list[tuple[str, ResourceChange]]:
         return [(sd.key, rc) for sd in self.stacks for rc in sd.resources if rc.replacement]
+
+    @property
+    def consequential_replacements(self) -> list[Consequence]:
+        return [c for c in self.consequences if c.effect != "updated"]
 
     @property
     def permissions_widen(self) -> bool:
@@ -246,4 +312,34 @@ def diff_templates(old: dict[str, dict], new: dict[str, dict], base: str = "", t
         return known.index(env) if env in known else len(known), env, file != "main.json", file
     stacks = [diff_stack(*key.split("/", 1), old.get(key), new.get(key)) for key in
               sorted(old.keys() | new.keys(), key=order)]
-    return Report(stacks, data_loss_risks(stacks, old), iam_changes(old, new), sg_changes(old, new), base, target)
+    consequences = blast_radius(new, _seeds(stacks))
+    risks = data_loss_risks(stacks, old) + consequence_risks(consequences, old)
+    return Report(stacks, risks, iam_changes(old, new), sg_changes(old, new), base, target, consequences,
+                  export_changes(old, new))
+
+
+def _seeds(stacks: list[StackDiff]) -> dict[Node, tuple[str, str]]:
+    """The directly replaced resources (not nested stacks: their children are compared on their own), each
+    with what replaces it: the create-only properties, the logical ID or the type."""
+    out = {}
+    for sd in stacks:
+        for rc in sd.resources:
+            if rc.replacement and rc.action in ("changed", "renamed") and rc.type != NESTED_STACK_TYPE:
+                paths = sorted({c.path.removeprefix("Properties.") for c in rc.changes
+                                if c.replacement == rc.replacement})
+                why = f"logical ID (was {rc.old_logical_id})" if rc.action == "renamed" else ", ".join(paths)
+                out[("resource", sd.key, rc.logical_id)] = (rc.replacement, why or rc.reason)
+    return out
+
+
+def consequence_risks(consequences: list[Consequence], old: dict[str, dict]) -> list[DataLossRisk]:
+    """Every stateful resource a replacement reaches: replaced (data loss) or updated (interruption)."""
+    out = []
+    for c in consequences:
+        if c.type not in STATEFUL_TYPES:
+            continue
+        before = ((old.get(c.stack) or {}).get("Resources") or {}).get(c.logical_id, {})
+        risk = c.effect if c.effect != "updated" else "updated (interruption)"
+        kept = _kept(before, "UpdateReplacePolicy") if c.effect != "updated" else ""
+        out.append(DataLossRisk(c.stack, c.logical_id, c.type, risk, f"consequence: {c.chain_text}", kept, c.chain))
+    return out
