@@ -40,6 +40,8 @@ MAX_RETENTION_DAYS = 35
 # Matched with fullmatch: `$` alone would accept a value ending in a newline.
 DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
+# An AWS region name (ap-northeast-1, us-gov-west-1); deploy.sh checks the same shape.
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -92,8 +94,8 @@ class EnvConfig:
                f"1-{MAX_API_RATE_LIMIT} requests per second")
         _check(self.api_rate_limit <= self.api_burst_limit <= MAX_API_BURST_LIMIT, self.name, "api_burst_limit",
                self.api_burst_limit, f"api_rate_limit ({self.api_rate_limit}) to {MAX_API_BURST_LIMIT} requests")
-        _check(bool(self.region.replace("-", "").isalnum()) and self.region.count("-") >= 2,
-               self.name, "region", self.region, "an AWS region name such as ap-northeast-1")
+        _check(bool(REGION_NAME.fullmatch(self.region)), self.name, "region", self.region,
+               "an AWS region name such as ap-northeast-1")
         _check(bool(DB_INSTANCE_CLASS.fullmatch(self.db_instance_class)), self.name, "db_instance_class",
                self.db_instance_class, "an RDS instance class such as db.t4g.micro")
         low, high = DB_STORAGE_GIB

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from test_cli import tree_digest
 
@@ -80,6 +79,60 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_output_untouched(generat
         config_file.write_text(overrides if isinstance(overrides, str) else json.dumps(overrides))
         args = [*args, "--config", str(config_file)]
     assert_refused(run("--out", str(out), *args), names, out, before)
+
+
+# The review diff's bad input: (case, arguments, what the one line names). In-process, through the same
+# entry point as `python -m generator diff`, with git and AWS (moto) as they are or made to fail.
+DIFF_BAD_INPUT = [
+    ("an invalid --region with --env", ["--stack", "video-pipeline-dev", "--env", "dev", "--region", "moon-1"],
+     ["invalid --region 'moon-1'", "ap-northeast-1"]),
+    ("a --region with a trailing newline", ["--stack", "s", "--region", "ap-northeast-1\n"], ["invalid --region"]),
+    ("another environment's stack", ["--stack", "video-pipeline-dev", "--env", "prod"],
+     ["belongs to environment dev, not prod", "--stack-env-override dev:prod"]),
+    ("an override that does not name the stack's environment",
+     ["--stack", "video-pipeline-dev", "--env", "prod", "--stack-env-override", "staging:prod"],
+     ["belongs to environment dev, not prod"]),
+    ("--base outside a git repository", ["--base", "HEAD", "--env", "dev"],
+     ["is not in a git repository", "--stack NAME"]),
+    ("an unknown revision", ["--base", "no-such-branch", "--env", "dev"], ["unknown git revision 'no-such-branch'"]),
+]
+
+
+@pytest.fixture()
+def deployed_dev_stack(monkeypatch):
+    """moto holding a parent stack tagged as dev, as deploy.sh tags the stacks it creates."""
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "ap-northeast-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        boto3.client("cloudformation", region_name="ap-northeast-1").create_stack(
+            StackName="video-pipeline-dev", Tags=[{"Key": "Environment", "Value": "dev"}],
+            TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+        yield
+
+
+@pytest.mark.parametrize("case, args, names", DIFF_BAD_INPUT, ids=[c[0] for c in DIFF_BAD_INPUT])
+def test_diff_bad_input_exits_2_with_one_line(deployed_dev_stack, tmp_path, monkeypatch, capsys, case, args, names):
+    from generator.__main__ import main
+    from generator.diff import cli as diff_cli
+
+    if "outside" in case:
+        monkeypatch.setattr(diff_cli, "REPO", tmp_path)  # an empty directory: no repository above it
+        monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert main(["diff", *args]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert all(name in lines[0] for name in names), lines[0]
+
+
+def test_diff_compares_another_environments_stack_when_the_override_names_both(deployed_dev_stack, capsys):
+    from generator.__main__ import main
+
+    code = main(["diff", "--stack", "video-pipeline-dev", "--env", "prod", "--stack-env-override", "dev:prod"])
+    assert code == 0, capsys.readouterr().err
 
 
 # Run the real CLI with one CloudFormation limit lowered, so that a real template exceeds it.

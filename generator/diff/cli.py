@@ -43,6 +43,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="instead, the templates deployed under this parent stack and its nested stacks (boto3)")
     p.add_argument("--region", metavar="R",
                    help="region of --stack (default: the environment's configured region)")
+    p.add_argument("--stack-env-override", metavar="STACK_ENV:ENV",
+                   help="compare --env ENV with a stack of another environment STACK_ENV (refused otherwise)")
     p.add_argument("--drift", action="store_true",
                    help="with --stack: run drift detection on the parent and every nested stack and report the "
                         "drifted properties (expected, actual) and whether this deploy reverts them")
@@ -56,7 +58,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="exit 3 when the diff holds a replacement (including 'may be replaced' and consequential "
                         "ones), a stateful resource replaced or removed (stateful), any security change (IAM "
                         "statement or security-group rule), or any change at all; repeatable")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.region is not None and not config.REGION_NAME.fullmatch(args.region):
+        raise errors.InputError(f"invalid --region {config.shown(args.region)}; accepted: an AWS region name such "
+                                "as ap-northeast-1")
+    return args
 
 
 # ---------------------------------------------------------------- loading
@@ -91,6 +97,8 @@ def _parse(text: str | bytes, where: str) -> dict:
 def load_git(rev: str, envs: list[str], repo: Path | None = None) -> dict[str, dict]:
     """`<env>/<file>` -> template for every templates/<env>/*.json committed at `rev` (default repo: REPO)."""
     repo = repo or REPO  # read at call time, so tests can point REPO at a scratch repository
+    _git(repo, "rev-parse", "--git-dir", failure=f"{repo} is not in a git repository: --base needs the committed "
+                                                 "templates/; run from a clone, or compare with --stack NAME")
     sha = _git_text(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
                     failure=f"unknown git revision {rev!r} (try a branch, tag or commit such as HEAD or main)").strip()
     paths = [p for p in _git_text(repo, "ls-tree", "-r", "--name-only", sha, "--",
@@ -201,11 +209,7 @@ def stack_environment(name: str, region: str) -> str | None:
 
     with _reading_stack(name, region):
         stack = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"][0]
-    tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-    if tags.get("Environment") in config.ENVIRONMENTS:
-        return tags["Environment"]
-    desc = stack.get("Description", "")
-    return next((e for e in config.ENVIRONMENTS if desc.endswith(f"({e})")), None)
+    return config.environment_of_stack(stack)
 
 
 # ---------------------------------------------------------------- main
@@ -247,6 +251,8 @@ def load_sides(args: argparse.Namespace, ids: dict[str, str] | None = None
             envs = [found]
         elif len(envs) > 1:
             raise errors.InputError("--stack compares one environment; pass a single --env")
+        else:
+            check_stack_environment(args, envs[0])
         region = args.region or config.get(envs[0]).region
         new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
         old = load_stack(args.stack, region, envs[0], _parent_files(new, envs[0]), ids)
@@ -255,6 +261,15 @@ def load_sides(args: argparse.Namespace, ids: dict[str, str] | None = None
     new = load_dir(REPO / TEMPLATES, envs) if args.worktree else generate(envs)
     old = load_git(args.base, envs)
     return old, new, f"{args.base} ({_git_text(REPO, 'rev-parse', '--short', args.base + '^{commit}').strip()})"
+
+
+def check_stack_environment(args: argparse.Namespace, env: str) -> None:
+    """--env dev against the prod stack compares the wrong things: refused unless an override names both."""
+    found = stack_environment(args.stack, args.region or config.get(env).region)
+    if found is None or found == env or args.stack_env_override == f"{found}:{env}":
+        return
+    raise errors.InputError(f"stack {args.stack} belongs to environment {found}, not {env}: check --stack and --env, "
+                            f"or pass --stack-env-override {found}:{env} to compare them anyway")
 
 
 def add_drift(report: Report, region: str, stack: str, ids: dict[str, str]) -> None:
