@@ -8,7 +8,7 @@ module is cheap and needs neither boto3 nor cfn-lint: the schemas are read on fi
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 from generator.config import DEFAULT_REGION
 
@@ -64,13 +64,13 @@ def _schemas():
     return resources.files("cfnlint.data.schemas")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _provider_index(region: str) -> dict[str, str]:
     """Resource type -> schema file digest, for one region (cfn-lint's providers/<region>.json)."""
     return json.loads((_schemas() / "providers" / f"{region}.json").read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def resource_schema(resource_type: str) -> dict | None:
     """The CloudFormation resource schema of a type, or None for a type cfn-lint does not know."""
     digest = next((d for d in (_provider_index(r).get(resource_type) for r in SCHEMA_REGIONS) if d), None)
@@ -79,7 +79,7 @@ def resource_schema(resource_type: str) -> dict | None:
     return json.loads((_schemas() / "resources" / f"{digest}.json").read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def create_only(resource_type: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
     """(create-only, conditionally create-only) property pointers of a type, as segment tuples."""
     schema = resource_schema(resource_type)

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from generator.errors import ConfigError
 
@@ -194,7 +195,7 @@ def environments_table() -> str:
     return "".join(f"{cfg.name}\t{cfg.region}\n" for cfg in ENVIRONMENTS.values())
 
 
-def override(cfg: EnvConfig, **changes: object) -> EnvConfig:
+def override(cfg: EnvConfig, **changes: Any) -> EnvConfig:
     """A validated copy with some fields changed (tests and what-if generation)."""
     known = {f.name for f in fields(EnvConfig)}
     unknown = sorted(set(changes) - known)

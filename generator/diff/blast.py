@@ -10,6 +10,7 @@ fixed point; every consequence keeps the chain that leads to it.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Consequence:
     property: str  # the referencing property, from Properties
     chain: list[str] = field(default_factory=list)  # this resource first, back to the direct change
 
-    @property
+    @builtins.property  # `property` is a field of this class
     def chain_text(self) -> str:
         return " <- ".join(self.chain)
 

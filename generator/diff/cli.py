@@ -131,6 +131,8 @@ def _body(template_body: object, where: str) -> dict:
     """A deployed template: boto3 hands JSON over already parsed, YAML as text."""
     if isinstance(template_body, dict):
         return template_body
+    if not isinstance(template_body, (str, bytes)):
+        raise errors.TemplateError(f"{where}: not a CloudFormation template ({type(template_body).__name__})")
     try:
         return json.loads(template_body)
     except ValueError:

@@ -10,7 +10,7 @@ from typing import Any
 from generator.diff.values import as_list, compact, is_intrinsic, ref_name
 
 # Where policy documents live: type -> ((property, kind), ...); kind is identity, trust or resource.
-POLICY_PROPERTIES = {
+POLICY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
     "AWS::IAM::Role": (("AssumeRolePolicyDocument", "trust"),),
     "AWS::IAM::Policy": (("PolicyDocument", "identity"),),
     "AWS::IAM::ManagedPolicy": (("PolicyDocument", "identity"),),
@@ -63,7 +63,7 @@ def _statements(doc: Any) -> list[dict]:
 
 def _policies(lid: str, res: dict) -> list[tuple[str, Any]]:
     """(label, policy document) for every policy a resource carries."""
-    rtype, props = res.get("Type"), res.get("Properties") or {}
+    rtype, props = str(res.get("Type", "")), res.get("Properties") or {}
     out = [(f"{lid} ({kind} {prop})", props[prop])
            for prop, kind in POLICY_PROPERTIES.get(rtype, ()) if prop in props]
     for item in as_list(props.get(INLINE_POLICY_LISTS.get(rtype, ""))):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from generator.diff.values import MISSING, as_list, ref_name
 
+
 @dataclass(frozen=True)
 class SgRule:
     stack: str

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from generator.diff.iam import IamChange
 from generator.diff.network import SgChange
@@ -164,10 +165,10 @@ def _stack_lines(sd: StackDiff) -> list[tuple[int, str, str]]:
 
 def _table(head: list[str], rows: list[list[str]], paint: Callable[[str, str], str]) -> list[str]:
     rows = [[short(cell, 70) for cell in r] for r in rows]
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     for r in rows:
-        out.append(paint(r[0], "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()))
+        out.append(paint(r[0], "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()))
     return out
 
 
@@ -210,7 +211,8 @@ def to_text(report: Report, colour: bool = False) -> str:
 
     out = [paint("h", f"Review diff: {report.base} -> {report.target}"), _headline(report)]
     if report.data_loss:
-        out.append(paint("!", f"DATA-LOSS RISK: {len(report.data_loss)} stateful resource(s) replaced, removed or interrupted"))
+        out.append(paint("!", f"DATA-LOSS RISK: {len(report.data_loss)} stateful resource(s) replaced, removed "
+                              "or interrupted"))
         for r in report.data_loss:
             kept = f" (old copy kept: {r.retained})" if r.retained else ""
             out.append(paint("!", f"  !! {r.stack} {r.logical_id} ({r.type}) {r.risk}: {r.reason}{kept}"))
@@ -287,11 +289,11 @@ def to_markdown(report: Report) -> str:
     if unchanged:
         out += [f"Unchanged: {', '.join(f'`{k}`' for k in unchanged)}", ""]
     if report.iam:
-        out += [f"#### IAM statement changes ({len(report.iam)})", ""] + _md_table(IAM_HEAD, _iam_rows(report.iam))
+        out += [f"#### IAM statement changes ({len(report.iam)})", "", *_md_table(IAM_HEAD, _iam_rows(report.iam))]
         out.append("")
     if report.network:
         out += [f"#### Security-group rule changes ({len(report.network)})", ""]
-        out += _md_table(SG_HEAD, _sg_rows(report.network)) + [""]
+        out += [*_md_table(SG_HEAD, _sg_rows(report.network)), ""]
     return "\n".join(out)
 
 

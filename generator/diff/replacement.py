@@ -9,7 +9,7 @@ REPLACED, MAY_BE_REPLACED = "replaced", "may be replaced"
 
 def _matches(pointer: tuple[str, ...], path: tuple) -> bool:
     """A change at `path` (below Properties) touches `pointer` when one is a prefix of the other."""
-    for p, seg in zip(pointer, path):
+    for p, seg in zip(pointer, path, strict=False):  # a prefix of either matches
         if p == "*" and isinstance(seg, (int, tuple)):
             continue
         if p != seg:

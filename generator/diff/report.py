@@ -10,10 +10,15 @@ from generator.config import ENVIRONMENTS
 from generator.diff.blast import Consequence, Node, blast_radius
 from generator.diff.iam import IamChange, iam_changes
 from generator.diff.network import SgChange, sg_changes
-from generator.diff.replacement import MAY_BE_REPLACED, REPLACED, replacement_for, worst
+from generator.diff.replacement import REPLACED, replacement_for, worst
 from generator.diff.values import MISSING, Change, diff_values, path_text, ref_name
-from generator.diff.workflow import (STATE_MACHINE_TYPE, WorkflowDiff, definition_of, diff_definitions,
-                                     without_definition)
+from generator.diff.workflow import (
+    STATE_MACHINE_TYPE,
+    WorkflowDiff,
+    definition_of,
+    diff_definitions,
+    without_definition,
+)
 
 # Resource attributes compared besides Properties (Type is handled on its own).
 ATTRIBUTES = ("Condition", "CreationPolicy", "DeletionPolicy", "DependsOn", "Metadata", "UpdatePolicy",
@@ -64,10 +69,10 @@ def _resource_changes(rtype: str, old: dict, new: dict) -> tuple[list[Change], W
             # Compared state by state; only what surrounds the definition (Fn::Sub variables) stays a property.
             workflow = diff_definitions(old_def, new_def) or None
             old_props, new_props = without_definition(old_props), without_definition(new_props)
-    changes = [Change(path_text(("Properties",) + p), a, b, replacement_for(rtype, p))
+    changes = [Change(path_text(("Properties", *p)), a, b, replacement_for(rtype, p))
                for p, a, b in diff_values(old_props, new_props)]
     for attr in ATTRIBUTES:
-        changes += [Change(path_text((attr,) + p), a, b)
+        changes += [Change(path_text((attr, *p)), a, b)
                     for p, a, b in diff_values(old.get(attr, MISSING), new.get(attr, MISSING))]
     return changes, workflow
 
@@ -85,7 +90,7 @@ def _pair_renames(old: dict, new: dict, removed: list[str], added: list[str]) ->
         rs = [r for r in removed if old[r].get("Type") == rtype]
         ads = [a for a in added if new[a].get("Type") == rtype]
         lone = len(rs) == 1 and len(ads) == 1
-        scored = sorted(((-_similarity(old[r], new[a]), r, a) for r in rs for a in ads))
+        scored = sorted((-_similarity(old[r], new[a]), r, a) for r in rs for a in ads)
         used: set[str] = set()
         for score, r, a in scored:
             if r not in used and a not in used and (lone or -score >= 0.5):
@@ -170,8 +175,9 @@ def diff_stack(env: str, file: str, old: dict | None, new: dict | None) -> Stack
     sd.parameters = _diff_entries(old.get("Parameters") or {}, new.get("Parameters") or {})
     sd.outputs = _diff_entries(old.get("Outputs") or {}, new.get("Outputs") or {})
     if status == "changed":  # an added or removed stack needs no line for its Description
-        rest = ({k: v for k, v in t.items() if k not in ("Resources", "Parameters", "Outputs")} for t in (old, new))
-        sd.template = [Change(path_text(p), a, b) for p, a, b in diff_values(*rest)]
+        old_rest, new_rest = ({k: v for k, v in t.items() if k not in ("Resources", "Parameters", "Outputs")}
+                              for t in (old, new))
+        sd.template = [Change(path_text(p), a, b) for p, a, b in diff_values(old_rest, new_rest)]
     return sd
 
 
@@ -303,6 +309,11 @@ class Report:
         return "permissions and network reach do not widen (changes only remove or narrow access)"
 
 
+def _env_and_file(key: str) -> tuple[str, str]:
+    env, _, file = key.partition("/")
+    return env, file
+
+
 def diff_templates(old: dict[str, dict], new: dict[str, dict], base: str = "", target: str = "") -> Report:
     """Compare two `{"<env>/<file>": template}` maps, every stack (parent and children) on its own."""
     def order(key: str) -> tuple:
@@ -310,7 +321,7 @@ def diff_templates(old: dict[str, dict], new: dict[str, dict], base: str = "", t
         known = list(ENVIRONMENTS)
         # Environments in configuration order, the parent first within each.
         return known.index(env) if env in known else len(known), env, file != "main.json", file
-    stacks = [diff_stack(*key.split("/", 1), old.get(key), new.get(key)) for key in
+    stacks = [diff_stack(*_env_and_file(key), old.get(key), new.get(key)) for key in
               sorted(old.keys() | new.keys(), key=order)]
     consequences = blast_radius(new, _seeds(stacks))
     risks = data_loss_risks(stacks, old) + consequence_risks(consequences, old)

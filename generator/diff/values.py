@@ -54,7 +54,7 @@ def diff_values(old: Any, new: Any, path: tuple = ()) -> list[tuple[tuple, Any, 
             (is_intrinsic(old) or is_intrinsic(new)) and old.keys() != new.keys()):
         out = []
         for k in sorted(old.keys() | new.keys()):
-            out += diff_values(old.get(k, MISSING), new.get(k, MISSING), path + (k,))
+            out += diff_values(old.get(k, MISSING), new.get(k, MISSING), (*path, k))
         return out
     if isinstance(old, list) and isinstance(new, list):
         key = _identity_key(old, new)
@@ -62,12 +62,12 @@ def diff_values(old: Any, new: Any, path: tuple = ()) -> list[tuple[tuple, Any, 
             olds, news = {i[key]: i for i in old}, {i[key]: i for i in new}
             out = []
             for name in [i[key] for i in old] + [i[key] for i in new if i[key] not in olds]:
-                out += diff_values(olds.get(name, MISSING), news.get(name, MISSING), path + ((key, name),))
+                out += diff_values(olds.get(name, MISSING), news.get(name, MISSING), (*path, (key, name)))
             return out
         if len(old) == len(new):
             out = []
-            for i, (a, b) in enumerate(zip(old, new)):
-                out += diff_values(a, b, path + (i,))
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                out += diff_values(a, b, (*path, i))
             return out
     return [(path, old, new)]
 
