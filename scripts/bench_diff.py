@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator import config  # noqa: E402
-from generator.diff import diff_templates, render  # noqa: E402
-from generator.diff import cli as diff_cli  # noqa: E402
-from generator.render import render_environment  # noqa: E402
+from generator import config
+from generator.diff import cli as diff_cli
+from generator.diff import diff_templates, render
+from generator.render import render_environment
 
 
 def moved_vpcs() -> dict[str, dict]:
@@ -71,7 +71,7 @@ def main() -> None:
     # What a user waits for: a fresh interpreter running the command (imports included).
     cmd = [sys.executable, "-m", "generator", "diff", "--base", args.base, "--format", "json"]
     _, t_cli = timed(subprocess.run, cmd, capture_output=True, cwd=Path(__file__).resolve().parent.parent)
-    print(f"  {' '.join(['python'] + cmd[1:])}: {t_cli * 1000:.1f} ms")
+    print(f"  {' '.join(['python', *cmd[1:]])}: {t_cli * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

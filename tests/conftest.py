@@ -102,7 +102,8 @@ def resolve(templates: dict, env: str, tier: str, value) -> tuple[str, str] | No
         return None  # a deploy-time parameter of the parent
     producer_stack, output = wiring["Fn::GetAtt"]
     producer = templates[env]["main"]["Resources"][producer_stack]["Properties"]["TemplateURL"].removesuffix(".json")
-    return resolve(templates, env, producer, templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"])
+    value = templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"]
+    return resolve(templates, env, producer, value)
 
 
 def sources(templates: dict, env: str, tier: str, value) -> set[tuple[str, str]]:

@@ -23,8 +23,9 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from conftest import one_resource
 from deploytools.moto_layer.stepfunctions import moto_patches, substitute
+
+from conftest import one_resource
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

@@ -18,7 +18,7 @@ from generator.diff import diff_templates
 STATEFUL = sorted(aws_facts.STATEFUL_TYPES)
 
 
-@pytest.mark.parametrize("rtype", STATEFUL + [aws_facts.NESTED_STACK_TYPE])
+@pytest.mark.parametrize("rtype", [*STATEFUL, aws_facts.NESTED_STACK_TYPE])
 def test_every_type_exists_in_the_pipeline_region(rtype):
     assert PROVIDER_SCHEMA_MANAGER.get_resource_schema(DEFAULT_REGION, rtype).schema["typeName"] == rtype
     assert aws_facts.resource_schema(rtype)["typeName"] == rtype

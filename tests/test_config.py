@@ -74,7 +74,7 @@ def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, fi
 
 
 def test_unknown_setting_is_rejected():
-    with pytest.raises(ConfigError, match="unknown setting.*nat_per_region"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*nat_per_region"):
         config.override(config.get("dev"), nat_per_region=True)
 
 

@@ -102,13 +102,15 @@ def test_root_cause_falls_back_to_echoes():
 def test_terminal_statuses():
     for s in ("CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_COMPLETE"):
         assert cfn.TERMINAL.match(s)
-    for s in ("CREATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"):
+    for s in ("CREATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+              "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"):
         assert not cfn.TERMINAL.match(s)
 
 
 def test_parse_template_json_dict_and_packaged_yaml():
     assert cfn.parse_template({"Resources": {}}) == {"Resources": {}}
-    body = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    DeletionPolicy: Retain\n    Properties:\n      QueueName: !Ref N\n"
+    body = ("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    DeletionPolicy: Retain\n    Properties:\n"
+            "      QueueName: !Ref N\n")
     parsed = cfn.parse_template(body)
     assert parsed["Resources"]["Q"]["DeletionPolicy"] == "Retain"
     assert parsed["Resources"]["Q"]["Properties"]["QueueName"] == {"Ref": "N"}

@@ -67,7 +67,7 @@ def test_no_change_reports_every_stack_unchanged_in_one_line(old, new):
 
 
 def test_stacks_are_listed_parent_first(old, new):
-    assert [sd.file for sd in diff_templates(old, new).stacks][0] == "main.json"
+    assert next(sd.file for sd in diff_templates(old, new).stacks) == "main.json"
 
 
 # ---------------------------------------------------------------- replacement
@@ -191,7 +191,7 @@ def test_trust_policy_and_resource_policy_changes_are_tabled(old, new):
 
 def test_statements_differing_only_in_principal_come_out_in_a_fixed_order(old, new):
     notification = f"{ENV}/notification.json"
-    _, key_id, key = find({notification: new[notification]}, "AWS::KMS::Key")
+    _, _key_id, key = find({notification: new[notification]}, "AWS::KMS::Key")
     for service in ("z.amazonaws.com", "a.amazonaws.com", "m.amazonaws.com"):
         key["Properties"]["KeyPolicy"]["Statement"].append(
             {"Effect": "Allow", "Principal": {"Service": service}, "Action": "kms:Decrypt", "Resource": "*"})
@@ -313,7 +313,8 @@ def test_json_output_has_the_documented_shape(old, new):
     key, lid, db = find(new, "AWS::RDS::DBInstance")
     db["Properties"]["DBName"] = "renamed"
     body = json.loads(render(diff_templates(old, new, "HEAD", "generated now"), "json"))
-    assert set(body) == {"version", "base", "target", "summary", "data_loss", "consequences", "exports", "drift", "stacks", "security"}
+    assert set(body) == {"version", "base", "target", "summary", "data_loss", "consequences", "exports", "drift",
+                         "stacks", "security"}
     assert body["version"] == 2
     assert body["summary"]["replaced"] == 1 and body["summary"]["has_changes"] is True
     res = next(r for s in body["stacks"] if f"{s['env']}/{s['stack']}" == key for r in s["resources"])

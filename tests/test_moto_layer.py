@@ -50,9 +50,8 @@ def test_both_halves_of_the_layer_refuse_another_moto(monkeypatch):
     monkeypatch.setattr(cloudformation, "_applied", False)
     with pytest.raises(MotoVersionError):
         cloudformation.apply_all()
-    with pytest.raises(MotoVersionError):
-        with moto_patches():
-            pass
+    with pytest.raises(MotoVersionError), moto_patches():
+        pass
 
 
 def test_moto_stays_a_dev_only_dependency():

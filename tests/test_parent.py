@@ -25,7 +25,7 @@ def test_the_parent_deploys_every_tier_template_once_tagged_with_project_and_env
     stacks = nested_stacks(templates, env)
     assert sorted(stacks) == sorted(tier for tier in templates[env] if tier != "main")
     assert len(resources) == len(stacks), "the parent holds nothing but the nested stacks"
-    for tier, title in stacks.items():
+    for title in stacks.values():
         assert re.fullmatch(r"[A-Z][A-Za-z0-9]*Stack", title), "a stable PascalCase title, no environment in it"
         tags = {t["Key"]: t["Value"] for t in resources[title]["Properties"]["Tags"]}
         assert tags["Project"] == "video-processing" and tags["Environment"] == env
@@ -83,7 +83,7 @@ def test_a_parameter_without_producer_is_a_wiring_error():
 
     orphan = Template()
     orphan.add_parameter(Parameter("NobodyMakesThis", Type="String"))
-    with pytest.raises(parent.WiringError, match="NobodyMakesThis.*found: none"):
+    with pytest.raises(parent.WiringError, match=r"NobodyMakesThis.*found: none"):
         parent.build(config.get("dev"), {"orphan": orphan})
 
 

@@ -1,4 +1,5 @@
-"""checkov skips: only in resource Metadata, each with a one-line reason, listed in the README as the script prints them."""
+"""checkov skips: only in resource Metadata, each with a one-line reason, listed in the README as the script
+prints them."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_checkov_skip_keeps_other_metadata_and_sorts_by_check():
     metadata = blocks.checkov_skip(("CKV_AWS_9", "b"), ("CKV_AWS_10", "a"),
                                    metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}})
     assert metadata == {"cfn-lint": {"config": {"ignore_checks": ["W3002"]}},
-                        "checkov": {"skip": [{"id": "CKV_AWS_10", "comment": "a"}, {"id": "CKV_AWS_9", "comment": "b"}]}}
+                        "checkov": {"skip": [{"id": "CKV_AWS_10", "comment": "a"},
+                                             {"id": "CKV_AWS_9", "comment": "b"}]}}
     assert blocks.checkov_skip(("CKV_AWS_1", "c"), metadata=metadata)["checkov"]["skip"][0]["id"] == "CKV_AWS_1"
 
 
