@@ -376,8 +376,9 @@ def runbook_markdown() -> str:
             "| recover |", "|---|---|---|---|---|---|---|"]
     for spec in ALARMS:
         name = spec.what.replace("cache", "cache-node-NNN", 1) if spec.per_cache_node else spec.what
-        fires = (f"{spec.statistic} {_threshold_text(spec)} in {spec.periods} of {spec.periods} "
-                 f"{PERIOD // 60}-minute periods")
+        span = "a" if spec.periods == 1 else f"{spec.periods} consecutive"
+        fires = f"{spec.statistic} {_threshold_text(spec)} in {span} {PERIOD // 60}-minute period" + (
+            "s" if spec.periods > 1 else "")
         rows.append(f"| `{name}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | `{spec.missing}`: "
                     f"{MISSING[spec.missing]} | {spec.means} | {spec.check} | {spec.recover} |")
     return "\n".join(rows) + "\n"
