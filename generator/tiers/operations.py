@@ -261,7 +261,7 @@ def build(cfg: EnvConfig) -> Template:
         alarms.append(t.add_resource(Alarm(
             title,
             AlarmName=names.alarm(cfg.name, what),
-            AlarmDescription=f"{spec.means} ({cfg.name}). Runbook: README, Operations, {spec.title}",
+            AlarmDescription=f"{spec.means} ({cfg.name}). Runbook: README.md, Operations, {runbook_key(spec)}",
             Namespace=spec.namespace,
             MetricName=spec.metric,
             Dimensions=[MetricDimension(Name=name, Value=value) for name, value in dims.items()],
@@ -371,14 +371,18 @@ def _threshold_text(spec: AlarmSpec) -> str:
     return f"{op} {spec.threshold:g}" + (" ms" if spec.metric == "Latency" else "")
 
 
+def runbook_key(spec: AlarmSpec) -> str:
+    """The alarm's row in the runbook: its name without the `<project>-<env>-` prefix (cache nodes as NNN)."""
+    return spec.what.replace("cache", "cache-node-NNN", 1) if spec.per_cache_node else spec.what
+
+
 def runbook_markdown() -> str:
     rows = ["| alarm (`<project>-<env>-…`) | metric | fires when | missing data | what it means | first check "
             "| recover |", "|---|---|---|---|---|---|---|"]
     for spec in ALARMS:
-        name = spec.what.replace("cache", "cache-node-NNN", 1) if spec.per_cache_node else spec.what
         span = "a" if spec.periods == 1 else f"{spec.periods} consecutive"
         fires = f"{spec.statistic} {_threshold_text(spec)} in {span} {PERIOD // 60}-minute period" + (
             "s" if spec.periods > 1 else "")
-        rows.append(f"| `{name}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | `{spec.missing}`: "
+        rows.append(f"| `{runbook_key(spec)}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | `{spec.missing}`: "
                     f"{MISSING[spec.missing]} | {spec.means} | {spec.check} | {spec.recover} |")
     return "\n".join(rows) + "\n"
