@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 from awacs import kms as kms_actions
-from awacs.aws import Action, Allow, ArnEquals, Condition, Deny, PolicyDocument, Principal, Statement
+from awacs import sns as sns_actions
+from awacs.aws import Action, Allow, ArnEquals, ArnLike, Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.aws import StringEquals
 from awacs.aws import Bool as BoolCondition
 from awacs.sts import AssumeRole
@@ -133,6 +134,30 @@ def kms_key(t: Template, cfg: EnvConfig, title: str, description: str, alias: st
     ))
     t.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=Ref(key)))
     return key
+
+
+def service_key_user_statement(service: str, sid: str) -> Statement:
+    """Key-policy statement letting `<service>.amazonaws.com` encrypt for this key's topics or queues (publish,
+    deliver), only on behalf of this account."""
+    return Statement(
+        Sid=sid, Effect=Allow, Principal=service_principal(service),
+        Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
+        Resource=["*"],  # in a key policy, "*" means this key
+        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+    )
+
+
+def alarms_publish_statement(sid: str, topic_refs: list, alarm_name_pattern: str = "*") -> Statement:
+    """Topic-policy statement: CloudWatch alarms of this account (named by the pattern) publish to the topics.
+
+    Alarms publish as a service, which only a resource policy admits; identity policies cover this account's roles.
+    """
+    return Statement(
+        Sid=sid, Effect=Allow, Principal=service_principal("cloudwatch"), Action=[sns_actions.Publish],
+        Resource=topic_refs,
+        Condition=Condition([StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
+                             ArnLike("aws:SourceArn", arn("cloudwatch", f"alarm:{alarm_name_pattern}"))]),
+    )
 
 
 def via_services_statement(services: list[str]) -> Statement:

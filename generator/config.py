@@ -43,6 +43,8 @@ DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 # An AWS region name (ap-northeast-1, us-gov-west-1); deploy.sh checks the same shape.
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+# PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
+MAX_DB_CONNECTIONS = 5000
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -71,6 +73,11 @@ class EnvConfig:
     # The API stage's throttling: steady requests per second, and the burst above it.
     api_rate_limit: int = 10
     api_burst_limit: int = 20
+    # Alarm thresholds that follow the database's size (operations tier): free storage and freeable memory
+    # below which, and connections above which, someone is told.
+    db_min_free_storage_gib: int = 2
+    db_min_freeable_memory_mib: int = 64
+    db_max_connections: int = 70
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -107,6 +114,12 @@ class EnvConfig:
                self.db_max_storage_gib, f"{ceiling}-{high} GiB (at least 10% above db_storage_gib)")
         _check(1 <= self.backup_retention_days <= MAX_RETENTION_DAYS, self.name, "backup_retention_days",
                self.backup_retention_days, f"1-{MAX_RETENTION_DAYS} days (0 would turn backups off)")
+        _check(1 <= self.db_min_free_storage_gib < self.db_storage_gib, self.name, "db_min_free_storage_gib",
+               self.db_min_free_storage_gib, f"1-{self.db_storage_gib - 1} GiB (below db_storage_gib)")
+        _check(1 <= self.db_min_freeable_memory_mib <= 65536, self.name, "db_min_freeable_memory_mib",
+               self.db_min_freeable_memory_mib, "1-65536 MiB")
+        _check(1 <= self.db_max_connections <= MAX_DB_CONNECTIONS, self.name, "db_max_connections",
+               self.db_max_connections, f"1-{MAX_DB_CONNECTIONS} connections")
         _check(bool(CACHE_NODE_TYPE.fullmatch(self.cache_node_type)), self.name, "cache_node_type",
                self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
         _check(0 <= self.cache_snapshot_retention_days <= MAX_RETENTION_DAYS, self.name,
@@ -142,6 +155,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         log_retention_days=7, spot_default=True, api_rate_limit=10, api_burst_limit=20,
         db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
+        db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -149,6 +163,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         log_retention_days=30, spot_default=False, api_rate_limit=50, api_burst_limit=100,
         db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
+        db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -156,6 +171,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         log_retention_days=365, spot_default=False, api_rate_limit=100, api_burst_limit=200,
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
+        db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
         retain_data=True, tags=_base_tags("prod"),
     ),
 }

@@ -51,12 +51,15 @@ FILE_SYSTEM_ID = _c("FileSystemId", "ID of the EFS file system holding the media
 FILE_SYSTEM_ARN = _c("FileSystemArn", "ARN of the EFS file system holding the media")
 ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
 ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
+DATABASE_IDENTIFIER = _c("DatabaseIdentifier", "Identifier of the PostgreSQL database instance")
 
 # cache
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
 CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
 CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache, its AUTH secret and its slow log")
+CACHE_REPLICATION_GROUP_ID = _c("CacheReplicationGroupId", "ID of the Redis replication group; its nodes are "
+                                "<id>-001, <id>-002")
 
 # compute
 CLUSTER_NAME = _c("ClusterName", "Name of the ECS cluster running the processing tasks")
@@ -71,21 +74,31 @@ ERROR_TOPIC_ARN = _c("ErrorTopicArn", "SNS topic ARN for video processing error 
 ERROR_TOPIC_NAME = _c("ErrorTopicName", "SNS topic name for error notifications")
 NOTIFICATION_KEY_ARN = _c("NotificationKeyArn", "ARN of the KMS key encrypting the topics and the dead-letter queue")
 DEAD_LETTER_QUEUE_ARN = _c("DeadLetterQueueArn", "ARN of the SQS queue holding notifications that failed delivery")
+DEAD_LETTER_QUEUE_NAME = _c("DeadLetterQueueName", "Name of the SQS queue holding notifications that failed delivery")
 
 # workflow
 STATE_MACHINE_ARN = _c("StateMachineArn", "Step Functions state machine ARN for video processing")
 STATE_MACHINE_NAME = _c("StateMachineName", "Step Functions state machine name")
 TASK_DEFINITION_ARN = _c("TaskDefinitionArn", "ECS task definition ARN for video processing")
+EXECUTION_ENDED_RULE_NAME = _c("ExecutionEndedRuleName", "Name of the EventBridge rule reporting timed-out and "
+                               "aborted executions")
 
 # api
 API_URL = _c("ApiUrl", "Invoke URL of the video API stage")
 API_ID = _c("ApiId", "ID of the video REST API")
 API_FUNCTION_NAME = _c("ApiFunctionName", "Name of the Lambda function behind the video API")
+API_NAME = _c("ApiName", "Name of the video REST API (its metrics' ApiName dimension)")
+API_STAGE_NAME = _c("ApiStageName", "Name of the video API's stage")
+
+# operations
+OPS_TOPIC_ARN = _c("OpsTopicArn", "SNS topic ARN every alarm of the environment notifies, in ALARM and OK")
+DASHBOARD_NAME = _c("DashboardName", "Name of the CloudWatch dashboard showing the pipeline's health")
 
 # Deploy-time parameters of the parent, passed through to the children that need them.
 PROCESSOR_IMAGE = _c("ProcessorImage", "Container image of the video processor (pin a tag or digest, never latest)")
 NOTIFICATION_EMAIL = _c("NotificationEmail", "E-mail address subscribed to both topics; empty for none")
-DEPLOY_TIME = (PROCESSOR_IMAGE, NOTIFICATION_EMAIL)
+OPS_EMAIL = _c("OpsEmail", "E-mail address subscribed to the ops topic (every alarm); empty for none")
+DEPLOY_TIME = (PROCESSOR_IMAGE, NOTIFICATION_EMAIL, OPS_EMAIL)
 # The sketch's placeholder processor, at a pinned tag (never `latest`): a deploy says which image it runs.
 DEFAULT_PROCESSOR_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 

@@ -86,3 +86,17 @@ def function_log_group(env: str) -> str:
 def database_log_group(env: str, log: str) -> str:
     """The group RDS exports a database log to, named by RDS after the instance."""
     return f"/aws/rds/instance/{database(env)}/{log}"
+
+
+def alarm(env: str, what: str) -> str:
+    """`<project>-<env>-<what>`: alarm names, so the ops topic admits exactly this environment's alarms."""
+    return env_prefixed(env, what)
+
+
+def alarms_pattern(env: str) -> str:
+    """Every alarm of the environment, as the ops topic policy's aws:SourceArn pattern names them."""
+    return env_prefixed(env, "*")
+
+
+def dashboard(env: str) -> str:
+    return env_prefixed(env)

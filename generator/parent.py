@@ -21,6 +21,8 @@ PARENT_OUTPUTS = (
     (contracts.COMPLETION_TOPIC_ARN, "notification"),
     (contracts.ERROR_TOPIC_ARN, "notification"),
     (contracts.API_URL, "api"),
+    (contracts.OPS_TOPIC_ARN, "operations"),
+    (contracts.DASHBOARD_NAME, "operations"),
 )
 
 
@@ -33,12 +35,12 @@ def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
             AllowedPattern=r"^[^:@\s]+(:(?!latest$)[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$",
             ConstraintDescription="an image reference with a pinned tag (not latest) or a sha256 digest",
         ),
-        contracts.NOTIFICATION_EMAIL.name: Parameter(
-            contracts.NOTIFICATION_EMAIL.name, Type="String", Default="",
-            Description=contracts.NOTIFICATION_EMAIL.description,
+        **{contract.name: Parameter(
+            contract.name, Type="String", Default="",
+            Description=contract.description,
             AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
             ConstraintDescription="empty, or a single e-mail address",
-        ),
+        ) for contract in (contracts.NOTIFICATION_EMAIL, contracts.OPS_EMAIL)},
     }
     for p in deploy_time.values():
         t.add_parameter(p)

@@ -111,6 +111,7 @@ def test_outputs_the_primary_endpoint_the_auth_secret_and_the_key_and_nothing_th
         "CacheEndpointPort": {("cache", "CacheReplicationGroup")},
         "CacheAuthSecretArn": {("cache", "CacheAuthSecret")},
         "CacheKeyArn": {("cache", "CacheKey")},
+        "CacheReplicationGroupId": {("cache", "CacheReplicationGroup")},  # its nodes' metrics (operations)
     }
     for name in ("CacheEndpointAddress", "CacheEndpointPort"):
         assert outputs[name]["Value"]["Fn::GetAtt"][1].startswith("PrimaryEndPoint."), name

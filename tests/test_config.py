@@ -32,6 +32,10 @@ def test_data_tiers_grow_and_gain_redundancy_towards_prod():
     assert [c.cache_node_type for c in (dev, staging, prod)] == ["cache.t4g.micro", "cache.t4g.small",
                                                                  "cache.m7g.large"]
     assert [c.cache_snapshot_retention_days for c in (dev, staging, prod)] == [0, 0, 7]
+    # Alarm thresholds follow the database's size.
+    assert dev.db_min_free_storage_gib < staging.db_min_free_storage_gib < prod.db_min_free_storage_gib
+    assert dev.db_min_freeable_memory_mib < staging.db_min_freeable_memory_mib < prod.db_min_freeable_memory_mib
+    assert dev.db_max_connections < staging.db_max_connections < prod.db_max_connections
 
 
 def test_vpc_ranges_never_overlap():
@@ -65,6 +69,10 @@ def test_settings_are_frozen():
     ({"backup_retention_days": 36}, "backup_retention_days", "1-35"),
     ({"cache_node_type": "m7g.large"}, "cache_node_type", "cache.t4g.micro"),
     ({"cache_snapshot_retention_days": 40}, "cache_snapshot_retention_days", "0-35"),
+    ({"db_min_free_storage_gib": 20}, "db_min_free_storage_gib", "1-19 GiB"),
+    ({"db_min_free_storage_gib": 0}, "db_min_free_storage_gib", "1-19 GiB"),
+    ({"db_min_freeable_memory_mib": 0}, "db_min_freeable_memory_mib", "1-65536"),
+    ({"db_max_connections": 6000}, "db_max_connections", "1-5000"),
 ])
 def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, field, accepted):
     with pytest.raises(ConfigError) as e:

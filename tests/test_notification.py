@@ -31,12 +31,13 @@ def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_o
     assert key["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
     assert set(by_sid) == {"AccountAdministers", "AccountPrincipalsThroughServices", "SnsDeliversToDeadLetterQueue",
-                           "EventBridgePublishesExecutionEnds", "CloudWatchAlarmsPublish"}
+                           "EventBridgePublishesExecutionEnds"}
     assert "kms:Decrypt" not in by_sid["AccountAdministers"]["Action"], "the account administers, never uses"
     via = by_sid["AccountPrincipalsThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert [v["Fn::Sub"] for v in via] == ["sns.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"]
     services = sorted(p for s in statements(key["KeyPolicy"]) for p in s["Principal"].get("Service", []))
-    assert services == ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
+    # No CloudWatch: alarms publish to the operations tier's ops topic, under its own key.
+    assert services == ["events.amazonaws.com", "sns.amazonaws.com"]
     for s in statements(key["KeyPolicy"]):
         if "Service" in s["Principal"]:
             assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, s["Sid"]
@@ -70,14 +71,10 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templat
     assert allow["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
 
 
-def test_alarm_fires_when_the_dead_letter_queue_holds_messages(templates):
-    alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
-    assert (alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
-        "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0)
-    [dimension] = alarm["Dimensions"]
-    assert dimension["Name"] == "QueueName"
-    assert built_from(templates, dimension["Value"]) == {("notification", "DeadLetterQueue")}
-    assert built_from(templates, alarm["AlarmActions"]) == {("notification", "ErrorTopic")}, "operators hear of it"
+def test_the_dead_letter_queue_has_no_alarm_here_but_its_name_for_the_operations_alarm(templates):
+    assert not resources_of_type(templates["dev"]["notification"], "AWS::CloudWatch::Alarm"), "operations owns alarms"
+    output = templates["dev"]["notification"]["Outputs"]["DeadLetterQueueName"]
+    assert built_from(templates, output["Value"]) == {("notification", "DeadLetterQueue")}
 
 
 def test_email_subscriptions_exist_only_with_an_address_and_redrive_to_the_queue(templates):
@@ -111,14 +108,11 @@ def test_key_and_queue_are_retained_in_prod(templates, env, policy):
         assert (r[title]["DeletionPolicy"], r[title]["UpdateReplacePolicy"]) == (policy, policy)
 
 
-def test_only_eventbridge_and_alarms_of_this_account_may_publish_as_services_and_only_errors(templates):
+def test_only_eventbridge_of_this_account_may_publish_as_a_service_and_only_errors(templates):
     policy = one_resource(templates["dev"]["notification"], "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
     allows = {s["Principal"]["Service"][0]: s for s in statements(policy) if s["Effect"] == "Allow"}
-    assert sorted(allows) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    assert sorted(allows) == ["events.amazonaws.com"], "alarms publish to the ops topic (operations), not here"
     for allow in allows.values():
         assert allow["Action"] in ("sns:Publish", ["sns:Publish"])
         assert built_from(templates, allow["Resource"]) == {("notification", "ErrorTopic")}, "not the completion topic"
         assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-    # The dead-letter queue's alarm targets the topic that admits alarms.
-    alarm = one_resource(templates["dev"]["notification"], "AWS::CloudWatch::Alarm")["Properties"]
-    assert alarm["AlarmActions"] == allows["cloudwatch.amazonaws.com"]["Resource"]

@@ -204,7 +204,8 @@ def test_outputs_endpoint_secret_file_system_and_access_point_each_from_the_reso
     outputs = storage(templates)["Outputs"]
     expected = {"DataKeyArn": "DataKey", "DatabaseEndpointAddress": "Database", "DatabaseEndpointPort": "Database",
                 "DatabaseSecretArn": "DatabaseSecret", "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
-                "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint"}
+                "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint",
+                "DatabaseIdentifier": "Database"}  # its metrics' dimension (operations)
     assert {name: built_from(templates, o["Value"]) for name, o in outputs.items()} == {
         name: {("storage", title)} for name, title in expected.items()}
     assert all(o["Description"] for o in outputs.values())

@@ -16,7 +16,7 @@ from troposphere import Template
 from generator import contracts
 from generator.config import EnvConfig
 from generator.errors import WiringError
-from generator.tiers import api, cache, compute, network, notification, storage, workflow
+from generator.tiers import api, cache, compute, network, notification, operations, storage, workflow
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ TIERS = check_tiers((
     tier("notification", "NotificationStack", notification),
     tier("workflow", "WorkflowStack", workflow),
     tier("api", "ApiStack", api),
+    tier("operations", "OperationsStack", operations),
 ))
 
 

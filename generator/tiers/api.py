@@ -42,7 +42,8 @@ from generator.config import EnvConfig
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.STATE_MACHINE_NAME)
-PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME)
+PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
+            contracts.API_STAGE_NAME)
 
 HANDLER_MODULE = "video_api.py"
 # CloudFormation puts ZipFile code in `index.py`. 4096 characters is troposphere's ZipFile check (the
@@ -244,6 +245,9 @@ def build(cfg: EnvConfig) -> Template:
         f"https://${{{api.title}}}.execute-api.${{{AWS_REGION}}}.${{{AWS_URL_SUFFIX}}}/${{{stage.title}}}"))
     blocks.output(t, contracts.API_ID, Ref(api))
     blocks.output(t, contracts.API_FUNCTION_NAME, Ref(function))
+    # A REST API has no Name attribute: its metrics' ApiName dimension is the name given above.
+    blocks.output(t, contracts.API_NAME, function_name)
+    blocks.output(t, contracts.API_STAGE_NAME, Ref(stage))
     return t
 
 

@@ -21,7 +21,7 @@ from generator.config import EnvConfig
 
 CONSUMES = (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)
 PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
-            contracts.CACHE_KEY_ARN)
+            contracts.CACHE_KEY_ARN, contracts.CACHE_REPLICATION_GROUP_ID)
 
 REDIS_ENGINE_VERSION = "7.1"
 AUTH_TOKEN_LENGTH = 64  # Redis accepts 16-128 printable characters; letters and digits avoid escaping anywhere
@@ -88,4 +88,5 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.CACHE_ENDPOINT_PORT, GetAtt(group, "PrimaryEndPoint.Port"))
     blocks.output(t, contracts.CACHE_AUTH_SECRET_ARN, Ref(token))
     blocks.output(t, contracts.CACHE_KEY_ARN, key_arn)
+    blocks.output(t, contracts.CACHE_REPLICATION_GROUP_ID, Ref(group))
     return t

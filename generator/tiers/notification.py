@@ -1,4 +1,4 @@
-"""notification: completion and error topics, their KMS key, a dead-letter queue and its alarm.
+"""notification: completion and error topics, their KMS key and a dead-letter queue (its alarm is operations').
 
 What the sketch's docstring promised and its code lacked: KMS encryption and an SQS dead-letter
 queue for notifications that could not be delivered.
@@ -6,12 +6,10 @@ queue for notifications that could not be delivered.
 
 from __future__ import annotations
 
-from awacs import kms as kms_actions
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
-from awacs.aws import Allow, ArnEquals, ArnLike, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
-from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
 from troposphere.sqs import Queue, QueuePolicy
 
@@ -20,7 +18,8 @@ from generator.config import EnvConfig
 
 CONSUMES = (contracts.NOTIFICATION_EMAIL,)
 PRODUCES = (contracts.COMPLETION_TOPIC_ARN, contracts.COMPLETION_TOPIC_NAME, contracts.ERROR_TOPIC_ARN,
-            contracts.ERROR_TOPIC_NAME, contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN)
+            contracts.ERROR_TOPIC_NAME, contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN,
+            contracts.DEAD_LETTER_QUEUE_NAME)
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
 HAS_EMAIL = "HasNotificationEmail"
@@ -33,11 +32,11 @@ TOPICS = (
      contracts.ERROR_TOPIC_ARN, contracts.ERROR_TOPIC_NAME),
 )
 
-# Services that publish to the topics (or deliver from them) and so must use the key.
+# Services that publish to the topics (or deliver from them) and so must use the key. CloudWatch alarms
+# publish to the operations tier's ops topic, under its own key, not here.
 KEY_USERS = (
     ("sns", "SnsDeliversToDeadLetterQueue"),
     ("events", "EventBridgePublishesExecutionEnds"),
-    ("cloudwatch", "CloudWatchAlarmsPublish"),
 )
 
 
@@ -48,13 +47,7 @@ def build(cfg: EnvConfig) -> Template:
 
     key = blocks.kms_key(t, cfg, "NotificationKey", "Encrypts the notification topics and dead-letter queue",
                          names.env_prefixed(cfg.name, "notifications"), [
-        Statement(
-            Sid=sid, Effect=Allow, Principal=blocks.service_principal(service),
-            Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
-            Resource=["*"],  # in a key policy, "*" means this key
-            Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-        )
-        for service, sid in KEY_USERS
+        blocks.service_key_user_statement(service, sid) for service, sid in KEY_USERS
     ] + [
         # The state machine publishes and operators read the dead-letter queue: through SNS and SQS only.
         blocks.via_services_statement(["sns", "sqs"]),
@@ -86,15 +79,6 @@ def build(cfg: EnvConfig) -> Template:
                 Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
                 Resource=[Ref(topics["ErrorTopic"])],
                 Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-            ),
-            Statement(
-                # Alarms (the dead-letter queue's among them) publish as a service, which only a
-                # resource policy admits; identity policies cover this account's roles.
-                Sid="CloudWatchAlarmsOfThisAccountPublishErrors", Effect=Allow,
-                Principal=blocks.service_principal("cloudwatch"), Action=[sns_actions.Publish],
-                Resource=[Ref(topics["ErrorTopic"])],
-                Condition=Condition([StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
-                                     ArnLike("aws:SourceArn", blocks.arn("cloudwatch", "alarm:*"))]),
             ),
         ]),
     ))
@@ -130,21 +114,7 @@ def build(cfg: EnvConfig) -> Template:
             RedrivePolicy={"deadLetterTargetArn": GetAtt(dlq, "Arn")},
         ))
 
-    t.add_resource(Alarm(
-        "DeadLetterQueueAlarm",
-        AlarmDescription=f"Notifications failed delivery and wait in the dead-letter queue ({cfg.name})",
-        Namespace="AWS/SQS",
-        MetricName="ApproximateNumberOfMessagesVisible",
-        Dimensions=[MetricDimension(Name="QueueName", Value=GetAtt(dlq, "QueueName"))],
-        Statistic="Maximum",
-        Period=300,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-        AlarmActions=[Ref(topics["ErrorTopic"])],
-    ))
-
     blocks.output(t, contracts.NOTIFICATION_KEY_ARN, GetAtt(key, "Arn"))
     blocks.output(t, contracts.DEAD_LETTER_QUEUE_ARN, GetAtt(dlq, "Arn"))
+    blocks.output(t, contracts.DEAD_LETTER_QUEUE_NAME, GetAtt(dlq, "QueueName"))
     return t

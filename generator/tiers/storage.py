@@ -25,7 +25,7 @@ CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.D
             contracts.FILE_SYSTEM_SECURITY_GROUP_ID)
 PRODUCES = (contracts.DATA_KEY_ARN, contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT,
             contracts.DATABASE_SECRET_ARN, contracts.FILE_SYSTEM_ID, contracts.FILE_SYSTEM_ARN,
-            contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN)
+            contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN, contracts.DATABASE_IDENTIFIER)
 
 # The major version is pinned (a major upgrade is a deliberate change of this line and the parameter group
 # family); minor versions upgrade automatically in the maintenance window from the one created here.
@@ -72,6 +72,7 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.FILE_SYSTEM_ARN, GetAtt(file_system, "Arn"))
     blocks.output(t, contracts.ACCESS_POINT_ID, GetAtt(access_point, "AccessPointId"))
     blocks.output(t, contracts.ACCESS_POINT_ARN, GetAtt(access_point, "Arn"))
+    blocks.output(t, contracts.DATABASE_IDENTIFIER, Ref(database))
     return t
 
 

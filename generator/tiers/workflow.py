@@ -47,7 +47,8 @@ CONSUMES = (
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
     contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
-PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
+PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN,
+            contracts.EXECUTION_ENDED_RULE_NAME)
 
 # The placeholder processor from the sketch; it only runs when the placeholder image is deployed.
 PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
@@ -148,7 +149,7 @@ def build(cfg: EnvConfig) -> Template:
     ))
 
     # A timed-out or aborted execution skips every state, the Catch included: report it from outside.
-    t.add_resource(Rule(
+    rule = t.add_resource(Rule(
         "ExecutionEndedWithoutHandlerRule",
         Description=f"Reports video processing executions that time out or are aborted ({cfg.name})",
         State="ENABLED",
@@ -175,6 +176,8 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.STATE_MACHINE_ARN, Ref(machine), cfg)
     blocks.output(t, contracts.STATE_MACHINE_NAME, GetAtt(machine, "Name"), cfg)
     blocks.output(t, contracts.TASK_DEFINITION_ARN, Ref(task_definition), cfg)
+    # Ref of a rule on the default event bus is its name, the RuleName dimension of its metrics.
+    blocks.output(t, contracts.EXECUTION_ENDED_RULE_NAME, Ref(rule))
     return t
 
 
