@@ -9,11 +9,33 @@ import re
 
 from awacs import kms as kms_actions
 from awacs import sns as sns_actions
-from awacs.aws import Action, Allow, ArnEquals, ArnLike, Condition, Deny, PolicyDocument, Principal, Statement
-from awacs.aws import StringEquals
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnEquals,
+    ArnLike,
+    Condition,
+    Deny,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
 from awacs.aws import Bool as BoolCondition
 from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, AWS_PARTITION, AWS_REGION, Export, Join, Output, Parameter, Ref, Sub, Tags, Template
+from troposphere import (
+    AWS_ACCOUNT_ID,
+    AWS_PARTITION,
+    AWS_REGION,
+    Export,
+    Join,
+    Output,
+    Parameter,
+    Ref,
+    Sub,
+    Tags,
+    Template,
+)
 from troposphere.iam import Policy
 from troposphere.kms import Alias, Key
 from troposphere.logs import LogGroup
@@ -21,7 +43,7 @@ from troposphere.secretsmanager import GenerateSecretString, Secret
 
 from generator.config import EnvConfig
 from generator.contracts import Contract, export_name
-from generator.errors import LimitError, SkipError
+from generator.errors import SkipError
 
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
 

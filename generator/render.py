@@ -7,8 +7,8 @@ import json
 from troposphere import Template
 
 from generator import parent
-from generator.blocks import LimitError  # raised here and by tiers; the CLI reports it
 from generator.config import EnvConfig
+from generator.errors import LimitError  # raised here and by tiers; the CLI reports it
 from generator.tiers import TIERS
 
 PARENT_FILE = "main.json"

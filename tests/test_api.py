@@ -9,12 +9,21 @@ import re
 import pytest
 
 from generator import config
-from generator.blocks import LimitError
+from generator.errors import LimitError
 from generator.functions import video_api
 from generator.tiers import api
 
-from conftest import (REPO, grants, inline_statements, one_resource, resources_of_type, sources, statements,
-                      subnets_of_kind, trusted_services)
+from conftest import (
+    REPO,
+    grants,
+    inline_statements,
+    one_resource,
+    resources_of_type,
+    sources,
+    statements,
+    subnets_of_kind,
+    trusted_services,
+)
 
 ENVS = ("dev", "staging", "prod")
 HANDLER_FILE = REPO / "generator" / "functions" / "video_api.py"

@@ -104,5 +104,5 @@ def test_container_insights_logs_to_an_encrypted_group_created_before_the_cluste
     assert group["LogGroupName"] == (
         f"/aws/ecs/containerinsights/{cluster['Properties']['ClusterName']}/performance")
     assert "ContainerInsightsLogGroup" in cluster["DependsOn"]
-    [(tier, key)] = sources(templates, env, "compute", group["KmsKeyId"])
+    [(_tier, key)] = sources(templates, env, "compute", group["KmsKeyId"])
     assert r[key]["Type"] == "AWS::KMS::Key" and group["RetentionInDays"] > 0

@@ -62,7 +62,7 @@ def paths_from(states: dict, start: str) -> list[list[str]]:
         state = states[path[-1]]
         if state["Type"] in ("Succeed", "Fail") or state.get("End"):
             found.append(path)
-        stack.extend(path + [n] for n in successors(state) if n not in path)
+        stack.extend([*path, n] for n in successors(state) if n not in path)
     return found
 
 
@@ -168,7 +168,7 @@ def test_timeouts_and_aborts_reach_the_error_topic_once_and_failures_not_twice(t
     for label, env, tier, machine_id, machine in machines(templates):
         assert isinstance(definition(machine).get("TimeoutSeconds"), int), f"{label}: an execution must be bounded"
         counts = rules_reporting(templates, env, tier, machine_id)
-        assert counts == {status: 1 for status in ENDS_WITHOUT_A_STATE}, (
+        assert counts == dict.fromkeys(ENDS_WITHOUT_A_STATE, 1), (
             f"{label}: rule targets on the error topic by status: {counts}; FAILED and SUCCEEDED must not be "
             "there (the definition notifies failures itself)")
 

@@ -80,7 +80,7 @@ def test_every_private_subnet_routes_to_a_nat_in_its_own_az_in_prod_or_to_the_on
     for title, subnet in resources_of_type(t, "AWS::EC2::Subnet").items():
         if not title.startswith("PrivateSubnet"):
             continue
-        kind, nat = default_route_target(t, title)
+        _kind, nat = default_route_target(t, title)
         assert r[nat]["Type"] == "AWS::EC2::NatGateway", f"{title} must egress through a NAT gateway"
         nat_subnet = r[nat]["Properties"]["SubnetId"]["Ref"]
         assert default_route_target(t, nat_subnet)[1] == "InternetGateway", f"{nat} must sit in a public subnet"
@@ -98,7 +98,7 @@ def test_data_subnets_have_no_route_to_the_internet_and_public_subnets_route_thr
         if title.startswith("DataSubnet"):
             assert table_of(t, title) not in routes_by_table(t), f"{title} must not reach the internet"
         elif title.startswith("PublicSubnet"):
-            kind, gateway = default_route_target(t, title)
+            _kind, gateway = default_route_target(t, title)
             assert t["Resources"][gateway]["Type"] == "AWS::EC2::InternetGateway"
 
 

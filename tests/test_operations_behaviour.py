@@ -23,6 +23,7 @@ import pytest
 from moto import mock_aws
 
 from generator import contracts
+
 from moto_sfn import ACCOUNT_ID, REGION, drain_queue, generated_definition, run_execution
 
 COMPARE = {

@@ -9,7 +9,6 @@ the `test_rule_*_catches_*` tests feed it a small bad template to prove it is no
 from __future__ import annotations
 
 import copy
-
 import fnmatch
 import ipaddress
 import re
@@ -196,7 +195,8 @@ def test_key_policies_let_the_account_use_a_key_only_through_a_service(templates
 
 def test_rule_key_use_catches_unconditioned_use_by_the_account():
     key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "arn"}, "Action": ["kms:Describe*", "kms:Decrypt"], "Resource": "*"}]}}}
+        {"Effect": "Allow", "Principal": {"AWS": "arn"}, "Action": ["kms:Describe*", "kms:Decrypt"],
+         "Resource": "*"}]}}}
     assert problems_key_use(bad({"K": key}))
 
 

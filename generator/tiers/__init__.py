@@ -38,7 +38,8 @@ def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
         values = [getattr(t, attribute) for t in tiers]
         duplicates = sorted({v for v in values if values.count(v) > 1})
         if duplicates:
-            raise WiringError(f"tier {attribute} {', '.join(duplicates)} registered twice in generator/tiers/__init__.py")
+            raise WiringError(f"tier {attribute} {', '.join(duplicates)} registered twice in "
+                              "generator/tiers/__init__.py")
     for t in tiers:
         if not (t.title.isascii() and t.title.isalnum()):
             raise WiringError(f"tier {t.name}: title {t.title!r} is not a logical ID; accepted: letters and digits "

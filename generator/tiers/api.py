@@ -37,8 +37,8 @@ from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Pe
 from troposphere.iam import Role
 
 from generator import blocks, contracts, names
-from generator.blocks import LimitError
 from generator.config import EnvConfig
+from generator.errors import LimitError
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.STATE_MACHINE_NAME)

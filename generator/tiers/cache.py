@@ -51,7 +51,7 @@ def build(cfg: EnvConfig) -> Template:
         Tags=blocks.tags(cfg),
     ))
     slow_log = blocks.encrypted_log_group(t, cfg, "CacheSlowLogGroup", names.cache_slow_log_group(cfg.name), key_arn)
-    snapshots = {"SnapshotRetentionLimit": cfg.cache_snapshot_retention_days}
+    snapshots: dict[str, int | str] = {"SnapshotRetentionLimit": cfg.cache_snapshot_retention_days}
     if cfg.cache_snapshot_retention_days:
         snapshots["SnapshotWindow"] = SNAPSHOT_WINDOW
     group = t.add_resource(ReplicationGroup(

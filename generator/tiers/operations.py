@@ -383,6 +383,7 @@ def runbook_markdown() -> str:
         span = "a" if spec.periods == 1 else f"{spec.periods} consecutive"
         fires = f"{spec.statistic} {_threshold_text(spec)} in {span} {PERIOD // 60}-minute period" + (
             "s" if spec.periods > 1 else "")
-        rows.append(f"| `{runbook_key(spec)}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | `{spec.missing}`: "
+        rows.append(f"| `{runbook_key(spec)}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | "
+                    f"`{spec.missing}`: "
                     f"{MISSING[spec.missing]} | {spec.means} | {spec.check} | {spec.recover} |")
     return "\n".join(rows) + "\n"

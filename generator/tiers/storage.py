@@ -101,7 +101,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
     ))
     # Created before the database so that RDS writes into encrypted groups with a retention, not its own.
     log_groups = [blocks.encrypted_log_group(t, cfg, f"Database{log.capitalize()}LogGroup", name, key_arn)
-                  for log, name in zip(POSTGRES_LOG_EXPORTS, database_log_group_names(cfg))]
+                  for log, name in zip(POSTGRES_LOG_EXPORTS, database_log_group_names(cfg), strict=True)]
     database = t.add_resource(DBInstance(
         "Database",
         DBInstanceIdentifier=names.database(cfg.name),
@@ -149,7 +149,8 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
     return database, secret
 
 
-def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key_arn) -> tuple[FileSystem, AccessPoint]:
+def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref],
+                 key_arn) -> tuple[FileSystem, AccessPoint]:
     file_system = t.add_resource(FileSystem(
         "FileSystem",
         Encrypted=True,
