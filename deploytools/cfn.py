@@ -459,9 +459,27 @@ def cmd_execute(a: argparse.Namespace) -> int:
         return EXIT_OK
     print(warn(f"{watcher.stacks[watcher.root]}: {status}: the deploy failed"), file=sys.stderr)
     print(format_root_causes(root_causes(watcher.events), watcher.stacks), file=sys.stderr)
-    if "ROLLBACK_COMPLETE" in status:
+    left = left_behind(watcher)
+    if left:
+        print(warn(f"the rollback could not remove {len(left)} resource(s); they still exist:"), file=sys.stderr)
+        print("\n".join(f"  {x}" for x in left), file=sys.stderr)
+        print(f"remove what blocks them, then ./deploy.sh --delete --stack-name {watcher.stacks[watcher.root]}",
+              file=sys.stderr)
+    elif status.endswith("ROLLBACK_COMPLETE"):
         print("the stack was rolled back: nothing is half-deployed", file=sys.stderr)
+    elif status.endswith("ROLLBACK_FAILED"):
+        print("the rollback failed: resources are left; see the stack's events", file=sys.stderr)
     return EXIT_FAILED
+
+
+def left_behind(watcher: Watcher) -> list[str]:
+    """Resources whose last event is DELETE_FAILED: what a rollback (or delete) could not remove."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in sorted(watcher.events, key=lambda e: e["Timestamp"]):
+        last[(e["StackId"], e["LogicalResourceId"])] = e
+    return [f"{watcher.stacks.get(e['StackId'], e['StackName'])} {e['LogicalResourceId']} ({e['ResourceType']}) "
+            f"{e.get('PhysicalResourceId') or ''}: {e.get('ResourceStatusReason') or 'no reason given'}"
+            for e in last.values() if e["ResourceStatus"] == "DELETE_FAILED"]
 
 
 def follow_or_explain(watcher: Watcher, what: str, next_step: str) -> str:
