@@ -274,8 +274,8 @@ drop_change_set() {
   cleanup() { :; }  # once is enough
   aws cloudformation delete-change-set --change-set-name "$CS_ARN" >/dev/null 2>&1 || true
   # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind: remove it too.
-  if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME")" == REVIEW_IN_PROGRESS ]]; then
-    aws cloudformation delete-stack --stack-name "$STACK_NAME"
+  if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME" 2>/dev/null)" == REVIEW_IN_PROGRESS ]]; then
+    aws cloudformation delete-stack --stack-name "$STACK_NAME" >/dev/null 2>&1 || true
   fi
 }
 # Until it is executed, any exit (refusal, cancel, error, Ctrl-C) removes the change set it created.
