@@ -10,14 +10,19 @@ usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--env E] [--region R] [--stack-name N] [--bucket B]
                    [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop]]
+                   [--stack-env-override STACK_ENV:ENV]
 
 Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
 
   --env E          environment: dev (default) or another that `python -m generator environments` lists
-  --region R       AWS region (default: the environment's, as `python -m generator environments` lists it)
-  --stack-name N   parent stack name (default video-pipeline-<env>)
+  --region R       AWS region such as eu-west-1 (default: the environment's, as `python -m generator
+                   environments` lists it)
+  --stack-name N   parent stack name (default video-pipeline-<env>); a stack deploy.sh creates is tagged
+                   Environment=<env> and Project=<project>, and another environment's stack is refused
+  --stack-env-override STACK_ENV:ENV
+                   deploy (or --delete) ENV over a stack of STACK_ENV anyway; must name both
   --bucket B       artifact bucket (default video-pipeline-artifacts-<account>-<region>; created
-                   encrypted, versioned and private when missing)
+                   encrypted, versioned and private when missing); must follow S3's bucket naming rules
   --param K=V      a parent template parameter (repeatable), e.g. ProcessorImage=repo/image:1.2.3
   --plan           show the change set, then delete it: change nothing
   --yes            do not ask for confirmation (required without a terminal)
@@ -29,18 +34,19 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
                    generator freshness check, not cfn-lint)
   -h, --help       this help
 
-Environment: LOCAL_AWS_PORT (default 4599), LOCAL_AWS_STATE_DIR (default build/local-aws),
+Environment: LOCAL_AWS_PORT (default 4599; 1024-65535), LOCAL_AWS_STATE_DIR (default build/local-aws),
 BUILD_DIR (default build), DEPLOY_POLL_SECONDS (default 5).
-Exit status: 0 deployed, nothing to change, planned or deleted; 1 failure; 2 bad usage or input.
+Exit status: 0 deployed, nothing to change, planned or deleted; 1 failure; 2 bad usage or input (one line on
+stderr, nothing created); 130 interrupted (one line: the stack's state and what to run next).
 EOF
 }
 
 die() { echo "deploy.sh: error: $*" >&2; exit "${EXIT:-1}"; }
-usage_error() { echo "deploy.sh: $*" >&2; echo "Try ./deploy.sh --help" >&2; exit 2; }
+usage_error() { echo "deploy.sh: error: $* (see ./deploy.sh --help)" >&2; exit 2; }
 step() { printf '\n==> %s\n' "$*"; }
 
 ENV_NAME=dev REGION="" STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
-TEMPLATE_DIR=""
+TEMPLATE_DIR="" OVERRIDE=""
 PARAMS=()
 # value OPTION ARGS...: the option's value, or a usage error (exit 2) when it is missing.
 value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || usage_error "$1 needs a value"; printf '%s' "$2"; }
@@ -52,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --bucket) BUCKET="$(value "$@")" || exit 2; shift 2 ;;
     --param) PARAMS+=("$(value "$@")") || exit 2; shift 2 ;;
     --template-dir) TEMPLATE_DIR="$(value "$@")" || exit 2; shift 2 ;;
+    --stack-env-override) OVERRIDE="$(value "$@")" || exit 2; shift 2 ;;
     --plan) PLAN=1; shift ;;
     --yes|-y) YES=1; shift ;;
     --delete) DELETE=1; shift ;;
@@ -64,6 +71,38 @@ done
 [[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
+
+# --- bad input: refused in one line before anything is installed, started or created ----------------------
+# S3's rules for general purpose bucket names:
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+bucket_name_problem() {
+  local b="$1"
+  if (( ${#b} < 3 || ${#b} > 63 )); then echo "must be 3 to 63 characters long"
+  elif [[ ! "$b" =~ ^[a-z0-9][a-z0-9.-]*[a-z0-9]$ ]]; then
+    echo "may hold only lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit"
+  elif [[ "$b" == *..* ]]; then echo "must not hold two adjacent dots"
+  elif [[ "$b" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then echo "must not be formatted as an IP address"
+  elif [[ "$b" =~ ^(xn--|sthree-|amzn-s3-demo-) ]]; then echo "must not begin with xn--, sthree- or amzn-s3-demo-"
+  elif [[ "$b" =~ (-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$ ]]; then
+    echo "must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3"
+  fi
+}
+if [[ -n "$BUCKET" ]]; then
+  problem="$(bucket_name_problem "$BUCKET")"
+  [[ -z "$problem" ]] || usage_error "--bucket '$BUCKET' is not a valid S3 bucket name: it $problem"
+fi
+# The shape of every AWS region name (us-east-1, ap-northeast-1, us-gov-west-1, ...); whether it exists is AWS's.
+if [[ -n "$REGION" && ! "$REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$ ]]; then
+  usage_error "--region '$REGION' is not an AWS region name such as eu-west-1 or ap-northeast-1"
+fi
+if [[ -n "$OVERRIDE" && ! "$OVERRIDE" =~ ^[a-z0-9-]+:[a-z0-9-]+$ ]]; then
+  usage_error "--stack-env-override '$OVERRIDE' must name the stack's environment and --env: STACK_ENV:ENV, such as dev:staging"
+fi
+if [[ $LOCAL -eq 1 ]]; then
+  port="${LOCAL_AWS_PORT:-4599}"
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] && (( 10#$port >= 1024 && 10#$port <= 65535 )) \
+    || usage_error "LOCAL_AWS_PORT '$port' is not a port this user can listen on: choose one from 1024 to 65535"
+fi
 BUILD_DIR="${BUILD_DIR:-build}"
 OUT_DIR="$BUILD_DIR/$ENV_NAME"
 
@@ -95,6 +134,9 @@ if [[ -z "$ENV_REGION" ]]; then
   usage_error "--env must be $choices, not '$ENV_NAME'"
 fi
 REGION="${REGION:-$ENV_REGION}"
+# The parent stack's tags are the generator's for the environment (Environment=<env>, Project=<project>).
+read -r -a STACK_TAGS <<<"$("$PY" -c 'import sys; from generator import config
+print(" ".join(f"Key={k},Value={v}" for k, v in config.get(sys.argv[1]).tags))' "$ENV_NAME")"
 
 if [[ $LOCAL -eq 1 ]]; then
   export LOCAL_AWS_PORT="${LOCAL_AWS_PORT:-4599}"
@@ -114,13 +156,26 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   die "missing: ${missing[*]}. Install them with: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
 fi
 cfn() { "$PY" -m deploytools.cfn "$@"; }
+# awsq WHAT ARGS...: the aws CLI; on failure one line naming WHAT and AWS's message instead of its raw error.
+awsq() {
+  local what="$1" err; shift
+  { err="$(aws "$@" 2>&1 >&3 3>&-)"; } 3>&1 || die "$what failed: $(tr -s '\n' ' ' <<<"$err")"
+}
 
 step "Checking credentials"
-if ! ACCOUNT="$(aws sts get-caller-identity --query Account --output text)"; then
+if [[ $LOCAL -eq 1 ]]; then
+  ACCOUNT="$(aws sts get-caller-identity --query Account --output text 2>/dev/null)" \
+    || die "the local AWS at $AWS_ENDPOINT_URL does not answer; restart it: ./deploy.sh --local --stop, then ./deploy.sh --local"
+elif ! ACCOUNT="$(aws sts get-caller-identity --query Account --output text 2>&1)"; then
+  [[ "$ACCOUNT" != *"Could not connect to the endpoint URL"* ]] \
+    || die "cannot reach AWS in region $REGION: check --region (does that region exist?) and the network"
   die "no usable AWS credentials for region $REGION: configure a profile (aws configure, AWS_PROFILE) or \
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; or try everything locally with ./deploy.sh --local"
 fi
+ACCOUNT="${ACCOUNT##*$'\n'}"  # the last line: the CLI may warn on stderr before it
 echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL}, stack $STACK_NAME"
+# Never one environment's templates over another environment's stack (its Environment tag), --delete included.
+cfn check-env --stack "$STACK_NAME" --env "$ENV_NAME" ${OVERRIDE:+--override "$OVERRIDE"} || exit $?
 
 # Runs on every exit before a confirmed action: deletes the pending change set, if any (see below).
 cleanup() { :; }
@@ -179,18 +234,17 @@ if aws s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
   echo "exists"
 else
   echo "creating (encrypted, versioned, public access blocked, TLS-only policy)"
-  if [[ "$REGION" == us-east-1 ]]; then
-    aws s3api create-bucket --bucket "$BUCKET" >/dev/null
-  else
-    aws s3api create-bucket --bucket "$BUCKET" --create-bucket-configuration "LocationConstraint=$REGION" >/dev/null
-  fi
-  aws s3api put-public-access-block --bucket "$BUCKET" --public-access-block-configuration \
-    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  aws s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
+  location=(); [[ "$REGION" == us-east-1 ]] || location=(--create-bucket-configuration "LocationConstraint=$REGION")
+  # A concurrent deploy may create it first (BucketAlreadyOwnedByYou): ours then, and configured the same.
+  aws s3api create-bucket --bucket "$BUCKET" "${location[@]}" >/dev/null 2>&1 \
+    || awsq "creating s3://$BUCKET" s3api head-bucket --bucket "$BUCKET"
+  awsq "blocking public access to s3://$BUCKET" s3api put-public-access-block --bucket "$BUCKET" \
+    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  awsq "encrypting s3://$BUCKET" s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":true}]}'
-  aws s3api put-bucket-versioning --bucket "$BUCKET" --versioning-configuration Status=Enabled
+  awsq "versioning s3://$BUCKET" s3api put-bucket-versioning --bucket "$BUCKET" --versioning-configuration Status=Enabled
   # TLS only; not over a plain-http local endpoint, which could then not use its own bucket.
-  [[ "${AWS_ENDPOINT_URL:-https://}" == https://* ]] && aws s3api put-bucket-policy --bucket "$BUCKET" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"TlsOnly\",\
+  [[ "${AWS_ENDPOINT_URL:-https://}" == https://* ]] && awsq "the TLS-only policy of s3://$BUCKET" s3api put-bucket-policy --bucket "$BUCKET" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"TlsOnly\",\
 \"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:aws:s3:::$BUCKET\",\"arn:aws:s3:::$BUCKET/*\"],\
 \"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
 fi
@@ -204,15 +258,15 @@ aws cloudformation package --use-json --template-file "$TEMPLATE_DIR/main.json" 
   || { cat "$OUT_DIR/package.log" >&2; die "aws cloudformation package failed (above)"; }
 echo "children uploaded to s3://$BUCKET/$STACK_NAME/; packaged parent: $OUT_DIR/main.packaged.json"
 KEY="$STACK_NAME/main-$(sha256sum "$OUT_DIR/main.packaged.json" | cut -c1-16).json"
-aws s3 cp --quiet "$OUT_DIR/main.packaged.json" "s3://$BUCKET/$KEY"
+awsq "uploading the packaged parent" s3 cp --quiet "$OUT_DIR/main.packaged.json" "s3://$BUCKET/$KEY"
 TEMPLATE_URL="${AWS_ENDPOINT_URL:-https://s3.$REGION.amazonaws.com}/$BUCKET/$KEY"
 
 # --- change set ---------------------------------------------------------------------------------------------
 CS_NAME="deploy-$(date -u +%Y%m%d-%H%M%S)"
 step "Creating change set $CS_NAME ($CS_TYPE)"
-CS_ARN="$(aws cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$CS_NAME" \
+CS_ARN="$(awsq "creating the change set" cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$CS_NAME" \
   --change-set-type "$CS_TYPE" --template-url "$TEMPLATE_URL" --include-nested-stacks \
-  --parameters "file://$OUT_DIR/parameters.json" \
+  --parameters "file://$OUT_DIR/parameters.json" --tags "${STACK_TAGS[@]}" \
   --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
   --description "deploy.sh $ENV_NAME $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --query Id --output text)"
@@ -220,8 +274,8 @@ drop_change_set() {
   cleanup() { :; }  # once is enough
   aws cloudformation delete-change-set --change-set-name "$CS_ARN" >/dev/null 2>&1 || true
   # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind: remove it too.
-  if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME")" == REVIEW_IN_PROGRESS ]]; then
-    aws cloudformation delete-stack --stack-name "$STACK_NAME"
+  if [[ $CS_TYPE == CREATE && "$(cfn stack-status --stack "$STACK_NAME" 2>/dev/null)" == REVIEW_IN_PROGRESS ]]; then
+    aws cloudformation delete-stack --stack-name "$STACK_NAME" >/dev/null 2>&1 || true
   fi
 }
 # Until it is executed, any exit (refusal, cancel, error, Ctrl-C) removes the change set it created.

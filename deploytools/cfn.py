@@ -451,22 +451,46 @@ def cmd_execute(a: argparse.Namespace) -> int:
     cfn = client()
     cs = cfn.describe_change_set(ChangeSetName=a.change_set)
     watcher = Watcher(cfn, cs["StackId"], since=cs["CreationTime"])
-    cfn.execute_change_set(ChangeSetName=a.change_set)
-    status = follow_or_explain(watcher, "the deploy", "run ./deploy.sh again once it has finished")
+    status = follow_or_explain(watcher, "the deploy", "run ./deploy.sh again once it has finished",
+                               start=lambda: cfn.execute_change_set(ChangeSetName=a.change_set))
     if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         print(f"{watcher.stacks[watcher.root]}: {status} ({watcher.finished()} resources finished)")
         print(format_outputs(cfn, watcher.root))
         return EXIT_OK
     print(warn(f"{watcher.stacks[watcher.root]}: {status}: the deploy failed"), file=sys.stderr)
     print(format_root_causes(root_causes(watcher.events), watcher.stacks), file=sys.stderr)
-    if "ROLLBACK_COMPLETE" in status:
+    left = left_behind(watcher)
+    if left:
+        print(warn(f"the rollback could not remove {len(left)} resource(s); they still exist:"), file=sys.stderr)
+        print("\n".join(f"  {x}" for x in left), file=sys.stderr)
+        print(f"remove what blocks them, then ./deploy.sh --delete --stack-name {watcher.stacks[watcher.root]}",
+              file=sys.stderr)
+    elif status.endswith("ROLLBACK_COMPLETE"):
         print("the stack was rolled back: nothing is half-deployed", file=sys.stderr)
+    elif status.endswith("ROLLBACK_FAILED"):
+        print("the rollback failed: resources are left; see the stack's events", file=sys.stderr)
     return EXIT_FAILED
 
 
-def follow_or_explain(watcher: Watcher, what: str, next_step: str) -> str:
-    """Follow the events; on Ctrl-C say in one line what state the stack is in and what to run next."""
+def left_behind(watcher: Watcher) -> list[str]:
+    """Resources whose last event is DELETE_FAILED: what a rollback (or delete) could not remove."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    physical: dict[tuple[str, str], str] = {}  # a failed delete's event may not repeat the physical id
+    for e in sorted(watcher.events, key=lambda e: e["Timestamp"]):
+        key = (e["StackId"], e["LogicalResourceId"])
+        last[key] = e
+        physical[key] = e.get("PhysicalResourceId") or physical.get(key, "")
+    return [f"{watcher.stacks.get(key[0], e['StackName'])} {key[1]} ({e['ResourceType']}) {physical[key]}: "
+            f"{e.get('ResourceStatusReason') or 'no reason given'}"
+            for key, e in last.items() if e["ResourceStatus"] == "DELETE_FAILED"]
+
+
+def follow_or_explain(watcher: Watcher, what: str, next_step: str, start: Any = None) -> str:
+    """Start (the call may block: moto works inside it), follow the events; on Ctrl-C say in one line what state
+    the stack is in and what to run next."""
     try:
+        if start:
+            start()
         return watcher.follow()
     except KeyboardInterrupt:
         name = watcher.stacks[watcher.root]
@@ -497,8 +521,8 @@ def cmd_delete(a: argparse.Namespace) -> int:
     watcher.poll()  # learn the nested stacks before they go
     for sid, label in nested_stacks(cfn, stack["StackId"], stack["StackName"])[1:]:
         watcher.stacks.setdefault(sid, label)
-    cfn.delete_stack(StackName=stack["StackId"])
-    status = follow_or_explain(watcher, "the delete", "run ./deploy.sh --delete again if it fails")
+    status = follow_or_explain(watcher, "the delete", "run ./deploy.sh --delete again if it fails",
+                               start=lambda: cfn.delete_stack(StackName=stack["StackId"]))
     if status != "DELETE_COMPLETE":
         print(warn(f"{stack['StackName']}: {status}"), file=sys.stderr)
         print(format_root_causes(root_causes(watcher.events), watcher.stacks), file=sys.stderr)
@@ -538,14 +562,14 @@ def _main(argv: list[str]) -> int:
 
 def aws_errors_as_pipeline_errors(func: Any, a: argparse.Namespace) -> int:
     """botocore's failures (credentials, region, endpoint, API errors) are the user's to fix: one line."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
     try:
         return func(a)
     except ClientError as e:
         error = e.response.get("Error", {})
         raise errors.AwsError(f"{e.operation_name}: {error.get('Code', 'error')}: {error.get('Message', e)}") from None
-    except EndpointConnectionError as e:
+    except (EndpointConnectionError, ConnectionClosedError) as e:  # the endpoint went away, even mid-call
         raise errors.AwsError(f"cannot reach {e.kwargs.get('endpoint_url', 'the AWS endpoint')}; with --local the "
                               "emulator was stopped and its stacks are gone (run ./deploy.sh --local again), "
                               "else check the network and --region") from None

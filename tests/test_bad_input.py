@@ -1,13 +1,16 @@
-"""Bad input, end to end through `python -m generator`: exit 2, one line on stderr naming the field and
-what is accepted, and the output directory byte-for-byte as it was (hashed before and after)."""
+"""Bad input, end to end through `python -m generator` and `./deploy.sh`: exit 2, one line on stderr naming the
+field and what is accepted, and the output directory byte-for-byte as it was (hashed before and after)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,77 @@ def test_an_output_path_that_cannot_be_a_directory_exits_2_and_changes_nothing(t
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert all(n in result.stderr for n in names) and str(out) in result.stderr, result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+# ------------------------------------------------------------------------------------------------ deploy.sh
+# Bad input through ./deploy.sh itself: exit 2, one line on stderr naming the value and what is accepted,
+# nothing installed, started or created (its build directory untouched, no emulator state directory).
+# (case, arguments, environment, what the line must name)
+DEPLOY_BAD_INPUT = [
+    ("a port that is not a number", ["--local"], {"LOCAL_AWS_PORT": "abc"}, ["LOCAL_AWS_PORT 'abc'", "1024 to 65535"]),
+    ("a port out of range", ["--local"], {"LOCAL_AWS_PORT": "99999"}, ["LOCAL_AWS_PORT '99999'", "1024 to 65535"]),
+    ("a port out of range with --stop", ["--local", "--stop"], {"LOCAL_AWS_PORT": "0"}, ["LOCAL_AWS_PORT '0'"]),
+    ("a bucket name with capitals", ["--local", "--bucket", "My_Bucket"], {},
+     ["--bucket 'My_Bucket'", "lowercase letters"]),
+    ("a bucket name too short", ["--bucket", "ab"], {}, ["--bucket 'ab'", "3 to 63 characters"]),
+    ("a bucket name like an IP address", ["--bucket", "192.168.5.4"], {}, ["--bucket '192.168.5.4'", "IP address"]),
+    ("a bucket name with adjacent dots", ["--local", "--bucket", "my..bucket"], {}, ["adjacent dots"]),
+    ("a bucket name with a reserved suffix", ["--bucket", "my-bucket-s3alias"], {}, ["-s3alias"]),
+    ("a region that is not a region", ["--region", "mars"], {}, ["--region 'mars'", "eu-west-1"]),
+    ("a region that is not a region, --local", ["--local", "--region", "us east 1"], {}, ["--region 'us east 1'"]),
+    ("an unknown environment", ["--env", "qa"], {}, ["--env", "dev, staging or prod", "'qa'"]),
+    ("an override that does not name both environments", ["--stack-env-override", "dev"], {},
+     ["--stack-env-override 'dev'", "STACK_ENV:ENV"]),
+    ("an unknown argument", ["--colour"], {}, ["unknown argument: --colour"]),
+    ("an option without its value", ["--stack-name"], {}, ["--stack-name needs a value"]),
+    ("--stop without --local", ["--stop"], {}, ["--stop only goes with --local"]),
+    ("--plan with --delete", ["--plan", "--delete"], {}, ["--plan and --delete"]),
+]
+
+
+def run_deploy(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCAL_AWS_"))}
+    base.update(BUILD_DIR=str(tmp_path / "build"), LOCAL_AWS_STATE_DIR=str(tmp_path / "local-aws"), NO_COLOR="1",
+                LOCAL_AWS_PORT=str(free_port()), DEPLOY_POLL_SECONDS="0.2")
+    return subprocess.run(["./deploy.sh", *args], cwd=REPO, env={**base, **env}, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, names: list[str], code: int = 2) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "error: " in lines[0], result.stderr[-3000:]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("case, args, env, names", DEPLOY_BAD_INPUT, ids=[c[0] for c in DEPLOY_BAD_INPUT])
+def test_deploy_bad_input_exits_2_with_one_line_and_creates_nothing(tmp_path, case, args, env, names):
+    build = tmp_path / "build"
+    (build / "dev").mkdir(parents=True)
+    (build / "dev" / "parameters.json").write_text("[]\n")  # a previous run's output stays as it was
+    before = tree_digest(build)
+    assert_one_error_line(run_deploy(args, env, tmp_path), names)
+    assert tree_digest(build) == before
+    assert not (tmp_path / "local-aws").exists(), "no emulator was started"
+
+
+def test_a_port_held_by_a_silent_listener_fails_at_once_naming_the_port(tmp_path):
+    """A listener that accepts and never answers HTTP: refused before the emulator starts, not after a minute."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        result = run_deploy(["--local"], {"LOCAL_AWS_PORT": str(port)}, tmp_path)
+        elapsed = time.monotonic() - started
+    line = assert_one_error_line(result, [f"port {port} is in use", "LOCAL_AWS_PORT="])
+    assert elapsed < 10, f"took {elapsed:.0f}s: {line}"
+    assert not (tmp_path / "build").exists(), "nothing was built"

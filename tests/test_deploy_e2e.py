@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import boto3
 import pytest
+
+from generator import config
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +142,124 @@ def test_dev_flow(emulator, tmp_path):
     assert rc == 0, out
     assert f"{stack}: DELETE_COMPLETE" in out
     assert not [name for name in live_stacks(emulator) if name.startswith(stack)]
+
+
+# ----------------------------------------------------------------------------- faults (issue #10, deploy side)
+
+def fresh_env(tmp_path: Path) -> dict[str, str]:
+    """An emulator of its own: own port, state and build directories."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS_PORT=str(_free_port()), LOCAL_AWS_STATE_DIR=str(tmp_path / "local-aws"),
+               BUILD_DIR=str(tmp_path / "build"), DEPLOY_POLL_SECONDS="0.2", NO_COLOR="1")
+    return env
+
+
+def servers(state_dir: Path) -> list[int]:
+    """Pids of this user's emulators serving state_dir, by their command line."""
+    from deploytools import local_aws
+
+    return local_aws._servers(state_dir)
+
+
+@pytest.fixture
+def own_emulator(tmp_path):
+    env = fresh_env(tmp_path)
+    yield env
+    deploy(env, "--local", "--stop")
+
+
+def test_concurrent_local_deploys_share_one_emulator_and_stop_stops_it(own_emulator, tmp_path):
+    runs = [subprocess.Popen(["./deploy.sh", "--local", "--template-dir", FIXTURES, "--stack-name", f"fx{i}"],
+                             cwd=ROOT, env=own_emulator, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for i in (1, 2)]
+    outputs = [r.communicate(timeout=600)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    state = tmp_path / "local-aws"
+    assert len(servers(state)) == 1, "one emulator per state directory"
+    assert {"fx1", "fx2"} <= set(live_stacks(own_emulator))
+
+    rc, out = deploy(own_emulator, "--local", "--stop")
+    assert rc == 0 and not servers(state), out
+
+
+def test_stop_finds_an_emulator_whose_state_directory_was_removed(own_emulator, tmp_path):
+    rc, out = deploy(own_emulator, "--local", "--stop")  # nothing yet
+    assert rc == 0, out
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "deploytools.local_aws", "start"], cwd=ROOT,
+                   env=own_emulator, check=True, capture_output=True)
+    state = tmp_path / "local-aws"
+    assert len(servers(state)) == 1
+    shutil.rmtree(state)
+    rc, out = deploy(own_emulator, "--local", "--stop")
+    assert rc == 0 and not servers(state), out
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(own_emulator["LOCAL_AWS_PORT"])))  # the port is free again
+
+
+def test_another_environments_stack_is_refused_even_locally(own_emulator):
+    rc, out = deploy(own_emulator, "--local", "--template-dir", FIXTURES, "--stack-name", "fx")
+    assert rc == 0, out
+    tags = {t["Key"]: t["Value"] for t in live_stacks(own_emulator)["fx"].get("Tags", [])}
+    assert tags == {"Environment": "dev", "Project": config.PROJECT}
+
+    for args in (["--template-dir", FIXTURES], ["--yes", "--template-dir", FIXTURES], ["--delete"]):
+        r = subprocess.run(["./deploy.sh", "--local", "--env", "staging", "--stack-name", "fx", *args], cwd=ROOT,
+                           env=own_emulator, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        line, = r.stderr.splitlines()
+        assert "belongs to environment dev, not staging" in line and "--stack-env-override dev:staging" in line
+        assert "Packaging" not in r.stdout and "Deleting" not in r.stdout
+    assert live_stacks(own_emulator)["fx"]["StackStatus"] == "CREATE_COMPLETE"
+
+    rc, out = deploy(own_emulator, "--local", "--env", "staging", "--stack-name", "fx", "--plan",
+                     "--template-dir", FIXTURES, "--stack-env-override", "dev:staging")
+    assert rc == 0 and "deploying staging over it (override)" in out, out
+
+
+def test_a_rollback_that_leaves_a_vpc_names_it_and_never_says_nothing_is_half_deployed(own_emulator, tmp_path):
+    from test_moto_workarounds import LEAKY_VPC
+
+    template = {"Parameters": {"QueueName": {"Type": "String"}},
+                "Resources": {**LEAKY_VPC, "Queue": {**LEAKY_VPC["Queue"],
+                                                     "Properties": {"QueueName": {"Ref": "QueueName"}}}}}
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "leaky" / "main.json").write_text(json.dumps(template))
+    rc, out = deploy(own_emulator, "--local", "--template-dir", str(tmp_path / "leaky"), "--stack-name", "leaky",
+                     "--param", "QueueName=bad name!")
+    assert rc == 1, out
+    assert "nothing is half-deployed" not in out
+    assert "the rollback could not remove 1 resource(s)" in out and "leaky Vpc (AWS::EC2::VPC) vpc-" in out
+    assert live_stacks(own_emulator)["leaky"]["StackStatus"] == "ROLLBACK_FAILED"
+
+
+def _deploy_until(env, marker: str):
+    """Start a dev deploy in its own process group; return it once `marker` is on its stdout."""
+    proc = subprocess.Popen(["./deploy.sh", "--local"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return proc, seen
+    raise AssertionError("".join(seen) + proc.stderr.read())
+
+
+def test_ctrl_c_during_execute_is_one_line_with_the_stack_state(own_emulator):
+    proc, _ = _deploy_until(own_emulator, "==> Executing")
+    time.sleep(1.5)  # into the execute call (python has started; moto creates the stacks inside the call)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, (out, err)
+    line, = err.splitlines()
+    assert line.startswith("interrupted: ") and "stack video-pipeline-dev is" in line and "./deploy.sh" in line
+
+
+def test_stop_during_a_deploy_ends_in_one_line_saying_what_to_run(own_emulator):
+    proc, _ = _deploy_until(own_emulator, "==> Executing")
+    time.sleep(1.5)
+    rc, out = deploy(own_emulator, "--local", "--stop")
+    assert rc == 0, out
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, (out, err)
+    line, = err.splitlines()
+    assert line.startswith("error: cannot reach http://localhost:") and "run ./deploy.sh --local again" in line

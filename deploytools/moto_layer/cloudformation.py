@@ -223,22 +223,31 @@ def rollback_on_failure() -> None:
     """moto 5.2.5 has no rollback: a resource that fails to create leaves the stack CREATE_IN_PROGRESS
     forever (and the execute-change-set call fails with HTTP 500). Do what CloudFormation does: delete what
     was created, end in ROLLBACK_COMPLETE (UPDATE_ROLLBACK_COMPLETE for an update, whose previous resources
-    moto cannot restore), and let a failed nested stack free its name like a rolled-back nested stack."""
+    moto cannot restore), and let a failed nested stack free its name like a rolled-back nested stack.
+    What cannot be deleted stays in the stack, which ends ROLLBACK_FAILED with their names in its last event,
+    as on AWS."""
     original_execute = cfn_models.CloudFormationBackend.execute_change_set
     original_nested = cfn_models.Stack.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
-    def roll_back(stack: cfn_models.Stack, reason: str, update: bool) -> None:
+    def roll_back(stack: cfn_models.Stack, reason: str, update: bool) -> list[str]:
+        """Roll back; return the logical ids of the resources that could not be deleted."""
         prefix = "UPDATE_ROLLBACK" if update else "ROLLBACK"
         stack._add_stack_event(f"{prefix}_IN_PROGRESS", resource_status_reason=reason)
+        left: list[str] = []
         if not update:
+            resource_map = stack.resource_map
             try:
-                stack.resource_map.delete()
-            except Exception:  # what cannot be deleted stays, as with DELETE_FAILED on AWS
-                pass
-            # moto's resource map creates resources lazily when listed: forget the template's resources.
-            stack.resource_map._resource_json_map = {}
-        stack._add_stack_event(f"{prefix}_COMPLETE")
-        stack.status = f"{prefix}_COMPLETE"
+                resource_map.delete()
+            except Exception as e:  # noqa: BLE001 - reported below, as AWS reports DELETE_FAILED
+                left = sorted(k for k, v in resource_map._parsed_resources.items()
+                              if k in resource_map._resource_json_map and v is not None and not isinstance(v, str))
+                reason = f"The following resource(s) failed to delete: [{', '.join(left)}]. {_reason(e)}"
+            # moto's resource map creates resources lazily when listed: keep only what is really left.
+            resource_map._resource_json_map = {k: resource_map._resource_json_map[k] for k in left}
+        status = f"{prefix}_FAILED" if left else f"{prefix}_COMPLETE"
+        stack._add_stack_event(status, resource_status_reason=reason if left else None)
+        stack.status = status
+        return left
 
     def execute_change_set(self: cfn_models.CloudFormationBackend, change_set_name: str,
                            stack_name: str | None = None) -> None:
@@ -260,9 +269,9 @@ def rollback_on_failure() -> None:
             for stack in list(backend.stacks.values()):
                 if stack.name == resource_name:
                     stack._add_stack_event("CREATE_FAILED", resource_status_reason=_reason(e))
-                    roll_back(stack, _reason(e), update=False)
-                    backend.stacks.pop(stack.stack_id)
-                    backend.deleted_stacks[stack.stack_id] = stack
+                    if not roll_back(stack, _reason(e), update=False):  # else it stays, ROLLBACK_FAILED
+                        backend.stacks.pop(stack.stack_id)
+                        backend.deleted_stacks[stack.stack_id] = stack
                     failure = cfn_models.ValidationError(
                         message=f"Embedded stack {stack.stack_id} was not successfully created: {_reason(e)}")
                     failure.physical_resource_id = stack.stack_id  # type: ignore[attr-defined]
