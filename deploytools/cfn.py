@@ -22,9 +22,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from generator import errors
 from generator.aws_facts import NESTED_STACK_TYPE, RETAINING_POLICIES, STATEFUL_TYPES
@@ -372,7 +373,7 @@ def parse_template(body: str | dict[str, Any]) -> dict[str, Any]:
             loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else
             loader.construct_mapping(node))})
     try:
-        parsed = yaml.load(body, Loader=Loader) or {}  # noqa: S506 (a SafeLoader subclass)
+        parsed = yaml.load(body, Loader=Loader) or {}
     except yaml.YAMLError as e:
         raise errors.TemplateError(f"a deployed template is not valid YAML or JSON: {e}") from None
     if not isinstance(parsed, dict):
@@ -382,14 +383,14 @@ def parse_template(body: str | dict[str, Any]) -> dict[str, Any]:
 
 def retained_resources(cfn: Any, stack: str, label: str | None = None) -> list[str]:
     kept = []
-    for sid, label in nested_stacks(cfn, stack, label or stack):
+    for sid, stack_label in nested_stacks(cfn, stack, label or stack):
         body = parse_template(cfn.get_template(StackName=sid)["TemplateBody"])
         physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in list_resources(cfn, sid)}
         for name, res in sorted(body.get("Resources", {}).items()):
             policy = res.get("DeletionPolicy")
             if policy in RETAINING_POLICIES and name in physical:
                 what = "a final snapshot is kept" if policy == "Snapshot" else "kept"
-                kept.append(f"{label} {name} ({res['Type']}) {physical[name]}: {what}")
+                kept.append(f"{stack_label} {name} ({res['Type']}) {physical[name]}: {what}")
     return kept
 
 
@@ -496,7 +497,7 @@ def follow_or_explain(watcher: Watcher, what: str, next_step: str, start: Any = 
         name = watcher.stacks[watcher.root]
         try:
             status = stack_status(watcher.cfn, watcher.root) or "gone"
-        except Exception:  # noqa: BLE001 - the line below must be printed whatever the API does now
+        except Exception:
             status = "unknown (could not be read)"
         raise errors.Interrupted(f"stopped following {what}: stack {name} is {status} and CloudFormation carries on "
                           f"without deploy.sh; watch it with `aws cloudformation describe-stacks --stack-name "

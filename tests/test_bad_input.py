@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO
 from test_cli import tree_digest
 
@@ -186,7 +187,8 @@ def test_the_unknown_setting_message_lists_only_settings_that_can_be_overridden(
 # --out values that cannot be an output directory: (case, how to make it from tmp_path, what stderr names)
 BAD_OUT = [
     ("--out that is a file", lambda tmp: _file(tmp / "plain-file"), ["is not a directory"]),
-    ("--out under a file", lambda tmp: _file(tmp / "plain-file") / "templates", ["cannot create --out", "Not a directory"]),
+    ("--out under a file", lambda tmp: _file(tmp / "plain-file") / "templates",
+     ["cannot create --out", "Not a directory"]),
 ]
 
 

@@ -232,33 +232,59 @@ def test_a_rollback_that_leaves_a_vpc_names_it_and_never_says_nothing_is_half_de
     assert live_stacks(own_emulator)["leaky"]["StackStatus"] == "ROLLBACK_FAILED"
 
 
-def _deploy_until(env, marker: str):
-    """Start a dev deploy in its own process group; return it once `marker` is on its stdout."""
+# Loaded by every Python process of a deploy (sitecustomize on PYTHONPATH): ExecuteChangeSet, deploy.sh's
+# point of no return, announces itself in a file and holds until released, so a test can interrupt exactly
+# there. moto executes a change set inside that one call, which is otherwise too quick to hit reliably.
+HOLD_EXECUTE = """
+import os, pathlib, time
+import botocore.client
+
+_call = botocore.client.BaseClient._make_api_call
+marker = pathlib.Path(os.environ["HOLD_EXECUTE_MARKER"])
+
+def _make_api_call(self, operation, params):
+    if operation == "ExecuteChangeSet":
+        marker.write_text("executing")
+        deadline = time.monotonic() + 120
+        while not marker.with_suffix(".release").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return _call(self, operation, params)
+
+botocore.client.BaseClient._make_api_call = _make_api_call
+"""
+
+
+def _deploy_held_at_execute(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """Start a dev deploy in its own process group; return it once it is inside ExecuteChangeSet."""
+    hook = tmp_path / "hold-execute"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOLD_EXECUTE)
+    marker = tmp_path / "execute.marker"
+    env = {**env, "PYTHONPATH": str(hook), "HOLD_EXECUTE_MARKER": str(marker)}
     proc = subprocess.Popen(["./deploy.sh", "--local"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return proc, seen
-    raise AssertionError("".join(seen) + proc.stderr.read())
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    return proc, marker.with_suffix(".release")
 
 
-def test_ctrl_c_during_execute_is_one_line_with_the_stack_state(own_emulator):
-    proc, _ = _deploy_until(own_emulator, "==> Executing")
-    time.sleep(1.5)  # into the execute call (python has started; moto creates the stacks inside the call)
+def test_ctrl_c_during_execute_is_one_line_with_the_stack_state(own_emulator, tmp_path):
+    proc, _ = _deploy_held_at_execute(own_emulator, tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, (out, err)
+    assert len(err.splitlines()) == 1, err
     line, = err.splitlines()
     assert line.startswith("interrupted: ") and "stack video-pipeline-dev is" in line and "./deploy.sh" in line
 
 
-def test_stop_during_a_deploy_ends_in_one_line_saying_what_to_run(own_emulator):
-    proc, _ = _deploy_until(own_emulator, "==> Executing")
-    time.sleep(1.5)
+def test_stop_during_a_deploy_ends_in_one_line_saying_what_to_run(own_emulator, tmp_path):
+    proc, release = _deploy_held_at_execute(own_emulator, tmp_path)
     rc, out = deploy(own_emulator, "--local", "--stop")
     assert rc == 0, out
+    release.touch()  # the held call now reaches a stopped emulator
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 2, (out, err)
     line, = err.splitlines()

@@ -6,11 +6,11 @@ raised inside the code), not by calling the error classes directly."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import boto3
 import pytest
@@ -55,8 +55,8 @@ def test_every_user_facing_error_derives_from_one_base():
 ])
 def test_cfn_params_bad_input_is_one_line_exit_2(tmp_path, case, args, names):
     base = {"--template": "templates/dev/main.json", "--out": str(tmp_path / "p.json")}
-    pairs = dict(zip(args[::2], args[1::2]))
-    argv = [x for k, v in {**base, **pairs}.items() for x in (k, v)]
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    argv = [x for pair in {**base, **pairs}.items() for x in pair]
     line = one_error_line(run_module("deploytools.cfn", "params", *argv))
     assert line.startswith("error: ") and all(n in line for n in names), line
     assert not (tmp_path / "p.json").exists()
@@ -65,9 +65,8 @@ def test_cfn_params_bad_input_is_one_line_exit_2(tmp_path, case, args, names):
 def test_cfn_aws_error_is_one_line_exit_2(monkeypatch):
     """A stack that does not exist, asked of moto's CloudFormation in-process."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        with pytest.raises(errors.AwsError, match="ListStackResources: ValidationError: .*no-such-stack"):
-            cfn.aws_errors_as_pipeline_errors(cfn.cmd_retained, _ns(stack="no-such-stack"))
+    with mock_aws(), pytest.raises(errors.AwsError, match=r"ListStackResources: ValidationError: .*no-such-stack"):
+        cfn.aws_errors_as_pipeline_errors(cfn.cmd_retained, _ns(stack="no-such-stack"))
 
 
 def test_cfn_unreachable_endpoint_says_what_to_run(monkeypatch):
@@ -100,8 +99,8 @@ def test_ctrl_c_while_following_a_deploy_says_the_stack_state_and_what_to_run(mo
         client = boto3.client("cloudformation", region_name=REGION)
         template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
         stack_id = client.create_stack(StackName="pipeline", TemplateBody=json.dumps(template))["StackId"]
-        watcher = cfn.Watcher(client, stack_id, since=client.describe_stacks(StackName=stack_id)["Stacks"][0][
-            "CreationTime"], out=open(os.devnull, "w"))
+        created = client.describe_stacks(StackName=stack_id)["Stacks"][0]["CreationTime"]
+        watcher = cfn.Watcher(client, stack_id, since=created, out=io.StringIO())
         monkeypatch.setattr(watcher, "root_status", lambda: "UPDATE_IN_PROGRESS")
 
         def ctrl_c(seconds: float) -> None:

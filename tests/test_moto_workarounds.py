@@ -68,7 +68,8 @@ LEAKY_VPC = {
     "Eip": {"Type": "AWS::EC2::EIP", "Properties": {"Domain": "vpc"}},
     "Nat": {"Type": "AWS::EC2::NatGateway", "Properties": {
         "SubnetId": {"Ref": "Subnet"}, "AllocationId": {"Fn::GetAtt": ["Eip", "AllocationId"]}}},
-    "Queue": {"Type": "AWS::SQS::Queue", "DependsOn": ["Nat", "Attachment", "Endpoint"], "Properties": {"QueueName": "bad name!"}},
+    "Queue": {"Type": "AWS::SQS::Queue", "DependsOn": ["Nat", "Attachment", "Endpoint"],
+              "Properties": {"QueueName": "bad name!"}},
 }
 
 ROLLBACK_PROBE = """
