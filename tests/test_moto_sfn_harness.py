@@ -195,3 +195,16 @@ def test_unpatched_moto_cannot_run_a_task_whose_containers_give_no_memory():
 def test_a_task_whose_containers_give_no_memory_runs_with_the_workaround():
     with stepfunctions.ecs_task_level_memory():
         assert len(_run_fargate_task_without_container_memory()) == 1
+
+
+def test_the_emulator_fails_only_the_task_of_a_video_whose_id_starts_fail():
+    from deploytools import smoke
+
+    def call(video_id: str) -> dict:
+        return {"overrides": {"containerOverrides": [
+            {"name": CONTAINER_NAME, "environment": [{"name": "VIDEO_ID", "value": video_id}]}]}}
+
+    assert stepfunctions.exit_code_by_video_id(call("fail-1")) == stepfunctions.FAILING_EXIT_CODE == 1
+    assert stepfunctions.exit_code_by_video_id(call("clip-fail-1")) == 0
+    assert stepfunctions.exit_code_by_video_id({"overrides": None}) == 0
+    assert smoke.FAILING_VIDEO_PREFIX == stepfunctions.FAILING_VIDEO_PREFIX
