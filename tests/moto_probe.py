@@ -48,18 +48,19 @@ def _nested_parent(s3: Any) -> str:
         {"TopicArn": {"Value": {"Fn::GetAtt": ["Child", "Outputs.TopicArn"]}}})
 
 
-def _state_machine(cfn: Any, stack: str) -> dict[str, Any]:
-    """Deploy a state machine written as this project writes one; describe it through the Step Functions API."""
+def _state_machine(cfn: Any, stack: str, topic: str = "arn:aws:sns:probe", update: bool = False) -> dict[str, Any]:
+    """Deploy (or update) a state machine written as this project writes one; describe it through the Step
+    Functions API."""
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "${TopicArn}", "End": True}}}
     body = _template({
         "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": f"/probe/{stack}"}},
         "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
             "StateMachineName": stack, "RoleArn": "arn:aws:iam::123456789012:role/probe",
-            "Definition": definition, "DefinitionSubstitutions": {"TopicArn": "arn:aws:sns:probe"},
+            "Definition": definition, "DefinitionSubstitutions": {"TopicArn": topic},
             "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True, "Destinations": [
                 {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["Logs", "Arn"]}}}]},
             "TracingConfiguration": {"Enabled": True}}}})
-    cfn.create_stack(StackName=stack, TemplateBody=body)
+    (cfn.update_stack if update else cfn.create_stack)(StackName=stack, TemplateBody=body)
     sfn = boto3.client("stepfunctions", region_name=REGION)
     [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == stack]
     return sfn.describe_state_machine(stateMachineArn=arn)
@@ -140,10 +141,13 @@ def probe() -> dict[str, bool]:
 
     def state_machine() -> bool:
         described = _state_machine(cfn, "sfnprops")
+        updated = _state_machine(cfn, "sfnprops", topic="arn:aws:sns:updated", update=True)
         return ("arn:aws:sns:probe" in described["definition"]
                 and described["loggingConfiguration"]["level"] == "ALL"
                 and described["loggingConfiguration"]["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"]
-                and described["tracingConfiguration"]["enabled"] is True)
+                and described["tracingConfiguration"]["enabled"] is True
+                and "arn:aws:sns:updated" in updated["definition"]
+                and updated["loggingConfiguration"]["level"] == "ALL" and updated["tracingConfiguration"]["enabled"])
 
     return {
         "state_machine_properties": _ok(state_machine),
