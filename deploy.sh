@@ -9,7 +9,7 @@ cd "$ROOT"
 usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--env E] [--region R] [--stack-name N] [--bucket B]
-                   [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop]]
+                   [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop | --smoke]]
                    [--stack-env-override STACK_ENV:ENV]
 
 Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
@@ -30,6 +30,8 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
   --local          run against an embedded AWS emulator (moto server on localhost, dummy
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
+  --smoke          with --local: run a video through the deployed local pipeline (one that succeeds, one
+                   whose task fails), print each execution's status and notification, and exit
   --template-dir D deploy the templates in D instead of templates/<env>/ (tests; skips the
                    generator freshness check, not cfn-lint)
   -h, --help       this help
@@ -64,11 +66,13 @@ while [[ $# -gt 0 ]]; do
     --delete) DELETE=1; shift ;;
     --local) LOCAL=1; shift ;;
     --stop) STOP=1; shift ;;
+    --smoke) SMOKE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument: $1" ;;
   esac
 done
 [[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
+[[ ${SMOKE:-0} -eq 1 && $LOCAL -eq 0 ]] && usage_error "--smoke only goes with --local"
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
 
@@ -149,6 +153,7 @@ if [[ $LOCAL -eq 1 ]]; then
   YES=1
 fi
 export AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION" AWS_PAGER=""
+[[ ${SMOKE:-0} -eq 1 ]] && exec "$PY" -m deploytools.smoke --stack "$STACK_NAME"
 missing=()
 for tool in aws cfn-lint; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 "$PY" -c 'import boto3, deploytools, generator' 2>/dev/null || missing+=("python packages (boto3, this project)")

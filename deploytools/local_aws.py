@@ -5,8 +5,9 @@
     python -m deploytools.local_aws status [--state-dir DIR]
     python -m deploytools.local_aws serve --port N [--state-dir DIR]     run in the foreground
 
-The workarounds must live inside the server process, so `serve` patches moto (the CloudFormation half of
-deploytools.moto_layer) and then runs moto's server in the same process. Only `serve` imports moto: it is a
+The workarounds must live inside the server process, so `serve` patches moto (both halves of
+deploytools.moto_layer), enables moto's Step Functions execution, and then runs moto's server in the same
+process. Only `serve` imports moto: it is a
 dev-only dependency. `start` runs `serve` detached and records its pid, port
 and log under the state directory (default build/local-aws/). State is in memory: stopping loses it.
 
@@ -174,20 +175,29 @@ def status(state_dir: Path) -> int:
 
 
 def serve(port: int) -> int:
+    from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
-    from deploytools.moto_layer import MOTO_VERSION, cloudformation
+    from deploytools.moto_layer import MOTO_VERSION, cloudformation, stepfunctions
 
     cloudformation.apply_all()
+    # State machines run: moto's interpreter, patched as the behaviour tests patch it, calls the services back
+    # through this server (it finds the port in MOTO_PORT).
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    os.environ["MOTO_PORT"] = str(port)
+    patches = stepfunctions.apply_to_emulator()  # held: a collected stack would undo them
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     print(f"moto {MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
-          + ", ".join(w.__name__ for w in cloudformation.WORKAROUNDS), flush=True)
+          + ", ".join(w.__name__ for w in (*cloudformation.WORKAROUNDS, *stepfunctions.WORKAROUNDS))
+          + f"; state machines execute (a videoId starting {stepfunctions.FAILING_VIDEO_PREFIX!r} makes its task "
+          f"exit {stepfunctions.FAILING_EXIT_CODE})", flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     server.stop()
+    patches.close()
     return 0
 
 

@@ -193,3 +193,11 @@ def subnets_of_kind(templates: dict, env: str, kind: str) -> set[tuple[str, str]
     """("network", logical id) of every subnet of a kind: "Public", "Private" (NAT egress) or "Data" (none)."""
     return {("network", title) for title, r in templates[env]["network"]["Resources"].items()
             if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}
+
+
+def pytest_configure(config):
+    # Belongs beside the other markers in setup.cfg's [tool:pytest]; registered here until then, because a
+    # setup.cfg change makes ./dev.sh setup (run by ./deploy.sh --local) reinstall the project into .venv.
+    config.addinivalue_line(
+        "markers", "integration: checks the deployed local pipeline in the emulator (state machine, topics, a "
+        "video end to end); CI runs it")

@@ -48,6 +48,30 @@ def _nested_parent(s3: Any) -> str:
         {"TopicArn": {"Value": {"Fn::GetAtt": ["Child", "Outputs.TopicArn"]}}})
 
 
+def _state_machine(cfn: Any, stack: str, topic: str = "arn:aws:sns:probe", update: bool = False) -> dict[str, Any]:
+    """Deploy (or update) a state machine written as this project writes one; describe it through the Step
+    Functions API."""
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": "${TopicArn}", "End": True}}}
+    body = _template({
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": f"/probe/{stack}"}},
+        "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "StateMachineName": stack, "RoleArn": "arn:aws:iam::123456789012:role/probe",
+            "Definition": definition, "DefinitionSubstitutions": {"TopicArn": topic},
+            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True, "Destinations": [
+                {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["Logs", "Arn"]}}}]},
+            "TracingConfiguration": {"Enabled": True}}}})
+    (cfn.update_stack if update else cfn.create_stack)(StackName=stack, TemplateBody=body)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == stack]
+    return sfn.describe_state_machine(stateMachineArn=arn)
+
+
+def probe_with_executions() -> dict[str, bool]:
+    """What needs moto's state machine execution enabled (a config of its own)."""
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    return {"state_machines_where_the_api_looks": _ok(lambda: _state_machine(cfn, "sfnapi")["stateMachineArn"])}
+
+
 def probe() -> dict[str, bool]:
     cfn = boto3.client("cloudformation", region_name=REGION)
     s3 = boto3.client("s3", region_name=REGION)
@@ -115,7 +139,18 @@ def probe() -> dict[str, bool]:
         outputs = cfn.describe_stacks(StackName="efsap")["Stacks"][0]["Outputs"]
         return len(outputs) == 2 and all(o["OutputValue"].startswith("arn:") for o in outputs)
 
+    def state_machine() -> bool:
+        described = _state_machine(cfn, "sfnprops")
+        updated = _state_machine(cfn, "sfnprops", topic="arn:aws:sns:updated", update=True)
+        return ("arn:aws:sns:probe" in described["definition"]
+                and described["loggingConfiguration"]["level"] == "ALL"
+                and described["loggingConfiguration"]["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"]
+                and described["tracingConfiguration"]["enabled"] is True
+                and "arn:aws:sns:updated" in updated["definition"]
+                and updated["loggingConfiguration"]["level"] == "ALL" and updated["tracingConfiguration"]["enabled"])
+
     return {
+        "state_machine_properties": _ok(state_machine),
         "efs_getatt": _ok(efs),
         "rds_group_refs": _ok(rds_refs),
         "nested_stack_output_getatt": _ok(getatt),
@@ -140,7 +175,10 @@ def main() -> int:
 
 def _run_each() -> dict[str, bool]:
     with mock_aws():
-        return probe()
+        results = probe()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        results.update(probe_with_executions())
+    return results
 
 
 if __name__ == "__main__":

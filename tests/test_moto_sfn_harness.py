@@ -165,3 +165,46 @@ def test_every_workaround_has_a_canary():
                 if name.startswith(("test_unpatched_", "test_moto_own_"))]
     for workaround in stepfunctions.WORKAROUNDS:
         assert any(f"drop {workaround.__name__}." in doc for doc in canaries), workaround.__name__
+
+
+def _run_fargate_task_without_container_memory() -> list:
+    """RunTask of a Fargate task definition with only the task-level memory (the generated one is such)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        ecs.create_cluster(clusterName="memory")
+        ecs.register_task_definition(family="memory", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                     cpu="256", memory="512",
+                                     containerDefinitions=[{"name": CONTAINER_NAME, "image": "x", "essential": True}])
+        return ecs.run_task(cluster="memory", taskDefinition="memory", launchType="FARGATE", networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})["tasks"]
+
+
+def test_unpatched_moto_cannot_run_a_task_whose_containers_give_no_memory():
+    """If this fails, moto places such a task: drop ecs_task_level_memory."""
+    with pytest.raises(TypeError):
+        _run_fargate_task_without_container_memory()
+
+
+def test_a_task_whose_containers_give_no_memory_runs_with_the_workaround():
+    with stepfunctions.ecs_task_level_memory():
+        assert len(_run_fargate_task_without_container_memory()) == 1
+
+
+def test_the_emulator_fails_only_the_task_of_a_video_whose_id_starts_fail():
+    from deploytools import smoke
+
+    def call(video_id: str) -> dict:
+        return {"overrides": {"containerOverrides": [
+            {"name": CONTAINER_NAME, "environment": [{"name": "VIDEO_ID", "value": video_id}]}]}}
+
+    assert stepfunctions.exit_code_by_video_id(call("fail-1")) == stepfunctions.FAILING_EXIT_CODE == 1
+    assert stepfunctions.exit_code_by_video_id(call("clip-fail-1")) == 0
+    assert stepfunctions.exit_code_by_video_id({"overrides": None}) == 0
+    assert smoke.FAILING_VIDEO_PREFIX == stepfunctions.FAILING_VIDEO_PREFIX

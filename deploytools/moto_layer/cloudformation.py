@@ -343,6 +343,93 @@ def efs_getatt() -> None:
     efs_models.FileSystem.get_cfn_attribute = file_system
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 7. Step Functions state machines as written
+
+
+def _camel(value: Any) -> Any:
+    """CloudFormation's PascalCase keys as the Step Functions API's camelCase ones, at every level."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
+
+
+def _definition_string(properties: dict[str, Any]) -> str:
+    """The ASL a state machine's CloudFormation properties describe: DefinitionString, or the Definition
+    object as JSON, with DefinitionSubstitutions filled in."""
+    from deploytools.moto_layer.stepfunctions import substitute
+
+    definition = properties.get("Definition", properties.get("DefinitionString", ""))
+    definition = substitute(definition, {k: str(v) for k, v in properties.get("DefinitionSubstitutions", {}).items()})
+    return definition if isinstance(definition, str) else json.dumps(definition)
+
+
+def state_machine_properties() -> None:
+    """moto 5.2.5's CloudFormation state machine reads only DefinitionString (no Definition object, no
+    DefinitionSubstitutions) and neither LoggingConfiguration nor TracingConfiguration: a state machine
+    written with `Definition` is created with an empty definition, logging OFF and tracing disabled, on
+    create and on update. Apply all of them, as CloudFormation does."""
+    from moto.stepfunctions import models as sfn_models
+
+    cls = sfn_models.StateMachine
+    original_create = cls.create_from_cloudformation_json.__func__
+    original_update = cls.update_from_cloudformation_json.__func__
+
+    def applied(call: Callable[[dict[str, Any]], Any], cloudformation_json: dict[str, Any], account_id: str,
+                region_name: str) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        state_machine = call(dict(cloudformation_json,
+                                  Properties=dict(properties, DefinitionString=_definition_string(properties))))
+        logging, tracing = properties.get("LoggingConfiguration"), properties.get("TracingConfiguration")
+        return sfn_models.stepfunctions_backends[account_id][region_name].update_state_machine(
+            state_machine.arn, logging_configuration=_camel(logging) if logging else {"level": "OFF"},
+            tracing_configuration=_camel(tracing) if tracing else {"enabled": False})
+
+    def create(cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+               region_name: str, **kwargs: Any) -> Any:
+        return applied(lambda cfn_json: original_create(cls, resource_name, cfn_json, account_id, region_name,
+                                                        **kwargs), cloudformation_json, account_id, region_name)
+
+    def update(cls: type, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
+               account_id: str, region_name: str) -> Any:
+        return applied(lambda cfn_json: original_update(cls, original_resource, new_resource_name, cfn_json,
+                                                        account_id, region_name),
+                       cloudformation_json, account_id, region_name)
+
+    cls.create_from_cloudformation_json = classmethod(create)
+    cls.update_from_cloudformation_json = classmethod(update)
+
+
+class _ApiStateMachineBackends:
+    """moto's Step Functions backends as its API serves them: the executing (parser) ones when
+    `execute_state_machine` is on, the plain ones otherwise."""
+
+    def __init__(self, plain: Any):
+        self.plain = plain
+
+    def __getitem__(self, account_id: str) -> Any:
+        from moto.core.config import default_user_config
+
+        if default_user_config.get("stepfunctions", {}).get("execute_state_machine", False):
+            from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+            return stepfunctions_parser_backends[account_id]
+        return self.plain[account_id]
+
+
+def state_machines_where_the_api_looks() -> None:
+    """moto 5.2.5: with state machine execution enabled (`execute_state_machine`), the Step Functions API
+    serves another set of backends than the one CloudFormation creates state machines in, so a state machine
+    deployed by a stack is not found (StateMachineDoesNotExist) and cannot be executed. Create, update and
+    delete them where the API looks."""
+    from moto.stepfunctions import models as sfn_models
+
+    if not isinstance(sfn_models.stepfunctions_backends, _ApiStateMachineBackends):
+        sfn_models.stepfunctions_backends = _ApiStateMachineBackends(sfn_models.stepfunctions_backends)
+
+
 WORKAROUNDS: tuple[Callable[[], None], ...] = (
     nested_stack_output_getatt,
     change_set_execution_state,
@@ -352,6 +439,8 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     kms_key_properties,
     rds_group_refs,
     efs_getatt,
+    state_machine_properties,
+    state_machines_where_the_api_looks,
 )
 
 _applied = False

@@ -239,6 +239,25 @@ def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
     return _patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
 
 
+_MEMORY_KEYS = ("memory", "Memory", "memoryReservation", "MemoryReservation")
+
+
+def ecs_task_level_memory() -> contextlib.AbstractContextManager[None]:
+    """Let RunTask place a task whose containers give no memory of their own (a Fargate task definition
+    with only the task-level ``Memory``, as AWS accepts and the generated one is); moto raises a TypeError."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def requirements(task_definition: Any) -> dict[str, Any]:
+        task_memory = int(task_definition.memory or 0)
+        containers = [c if any(k in c for k in _MEMORY_KEYS) else dict(c, memory=task_memory)
+                      for c in task_definition.container_definitions]
+        return original(types.SimpleNamespace(container_definitions=containers))
+
+    return _patched(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
+
+
 def recorded_retry_sleeps(sleeps: list[float]) -> contextlib.AbstractContextManager[None]:
     """Append each retry interval to ``sleeps`` instead of sleeping it."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -259,28 +278,31 @@ def fast_ecs_tasks() -> Iterator[None]:
 
 
 def ecs_task_outcome(
-    exit_code: int | None = 0,
+    exit_code: int | Callable[[dict[str, Any]], int | None] | None = 0,
     stop_code: str = "EssentialContainerExited",
     stopped_reason: str = "Essential container in task exited",
 ) -> contextlib.AbstractContextManager[None]:
     """Make every task RunTask starts report this exit code once it stopped.
 
     ``exit_code=None``: the container reports no ExitCode, as when the task
-    stops before it runs (StopCode ``TaskFailedToStart``).
+    stops before it runs (StopCode ``TaskFailedToStart``). A callable chooses the
+    exit code per task from the RunTask call (moto's parameter names).
     """
-    if exit_code is None and stop_code == "EssentialContainerExited":
-        stop_code, stopped_reason = "TaskFailedToStart", "CannotPullContainerError: test"
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.run_task
 
     def run_task(self, *args, **kwargs):
+        code = exit_code(_run_task_arguments(self, args, kwargs)) if callable(exit_code) else exit_code
+        stop, reason = stop_code, stopped_reason
+        if code is None and stop == "EssentialContainerExited":
+            stop, reason = "TaskFailedToStart", "CannotPullContainerError: test"
         tasks = original(self, *args, **kwargs)
         for task in tasks:
-            task.stop_code = stop_code
-            task.stopped_reason = stopped_reason
+            task.stop_code = stop
+            task.stopped_reason = reason
             for container in task.containers:
-                container.exitCode = exit_code
+                container.exitCode = code
                 container.last_status = "STOPPED"
         return tasks
 
@@ -368,13 +390,14 @@ WORKAROUNDS = (
     ecs_run_task_parameters,
     ecs_client_errors_as_task_failures,
     ecs_sync_fails_like_aws,
+    ecs_task_level_memory,
 )
 
 
 @contextlib.contextmanager
 def moto_patches(
     *,
-    task_exit_code: int | None = 0,
+    task_exit_code: int | Callable[[dict[str, Any]], int | None] | None = 0,
     run_task_fails: bool = False,
     run_task_calls: list[dict[str, Any]] | None = None,
     retry_sleeps: list[float] | None = None,
@@ -405,3 +428,34 @@ def moto_patches(
             stack.enter_context(ecs_task_outcome(task_exit_code))
             stack.enter_context(counted_run_task(calls))
         yield
+
+
+# The emulator's (deploytools.local_aws serve) local-only way to choose a task's outcome: a videoId with this
+# prefix makes the processing container exit with FAILING_EXIT_CODE; every other task exits 0. Not on AWS.
+FAILING_VIDEO_PREFIX = "fail-"
+FAILING_EXIT_CODE = 1
+
+
+def exit_code_by_video_id(run_task_call: dict[str, Any]) -> int:
+    """FAILING_EXIT_CODE for a task whose VIDEO_ID override starts with FAILING_VIDEO_PREFIX, else 0."""
+    overrides = run_task_call.get("overrides") or {}
+    video_ids = [env.get("value", "") for container in overrides.get("containerOverrides", [])
+                 for env in container.get("environment", []) if env.get("name") == "VIDEO_ID"]
+    return FAILING_EXIT_CODE if any(v.startswith(FAILING_VIDEO_PREFIX) for v in video_ids) else 0
+
+
+def apply_to_emulator() -> contextlib.ExitStack:
+    """The patches of :func:`moto_patches`, for good, in the emulator's server process: every workaround,
+    retry intervals not slept, ECS tasks that stop at once, the exit code chosen by :func:`exit_code_by_video_id`.
+    Returns the stack that holds them (closing it removes them)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(moto_patches(task_exit_code=exit_code_by_video_id, run_task_calls=_NotKept(),
+                                     retry_sleeps=_NotKept()))
+    return stack
+
+
+class _NotKept(list):
+    """A list that forgets what is appended: a long-running server records no retry intervals."""
+
+    def append(self, item: Any) -> None:
+        return None

@@ -1,0 +1,174 @@
+"""A video through the local pipeline: submit, let the state machine run, show the notification.
+
+    python -m deploytools.smoke [--stack video-pipeline-dev] [--case success|failure|both] [--timeout S]
+
+Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
+endpoint and dummy credentials set). For each case it subscribes an SQS queue to the completion and error
+topics (the stack's outputs), submits a video as a client would, through the API function's own handler
+(generator/functions/video_api.py, run here: the emulator runs Lambda only in docker) against the emulator's
+Step Functions, waits for the execution to end and prints its status and the message the topic delivered.
+
+The failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId
+starting `fail-` makes the processing container exit 1. AWS has no such switch.
+
+Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, or
+another AWS error (one line); 70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from generator import errors
+
+FAILING_VIDEO_PREFIX = "fail-"  # deploytools.moto_layer.stepfunctions.FAILING_VIDEO_PREFIX (no moto import here)
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    video_prefix: str
+    status: str  # the execution's expected status
+    topic_output: str  # the stack output naming the topic that must carry the message
+    subject: str
+    says: str  # what the video does, for the report
+
+
+CASES = {
+    "success": Case("success", "smoke-", "SUCCEEDED", "CompletionTopicArn", "Video Processing Completed",
+                    "its task exits 0"),
+    "failure": Case("failure", FAILING_VIDEO_PREFIX, "FAILED", "ErrorTopicArn", "Video Processing Error",
+                    "its task exits 1: emulator only, the videoId starts 'fail-'"),
+}
+
+
+def stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
+    try:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except cfn.exceptions.ClientError as e:
+        raise errors.AwsError(f"stack {stack} is not deployed in the emulator ({e.response['Error']['Message']}): "
+                              "run ./deploy.sh --local first") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    missing = {"StateMachineArn", "CompletionTopicArn", "ErrorTopicArn"} - outputs.keys()
+    if missing:
+        raise errors.AwsError(f"stack {stack} ({described['StackStatus']}) has no output {', '.join(sorted(missing))}: "
+                              "deploy it again with ./deploy.sh --local")
+    return outputs
+
+
+class Inbox:
+    """An SQS queue subscribed to topics; removed again by close()."""
+
+    def __init__(self, sns: Any, sqs: Any, topic_arns: list[str]):
+        self.sns, self.sqs = sns, sqs
+        self.url = sqs.create_queue(QueueName=f"video-pipeline-smoke-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+                              for t in topic_arns]
+
+    def wait_for(self, video_id: str, deadline: float) -> dict[str, Any] | None:
+        """The first SNS envelope (TopicArn, Subject, Message parsed) whose message names the video."""
+        while time.monotonic() < deadline:
+            for m in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+                envelope = json.loads(m["Body"])
+                with contextlib.suppress(ValueError):  # a message that is not JSON stays a string
+                    envelope["Message"] = json.loads(envelope["Message"])
+                message = envelope["Message"]
+                if isinstance(message, dict) and message.get("videoId") == video_id:
+                    return envelope
+            time.sleep(POLL_S)
+        return None
+
+    def close(self) -> None:
+        for arn in self.subscriptions:
+            self.sns.unsubscribe(SubscriptionArn=arn)
+        self.sqs.delete_queue(QueueUrl=self.url)
+
+
+def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, Any]]:
+    """The API function's handler, as API Gateway would invoke it."""
+    from generator.functions import video_api
+
+    answer = video_api.lambda_handler({"httpMethod": method, "resource": resource, **event}, None)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float) -> list[str]:
+    """Run one video; print what happened; return what was wrong (empty: the outcome is right)."""
+    video_id = f"{case.video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    print(f"\n==> video {video_id} ({case.says})")
+    status_code, body = call_api("POST", "/videos", body=json.dumps({"videoId": video_id}),
+                                 requestContext={"requestId": f"smoke-{uuid.uuid4()}"})
+    print(f"POST /videos -> {status_code} {json.dumps(body)}")
+    if status_code != 202:
+        return [f"{case.name}: the API answered {status_code}, not 202"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status_code, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+        if body.get("status") != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_S)
+    print(f"GET /videos/{video_id} -> {status_code} {json.dumps(body)}")
+    print(f"execution: {body.get('status')}")
+    envelope = inbox.wait_for(video_id, deadline)
+    topic_arn = outputs[case.topic_output]
+    if envelope is None:
+        print(f"message: none within {timeout:g}s")
+    else:
+        print(f"message on {envelope.get('TopicArn', '').rsplit(':', 1)[-1]}, subject {envelope.get('Subject')!r}:")
+        print(f"  {json.dumps(envelope['Message'])}")
+    wrong = []
+    if body.get("status") != case.status:
+        wrong.append(f"{case.name}: execution {body.get('status')}, expected {case.status}")
+    if envelope is None or envelope.get("TopicArn") != topic_arn or envelope.get("Subject") != case.subject:
+        wrong.append(f"{case.name}: expected a {case.subject!r} message on {topic_arn.rsplit(':', 1)[-1]}")
+    return wrong
+
+
+def _main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m deploytools.smoke", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stack", default="video-pipeline-dev", help="parent stack (default video-pipeline-dev)")
+    p.add_argument("--case", choices=("success", "failure", "both"), default="both")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per video (default 60)")
+    a = p.parse_args(argv)
+    from deploytools.cfn import aws_errors_as_pipeline_errors
+
+    return aws_errors_as_pipeline_errors(lambda _: smoke(a.stack, a.case, a.timeout), a)
+
+
+def smoke(stack: str, which: str, timeout: float) -> int:
+    import boto3
+
+    outputs = stack_outputs(boto3.client("cloudformation"), stack)
+    os.environ["STATE_MACHINE_ARN"] = outputs["StateMachineArn"]
+    print(f"stack {stack}: state machine {outputs['StateMachineArn']}")
+    inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), [outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
+    try:
+        wrong = [w for name in (("success", "failure") if which == "both" else (which,))
+                 for w in run_case(CASES[name], outputs, inbox, timeout)]
+    finally:
+        inbox.close()
+    if wrong:
+        print("\nsmoke: FAILED: " + "; ".join(wrong), file=sys.stderr)
+        return 1
+    print("\nsmoke: ok: the video was processed and notified"
+          + (", and the failing one reported as an error" if which == "both" else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.smoke")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

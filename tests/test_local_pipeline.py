@@ -1,0 +1,124 @@
+"""The local pipeline is the real one: after `./deploy.sh --local` the emulator holds the state machine as
+written (definition, logging, tracing), the topics by their names, and `./deploy.sh --local --smoke` runs a
+video end to end (one that is processed and notified, one whose task fails and is reported).
+
+Self-contained like tests/test_deploy_e2e.py: its own emulator on a free port, own state and build
+directories, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import boto3
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = "dev"
+STACK = f"video-pipeline-{ENV}"
+REGION = "ap-northeast-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def deploy(env: dict[str, str], *args: str) -> tuple[int, str]:
+    r = subprocess.run(["./deploy.sh", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=600)
+    return r.returncode, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """The dev templates deployed to a fresh emulator by `./deploy.sh --local`."""
+    tmp = tmp_path_factory.mktemp("local-pipeline")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS_PORT=str(_free_port()), LOCAL_AWS_STATE_DIR=str(tmp / "local-aws"),
+               BUILD_DIR=str(tmp / "build"), DEPLOY_POLL_SECONDS="0.2", NO_COLOR="1")
+    try:
+        rc, out = deploy(env, "--local")
+        assert rc == 0, out
+        yield env
+    finally:
+        subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "deploytools.local_aws", "stop"], cwd=ROOT,
+                       env=env, check=False, capture_output=True)
+
+
+def client(env: dict[str, str], service: str):
+    return boto3.client(service, region_name=REGION, endpoint_url=f"http://localhost:{env['LOCAL_AWS_PORT']}",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def outputs(deployed) -> dict[str, str]:
+    stack = client(deployed, "cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+@pytest.fixture(scope="module")
+def state_machine(deployed, outputs) -> dict:
+    return client(deployed, "stepfunctions").describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
+
+
+def test_both_topics_are_deployed_with_their_names(deployed, outputs):
+    names = {t["TopicArn"].rsplit(":", 1)[-1] for t in client(deployed, "sns").list_topics()["Topics"]}
+    assert {f"video-processing-completion-{ENV}", f"video-processing-error-{ENV}"} <= names
+    assert outputs["CompletionTopicArn"].endswith(f":video-processing-completion-{ENV}")
+    assert outputs["ErrorTopicArn"].endswith(f":video-processing-error-{ENV}")
+
+
+def test_the_state_machine_is_active_and_runs_an_ecs_task(state_machine, outputs):
+    assert state_machine["name"] == f"video-processing-workflow-{ENV}"
+    assert state_machine["status"] == "ACTIVE"
+    definition = json.loads(state_machine["definition"])
+    tasks = [s for s in definition["States"].values() if s.get("Type") == "Task"]
+    [ecs] = [t for t in tasks if t["Resource"] == "arn:aws:states:::ecs:runTask.sync"]
+    assert ":cluster/" in ecs["Parameters"]["Cluster"] and ":task-definition/" in ecs["Parameters"]["TaskDefinition"]
+    assert "${" not in state_machine["definition"], "every DefinitionSubstitution was applied"
+    topics = {t["Parameters"]["TopicArn"] for t in tasks if t["Resource"] == "arn:aws:states:::sns:publish"}
+    assert topics == {outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]}
+
+
+def test_the_state_machine_logs_everything_with_execution_data_to_the_workflow_log_group(state_machine):
+    logging = state_machine["loggingConfiguration"]
+    assert logging["level"] == "ALL" and logging["includeExecutionData"] is True
+    [destination] = logging["destinations"]
+    assert destination["cloudWatchLogsLogGroup"]["logGroupArn"].split(":log-group:")[1].startswith(
+        f"/aws/vendedlogs/states/video-processing-{ENV}")
+
+
+def test_the_state_machine_traces_with_x_ray(state_machine):
+    assert state_machine["tracingConfiguration"] == {"enabled": True}
+
+
+def test_the_smoke_command_shows_a_video_processed_and_one_that_failed(deployed):
+    rc, out = deploy(deployed, "--local", "--smoke")
+    assert rc == 0, out
+    success, failure = out.split("==> video ")[1:]
+    assert "execution: SUCCEEDED" in success
+    assert f"message on video-processing-completion-{ENV}, subject 'Video Processing Completed'" in success
+    assert '"status": "SUCCEEDED"' in success and '"taskArn": "arn:aws:ecs:' in success
+    assert failure.startswith("fail-") and "execution: FAILED" in failure
+    assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
+    assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
+    assert "smoke: ok:" in out
+
+
+def test_the_smoke_command_fails_without_a_deployed_stack(deployed):
+    rc, out = deploy(deployed, "--local", "--smoke", "--stack-name", "nothing-here")
+    assert rc == 2, out
+    assert "stack nothing-here is not deployed in the emulator" in out and "run ./deploy.sh --local first" in out
+
+
+def test_smoke_needs_local(deployed):
+    rc, out = deploy(deployed, "--smoke")
+    assert rc == 2 and "--smoke only goes with --local" in out
