@@ -2,7 +2,7 @@
 # Developer entry point: sets up the project's virtual environment on first use, then runs a task.
 #   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/)
 #   ./dev.sh test [ARGS]       pytest ARGS
-#   ./dev.sh lint              cfn-lint over every template in templates/
+#   ./dev.sh lint              ruff and mypy over generator/ and deploytools/, cfn-lint over templates/
 #   ./dev.sh check             committed templates are fresh, and lint
 #   ./dev.sh security          checkov over every template (any failed check fails), then list the skips
 #   ./dev.sh setup             (re)install the environment only
@@ -31,6 +31,10 @@ setup() {
 }
 
 lint() {
+  # ruff.toml and setup.cfg's [mypy] say what is checked; zero findings is the bar.
+  "$VENV/bin/ruff" check generator deploytools tests scripts
+  "$VENV/bin/mypy"
+  echo "ruff, mypy: no findings"
   # cfn-lint follows each parent's local TemplateURLs, so nested parameters are checked too.
   "$VENV/bin/cfn-lint" templates/*/*.json
 }

@@ -497,7 +497,7 @@ def follow_or_explain(watcher: Watcher, what: str, next_step: str, start: Any = 
         name = watcher.stacks[watcher.root]
         try:
             status = stack_status(watcher.cfn, watcher.root) or "gone"
-        except Exception:
+        except Exception:  # the line below must be printed whatever the API does now
             status = "unknown (could not be read)"
         raise errors.Interrupted(f"stopped following {what}: stack {name} is {status} and CloudFormation carries on "
                           f"without deploy.sh; watch it with `aws cloudformation describe-stacks --stack-name "

@@ -113,7 +113,7 @@ def run(main: Callable[[list[str]], int], argv: Sequence[str], program: str) -> 
     except KeyboardInterrupt:
         print(f"interrupted: {program} stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:
+    except Exception as e:  # the one place that turns a bug into a log file and exit code
         path = write_traceback(program)
         print(f"internal error in {program} (a bug, not your input): {type(e).__name__}: {one_line(e, 200)}; "
               f"traceback in {path}", file=sys.stderr)

@@ -10,7 +10,8 @@ to please the emulator; what moto cannot model is faked here and listed in docs/
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing as cfn_parsing
@@ -121,18 +122,18 @@ class Placeholder(CloudFormationModel):
         return True
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],  # type: ignore[override]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Placeholder:
         return cls(resource_name, cloudformation_json["Type"], account_id, region_name)
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[override]
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
                                         cloudformation_json: dict[str, Any], account_id: str,
                                         region_name: str) -> Placeholder:
         return original_resource
 
     @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],  # type: ignore[override]
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str) -> None:
         return None
 
@@ -227,7 +228,7 @@ def rollback_on_failure() -> None:
     What cannot be deleted stays in the stack, which ends ROLLBACK_FAILED with their names in its last event,
     as on AWS."""
     original_execute = cfn_models.CloudFormationBackend.execute_change_set
-    original_nested = cfn_models.Stack.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original_nested = cfn_models.Stack.create_from_cloudformation_json.__func__
 
     def roll_back(stack: cfn_models.Stack, reason: str, update: bool) -> list[str]:
         """Roll back; return the logical ids of the resources that could not be deleted."""
@@ -238,7 +239,7 @@ def rollback_on_failure() -> None:
             resource_map = stack.resource_map
             try:
                 resource_map.delete()
-            except Exception as e:  # noqa: BLE001 - reported below, as AWS reports DELETE_FAILED
+            except Exception as e:  # reported below, as AWS reports DELETE_FAILED
                 left = sorted(k for k, v in resource_map._parsed_resources.items()
                               if k in resource_map._resource_json_map and v is not None and not isinstance(v, str))
                 reason = f"The following resource(s) failed to delete: [{', '.join(left)}]. {_reason(e)}"
@@ -274,12 +275,12 @@ def rollback_on_failure() -> None:
                         backend.deleted_stacks[stack.stack_id] = stack
                     failure = cfn_models.ValidationError(
                         message=f"Embedded stack {stack.stack_id} was not successfully created: {_reason(e)}")
-                    failure.physical_resource_id = stack.stack_id  # type: ignore[attr-defined]
+                    failure.physical_resource_id = stack.stack_id
                     raise failure from e
             raise
 
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
-    cfn_models.Stack.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    cfn_models.Stack.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ def kms_key_properties() -> None:
     and Tags in CloudFormation's Key/Value form fail with KeyError 'TagKey'. Convert both."""
     from moto.kms import models as kms_models
 
-    original = kms_models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original = kms_models.Key.create_from_cloudformation_json.__func__
 
     def create_from_cloudformation_json(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Any:
@@ -305,7 +306,7 @@ def kms_key_properties() -> None:
         cloudformation_json = dict(cloudformation_json, Properties=properties)
         return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
-    kms_models.Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    kms_models.Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
 # ---------------------------------------------------------------------------------------------------------
