@@ -220,7 +220,7 @@ mkdir -p "$OUT_DIR"
 PARAM_ARGS=()
 for p in ${PARAMS[@]+"${PARAMS[@]}"}; do PARAM_ARGS+=(--param "$p"); done
 cfn params --template "$TEMPLATE_DIR/main.json" --out "$OUT_DIR/parameters.json" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} \
-  || EXIT=2 die "fix the --param values above"
+  || exit $?  # its one line says which parameter and what it accepts
 
 status="$(cfn stack-status --stack "$STACK_NAME")"
 case "$status" in

@@ -415,9 +415,7 @@ def cmd_params(a: argparse.Namespace) -> int:
     params = parse_params(a.param)
     problems = check_params(template, params)
     if problems:
-        print("error: bad parameter(s), nothing was deployed:", file=sys.stderr)
-        print("\n".join(f"  {p}" for p in problems), file=sys.stderr)
-        return EXIT_USAGE
+        raise ParameterError(f"bad parameter(s), nothing was deployed: {'; '.join(problems)}")
     Path(a.out).write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v}
                                        for k, v in sorted(params.items())], indent=2) + "\n")
     return EXIT_OK

@@ -52,11 +52,14 @@ def test_every_user_facing_error_derives_from_one_base():
     ("a --param without =", ["--param", "ProcessorImage"], ["--param 'ProcessorImage'", "Key=Value"]),
     ("a template that is not JSON", ["--template", "README.md"], ["README.md", "not valid JSON"]),
     ("a template that does not exist", ["--template", "missing.json"], ["missing.json", "No such file"]),
+    ("two bad parameters: both named on the one line",
+     ["--param", "ProcessorImage=repo/image:latest", "--param", "Colour=blue"],
+     ["nothing was deployed", "ProcessorImage='repo/image:latest': must match", "Colour: no such parameter"]),
 ])
 def test_cfn_params_bad_input_is_one_line_exit_2(tmp_path, case, args, names):
     base = {"--template": "templates/dev/main.json", "--out": str(tmp_path / "p.json")}
-    pairs = dict(zip(args[::2], args[1::2], strict=True))
-    argv = [x for pair in {**base, **pairs}.items() for x in pair]
+    given = set(args[::2])  # options of the case replace the defaults; --param may repeat
+    argv = [x for pair in base.items() if pair[0] not in given for x in pair] + args
     line = one_error_line(run_module("deploytools.cfn", "params", *argv))
     assert line.startswith("error: ") and all(n in line for n in names), line
     assert not (tmp_path / "p.json").exists()
