@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import orjson
+
 from generator import config, errors
 from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
 from generator.render import render_environment
@@ -248,7 +250,7 @@ def print_summary(rendered: dict[str, dict[str, str]]) -> None:
     rows = [("environment", "template", "resources", "bytes")]
     for env, files in rendered.items():
         for name, text in files.items():
-            rows.append((env, name, str(len(json.loads(text).get("Resources", {}))), str(len(text.encode()))))
+            rows.append((env, name, str(len(orjson.loads(text).get("Resources", {}))), str(len(text.encode()))))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))

@@ -8,11 +8,8 @@ a log file and exits EXIT_INTERNAL, which no caller can mistake for "stale" (1) 
 
 from __future__ import annotations
 
-import datetime
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -80,6 +77,8 @@ def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
 
 def log_dir() -> Path:
     """Where internal errors leave their traceback: $PIPELINE_LOG_DIR, else build/logs, else the temp dir."""
+    import tempfile  # here and below: only a bug pays for these imports, not every run
+
     for candidate in (os.environ.get(LOG_DIR_VARIABLE), DEFAULT_LOG_DIR, Path(tempfile.gettempdir())):
         if not candidate:
             continue
@@ -95,6 +94,10 @@ def log_dir() -> Path:
 
 def write_traceback(program: str) -> Path:
     """Write the exception being handled to a new log file and return its path."""
+    import datetime
+    import tempfile
+    import traceback
+
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     fd, name = tempfile.mkstemp(prefix=f"{program.replace(' ', '-')}-{stamp}-", suffix=".log", dir=log_dir())
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -62,3 +62,14 @@ def test_every_environment_has_a_parent_and_exactly_the_templates_it_nests(templ
         nested = {r["Properties"]["TemplateURL"] for r in files["main"]["Resources"].values()
                   if r["Type"] == "AWS::CloudFormation::Stack"}
         assert {f"{tier}.json" for tier in files} == {"main.json", *nested}, env
+
+
+def test_the_fast_encoder_writes_exactly_what_the_standard_library_writes(templates):
+    """render.to_json uses orjson for speed; the format is json.dumps(sort_keys=True, indent=2, ensure_ascii=False)."""
+    from generator import render
+
+    for env, files in templates.items():
+        for name, body in files.items():
+            assert render.to_json(body) == render.to_json_standard(body), f"{env}/{name}"
+    tricky = {"b": [], "a": {}, "é": "ü ✓", "n": [1, -2, True, False, None], "q": "\"\\\n\t", "z": {"y": [{}]}}
+    assert render.to_json(tricky) == render.to_json_standard(tricky)
