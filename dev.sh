@@ -2,7 +2,7 @@
 # Developer entry point: sets up the project's virtual environment on first use, then runs a task.
 #   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/)
 #   ./dev.sh test [ARGS]       pytest ARGS
-#   ./dev.sh lint              ruff and mypy over generator/ and deploytools/, cfn-lint over templates/
+#   ./dev.sh lint              ruff (generator, deploytools, tests, scripts), mypy, cfn-lint over templates/
 #   ./dev.sh check             committed templates are fresh, and lint
 #   ./dev.sh security          checkov over every template (any failed check fails), then list the skips
 #   ./dev.sh setup             (re)install the environment only

@@ -36,7 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                "(a bug: the traceback is in a log file, see the message); 130 interrupted (nothing replaced). "
                "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "
                "refused, not replaced. "
-               "Review a change: `python -m generator diff --help`.",
+               "Review a change: `python -m generator diff --help`. "
+               "`python -m generator environments` prints each environment and its region (deploy.sh reads it).",
     )
     p.add_argument("--env", action="append", metavar="NAME",
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
