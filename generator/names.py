@@ -90,3 +90,8 @@ def alarms_pattern(env: str) -> str:
 
 def dashboard(env: str) -> str:
     return env_prefixed(env)
+
+
+def api_gateway_logs_role(region: str) -> str:
+    """The account bootstrap's API Gateway CloudWatch role, one per region (its policy names the region)."""
+    return f"{PROJECT}-apigateway-logs-{region}"

@@ -193,3 +193,18 @@ def subnets_of_kind(templates: dict, env: str, kind: str) -> set[tuple[str, str]
     """("network", logical id) of every subnet of a kind: "Public", "Private" (NAT egress) or "Data" (none)."""
     return {("network", title) for title, r in templates[env]["network"]["Resources"].items()
             if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}
+
+
+@pytest.fixture
+def moto_account(monkeypatch):
+    """A deploytools.bootstrap.Account (ap-northeast-1) inside mock_aws, with dummy credentials (issue #11 tests)."""
+    from moto import mock_aws
+
+    from deploytools import bootstrap
+
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield bootstrap.Account("ap-northeast-1")
