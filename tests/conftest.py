@@ -208,3 +208,17 @@ def moto_account(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         yield bootstrap.Account("ap-northeast-1")
+
+
+def emulator_env(tmp: Path) -> dict[str, str]:
+    """The environment of a deploy.sh --local run with its own emulator: a free port, state and build under tmp."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS_PORT=str(port), LOCAL_AWS_STATE_DIR=str(tmp / "local-aws"), BUILD_DIR=str(tmp / "build"),
+               DEPLOY_POLL_SECONDS="0.2", NO_COLOR="1")
+    return env
