@@ -10,7 +10,7 @@ usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--env E] [--region R] [--stack-name N] [--bucket B]
                    [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop | --smoke]]
-                   [--stack-env-override STACK_ENV:ENV]
+                   [--stack-env-override STACK_ENV:ENV] [--bootstrap] [--remove-retained]
 
 Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
 
@@ -27,6 +27,12 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
   --plan           show the change set, then delete it: change nothing
   --yes            do not ask for confirmation (required without a terminal)
   --delete         delete the environment's stack after confirmation; lists what is retained
+  --bootstrap      create what is one per account and region (ECS service-linked role, API Gateway
+                   CloudWatch role and account setting, artifact bucket) and exit; idempotent.
+                   --local does it on every run
+  --remove-retained
+                   delete, after confirmation, the log groups a deleted stack of this environment retained
+                   under fixed names (the preflight blocks a re-create while they exist), then exit
   --local          run against an embedded AWS emulator (moto server on localhost, dummy
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
@@ -47,7 +53,7 @@ die() { echo "deploy.sh: error: $*" >&2; exit "${EXIT:-1}"; }
 usage_error() { echo "deploy.sh: error: $* (see ./deploy.sh --help)" >&2; exit 2; }
 step() { printf '\n==> %s\n' "$*"; }
 
-ENV_NAME=dev REGION="" STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0
+ENV_NAME=dev REGION="" STACK_NAME="" BUCKET="" PLAN=0 YES=0 DELETE=0 LOCAL=0 STOP=0 BOOTSTRAP=0 REMOVE_RETAINED=0
 TEMPLATE_DIR="" OVERRIDE=""
 PARAMS=()
 # value OPTION ARGS...: the option's value, or a usage error (exit 2) when it is missing.
@@ -67,6 +73,8 @@ while [[ $# -gt 0 ]]; do
     --local) LOCAL=1; shift ;;
     --stop) STOP=1; shift ;;
     --smoke) SMOKE=1; shift ;;
+    --bootstrap) BOOTSTRAP=1; shift ;;
+    --remove-retained) REMOVE_RETAINED=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument: $1" ;;
   esac
@@ -74,6 +82,8 @@ done
 [[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
 [[ ${SMOKE:-0} -eq 1 && $LOCAL -eq 0 ]] && usage_error "--smoke only goes with --local"
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
+(( BOOTSTRAP + REMOVE_RETAINED + DELETE + PLAN <= 1 )) \
+  || usage_error "--bootstrap, --remove-retained, --delete and --plan do not go together"
 STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
 
 # --- bad input: refused in one line before anything is installed, started or created ----------------------
@@ -181,6 +191,16 @@ ACCOUNT="${ACCOUNT##*$'\n'}"  # the last line: the CLI may warn on stderr before
 echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL}, stack $STACK_NAME"
 # Never one environment's templates over another environment's stack (its Environment tag), --delete included.
 cfn check-env --stack "$STACK_NAME" --env "$ENV_NAME" ${OVERRIDE:+--override "$OVERRIDE"} || exit $?
+BUCKET="${BUCKET:-video-pipeline-artifacts-$ACCOUNT-$REGION}"
+
+# --- account bootstrap (issue #11): what is one per account and region, never in an environment's stacks -----
+# deploytools/bootstrap.py: the ECS service-linked role, API Gateway's CloudWatch role and account setting, the
+# artifact bucket. Explicit on AWS (--bootstrap, once per account and region); every --local run (a fresh emulator).
+if [[ $BOOTSTRAP -eq 1 || ( $LOCAL -eq 1 && $DELETE -eq 0 && $REMOVE_RETAINED -eq 0 ) ]]; then
+  step "Account bootstrap ($ACCOUNT, $REGION)"
+  "$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" || exit $?
+  [[ $BOOTSTRAP -eq 1 ]] && exit 0
+fi
 
 # Runs on every exit before a confirmed action: deletes the pending change set, if any (see below).
 cleanup() { :; }
@@ -201,6 +221,21 @@ if [[ $DELETE -eq 1 ]]; then
   cfn retained --stack "$STACK_NAME"
   confirm "delete stack $STACK_NAME and its nested stacks"
   cfn delete --stack "$STACK_NAME"
+  exit $?
+fi
+
+# --- retained log groups (issue #11): a re-create after a delete needs their fixed names free ----------------
+if [[ $REMOVE_RETAINED -eq 1 ]]; then
+  [[ "$(cfn stack-status --stack "$STACK_NAME")" == NONE ]] \
+    || die "stack $STACK_NAME exists: its log groups are in use, not retained leftovers"
+  step "Log groups retained by a deleted $STACK_NAME"
+  found="$("$PY" -m deploytools.preflight retained-log-groups --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" \
+    --region "$REGION")" || exit $?
+  if [[ -z "$found" ]]; then echo "none: nothing to remove"; exit 0; fi
+  echo "$found"
+  echo "Their events are deleted with them; export what you need first (aws logs create-export-task)."
+  confirm "delete these log groups"
+  "$PY" -m deploytools.preflight remove-retained --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" --region "$REGION"
   exit $?
 fi
 
@@ -232,27 +267,17 @@ delete it with ./deploy.sh --delete --env $ENV_NAME, then deploy again" ;;
   *) CS_TYPE=UPDATE ;;
 esac
 
+# --- preflight (issue #11): the account against these templates, before anything changes -------------------
+# deploytools/preflight.py: bootstrap present, Lambda concurrency, Fargate vCPU quota, retained names that a
+# create would collide with, engine version offered. A blocking check exits 2 here; there is no --force.
+step "Preflight"
+"$PY" -m deploytools.preflight check --env "$ENV_NAME" --template-dir "$TEMPLATE_DIR" --region "$REGION" \
+  --change-set-type "$CS_TYPE" || exit $?
+
 # --- artifact bucket ----------------------------------------------------------------------------------------
-BUCKET="${BUCKET:-video-pipeline-artifacts-$ACCOUNT-$REGION}"
+# Created when missing (deploytools/bootstrap.py: encrypted, versioned, public access blocked, TLS-only policy).
 step "Artifact bucket s3://$BUCKET"
-if aws s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
-  echo "exists"
-else
-  echo "creating (encrypted, versioned, public access blocked, TLS-only policy)"
-  location=(); [[ "$REGION" == us-east-1 ]] || location=(--create-bucket-configuration "LocationConstraint=$REGION")
-  # A concurrent deploy may create it first (BucketAlreadyOwnedByYou): ours then, and configured the same.
-  aws s3api create-bucket --bucket "$BUCKET" "${location[@]}" >/dev/null 2>&1 \
-    || awsq "creating s3://$BUCKET" s3api head-bucket --bucket "$BUCKET"
-  awsq "blocking public access to s3://$BUCKET" s3api put-public-access-block --bucket "$BUCKET" \
-    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  awsq "encrypting s3://$BUCKET" s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
-    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":true}]}'
-  awsq "versioning s3://$BUCKET" s3api put-bucket-versioning --bucket "$BUCKET" --versioning-configuration Status=Enabled
-  # TLS only; not over a plain-http local endpoint, which could then not use its own bucket.
-  [[ "${AWS_ENDPOINT_URL:-https://}" == https://* ]] && awsq "the TLS-only policy of s3://$BUCKET" s3api put-bucket-policy --bucket "$BUCKET" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"TlsOnly\",\
-\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:aws:s3:::$BUCKET\",\"arn:aws:s3:::$BUCKET/*\"],\
-\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
-fi
+"$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" --only artifact-bucket || exit $?
 
 # --- package ------------------------------------------------------------------------------------------------
 step "Packaging into $OUT_DIR/"

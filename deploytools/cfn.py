@@ -532,10 +532,15 @@ def cmd_delete(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m deploytools.cfn", description=__doc__,
+def command_parser(module: str, doc: str | None) -> tuple[argparse.ArgumentParser, Any]:
+    """`python -m <module>` with subcommands, its docstring as the help (deploytools' command lines)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    return p, p.add_subparsers(dest="command", required=True)
+
+
+def _main(argv: list[str]) -> int:
+    p, sub = command_parser("deploytools.cfn", __doc__)
     s = sub.add_parser("params")
     s.add_argument("--template", required=True)
     s.add_argument("--param", action="append", default=[])

@@ -54,6 +54,28 @@ RETAINING_POLICY = {
 }
 STATEFUL_TYPES = frozenset(RETAINING_POLICY)
 
+# The actions a topic policy may name (the topic's own API), as AWS's default topic policy lists them:
+# https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html and
+# https://docs.aws.amazon.com/sns/latest/dg/sns-using-identity-based-policies.html#sns-policy-keys
+SNS_TOPIC_POLICY_ACTIONS = ("AddPermission", "DeleteTopic", "GetTopicAttributes", "ListSubscriptionsByTopic",
+                            "Publish", "RemovePermission", "SetTopicAttributes", "Subscribe")
+
+# --- one per account and region, and the account's quotas (deploytools.bootstrap and .preflight) -----------
+# ECS creates this service-linked role on first use, except when a cluster with capacity providers is created
+# through CloudFormation: that create fails ("Unable to assume the service linked role") until it exists.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using-service-linked-roles.html
+ECS_SERVICE = "ecs.amazonaws.com"
+ECS_SERVICE_LINKED_ROLE = "AWSServiceRoleForECS"
+# Lambda keeps at least this many executions unreserved in every account and region:
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+LAMBDA_MIN_UNRESERVED = 100
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # "Concurrent executions", service code lambda
+# Fargate vCPU quotas (service code fargate), counted over every running task in the region:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html
+FARGATE_ON_DEMAND_VCPU_QUOTA = "L-3032A538"
+FARGATE_SPOT_VCPU_QUOTA = "L-36FBB829"
+FARGATE_CPU_UNITS_PER_VCPU = 1024
+
 # Schemas are read for the pipeline's region, and for us-east-1 (where every type exists first) when missing.
 SCHEMA_REGIONS = (DEFAULT_REGION, "us-east-1")
 

@@ -20,6 +20,7 @@ from awacs.aws import (
     Principal,
     Statement,
     StringEquals,
+    StringLike,
 )
 from awacs.aws import Bool as BoolCondition
 from awacs.sts import AssumeRole
@@ -40,7 +41,9 @@ from troposphere.iam import Policy
 from troposphere.kms import Alias, Key
 from troposphere.logs import LogGroup
 from troposphere.secretsmanager import GenerateSecretString, Secret
+from troposphere.sns import TopicPolicy
 
+from generator.aws_facts import SNS_TOPIC_POLICY_ACTIONS
 from generator.config import EnvConfig
 from generator.contracts import Contract, export_name
 from generator.errors import SkipError
@@ -84,8 +87,6 @@ def account_root() -> Sub:
     return Sub(f"arn:${{{AWS_PARTITION}}}:iam::${{{AWS_ACCOUNT_ID}}}:root")
 
 
-# Databases and caches leave a final snapshot behind when deleted or replaced, in every environment.
-SNAPSHOT_POLICIES = {"DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot"}
 RETAIN_POLICIES = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 
 
@@ -93,6 +94,13 @@ def retention_policies(cfg: EnvConfig, when_kept: str = "Retain") -> dict[str, s
     """DeletionPolicy/UpdateReplacePolicy for stateful resources: kept in environments that retain data."""
     policy = when_kept if cfg.retain_data else "Delete"
     return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+def snapshot_policies(cfg: EnvConfig) -> dict[str, str]:
+    """Databases and caches: a snapshot when replaced (a replacement is an accident; the snapshot is the way
+    back), and when deleted only where the config asks (prod): elsewhere one manual snapshot per delete would
+    pile up to the region's snapshot quota for data that is disposable there."""
+    return {"DeletionPolicy": "Snapshot" if cfg.snapshot_on_delete else "Delete", "UpdateReplacePolicy": "Snapshot"}
 
 
 def inline_policy(name: str, *statements: Statement) -> Policy:
@@ -158,14 +166,24 @@ def kms_key(t: Template, cfg: EnvConfig, title: str, description: str, alias: st
     return key
 
 
-def service_key_user_statement(service: str, sid: str) -> Statement:
-    """Key-policy statement letting `<service>.amazonaws.com` encrypt for this key's topics or queues (publish,
-    deliver), only on behalf of this account."""
+# The encryption context SNS and SQS set on the KMS calls made for an encrypted topic or queue.
+SNS_TOPIC_CONTEXT = "kms:EncryptionContext:aws:sns:topicArn"
+SQS_QUEUE_CONTEXT = "kms:EncryptionContext:aws:sqs:arn"
+
+
+def service_key_user_statement(service: str, sid: str, context: str, resource_arn) -> Statement:
+    """Key-policy statement letting `<service>.amazonaws.com` encrypt for one topic or this account's queues
+    (publish, deliver, dead-letter), scoped by the encryption context the topic or queue sets.
+
+    Not by aws:SourceAccount: AWS documents no such key on the KMS calls services make for an encrypted topic
+    or queue, and a condition the call does not carry would deny it (a notification silently lost).
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    """
     return Statement(
         Sid=sid, Effect=Allow, Principal=service_principal(service),
         Action=[kms_actions.Decrypt, kms_actions.Action("GenerateDataKey*")],
         Resource=["*"],  # in a key policy, "*" means this key
-        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        Condition=Condition(StringLike(context, resource_arn)),  # context keys are strings, not ARNs
     )
 
 
@@ -239,6 +257,14 @@ def deny_insecure_transport(actions: list[Action], resource=None) -> Statement:
         Condition=Condition(BoolCondition("aws:SecureTransport", "false")),
         **scope,
     )
+
+
+def topic_policy(t: Template, title: str, topic, *statements: Statement) -> TopicPolicy:
+    """One topic's policy (AWS documents one per topic): the TLS-only deny over the topic-policy actions
+    (aws_facts.SNS_TOPIC_POLICY_ACTIONS, never sns:*), then the given statements, each naming this topic."""
+    deny = deny_insecure_transport([sns_actions.Action(a) for a in SNS_TOPIC_POLICY_ACTIONS], [Ref(topic)])
+    return t.add_resource(TopicPolicy(title, Topics=[Ref(topic)], PolicyDocument=PolicyDocument(
+        Version="2012-10-17", Statement=[deny, *statements])))
 
 
 def generated_secret(t: Template, cfg: EnvConfig, title: str, description: str, key_arn,

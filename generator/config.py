@@ -45,6 +45,8 @@ CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 # PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
 MAX_DB_CONNECTIONS = 5000
+# A planning figure, not a limit the templates enforce; above this the quota check would need a real plan.
+MAX_PEAK_TASKS = 1000
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -78,6 +80,16 @@ class EnvConfig:
     db_min_free_storage_gib: int = 2
     db_min_freeable_memory_mib: int = 64
     db_max_connections: int = 70
+    # Lambda reserved concurrency of the API function; 0: none (it shares the account's unreserved pool).
+    # Lambda refuses a reservation that leaves fewer than 100 unreserved executions in the account, and new
+    # accounts start with a reduced quota: deploy.sh's preflight checks it against the account.
+    api_reserved_concurrency: int = 0
+    # DeletionPolicy of the database and the cache: a final snapshot (True) or none (False: the data is
+    # disposable, and manual snapshots would pile up to the region's quota one per delete).
+    snapshot_on_delete: bool = False
+    # Processing tasks expected to run at once at the peak: the preflight checks the account's Fargate vCPU
+    # quota against it (times task_cpu).
+    peak_tasks: int = 5
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -124,6 +136,10 @@ class EnvConfig:
                self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
         _check(0 <= self.cache_snapshot_retention_days <= MAX_RETENTION_DAYS, self.name,
                "cache_snapshot_retention_days", self.cache_snapshot_retention_days, f"0-{MAX_RETENTION_DAYS} days")
+        _check(0 <= self.api_reserved_concurrency <= self.api_burst_limit, self.name, "api_reserved_concurrency",
+               self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
+        _check(1 <= self.peak_tasks <= MAX_PEAK_TASKS, self.name, "peak_tasks", self.peak_tasks,
+               f"1-{MAX_PEAK_TASKS} tasks")
 
     @property
     def nat_gateway_count(self) -> int:
@@ -156,6 +172,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
+        api_reserved_concurrency=0, peak_tasks=2,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -164,6 +181,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
+        api_reserved_concurrency=100, peak_tasks=10,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -172,6 +190,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
+        api_reserved_concurrency=200, peak_tasks=50, snapshot_on_delete=True,
         retain_data=True, tags=_base_tags("prod"),
     ),
 }

@@ -1,7 +1,7 @@
 """Physical names: every name built from the project prefix (config.PROJECT) lives here, nowhere else.
 
 Physical names appear only where they are a contract: the sketch's `<project>-<kind>-<env>` resources that
-operators and alarms know, and names AWS derives log groups from (cluster, function, database). Key
+operators and alarms know, and names AWS derives log groups from (cluster, function). Key
 aliases, Name tags and our own log groups use `<project>-<env>-<purpose>` and `/<project>/<env>/<what>`.
 """
 
@@ -14,7 +14,7 @@ LOG_STREAM_PREFIX = PROJECT
 
 
 def physical(kind: str, env: str) -> str:
-    """The sketch's `<project>-<kind>-<env>` names (topics, cluster, state machine, API, function, database)."""
+    """The sketch's `<project>-<kind>-<env>` names (topics, cluster, state machine, API, function)."""
     return f"{PROJECT}-{kind}-{env}"
 
 
@@ -29,11 +29,6 @@ def state_machine(env: str) -> str:
 def api(env: str) -> str:
     """The REST API and the function behind it share this name."""
     return physical("api", env)
-
-
-def database(env: str) -> str:
-    """The database identifier, a contract with the log groups RDS writes to."""
-    return physical("database", env)
 
 
 def topic(kind: str, env: str) -> str:
@@ -83,11 +78,6 @@ def function_log_group(env: str) -> str:
     return f"/aws/lambda/{api(env)}"
 
 
-def database_log_group(env: str, log: str) -> str:
-    """The group RDS exports a database log to, named by RDS after the instance."""
-    return f"/aws/rds/instance/{database(env)}/{log}"
-
-
 def alarm(env: str, what: str) -> str:
     """`<project>-<env>-<what>`: alarm names, so the ops topic admits exactly this environment's alarms."""
     return env_prefixed(env, what)
@@ -100,3 +90,8 @@ def alarms_pattern(env: str) -> str:
 
 def dashboard(env: str) -> str:
     return env_prefixed(env)
+
+
+def api_gateway_logs_role(region: str) -> str:
+    """The account bootstrap's API Gateway CloudWatch role, one per region (its policy names the region)."""
+    return f"{PROJECT}-apigateway-logs-{region}"

@@ -195,9 +195,30 @@ def subnets_of_kind(templates: dict, env: str, kind: str) -> set[tuple[str, str]
             if r["Type"] == "AWS::EC2::Subnet" and title.startswith(f"{kind}Subnet")}
 
 
-def pytest_configure(config):
-    # Belongs beside the other markers in setup.cfg's [tool:pytest]; registered here until then, because a
-    # setup.cfg change makes ./dev.sh setup (run by ./deploy.sh --local) reinstall the project into .venv.
-    config.addinivalue_line(
-        "markers", "integration: checks the deployed local pipeline in the emulator (state machine, topics, a "
-        "video end to end); CI runs it")
+@pytest.fixture
+def moto_account(monkeypatch):
+    """A deploytools.bootstrap.Account (ap-northeast-1) inside mock_aws, with dummy credentials (issue #11 tests)."""
+    from moto import mock_aws
+
+    from deploytools import bootstrap
+
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield bootstrap.Account("ap-northeast-1")
+
+
+def emulator_env(tmp: Path) -> dict[str, str]:
+    """The environment of a deploy.sh --local run with its own emulator: a free port, state and build under tmp."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS_PORT=str(port), LOCAL_AWS_STATE_DIR=str(tmp / "local-aws"), BUILD_DIR=str(tmp / "build"),
+               DEPLOY_POLL_SECONDS="0.2", NO_COLOR="1")
+    return env

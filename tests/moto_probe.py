@@ -130,6 +130,16 @@ def probe() -> dict[str, bool]:
         value = cfn.describe_stacks(StackName="rdsref")["Stacks"][0]["Outputs"][0]["OutputValue"]
         return value and "DBParameterGroup object" not in value and "<" not in value
 
+    def rds_identifier() -> bool:
+        body = _template({"Database": {"Type": "AWS::RDS::DBInstance", "Properties": {
+            "Engine": "postgres", "DBInstanceClass": "db.t4g.micro", "AllocatedStorage": "20",
+            "MasterUsername": "probe", "MasterUserPassword": "probe-password-1"}}},
+            {"Id": {"Value": {"Ref": "Database"}}})
+        name = "video-pipeline-staging-StorageStack-1A2B3C4D5E6F7"  # as long as a nested stack's name
+        cfn.create_stack(StackName=name, TemplateBody=body)
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        return stack["StackStatus"] == "CREATE_COMPLETE" and len(stack["Outputs"][0]["OutputValue"]) <= 63
+
     def efs() -> bool:
         body = _template({"Fs": {"Type": "AWS::EFS::FileSystem"},
                           "Ap": {"Type": "AWS::EFS::AccessPoint", "Properties": {"FileSystemId": {"Ref": "Fs"}}}},
@@ -153,6 +163,7 @@ def probe() -> dict[str, bool]:
         "state_machine_properties": _ok(state_machine),
         "efs_getatt": _ok(efs),
         "rds_group_refs": _ok(rds_refs),
+        "rds_generated_identifier": _ok(rds_identifier),
         "nested_stack_output_getatt": _ok(getatt),
         "change_set_execution_state": _ok(change_set_outputs),
         "placeholders_for_unmodelled_types": _ok(placeholders),

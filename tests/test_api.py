@@ -17,7 +17,6 @@ from conftest import (
     REPO,
     grants,
     inline_statements,
-    one_resource,
     resources_of_type,
     sources,
     statements,
@@ -270,17 +269,12 @@ def test_a_changed_route_changes_the_deployment(monkeypatch, templates):
     assert after != [before]
 
 
-def test_api_gateway_logging_role_is_set_for_the_region_and_outlives_the_stack(templates):
-    account = one_resource(templates["dev"]["api"], "AWS::ApiGateway::Account")["Properties"]
-    assert sources(templates, "dev", "api", account["CloudWatchRoleArn"]) == {("api", "ApiGatewayLogsRole")}
-    role = resources(templates)["ApiGatewayLogsRole"]
-    assert trusted_services(role) == {"apigateway.amazonaws.com"}
-    assert (role["DeletionPolicy"], role["UpdateReplacePolicy"]) == ("Retain", "Retain")
-    [policy] = role["Properties"]["Policies"]
-    [statement] = statements(policy["PolicyDocument"])
-    assert statement["Resource"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}]
-    assert resources(templates)["ApiStage"]["DependsOn"] == ["ApiGatewayAccount"]
+def test_api_gateway_account_setting_is_left_to_the_account_bootstrap(templates):
+    """One per account and region (deploytools.bootstrap), never set by an environment's stack."""
+    for env in ENVS:
+        assert not resources_of_type(templates[env]["api"], "AWS::ApiGateway::Account")
+        assert "ApiGatewayLogsRole" not in templates[env]["api"]["Resources"]
+    assert "DependsOn" not in resources(templates)["ApiStage"]
 
 
 @pytest.mark.parametrize("env", ENVS)

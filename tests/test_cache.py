@@ -65,11 +65,12 @@ def test_lives_in_every_data_subnet_behind_only_the_cache_security_group(templat
 
 
 @pytest.mark.parametrize("env, retention", [("dev", 0), ("staging", 0), ("prod", 7)])
-def test_snapshots_retained_in_prod_and_a_final_snapshot_everywhere(templates, env, retention):
+def test_snapshots_retained_in_prod_and_a_final_snapshot_on_delete_only_there(templates, env, retention):
     g = group(templates, env)
     assert g["Properties"]["SnapshotRetentionLimit"] == retention
     assert ("SnapshotWindow" in g["Properties"]) is bool(retention)
-    assert (g["DeletionPolicy"], g["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
+    on_delete = "Snapshot" if env == "prod" else "Delete"
+    assert (g["DeletionPolicy"], g["UpdateReplacePolicy"]) == (on_delete, "Snapshot")
 
 
 @pytest.mark.parametrize("env", ENVS)

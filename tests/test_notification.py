@@ -31,29 +31,31 @@ def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_o
     assert key["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
     assert set(by_sid) == {"AccountAdministers", "AccountPrincipalsThroughServices", "SnsDeliversToDeadLetterQueue",
-                           "EventBridgePublishesExecutionEnds"}
+                           "EventBridgePublishesExecutionEnds", "EventBridgeDeadLettersExecutionEnds"}
     assert "kms:Decrypt" not in by_sid["AccountAdministers"]["Action"], "the account administers, never uses"
     via = by_sid["AccountPrincipalsThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert [v["Fn::Sub"] for v in via] == ["sns.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"]
     services = sorted(p for s in statements(key["KeyPolicy"]) for p in s["Principal"].get("Service", []))
     # No CloudWatch: alarms publish to the operations tier's ops topic, under its own key.
-    assert services == ["events.amazonaws.com", "sns.amazonaws.com"]
+    assert services == ["events.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
+    # Scoped by the encryption context the topic or queue sets (tests/test_account_defects.py, defect 5).
     for s in statements(key["KeyPolicy"]):
         if "Service" in s["Principal"]:
-            assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, s["Sid"]
+            assert list(s["Condition"]) == ["StringLike"], s["Sid"]
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_topic_denies_every_request_without_tls(templates, env):
-    """Anyone, any SNS action, on every topic of the tier: plain-text requests are refused."""
+    """Anyone, every topic-policy action, on every topic of the tier (one policy each): plain text is refused."""
     t = templates[env]["notification"]
     topics = {("notification", title) for title in resources_of_type(t, "AWS::SNS::Topic")}
-    policy = one_resource(t, "AWS::SNS::TopicPolicy")["Properties"]
-    assert built_from(templates, policy["Topics"], env) == topics
-    [deny] = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
-    assert deny["Principal"] in ("*", {"AWS": "*"}) and deny["Action"] == ["sns:*"]
-    assert built_from(templates, deny["Resource"], env) == topics
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    policies = resources_of_type(t, "AWS::SNS::TopicPolicy").values()
+    assert set().union(*(built_from(templates, p["Properties"]["Topics"], env) for p in policies)) == topics
+    for policy in (p["Properties"] for p in policies):
+        [deny] = [s for s in statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
+        assert deny["Principal"] in ("*", {"AWS": "*"}) and "sns:Publish" in deny["Action"]
+        assert built_from(templates, deny["Resource"], env) == built_from(templates, policy["Topics"], env)
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templates):
@@ -64,11 +66,12 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templat
     policy = one_resource(t, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                for s in statements(policy))
-    [allow] = [s for s in statements(policy) if s["Effect"] == "Allow"]
-    # Only SNS may put messages in (the failed deliveries of the subscriptions), and only send.
-    assert set(allow["Principal"]) == {"Service"} and allow["Principal"]["Service"] in (
-        "sns.amazonaws.com", ["sns.amazonaws.com"])
-    assert allow["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
+    allows = [s for s in statements(policy) if s["Effect"] == "Allow"]
+    # Only SNS (the failed deliveries of the subscriptions) and EventBridge (the workflow rule's undelivered
+    # reports) may put messages in, and only send.
+    assert sorted(a["Principal"]["Service"][0] for a in allows) == ["events.amazonaws.com", "sns.amazonaws.com"]
+    for allow in allows:
+        assert allow["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
 
 
 def test_the_dead_letter_queue_has_no_alarm_here_but_its_name_for_the_operations_alarm(templates):
@@ -109,8 +112,9 @@ def test_key_and_queue_are_retained_in_prod(templates, env, policy):
 
 
 def test_only_eventbridge_of_this_account_may_publish_as_a_service_and_only_errors(templates):
-    policy = one_resource(templates["dev"]["notification"], "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
-    allows = {s["Principal"]["Service"][0]: s for s in statements(policy) if s["Effect"] == "Allow"}
+    policies = resources_of_type(templates["dev"]["notification"], "AWS::SNS::TopicPolicy").values()
+    allows = {s["Principal"]["Service"][0]: s for p in policies for s in statements(p["Properties"]["PolicyDocument"])
+              if s["Effect"] == "Allow"}
     assert sorted(allows) == ["events.amazonaws.com"], "alarms publish to the ops topic (operations), not here"
     for allow in allows.values():
         assert allow["Action"] in ("sns:Publish", ["sns:Publish"])

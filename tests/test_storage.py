@@ -31,12 +31,12 @@ def file_system(templates, env="dev") -> dict:
 
 # --- data key -------------------------------------------------------------------------------------------------
 
-def test_data_key_rotates_and_admits_the_account_through_data_services_and_logs_for_the_database_groups(templates):
+def test_data_key_rotates_and_admits_the_account_through_data_services(templates):
     key = storage(templates)["Resources"]["DataKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
-    assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices",
-                              "CloudWatchLogsEncryptsTheseLogGroups"]
+    # No log-group statement: RDS names (and creates) the exported log groups after its generated identifier.
+    assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices"]
     services = by_sid["AccountPrincipalsThroughServices"]
     [account] = services["Principal"]["AWS"]
     assert set(services["Principal"]) == {"AWS"} and account["Fn::Sub"].endswith(":iam::${AWS::AccountId}:root")
@@ -45,9 +45,6 @@ def test_data_key_rotates_and_admits_the_account_through_data_services_and_logs_
     via = {v["Fn::Sub"].split(".")[0] for v in condition["kms:ViaService"]}
     assert via == {"elasticfilesystem", "rds", "secretsmanager"}, "only the services that store data with it"
     assert "kms:*" not in services["Action"]
-    groups = json.dumps(by_sid["CloudWatchLogsEncryptsTheseLogGroups"]["Condition"])
-    assert "/aws/rds/instance/video-processing-database-dev/postgresql" in groups
-    assert "/aws/rds/instance/video-processing-database-dev/upgrade" in groups and groups.count("log-group:") == 2
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -62,7 +59,7 @@ def test_data_key_is_retained_everywhere_because_final_snapshots_outlive_the_sta
 def test_database_is_postgres_17_sized_per_environment_encrypted_and_private(templates, env):
     cfg = config.get(env)
     db = database(templates, env)["Properties"]
-    assert db["Engine"] == "postgres" and db["EngineVersion"].startswith("17.")
+    assert db["Engine"] == "postgres" and db["EngineVersion"] == "17"
     assert db["AllowMajorVersionUpgrade"] is False and db["AutoMinorVersionUpgrade"] is True
     assert db["DBInstanceClass"] == cfg.db_instance_class
     assert (db["StorageType"], db["AllocatedStorage"], db["MaxAllocatedStorage"]) == (
@@ -81,7 +78,8 @@ def test_multi_az_deletion_protection_and_backups_per_environment(templates, env
     assert db["Properties"]["MultiAZ"] is multi_az
     assert db["Properties"]["DeletionProtection"] is protected
     assert db["Properties"]["BackupRetentionPeriod"] == backup_days
-    assert (db["DeletionPolicy"], db["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
+    on_delete = "Snapshot" if env == "prod" else "Delete"
+    assert (db["DeletionPolicy"], db["UpdateReplacePolicy"]) == (on_delete, "Snapshot")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -130,18 +128,13 @@ def test_no_password_in_parameters_or_outputs(templates):
         assert "password" not in json.dumps(t["Outputs"]).lower()
 
 
-def test_performance_insights_and_postgres_logs_go_to_encrypted_log_groups_created_first(templates):
-    t = storage(templates)
-    db = database(templates)
-    props = db["Properties"]
+def test_performance_insights_and_postgres_logs_exported(templates):
+    """RDS creates the exported groups, named after its generated identifier (no DBInstanceIdentifier)."""
+    props = database(templates)["Properties"]
     assert props["EnablePerformanceInsights"] is True
     assert built_from(templates, props["PerformanceInsightsKMSKeyId"]) == {("storage", "DataKey")}
     assert props["EnableCloudwatchLogsExports"] == ["postgresql", "upgrade"]
-    for log, title in (("postgresql", "DatabasePostgresqlLogGroup"), ("upgrade", "DatabaseUpgradeLogGroup")):
-        group = t["Resources"][title]["Properties"]
-        assert group["LogGroupName"] == f"/aws/rds/instance/{props['DBInstanceIdentifier']}/{log}"
-        assert built_from(templates, group["KmsKeyId"]) == {("storage", "DataKey")} and group["RetentionInDays"] == 7
-        assert title in db["DependsOn"]
+    assert not resources_of_type(storage(templates), "AWS::Logs::LogGroup")
 
 
 # --- file system ----------------------------------------------------------------------------------------------

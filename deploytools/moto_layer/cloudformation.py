@@ -431,6 +431,31 @@ def state_machines_where_the_api_looks() -> None:
         sfn_models.stepfunctions_backends = _ApiStateMachineBackends(sfn_models.stepfunctions_backends)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 8. Generated DB instance identifiers
+
+
+def rds_generated_identifier() -> None:
+    """moto 5.2.5: a DB instance without DBInstanceIdentifier gets `<stack>-<logical id>-<suffix>`, which for a
+    nested stack is longer than RDS's 63 characters, and the create fails ("DBInstanceIdentifier is not a valid
+    identifier"). CloudFormation generates a valid one (lower case, at most 63 characters); so does this."""
+    import re
+
+    from moto.rds import models as rds_models
+
+    original = rds_models.DBInstance.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+        if "DBInstanceIdentifier" not in cloudformation_json.get("Properties", {}):
+            name = re.sub("-+", "-", re.sub("[^a-z0-9-]", "-", resource_name.lower())).lstrip("-0123456789")
+            resource_name = (name[:45].rstrip("-") + "-" + name[-17:].lstrip("-")).strip("-") \
+                if len(name) > 63 else name.rstrip("-")
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    rds_models.DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 WORKAROUNDS: tuple[Callable[[], None], ...] = (
     nested_stack_output_getatt,
     change_set_execution_state,
@@ -442,6 +467,7 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     efs_getatt,
     state_machine_properties,
     state_machines_where_the_api_looks,
+    rds_generated_identifier,
 )
 
 _applied = False

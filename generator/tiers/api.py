@@ -20,7 +20,6 @@ from awacs.aws import Allow, Statement
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
-    Account,
     Deployment,
     EndpointConfiguration,
     GatewayResponse,
@@ -154,8 +153,9 @@ def build(cfg: EnvConfig) -> Template:
         Role=GetAtt(role, "Arn"),
         MemorySize=256,
         Timeout=FUNCTION_TIMEOUT_SECONDS,
-        # Never more instances than the stage admits requests at once; and they are always available.
-        ReservedConcurrentExecutions=cfg.api_burst_limit,
+        # A reservation guarantees the API its instances (and caps them) where the setting asks for one; Lambda
+        # refuses one that leaves the account fewer than 100 unreserved (deploy.sh's preflight checks it).
+        **({"ReservedConcurrentExecutions": cfg.api_reserved_concurrency} if cfg.api_reserved_concurrency else {}),
         Environment=Environment(Variables={"STATE_MACHINE_ARN": p[contracts.STATE_MACHINE_ARN]}),
         # Ref to our own group: the function starts only after its encrypted, retained log group exists.
         LoggingConfig=LoggingConfig(LogGroup=Ref(function_logs)),
@@ -168,6 +168,9 @@ def build(cfg: EnvConfig) -> Template:
                             "failed asynchronous invocations"),
             ("CKV_AWS_173", "its one variable is the state machine ARN, no secret; Lambda encrypts it at rest "
                             "with its AWS-managed key"),
+            *([] if cfg.api_reserved_concurrency else [(
+                "CKV_AWS_115", "no reservation by design where api_reserved_concurrency is 0 (a new account's "
+                               "quota cannot hold one); the stage's throttling caps the requests")]),
         ),
     ))
 
@@ -219,7 +222,6 @@ def build(cfg: EnvConfig) -> Template:
         Description=f"Video API ({cfg.name})",
         DependsOn=sorted(r.title for r in [*methods, bad_body]),
     ))
-    account = api_gateway_account(t, cfg)
     stage = t.add_resource(Stage(
         "ApiStage",
         RestApiId=Ref(api),
@@ -233,12 +235,13 @@ def build(cfg: EnvConfig) -> Template:
         MethodSettings=[MethodSetting(HttpMethod="*", ResourcePath="/*", MetricsEnabled=True,
                                       DataTraceEnabled=False, ThrottlingRateLimit=cfg.api_rate_limit,
                                       ThrottlingBurstLimit=cfg.api_burst_limit)],
+        # Access logging needs the region's API Gateway CloudWatch role: one per account and region, set by the
+        # account bootstrap (./deploy.sh --bootstrap), never by an environment; the preflight checks it.
         Tags=blocks.tags(cfg),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_120", "responses are submissions (POST) and the live status of running executions: a "
                             "cache would serve stale status"),
         ),
-        DependsOn=[account.title],  # access logging needs the account's CloudWatch role in place
     ))
 
     blocks.output(t, contracts.API_URL, Sub(
@@ -254,32 +257,6 @@ def build(cfg: EnvConfig) -> Template:
 def fingerprint(resources_: list) -> str:
     text = json.dumps([r.to_dict() for r in resources_], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def api_gateway_account(t: Template, cfg: EnvConfig) -> Account:
-    """The region's API Gateway CloudWatch role, which REST API logging requires.
-
-    It is one setting per account and region, shared by every REST API there (and by every environment
-    deployed to the same account): the last stack to set it wins, and the role is retained when a stack
-    goes away, so deleting one environment never breaks the logging of the others.
-    """
-    role = t.add_resource(Role(
-        "ApiGatewayLogsRole",
-        Description="API Gateway writes the access and execution logs of this region's REST APIs",
-        # No aws:SourceAccount: AWS documents this role's trust without it, and a condition API Gateway did not
-        # satisfy would silently stop the logging of every REST API in the region; a change to review on its own.
-        AssumeRolePolicyDocument=blocks.service_trust("apigateway", source_account=False),
-        Policies=[blocks.inline_policy("WriteApiLogs", Statement(
-            Sid="WriteApiLogsInThisRegion", Effect=Allow, Action=[
-                logs_actions.CreateLogGroup, logs_actions.CreateLogStream, logs_actions.DescribeLogGroups,
-                logs_actions.DescribeLogStreams, logs_actions.PutLogEvents,
-            ], Resource=[blocks.arn("logs", "log-group:*")],  # any API's groups: the role is region-wide
-        ))],
-        Tags=blocks.tags(cfg),
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
-    ))
-    return t.add_resource(Account("ApiGatewayAccount", CloudWatchRoleArn=GetAtt(role, "Arn")))
 
 
 def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:

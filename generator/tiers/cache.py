@@ -81,7 +81,7 @@ def build(cfg: EnvConfig) -> Template:
         )],
         Tags=blocks.tags(cfg),
         **snapshots,
-        **blocks.SNAPSHOT_POLICIES,
+        **blocks.snapshot_policies(cfg),
     ))
 
     blocks.output(t, contracts.CACHE_ENDPOINT_ADDRESS, GetAtt(group, "PrimaryEndPoint.Address"))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import Allow, ArnEquals, ArnLike, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
-from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
+from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
 from generator import blocks, contracts, names
@@ -32,12 +32,20 @@ TOPICS = (
      contracts.ERROR_TOPIC_ARN, contracts.ERROR_TOPIC_NAME),
 )
 
-# Services that publish to the topics (or deliver from them) and so must use the key. CloudWatch alarms
-# publish to the operations tier's ops topic, under its own key, not here.
-KEY_USERS = (
-    ("sns", "SnsDeliversToDeadLetterQueue"),
-    ("events", "EventBridgePublishesExecutionEnds"),
-)
+# Services that encrypt with the key: EventBridge for the error topic (timeout and abort reports) and for the
+# dead-letter queue (reports it could not deliver), SNS for the queue (redrive). CloudWatch alarms publish to
+# the operations tier's ops topic, under its own key, not here. The queue's name is generated: its context
+# names this account's queues.
+def key_user_statements(cfg: EnvConfig) -> list[Statement]:
+    error_topic, account_queues = blocks.arn("sns", names.topic("error", cfg.name)), blocks.arn("sqs", "*")
+    return [
+        blocks.service_key_user_statement("events", "EventBridgePublishesExecutionEnds", blocks.SNS_TOPIC_CONTEXT,
+                                          error_topic),
+        blocks.service_key_user_statement("events", "EventBridgeDeadLettersExecutionEnds",
+                                          blocks.SQS_QUEUE_CONTEXT, account_queues),
+        blocks.service_key_user_statement("sns", "SnsDeliversToDeadLetterQueue", blocks.SQS_QUEUE_CONTEXT,
+                                          account_queues),
+    ]
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -47,8 +55,7 @@ def build(cfg: EnvConfig) -> Template:
 
     key = blocks.kms_key(t, cfg, "NotificationKey", "Encrypts the notification topics and dead-letter queue",
                          names.env_prefixed(cfg.name, "notifications"), [
-        blocks.service_key_user_statement(service, sid) for service, sid in KEY_USERS
-    ] + [
+        *key_user_statements(cfg),
         # The state machine publishes and operators read the dead-letter queue: through SNS and SQS only.
         blocks.via_services_statement(["sns", "sqs"]),
     ])
@@ -68,19 +75,15 @@ def build(cfg: EnvConfig) -> Template:
         blocks.output(t, name_contract, GetAtt(topic, "TopicName"), cfg)
 
     topic_refs = [Ref(topics[title]) for title, *_ in TOPICS]
-    t.add_resource(TopicPolicy(
-        "TopicPolicy",
-        Topics=topic_refs,
-        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
-            blocks.deny_insecure_transport([sns_actions.Action("*")], topic_refs),
-            Statement(
-                # The workflow's EventBridge rule reports timed-out and aborted executions.
-                Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
-                Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
-                Resource=[Ref(topics["ErrorTopic"])],
-                Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
-            ),
-        ]),
+    # One policy per topic, each naming only its own topic.
+    blocks.topic_policy(t, "CompletionTopicPolicy", topics["CompletionTopic"])
+    blocks.topic_policy(t, "ErrorTopicPolicy", topics["ErrorTopic"], Statement(
+        # The workflow's EventBridge rule reports timed-out and aborted executions. EventBridge's publish call
+        # carries aws:SourceAccount (documented for SNS targets), unlike its KMS calls.
+        Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
+        Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
+        Resource=[Ref(topics["ErrorTopic"])],
+        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
     ))
 
     dlq = t.add_resource(Queue(
@@ -100,6 +103,13 @@ def build(cfg: EnvConfig) -> Template:
                 Sid="TopicsRedriveFailedDeliveries", Effect=Allow, Principal=blocks.service_principal("sns"),
                 Action=[sqs_actions.SendMessage], Resource=[GetAtt(dlq, "Arn")],
                 Condition=Condition(ArnEquals("aws:SourceArn", topic_refs)),
+            ),
+            Statement(
+                # The workflow's rule (its name is generated) dead-letters the reports it cannot deliver here.
+                Sid="EventRulesDeadLetterUndeliveredReports", Effect=Allow,
+                Principal=blocks.service_principal("events"), Action=[sqs_actions.SendMessage],
+                Resource=[GetAtt(dlq, "Arn")],
+                Condition=Condition(ArnLike("aws:SourceArn", blocks.arn("events", "rule/*"))),
             ),
         ]),
     ))

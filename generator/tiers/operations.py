@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from awacs import sns as sns_actions
-from awacs.aws import PolicyDocument
 from troposphere import Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard, MetricDimension
-from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
+from troposphere.sns import SubscriptionResource, Topic
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
@@ -117,8 +115,9 @@ ALARMS = (
         "DeadLetterQueueAlarm", "dead-letter-queue-not-empty", "notification", "AWS/SQS",
         "ApproximateNumberOfMessagesVisible", (("QueueName", C.DEAD_LETTER_QUEUE_NAME),), "Maximum", GT, 0,
         "notBreaching",
-        "Notifications failed delivery to a subscriber and wait in the dead-letter queue (kept 14 days)",
-        "The messages in the queue (SQS console, poll) and the subscription they were meant for",
+        "Notifications failed delivery to a subscriber, or timeout and abort reports failed delivery to the error "
+        "topic, and wait in the dead-letter queue (kept 14 days)",
+        "The messages in the queue (SQS console, poll) and the subscription or topic they were meant for",
         "Fix the subscription, then re-publish each message to its topic and delete it from the queue"),
     AlarmSpec(
         "Api5xxRateAlarm", "api-5xx-rate", "api", "AWS/ApiGateway", "5XXError", API, "Average", GT, 0.05,
@@ -144,8 +143,9 @@ ALARMS = (
         "FunctionThrottlesAlarm", "api-function-throttles", "api", "AWS/Lambda", "Throttles", FUNCTION, "Sum", GT,
         0, "notBreaching",
         "Requests found every reserved instance of the function busy and were refused",
-        "The function's ConcurrentExecutions against its reserved concurrency (api_burst_limit); API traffic",
-        "Raise api_burst_limit (and the account's Lambda concurrency quota), or lower api_rate_limit"),
+        "The function's ConcurrentExecutions against its reserved concurrency (api_reserved_concurrency, or the "
+        "account's unreserved pool); API traffic",
+        "Raise api_reserved_concurrency (and the account's Lambda concurrency quota), or lower api_rate_limit"),
     AlarmSpec(
         "DatabaseCpuAlarm", "database-cpu", "storage", "AWS/RDS", "CPUUtilization", DATABASE, "Average", GT, 80,
         "ignore",
@@ -226,7 +226,8 @@ def build(cfg: EnvConfig) -> Template:
 
     # Its own key: a disabled or broken notification key must not silence the alarms as well.
     key = blocks.kms_key(t, cfg, "OpsKey", "Encrypts the ops topic", names.env_prefixed(cfg.name, "ops"), [
-        blocks.service_key_user_statement("cloudwatch", "CloudWatchAlarmsPublish"),
+        blocks.service_key_user_statement("cloudwatch", "CloudWatchAlarmsPublish", blocks.SNS_TOPIC_CONTEXT,
+                                          blocks.arn("sns", names.topic("ops", cfg.name))),
         blocks.via_services_statement(["sns"]),
     ])
     topic = t.add_resource(Topic(
@@ -237,15 +238,8 @@ def build(cfg: EnvConfig) -> Template:
         KmsMasterKeyId=GetAtt(key, "Arn"),
         Tags=blocks.tags(cfg),
     ))
-    t.add_resource(TopicPolicy(
-        "OpsTopicPolicy",
-        Topics=[Ref(topic)],
-        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
-            blocks.deny_insecure_transport([sns_actions.Action("*")], [Ref(topic)]),
-            blocks.alarms_publish_statement("AlarmsOfThisEnvironmentPublish", [Ref(topic)],
-                                            names.alarms_pattern(cfg.name)),
-        ]),
-    ))
+    blocks.topic_policy(t, "OpsTopicPolicy", topic, blocks.alarms_publish_statement(
+        "AlarmsOfThisEnvironmentPublish", [Ref(topic)], names.alarms_pattern(cfg.name)))
     t.add_resource(SubscriptionResource(
         "OpsTopicEmailSubscription",
         Condition=HAS_EMAIL,

@@ -25,7 +25,7 @@ from troposphere.ecs import (
     TaskDefinition,
     Volume,
 )
-from troposphere.events import InputTransformer, Rule, Target
+from troposphere.events import DeadLetterConfig, InputTransformer, RetryPolicy, Rule, Target
 from troposphere.iam import Role
 from troposphere.stepfunctions import (
     CloudWatchLogsLogGroup,
@@ -45,7 +45,7 @@ CONSUMES = (
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
     contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
-    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
+    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID, contracts.DEAD_LETTER_QUEUE_ARN,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN,
             contracts.EXECUTION_ENDED_RULE_NAME)
@@ -60,6 +60,8 @@ MEDIA_PATH = "/mnt/media"
 # Step Functions creates this rule in the account for every ECS .sync integration.
 ECS_SYNC_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
 ENDED_WITHOUT_HANDLER = ("TIMED_OUT", "ABORTED")
+# EventBridge's maximum: a report is retried for a day before it is dead-lettered.
+REPORT_MAX_AGE_SECONDS = 24 * 3600
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -161,6 +163,10 @@ def build(cfg: EnvConfig) -> Template:
         Targets=[Target(
             Id="ErrorTopic",
             Arn=p[contracts.ERROR_TOPIC_ARN],
+            # What EventBridge cannot deliver after its retries waits in the notification dead-letter queue
+            # (its alarm: dead-letter-queue-not-empty); FailedInvocations has its own alarm.
+            DeadLetterConfig=DeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
+            RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=REPORT_MAX_AGE_SECONDS, MaximumRetryAttempts=185),
             InputTransformer=InputTransformer(
                 InputPathsMap={"executionArn": "$.detail.executionArn", "name": "$.detail.name",
                                "status": "$.detail.status"},

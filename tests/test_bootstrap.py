@@ -1,0 +1,106 @@
+"""deploytools.bootstrap: what is one per account and region, created once and idempotent.
+
+Against moto (mock_aws) where it models the APIs (IAM service-linked roles, API Gateway's account setting, S3);
+with botocore's Stubber for what moto cannot show: a role IAM has not propagated yet, and a service-linked
+role created meanwhile by someone else.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from deploytools import bootstrap
+from generator import aws_facts, names
+
+REGION = "ap-northeast-1"
+BUCKET = "video-pipeline-artifacts-123456789012-ap-northeast-1"
+
+
+@pytest.fixture
+def acct(moto_account):
+    return moto_account
+
+
+def test_moto_first_run_creates_every_piece_and_a_second_changes_nothing(acct):
+    first = bootstrap.run(acct, BUCKET)
+    assert first == [
+        f"bootstrap: {aws_facts.ECS_SERVICE_LINKED_ROLE}: created",
+        "bootstrap: api-gateway-account: set to "
+        f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}",
+        f"bootstrap: artifact-bucket: s3://{BUCKET} created (encrypted, versioned, public access blocked, "
+        "TLS-only policy)",
+        "bootstrap: done",
+    ]
+    second = bootstrap.run(bootstrap.Account(REGION), BUCKET)
+    assert second[-1] == "bootstrap: nothing to change"
+    role = f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}"
+    assert [line.split(": ")[2] for line in second[:-1]] == ["exists", f"set ({role})", f"s3://{BUCKET} exists"]
+
+
+def test_moto_the_pieces_are_what_aws_needs(acct):
+    bootstrap.run(acct, BUCKET)
+    iam = boto3.client("iam", region_name=REGION)
+    [_slr] = iam.list_roles(PathPrefix="/aws-service-role/ecs.amazonaws.com/")["Roles"]
+    role = iam.get_role(RoleName=names.api_gateway_logs_role(REGION))["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="WriteApiLogs")["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    assert policy["Statement"][0]["Resource"] == f"arn:aws:logs:{REGION}:123456789012:log-group:*"
+    assert boto3.client("apigateway", region_name=REGION).get_account()["cloudwatchRoleArn"] == role["Arn"]
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    assert s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=BUCKET)["Policy"]
+
+
+def test_moto_an_api_gateway_setting_naming_another_role_is_left_alone(acct):
+    other = "arn:aws:iam::123456789012:role/someone-elses"
+    acct.client("apigateway").update_account(patchOperations=[
+        {"op": "replace", "path": "/cloudwatchRoleArn", "value": other}])
+    assert bootstrap.ensure_api_gateway_account(acct) == (False, f"set ({other})")
+
+
+def test_moto_only_one_piece(acct):
+    assert bootstrap.run(acct, BUCKET, only=["artifact-bucket"])[0].startswith("bootstrap: artifact-bucket: ")
+    assert not bootstrap.ecs_role_exists(acct)
+
+
+def test_stubber_a_service_linked_role_created_meanwhile_counts_as_existing(acct):
+    iam = acct.client("iam")
+    with Stubber(iam) as stub:
+        stub.add_response("list_roles", {"Roles": []}, {"PathPrefix": "/aws-service-role/ecs.amazonaws.com/"})
+        stub.add_client_error("create_service_linked_role", "InvalidInput",
+                              "Service role name AWSServiceRoleForECS has been taken in this account, please try "
+                              "a different suffix.")
+        assert bootstrap.ensure_ecs_role(acct) == (False, "exists (created meanwhile)")
+
+
+def test_stubber_the_account_setting_waits_for_iam_to_propagate_the_role(acct):
+    role_arn = f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}"
+    acct.client("iam").create_role(RoleName=names.api_gateway_logs_role(REGION), AssumeRolePolicyDocument="{}")
+    apigw = acct.client("apigateway")
+    sleeps: list[float] = []
+    with Stubber(apigw) as stub:
+        stub.add_response("get_account", {})
+        for _ in range(2):
+            stub.add_client_error("update_account", "BadRequestException",
+                                  "The role ARN does not have required permissions set to API Gateway")
+        stub.add_response("update_account", {"cloudwatchRoleArn": role_arn})
+        assert bootstrap.ensure_api_gateway_account(acct, sleep=sleeps.append) == (True, f"set to {role_arn}")
+    assert sleeps == [bootstrap.PROPAGATION_POLL_S] * 2
+
+
+def test_stubber_another_error_of_the_account_setting_is_not_retried(acct):
+    acct.client("iam").create_role(RoleName=names.api_gateway_logs_role(REGION), AssumeRolePolicyDocument="{}")
+    apigw = acct.client("apigateway")
+    with Stubber(apigw) as stub:
+        stub.add_response("get_account", {})
+        stub.add_client_error("update_account", "AccessDeniedException", "no")
+        with pytest.raises(Exception, match="AccessDenied"):
+            bootstrap.ensure_api_gateway_account(acct, sleep=lambda _: None)
