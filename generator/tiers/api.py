@@ -134,8 +134,10 @@ def build(cfg: EnvConfig) -> Template:
     role = t.add_resource(Role(
         "FunctionRole",
         Description=f"The video API function starts and describes video processing executions ({cfg.name})",
-        # No aws:SourceAccount, unlike the other roles: AWS documents an execution role's trust without it, and
-        # adding it is a change to review on its own (Lambda must keep assuming the role), not part of a refactor.
+        # No aws:SourceAccount, unlike the other roles: AWS documents a Lambda execution role's trust without it
+        # and publishes no list of the services that send the key when assuming a role (prowler-cloud/prowler#2810);
+        # a StringEquals on a key the service does not send is false, so the function could no longer assume its
+        # role (as prowler-cloud/prowler#4714 reports for other services). Add it only once a real deploy shows it.
         AssumeRolePolicyDocument=blocks.service_trust("lambda", source_account=False),
         Policies=[blocks.inline_policy("StartAndDescribeExecutions", *function_statements(cfg, p))],
         Tags=blocks.tags(cfg),
