@@ -110,3 +110,7 @@ def export_name(contract: Contract, env: str) -> str:
 
 # The application database, created by storage and named to the container by workflow.
 DATABASE_NAME = "videoprocessing"
+# The processor's own database role and schema, created by the schema tier's bootstrap (migrations in
+# generator/functions/db_bootstrap/): read and write in that schema, nothing else; IAM authentication on RDS.
+DATABASE_APP_ROLE = "video_processor"
+DATABASE_APP_SCHEMA = "video_processing"
