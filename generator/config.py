@@ -78,6 +78,13 @@ class EnvConfig:
     db_min_free_storage_gib: int = 2
     db_min_freeable_memory_mib: int = 64
     db_max_connections: int = 70
+    # The database logs every connection and disconnection (who, from where, how long).
+    db_log_connections: bool = False
+    # Interface endpoints for the AWS APIs the private subnets call (Secrets Manager, Logs, ECR, STS, Step
+    # Functions): that traffic stays in the VPC, under endpoint policies limited to this account.
+    vpc_endpoints: bool = False
+    # The processor image must be pinned by digest (`@sha256:`), never by a tag that can be moved.
+    require_image_digest: bool = False
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -172,7 +179,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
-        retain_data=True, tags=_base_tags("prod"),
+        retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
+        tags=_base_tags("prod"),
     ),
 }
 

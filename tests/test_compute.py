@@ -39,11 +39,16 @@ def test_task_roles_can_be_assumed_only_by_ecs_tasks_on_behalf_of_this_account(t
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_task_role_can_report_to_step_functions_and_use_the_media_file_system_and_nothing_else(templates, env):
-    """The processor reports its outcome (task token callbacks) and reads/writes media; it cannot touch data
-    stores, secrets or other AWS services."""
-    assert grants(templates, env, "compute", "TaskRole") == {
-        "states:SendTaskSuccess": {"*"}, "states:SendTaskFailure": {"*"}, "states:SendTaskHeartbeat": {"*"},
+def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_system_and_nothing_else(templates, env):
+    """The processor signs in to the database as its own role (IAM authentication) and reads/writes media; no
+    Step Functions callbacks (the workflow hands it no task token), no secrets, no other AWS service."""
+    allowed = grants(templates, env, "compute", "TaskRole")
+    # arn:...:dbuser:<the database's resource id>/<the role the bootstrap created>
+    assert allowed.pop("rds-db:connect") == {("storage", "Database"), ("schema", "DatabaseBootstrap")}
+    [statement] = [s for s in inline_statements(compute_role(templates, "TaskRole", env))
+                   if s["Action"] == ["rds-db:connect"]]
+    assert statement["Resource"][0]["Fn::Sub"].endswith(":dbuser:${DatabaseResourceId}/${DatabaseAppUsername}")
+    assert allowed == {
         "elasticfilesystem:ClientMount": {("storage", "FileSystem")},
         "elasticfilesystem:ClientWrite": {("storage", "FileSystem")},
     }
@@ -62,11 +67,12 @@ def test_task_role_mounts_the_file_system_only_through_the_media_access_point(te
 
 @pytest.mark.parametrize("env", ENVS)
 def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_nothing_more(templates, env):
-    """ECS reads the two secrets the container receives, decrypts them with their keys, pulls images of this
-    account's repositories and writes the processor's log group; nothing else."""
+    """ECS reads the one secret the container receives (the Redis token; the database needs none), decrypts it
+    with its key, pulls images of this account's repositories and writes the processor's log group; nothing
+    else. Never the database master's secret."""
     allowed = grants(templates, env, "compute", "TaskExecutionRole")
-    assert allowed.pop("secretsmanager:GetSecretValue") == {("storage", "DatabaseSecret"), ("cache", "CacheAuthSecret")}
-    assert allowed.pop("kms:Decrypt") == {("storage", "DataKey"), ("cache", "CacheKey")}
+    assert allowed.pop("secretsmanager:GetSecretValue") == {("cache", "CacheAuthSecret")}
+    assert allowed.pop("kms:Decrypt") == {("cache", "CacheKey")}
     assert allowed.pop("ecr:GetAuthorizationToken") == {"*"}  # registry login cannot be scoped
     for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
         [repositories] = allowed.pop(action)

@@ -263,7 +263,7 @@ def test_create_applies_migrations_and_reports_success(server, bootstrapped, res
     assert path == "/response?X-Amz-Signature=abc" and headers["Content-Type"] == ""
     assert body["Status"] == "SUCCESS" and body["Reason"] == "up to date"
     assert body["PhysicalResourceId"] == f"{contracts.DATABASE_NAME}/{contracts.DATABASE_APP_ROLE}"
-    assert body["Data"] == {"Username": contracts.DATABASE_APP_ROLE, "Schema": contracts.DATABASE_APP_SCHEMA}
+    assert body["Data"] == {"AppRole": contracts.DATABASE_APP_ROLE, "AppSchema": contracts.DATABASE_APP_SCHEMA}
     assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
         "arn:aws:cloudformation:stack/s/1", "req-1", "DatabaseBootstrap")
 

@@ -6,7 +6,7 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 
 from __future__ import annotations
 
-from awacs import ecr, elasticfilesystem, kms, logs, secretsmanager, states
+from awacs import ecr, elasticfilesystem, logs, rds_db, secretsmanager
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
@@ -15,7 +15,7 @@ from troposphere.iam import Role
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
 
-CONSUMES = (contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN,
+CONSUMES = (contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME, contracts.CACHE_KEY_ARN,
             contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN)
 PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
 
@@ -66,12 +66,10 @@ def build(cfg: EnvConfig) -> Template:
             blocks.inline_policy(
                 "InjectContainerSecrets",
                 # Exactly the secrets the task definition passes to the container as ECS secrets.
+                # The database needs none: the processor signs in with IAM (task role, rds-db:connect).
                 Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
-                          Resource=[p[contracts.CACHE_AUTH_SECRET_ARN], p[contracts.DATABASE_SECRET_ARN]]),
-                Statement(Sid="DecryptContainerSecrets", Effect=Allow, Action=[kms.Decrypt],
-                          Resource=[p[contracts.CACHE_KEY_ARN], p[contracts.DATA_KEY_ARN]],
-                          Condition=Condition(StringEquals(
-                              "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")))),
+                          Resource=[p[contracts.CACHE_AUTH_SECRET_ARN]]),
+                blocks.decrypt_secrets_statement("DecryptContainerSecrets", [p[contracts.CACHE_KEY_ARN]]),
             ),
         ],
         Tags=blocks.tags(cfg),
@@ -81,10 +79,10 @@ def build(cfg: EnvConfig) -> Template:
         Description=f"The video processing container runs as this role ({cfg.name})",
         AssumeRolePolicyDocument=blocks.service_trust("ecs-tasks"),
         Policies=[
-            blocks.inline_policy("ReportTaskOutcome", Statement(
-                Sid="ReportToStepFunctions", Effect=Allow,
-                Action=[states.SendTaskFailure, states.SendTaskHeartbeat, states.SendTaskSuccess],
-                Resource=["*"],  # task-token actions support no resource-level permissions
+            blocks.inline_policy("ConnectToDatabase", Statement(
+                # IAM database authentication as the processor's own role, never as the master.
+                Sid="ConnectAsProcessorRole", Effect=Allow, Action=[rds_db.connect],
+                Resource=[database_user_arn()],
             )),
             blocks.inline_policy("UseMediaFileSystem", Statement(
                 # Read and write, never root, and only through the media access point.
@@ -102,3 +100,9 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.TASK_EXECUTION_ROLE_ARN, GetAtt(execution_role, "Arn"))
     blocks.output(t, contracts.TASK_ROLE_ARN, GetAtt(task_role, "Arn"))
     return t
+
+
+def database_user_arn() -> Sub:
+    """The processor's database user, as IAM database authentication names it."""
+    return blocks.arn("rds-db", f"dbuser:${{{contracts.DATABASE_RESOURCE_ID.name}}}/"
+                                f"${{{contracts.DATABASE_APP_USERNAME.name}}}")

@@ -37,6 +37,7 @@ PRODUCES = (
     contracts.VPC_ID, contracts.VPC_CIDR, contracts.PUBLIC_SUBNET_IDS, contracts.PRIVATE_SUBNET_IDS,
     contracts.DATA_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
     contracts.DATABASE_SECURITY_GROUP_ID, contracts.CACHE_SECURITY_GROUP_ID, contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
+    contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID,
 )
 
 SUBNET_PREFIX_LENGTH = 20
@@ -163,13 +164,19 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
                                   Description="HTTPS to AWS APIs and the image registry")
     tasks = group("TaskSecurityGroup", "Video processing tasks", [], [https_out])
     api = group("ApiFunctionSecurityGroup", "Video API function", [], [https_out])
+    # The schema tier's function: the master secret and its response to CloudFormation over HTTPS, the database.
+    bootstrap = group("DatabaseBootstrapSecurityGroup", "Database bootstrap function", [], [https_out])
 
     def from_tasks(port: int, what: str) -> list[SecurityGroupRule]:
         return [SecurityGroupRule(SourceSecurityGroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp",
                                   FromPort=port, ToPort=port, Description=f"{what} from processing tasks")]
 
-    database = group("DatabaseSecurityGroup", "PostgreSQL database", from_tasks(POSTGRES_PORT, "PostgreSQL"),
-                     [NO_EGRESS])
+    database = group("DatabaseSecurityGroup", "PostgreSQL database", [
+        *from_tasks(POSTGRES_PORT, "PostgreSQL"),
+        SecurityGroupRule(SourceSecurityGroupId=GetAtt(bootstrap, "GroupId"), IpProtocol="tcp",
+                          FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT,
+                          Description="PostgreSQL from the database bootstrap function"),
+    ], [NO_EGRESS])
     cache = group("CacheSecurityGroup", "Redis cache", from_tasks(REDIS_PORT, "Redis"), [NO_EGRESS])
     file_system = group("FileSystemSecurityGroup", "EFS mount targets", from_tasks(NFS_PORT, "NFS"), [NO_EGRESS])
 
@@ -180,10 +187,16 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
             f"TaskTo{what}Egress", GroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp", FromPort=port, ToPort=port,
             DestinationSecurityGroupId=GetAtt(target, "GroupId"), Description=f"Processing tasks to {what.lower()}",
         ))
+    t.add_resource(SecurityGroupEgress(
+        "DatabaseBootstrapToDatabaseEgress", GroupId=GetAtt(bootstrap, "GroupId"), IpProtocol="tcp",
+        FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT, DestinationSecurityGroupId=GetAtt(database, "GroupId"),
+        Description="Database bootstrap function to database",
+    ))
     return {
         contracts.TASK_SECURITY_GROUP_ID: tasks,
         contracts.API_FUNCTION_SECURITY_GROUP_ID: api,
         contracts.DATABASE_SECURITY_GROUP_ID: database,
         contracts.CACHE_SECURITY_GROUP_ID: cache,
         contracts.FILE_SYSTEM_SECURITY_GROUP_ID: file_system,
+        contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID: bootstrap,
     }

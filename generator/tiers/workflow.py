@@ -38,12 +38,13 @@ from troposphere.stepfunctions import (
 from generator import blocks, contracts, names, state_machine
 from generator.config import EnvConfig
 from generator.tiers.compute import capacity_provider_strategy
+from generator.tiers.storage import MEDIA_GID, MEDIA_UID
 
 CONSUMES = (
     contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
     contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
-    contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
+    contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
     contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
@@ -97,6 +98,8 @@ def build(cfg: EnvConfig) -> Template:
             Name=state_machine.CONTAINER_NAME,
             Image=p[contracts.PROCESSOR_IMAGE],
             Essential=True,
+            # The media access point's user: files on /mnt/media and /tmp belong to one unprivileged user.
+            User=f"{MEDIA_UID}:{MEDIA_GID}",
             ReadonlyRootFilesystem=True,
             MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
                          MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
@@ -184,9 +187,13 @@ def build(cfg: EnvConfig) -> Template:
 def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Environment]:
     """Plain settings of the container contract, sorted by name."""
     values = {
+        # IAM database authentication: the container asks RDS for a token with its task role
+        # (generate-db-auth-token); there is no database password anywhere.
+        "DATABASE_AUTH": "iam",
         "DATABASE_HOST": p[contracts.DATABASE_ENDPOINT_ADDRESS],
         "DATABASE_NAME": contracts.DATABASE_NAME,
         "DATABASE_PORT": p[contracts.DATABASE_ENDPOINT_PORT],
+        "DATABASE_USERNAME": p[contracts.DATABASE_APP_USERNAME],
         "ENVIRONMENT": cfg.name,
         "MEDIA_PATH": MEDIA_PATH,
         "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
@@ -199,8 +206,6 @@ def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> l
 def container_secrets(p: dict[contracts.Contract, Ref]) -> list[Secret]:
     """Secrets ECS reads with the execution role and injects at start: never in the task definition itself."""
     values = {
-        "DATABASE_PASSWORD": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:password::"),
-        "DATABASE_USERNAME": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:username::"),
         "REDIS_AUTH_TOKEN": p[contracts.CACHE_AUTH_SECRET_ARN],
     }
     return [Secret(Name=name, ValueFrom=values[name]) for name in sorted(values)]

@@ -151,7 +151,8 @@ def handle(event: dict, connect_to=connect) -> tuple[str, dict]:
     finally:
         connection.close()
     reason = f"applied {', '.join(applied)}" if applied else "up to date"
-    return reason, {"Username": props["AppRole"], "Schema": props["AppSchema"]}
+    # Named like the properties they echo (the local emulator answers GetAtt with the property of that name).
+    return reason, {"AppRole": props["AppRole"], "AppSchema": props["AppSchema"]}
 
 
 def handler(event: dict, context, connect_to=connect) -> None:
