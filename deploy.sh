@@ -256,7 +256,7 @@ fi
 # no change), into a copy of the templates that `package` then reads and uploads from.
 PACKAGE_SRC="$OUT_DIR/src"
 rm -rf "$PACKAGE_SRC" && mkdir -p "$PACKAGE_SRC" && cp "$TEMPLATE_DIR"/*.json "$PACKAGE_SRC/"
-FUNCTION_CODES="$(grep -ho '"functions/[a-z0-9_]*\.zip"' "$TEMPLATE_DIR"/*.json | tr -d '"' | sort -u)"
+FUNCTION_CODES="$({ grep -ho '"functions/[a-z0-9_]*\.zip"' "$TEMPLATE_DIR"/*.json || true; } | tr -d '"' | sort -u)"
 if [[ -n "$FUNCTION_CODES" ]]; then
   step "Building function packages"
   for code in $FUNCTION_CODES; do

@@ -75,8 +75,11 @@ def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_n
     assert allowed.pop("kms:Decrypt") == {("cache", "CacheKey")}
     assert allowed.pop("ecr:GetAuthorizationToken") == {"*"}  # registry login cannot be scoped
     for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
-        [repositories] = allowed.pop(action)
-        assert "${AWS::AccountId}:repository/" in repositories, "only this account's repositories"
+        # Only the repository the processor image names (the deploy-time parameter), of this account and region.
+        assert allowed.pop(action) == {("main", "ProcessorImage")}
+    [pull] = [s for s in inline_statements(compute_role(templates, "TaskExecutionRole", env))
+              if "ecr:BatchGetImage" in s["Action"]]
+    assert pull["Resource"][0]["Fn::Sub"][0].endswith("${AWS::AccountId}:repository/${Repository}")
     for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
         [streams] = allowed.pop(action)
         assert f"log-group:/video-processing/{env}/processor" in streams and streams.count("log-group:") == 1

@@ -256,8 +256,64 @@ def problems_connection_logging(templates: dict) -> list[str]:
     return problems
 
 
+DIGEST = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/processor@sha256:" + "a" * 64
+TAGGED = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/processor:1.2.3"
+
+
+def problems_image_pinning(templates: dict) -> list[str]:
+    """Item 5: prod's parent accepts the processor image only by digest (a tag can be moved), with no default."""
+    problems = []
+    for env, tiers in templates.items():
+        if env != "prod":
+            continue
+        for name, parameter in tiers["main"].get("Parameters", {}).items():
+            if name != "ProcessorImage":
+                continue
+            pattern = re.compile(parameter.get("AllowedPattern", ".*"))
+            if pattern.search(TAGGED) or not pattern.search(DIGEST):
+                problems.append(f"{env}/main.json {name}: accepts a tag, or refuses a digest")
+            if "@sha256:" not in parameter.get("Default", "@sha256:"):
+                problems.append(f"{env}/main.json {name}: defaults to a tag")
+    return problems
+
+
+def problems_image_pull_scope(templates: dict) -> list[str]:
+    """Item 5: a role may pull images (ECR layer and image reads) from one named repository, not `repository/*`."""
+    pulls = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+    return [f"{where}: pulls from {resource}" for where, kind, s in each_statement(templates)
+            if kind == "identity" and s.get("Effect") == "Allow"
+            and any(matches(as_list(s.get("Action", [])), a) for a in pulls)
+            for resource in as_list(s.get("Resource", []))
+            if "*" in json.dumps(resource)]
+
+
+INTERFACE_SERVICES = ("secretsmanager", "logs", "ecr.api", "ecr.dkr", "sts", "states")
+
+
+def problems_endpoints(templates: dict) -> list[str]:
+    """Item 5: every VPC endpoint has a policy; interface endpoints admit this account's principals only
+    (`aws:PrincipalAccount`); prod has an interface endpoint for each of INTERFACE_SERVICES."""
+    problems = []
+    services: dict[str, set[str]] = {}
+    for label, env, _tier, _id, r in each_resource(templates, "AWS::EC2::VPCEndpoint"):
+        p = r["Properties"]
+        name = as_list(p.get("ServiceName", {}).get("Fn::Sub", p.get("ServiceName")))[0]
+        services.setdefault(env, set()).add(str(name).rsplit("}.", 1)[-1])
+        if not p.get("PolicyDocument"):
+            problems.append(f"{label}: no endpoint policy (the default admits anyone)")
+        elif p.get("VpcEndpointType") == "Interface" and not all(
+                "aws:PrincipalAccount" in json.dumps(s.get("Condition", {}))
+                for s in as_list(p["PolicyDocument"]["Statement"]) if s.get("Effect") == "Allow"):
+            problems.append(f"{label}: an Allow not limited to this account's principals")
+    missing = sorted(set(INTERFACE_SERVICES) - services.get("prod", set()))
+    if "prod" in templates and missing:
+        problems.append(f"prod: no interface endpoint for {', '.join(missing)}")
+    return problems
+
+
 RULES = (problems_master_in_container, problems_processor_database_login, problems_master_rotation,
-         problems_master_readers, problems_task_token_grants, problems_container_user, problems_connection_logging)
+         problems_master_readers, problems_task_token_grants, problems_container_user, problems_connection_logging,
+         problems_image_pinning, problems_image_pull_scope, problems_endpoints)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.__name__ for r in RULES])
@@ -310,6 +366,8 @@ def _old_shape() -> dict:
     storage = {"Parameters": {}, "Outputs": {"DatabaseSecretArn": {"Value": {"Ref": "DatabaseSecret"}}},
                "Resources": {
                    "DatabaseSecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+                   "S3": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+                       "VpcEndpointType": "Gateway", "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}}},
                    "Params": {"Type": "AWS::RDS::DBParameterGroup",
                               "Properties": {"Parameters": {"rds.force_ssl": "1"}}},
                    "Database": {"Type": "AWS::RDS::DBInstance", "Properties": {
@@ -324,6 +382,8 @@ def _old_shape() -> dict:
                            "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]},
                        "Policies": [{"PolicyName": "P", "PolicyDocument": {"Statement": [
                            {"Effect": "Allow", "Action": ["states:SendTaskSuccess"], "Resource": "*"},
+                           {"Effect": "Allow", "Action": ["ecr:BatchGetImage"],
+                            "Resource": {"Fn::Sub": "arn:aws:ecr:r:a:repository/*"}},
                            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                             "Resource": {"Ref": "DatabaseSecret"}}]}}]}},
                    "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
@@ -335,7 +395,10 @@ def _old_shape() -> dict:
                                                  "Secrets": [{"Name": "DATABASE_PASSWORD", "ValueFrom": {
                                                      "Fn::Sub": "${DatabaseSecret}:password::"}}]}]}},
                }}
-    main = {"Resources": {"StorageStack": {"Type": "AWS::CloudFormation::Stack",
+    main = {"Parameters": {"ProcessorImage": {
+                "Type": "String", "Default": "public.ecr.aws/aws-cli/aws-cli:2.22.35",
+                "AllowedPattern": r"^[^:@\s]+(:(?!latest$)[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$"}},
+            "Resources": {"StorageStack": {"Type": "AWS::CloudFormation::Stack",
                                            "Properties": {"TemplateURL": "storage.json", "Parameters": {}}}}}
     return {"prod": {"storage": storage, "main": main}}
 

@@ -105,7 +105,7 @@ def test_data_subnets_have_no_route_to_the_internet_and_public_subnets_route_thr
 @pytest.mark.parametrize("env", ENVS)
 def test_s3_gateway_endpoint_serves_private_and_data_route_tables(templates, env):
     t = templates[env]["network"]
-    endpoint = one_resource(t, "AWS::EC2::VPCEndpoint")["Properties"]
+    endpoint = t["Resources"]["S3GatewayEndpoint"]["Properties"]
     assert endpoint["VpcEndpointType"] == "Gateway"
     tables = {r["Ref"] for r in endpoint["RouteTableIds"]}
     cfg = config.get(env)

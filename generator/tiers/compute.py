@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from awacs import ecr, elasticfilesystem, logs, rds_db, secretsmanager
 from awacs.aws import Allow, Condition, Statement, StringEquals
-from troposphere import GetAtt, Ref, Sub, Template
+from troposphere import GetAtt, Join, Ref, Select, Split, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
 from troposphere.iam import Role
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
 
-CONSUMES = (contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME, contracts.CACHE_KEY_ARN,
-            contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN)
+CONSUMES = (contracts.PROCESSOR_IMAGE, contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME,
+            contracts.CACHE_KEY_ARN, contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN,
+            contracts.ACCESS_POINT_ARN)
 PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
 
 
@@ -56,9 +57,9 @@ def build(cfg: EnvConfig) -> Template:
                 "PullImageAndWriteLogs",
                 Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken],
                           Resource=["*"]),  # GetAuthorizationToken cannot be scoped to a resource
-                Statement(Sid="PullFromPrivateRepositoriesOfThisAccount", Effect=Allow,
+                Statement(Sid="PullTheProcessorRepository", Effect=Allow,
                           Action=[ecr.BatchCheckLayerAvailability, ecr.BatchGetImage, ecr.GetDownloadUrlForLayer],
-                          Resource=[blocks.arn("ecr", "repository/*")]),
+                          Resource=[processor_repository_arn(p[contracts.PROCESSOR_IMAGE])]),
                 Statement(Sid="WriteProcessorLogs", Effect=Allow,
                           Action=[logs.CreateLogStream, logs.PutLogEvents],
                           Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
@@ -106,3 +107,16 @@ def database_user_arn() -> Sub:
     """The processor's database user, as IAM database authentication names it."""
     return blocks.arn("rds-db", f"dbuser:${{{contracts.DATABASE_RESOURCE_ID.name}}}/"
                                 f"${{{contracts.DATABASE_APP_USERNAME.name}}}")
+
+
+def processor_repository_arn(image: Ref) -> Sub:
+    """The ECR repository of this account and region that the processor image names, and no other.
+
+    `<account>.dkr.ecr.<region>.amazonaws.com/<repository>(:<tag>|@<digest>)` gives `<repository>`. An image from
+    elsewhere (the public placeholder) needs no grant: appending the registry suffix makes its repository empty,
+    an ARN that matches nothing, rather than a failed deploy.
+    """
+    after_registry = Select(1, Split(".amazonaws.com/", Join("", [image, ".amazonaws.com/"])))
+    repository = Select(0, Split(":", Select(0, Split("@", after_registry))))
+    return Sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${Repository}",
+               Repository=repository)
