@@ -61,8 +61,8 @@ DATABASE_IDENTIFIER = _c("DatabaseIdentifier", "Identifier of the PostgreSQL dat
 # cache
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
-CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
-CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache, its AUTH secret and its slow log")
+CACHE_USER_ID = _c("CacheUserId", "ElastiCache user of the processor (IAM authentication; user ID and name are equal)")
+CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache and its slow log")
 CACHE_REPLICATION_GROUP_ID = _c("CacheReplicationGroupId", "ID of the Redis replication group; its nodes are "
                                 "<id>-001, <id>-002")
 

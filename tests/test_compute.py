@@ -43,6 +43,8 @@ def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_syste
     """The processor signs in to the database as its own role (IAM authentication) and reads/writes media; no
     Step Functions callbacks (the workflow hands it no task token), no secrets, no other AWS service."""
     allowed = grants(templates, env, "compute", "TaskRole")
+    # Redis as the processor's ElastiCache user (IAM authentication), on this replication group only.
+    assert allowed.pop("elasticache:Connect") == {("cache", "CacheReplicationGroup"), ("cache", "ProcessorCacheUser")}
     # arn:...:dbuser:<the database's resource id>/<the role the bootstrap created>
     assert allowed.pop("rds-db:connect") == {("storage", "Database"), ("schema", "DatabaseBootstrap")}
     [statement] = [s for s in inline_statements(compute_role(templates, "TaskRole", env))
@@ -67,12 +69,10 @@ def test_task_role_mounts_the_file_system_only_through_the_media_access_point(te
 
 @pytest.mark.parametrize("env", ENVS)
 def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_nothing_more(templates, env):
-    """ECS reads the one secret the container receives (the Redis token; the database needs none), decrypts it
-    with its key, pulls images of this account's repositories and writes the processor's log group; nothing
-    else. Never the database master's secret."""
+    """ECS reads no secret (database and cache sign the processor in with IAM), pulls the processor image's
+    repository and writes the processor's log group; nothing else."""
     allowed = grants(templates, env, "compute", "TaskExecutionRole")
-    assert allowed.pop("secretsmanager:GetSecretValue") == {("cache", "CacheAuthSecret")}
-    assert allowed.pop("kms:Decrypt") == {("cache", "CacheKey")}
+    assert "secretsmanager:GetSecretValue" not in allowed and "kms:Decrypt" not in allowed
     assert allowed.pop("ecr:GetAuthorizationToken") == {"*"}  # registry login cannot be scoped
     for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
         # Only the repository the processor image names (the deploy-time parameter), of this account and region.
@@ -84,15 +84,6 @@ def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_n
         [streams] = allowed.pop(action)
         assert f"log-group:/video-processing/{env}/processor" in streams and streams.count("log-group:") == 1
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_execution_role_decrypts_only_through_secrets_manager(templates, env):
-    """The keys also protect the database, file system and cache: the role may use them for the secrets only."""
-    for s in inline_statements(compute_role(templates, "TaskExecutionRole", env)):
-        if "kms:Decrypt" in s["Action"]:
-            assert s["Condition"]["StringEquals"]["kms:ViaService"] == {
-                "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
 
 
 def test_every_output_names_a_resource_of_this_tier(templates):

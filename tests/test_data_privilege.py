@@ -311,9 +311,39 @@ def problems_endpoints(templates: dict) -> list[str]:
     return problems
 
 
+def problems_cache_access(templates: dict) -> list[str]:
+    """Item 4: no shared, never-rotated token: a Redis group admits the users of its user group (or its AUTH
+    token's secret rotates); its `default` user is off; every other user may not run dangerous commands."""
+    problems = []
+    rotated = {(env, t, i)
+               for _l, env, tier, _id, r in each_resource(templates, "AWS::SecretsManager::RotationSchedule")
+               for t, i, _ in trace(templates, env, tier, r["Properties"].get("SecretId"))}
+    for label, env, tier, _id, r in each_resource(templates, "AWS::ElastiCache::ReplicationGroup"):
+        p = r["Properties"]
+        if "AuthToken" in p:
+            secrets = {(env, t, i) for t, i, _ in trace(templates, env, tier, p["AuthToken"])}
+            if not secrets or not secrets <= rotated:
+                problems.append(f"{label}: a shared AUTH token that never rotates")
+            continue
+        if not p.get("UserGroupIds"):
+            problems.append(f"{label}: neither a user group nor an AUTH token")
+        for t, group, _ in trace(templates, env, tier, p.get("UserGroupIds")):
+            members = templates[env][t]["Resources"][group]["Properties"]["UserIds"]
+            for u_tier, user, _ in trace(templates, env, t, members):
+                props = templates[env][u_tier]["Resources"][user]["Properties"]
+                access = props.get("AccessString", "").split()
+                if props.get("UserName") == "default":
+                    if "off" not in access:
+                        problems.append(f"{label}: its default user is on")
+                elif "-@dangerous" not in access or access.index("-@dangerous") < max(
+                        (i for i, a in enumerate(access) if a in ("+@all", "+@dangerous", "allcommands")), default=-1):
+                    problems.append(f"{label}: user {props.get('UserName')} may run dangerous commands")
+    return problems
+
+
 RULES = (problems_master_in_container, problems_processor_database_login, problems_master_rotation,
          problems_master_readers, problems_task_token_grants, problems_container_user, problems_connection_logging,
-         problems_image_pinning, problems_image_pull_scope, problems_endpoints)
+         problems_image_pinning, problems_image_pull_scope, problems_endpoints, problems_cache_access)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.__name__ for r in RULES])
@@ -366,6 +396,9 @@ def _old_shape() -> dict:
     storage = {"Parameters": {}, "Outputs": {"DatabaseSecretArn": {"Value": {"Ref": "DatabaseSecret"}}},
                "Resources": {
                    "DatabaseSecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+                   "CacheAuthSecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+                   "Cache": {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
+                       "AuthToken": {"Fn::Sub": "{{resolve:secretsmanager:${CacheAuthSecret}:SecretString}}"}}},
                    "S3": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
                        "VpcEndpointType": "Gateway", "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}}},
                    "Params": {"Type": "AWS::RDS::DBParameterGroup",

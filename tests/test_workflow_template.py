@@ -79,24 +79,21 @@ def test_container_learns_where_the_database_cache_and_media_are_and_no_secret_f
     assert {name: built_from(templates, value, env) for name, value in environment.items() if not isinstance(
         value, str)} == {"DATABASE_HOST": {("storage", "Database")}, "DATABASE_PORT": {("storage", "Database")},
                          "DATABASE_USERNAME": {("schema", "DatabaseBootstrap")},
+                         "REDIS_USERNAME": {("cache", "ProcessorCacheUser")},
                          "REDIS_HOST": {("cache", "CacheReplicationGroup")},
                          "REDIS_PORT": {("cache", "CacheReplicationGroup")}}
     assert environment["REDIS_TLS"] == "true", "the cache requires TLS"
     assert environment["MEDIA_PATH"] in {m["ContainerPath"] for m in container(templates, env)["MountPoints"]
                                          if m["SourceVolume"] == "media"}
-    assert environment["DATABASE_AUTH"] == "iam"
+    assert environment["DATABASE_AUTH"] == environment["REDIS_AUTH"] == "iam"
     assert not any(word in name for name in environment for word in ("PASSWORD", "TOKEN", "SECRET"))
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_container_secrets_are_exactly_what_the_execution_role_may_read(templates, env):
-    """ECS injects the cache token (the database needs no secret: IAM authentication); the execution role can
-    read that secret and no other, so a secret added here without a grant (or a grant without a use) fails."""
-    secrets = {s["Name"]: s["ValueFrom"] for s in container(templates, env)["Secrets"]}
-    assert {name: built_from(templates, value, env) for name, value in secrets.items()} == {
-        "REDIS_AUTH_TOKEN": {("cache", "CacheAuthSecret")}}
-    readable = grants(templates, env, "compute", "TaskExecutionRole")["secretsmanager:GetSecretValue"]
-    assert readable == set().union(*(built_from(templates, v, env) for v in secrets.values()))
+def test_container_receives_no_secret_and_the_execution_role_reads_none(templates, env):
+    """Database and cache both sign the processor in with IAM: nothing secret to inject, none to read."""
+    assert "Secrets" not in container(templates, env)
+    assert "secretsmanager:GetSecretValue" not in grants(templates, env, "compute", "TaskExecutionRole")
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -6,7 +6,7 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 
 from __future__ import annotations
 
-from awacs import ecr, elasticfilesystem, logs, rds_db, secretsmanager
+from awacs import ecr, elasticache, elasticfilesystem, logs, rds_db
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import GetAtt, Join, Ref, Select, Split, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
@@ -16,9 +16,12 @@ from generator import blocks, contracts, names
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.PROCESSOR_IMAGE, contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME,
-            contracts.CACHE_KEY_ARN, contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN,
+            contracts.CACHE_REPLICATION_GROUP_ID, contracts.CACHE_USER_ID, contracts.FILE_SYSTEM_ARN,
             contracts.ACCESS_POINT_ARN)
 PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
+
+
+CACHE_GROUP = contracts.CACHE_REPLICATION_GROUP_ID.name
 
 
 def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
@@ -64,14 +67,7 @@ def build(cfg: EnvConfig) -> Template:
                           Action=[logs.CreateLogStream, logs.PutLogEvents],
                           Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
             ),
-            blocks.inline_policy(
-                "InjectContainerSecrets",
-                # Exactly the secrets the task definition passes to the container as ECS secrets.
-                # The database needs none: the processor signs in with IAM (task role, rds-db:connect).
-                Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
-                          Resource=[p[contracts.CACHE_AUTH_SECRET_ARN]]),
-                blocks.decrypt_secrets_statement("DecryptContainerSecrets", [p[contracts.CACHE_KEY_ARN]]),
-            ),
+            # No container secrets: the database and the cache both sign the processor in with IAM (task role).
         ],
         Tags=blocks.tags(cfg),
     ))
@@ -84,6 +80,12 @@ def build(cfg: EnvConfig) -> Template:
                 # IAM database authentication as the processor's own role, never as the master.
                 Sid="ConnectAsProcessorRole", Effect=Allow, Action=[rds_db.connect],
                 Resource=[database_user_arn()],
+            )),
+            blocks.inline_policy("ConnectToCache", Statement(
+                # IAM authentication to Redis as the processor's ElastiCache user, on this replication group only.
+                Sid="ConnectAsProcessorUser", Effect=Allow, Action=[elasticache.Connect],
+                Resource=[blocks.arn("elasticache", f"replicationgroup:${{{CACHE_GROUP}}}"),
+                          blocks.arn("elasticache", f"user:${{{contracts.CACHE_USER_ID.name}}}")],
             )),
             blocks.inline_policy("UseMediaFileSystem", Statement(
                 # Read and write, never root, and only through the media access point.

@@ -21,7 +21,6 @@ from troposphere.ecs import (
     LogConfiguration,
     MountPoint,
     RuntimePlatform,
-    Secret,
     TaskDefinition,
     Volume,
 )
@@ -45,7 +44,7 @@ CONSUMES = (
     contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
     contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
-    contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+    contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
     contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN,
@@ -107,7 +106,7 @@ def build(cfg: EnvConfig) -> Template:
             EntryPoint=If(USES_PLACEHOLDER_IMAGE, ["bash", "-c"], Ref(AWS_NO_VALUE)),
             Command=If(USES_PLACEHOLDER_IMAGE, [PLACEHOLDER_SCRIPT], Ref(AWS_NO_VALUE)),
             Environment=container_environment(cfg, p),
-            Secrets=container_secrets(p),
+            # No Secrets: the database and the cache sign the processor in with IAM (README, Container contract).
             LogConfiguration=LogConfiguration(LogDriver="awslogs", Options={
                 "awslogs-group": Ref(processor_logs),
                 "awslogs-region": Ref(AWS_REGION),
@@ -196,19 +195,14 @@ def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> l
         "DATABASE_USERNAME": p[contracts.DATABASE_APP_USERNAME],
         "ENVIRONMENT": cfg.name,
         "MEDIA_PATH": MEDIA_PATH,
+        # IAM authentication: the container signs a token with its task role; there is no Redis password.
+        "REDIS_AUTH": "iam",
         "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
         "REDIS_PORT": p[contracts.CACHE_ENDPOINT_PORT],
         "REDIS_TLS": "true",  # the cache refuses plain-text connections
+        "REDIS_USERNAME": p[contracts.CACHE_USER_ID],
     }
     return [Environment(Name=name, Value=values[name]) for name in sorted(values)]
-
-
-def container_secrets(p: dict[contracts.Contract, Ref]) -> list[Secret]:
-    """Secrets ECS reads with the execution role and injects at start: never in the task definition itself."""
-    values = {
-        "REDIS_AUTH_TOKEN": p[contracts.CACHE_AUTH_SECRET_ARN],
-    }
-    return [Secret(Name=name, ValueFrom=values[name]) for name in sorted(values)]
 
 
 def state_machine_statements(task_definition_arn, p: dict[contracts.Contract, Ref]) -> list[Statement]:
