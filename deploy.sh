@@ -279,11 +279,29 @@ step "Preflight"
 step "Artifact bucket s3://$BUCKET"
 "$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" --only artifact-bucket || exit $?
 
+# --- function packages --------------------------------------------------------------------------------------
+# A template names a function's code as a local zip beside it (`functions/<name>.zip`, e.g. the schema tier's
+# database bootstrap). Each is built here from generator/functions/<name>/ and its hash-pinned requirements.txt,
+# reproducibly (sorted entries, fixed times: the same sources give the same bytes, so an unchanged function is
+# no change), into a copy of the templates that `package` then reads and uploads from.
+PACKAGE_SRC="$OUT_DIR/src"
+rm -rf "$PACKAGE_SRC" && mkdir -p "$PACKAGE_SRC" && cp "$TEMPLATE_DIR"/*.json "$PACKAGE_SRC/"
+FUNCTION_CODES="$({ grep -ho '"functions/[a-z0-9_]*\.zip"' "$TEMPLATE_DIR"/*.json || true; } | tr -d '"' | sort -u)"
+if [[ -n "$FUNCTION_CODES" ]]; then
+  step "Building function packages"
+  for code in $FUNCTION_CODES; do
+    source_dir="$ROOT/generator/functions/$(basename "$code" .zip)"
+    "$PY" -m deploytools.package_function "$source_dir" "$PACKAGE_SRC/$code" \
+      || die "building $code from $source_dir failed (above)"
+    echo "$code: sha256 $(sha256sum "$PACKAGE_SRC/$code" | cut -c1-16)"
+  done
+fi
+
 # --- package ------------------------------------------------------------------------------------------------
 step "Packaging into $OUT_DIR/"
 # `package` ignores --endpoint-url; it honours AWS_ENDPOINT_URL, which --local exports.
 # Its upload progress is noise on success: keep it in a log, show it on failure.
-aws cloudformation package --use-json --template-file "$TEMPLATE_DIR/main.json" --s3-bucket "$BUCKET" \
+aws cloudformation package --use-json --template-file "$PACKAGE_SRC/main.json" --s3-bucket "$BUCKET" \
   --s3-prefix "$STACK_NAME" --output-template-file "$OUT_DIR/main.packaged.json" >"$OUT_DIR/package.log" 2>&1 \
   || { cat "$OUT_DIR/package.log" >&2; die "aws cloudformation package failed (above)"; }
 echo "children uploaded to s3://$BUCKET/$STACK_NAME/; packaged parent: $OUT_DIR/main.packaged.json"

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import re
 
+from awacs import ec2 as ec2_actions
 from awacs import kms as kms_actions
+from awacs import logs as logs_actions
 from awacs import sns as sns_actions
+from awacs import xray as xray_actions
 from awacs.aws import (
     Action,
     Allow,
@@ -37,7 +40,8 @@ from troposphere import (
     Tags,
     Template,
 )
-from troposphere.iam import Policy
+from troposphere.awslambda import LoggingConfig, TracingConfig, VPCConfig
+from troposphere.iam import Policy, Role
 from troposphere.kms import Alias, Key
 from troposphere.logs import LogGroup
 from troposphere.secretsmanager import GenerateSecretString, Secret
@@ -305,3 +309,69 @@ def checkov_skip(*skips: tuple[str, str], metadata: dict | None = None) -> dict:
         entries[check_id] = reason
     merged["checkov"] = {"skip": [{"id": i, "comment": r} for i, r in sorted(entries.items())]}
     return merged
+
+
+def vpc_function_statements(log_group_name: str, security_group_parameter: str) -> list[Statement]:
+    """A VPC function's own needs: write its log group, X-Ray traces, and its network interfaces.
+
+    `security_group_parameter` names the template Parameter holding the function's security group.
+    """
+    log_group_arn = arn("logs", f"log-group:{log_group_name}")
+    return [
+        Statement(Sid="WriteFunctionLogs", Effect=Allow, Action=[logs_actions.CreateLogStream,
+                                                                 logs_actions.PutLogEvents],
+                  Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
+        Statement(Sid="TraceWithXRay", Effect=Allow, Action=[
+            xray_actions.PutTelemetryRecords, xray_actions.PutTraceSegments,
+        ], Resource=["*"]),  # X-Ray actions support no resource-level permissions
+        # Lambda attaches the function to the private subnets with these (AWSLambdaVPCAccessExecutionRole's
+        # actions), scoped: interfaces only in this account and region, and only with the function's group.
+        Statement(Sid="AttachToPrivateSubnets", Effect=Allow, Action=[
+            ec2_actions.AssignPrivateIpAddresses, ec2_actions.CreateNetworkInterface,
+            ec2_actions.DeleteNetworkInterface, ec2_actions.UnassignPrivateIpAddresses,
+        ], Resource=[
+            arn("ec2", "network-interface/*"), arn("ec2", "subnet/*"),
+            arn("ec2", "security-group/${" + security_group_parameter + "}"),
+        ]),
+        Statement(Sid="FindNetworkInterfaces", Effect=Allow, Action=[
+            ec2_actions.DescribeNetworkInterfaces, ec2_actions.DescribeSubnets,
+        ], Resource=["*"]),  # Describe actions support no resource-level permissions
+    ]
+
+
+def decrypt_secrets_statement(sid: str, key_arns: list) -> Statement:
+    """Identity-policy statement: decrypt with these keys only through Secrets Manager (reading its secrets); the
+    keys also protect data stores, which the role may not decrypt directly."""
+    return Statement(Sid=sid, Effect=Allow, Action=[kms_actions.Decrypt], Resource=key_arns,
+                     Condition=Condition(StringEquals("kms:ViaService",
+                                                      Sub(f"secretsmanager.${{{AWS_REGION}}}.amazonaws.com"))))
+
+
+def function_role(t: Template, cfg: EnvConfig, title: str, description: str, policy_name: str,
+                  statements: list[Statement]) -> Role:
+    """A Lambda function's execution role with one inline policy.
+
+    No aws:SourceAccount in its trust, unlike the other roles: AWS documents a Lambda execution role's trust
+    without it and publishes no list of the services that send the key when assuming a role
+    (prowler-cloud/prowler#2810); a StringEquals on a key the service does not send is false, so the function
+    could no longer assume its role (prowler-cloud/prowler#4714 reports it for other services). Add it only once a
+    real deploy shows Lambda sends it.
+    """
+    return t.add_resource(Role(
+        title,
+        Description=f"{description} ({cfg.name})",
+        AssumeRolePolicyDocument=service_trust("lambda", source_account=False),
+        Policies=[inline_policy(policy_name, *statements)],
+        Tags=tags(cfg),
+    ))
+
+
+def vpc_function_properties(cfg: EnvConfig, log_group: LogGroup, subnet_ids, security_group_id) -> dict:
+    """A function's logging (its own encrypted group: a Ref, so the function starts after the group exists),
+    active X-Ray tracing, its place in the VPC (its traffic then shows in the flow logs) and tags."""
+    return {
+        "LoggingConfig": LoggingConfig(LogGroup=Ref(log_group)),
+        "TracingConfig": TracingConfig(Mode="Active"),
+        "VpcConfig": VPCConfig(SubnetIds=subnet_ids, SecurityGroupIds=[security_group_id]),
+        "Tags": tags(cfg),
+    }

@@ -90,6 +90,13 @@ class EnvConfig:
     # Processing tasks expected to run at once at the peak: the preflight checks the account's Fargate vCPU
     # quota against it (times task_cpu).
     peak_tasks: int = 5
+    # The database logs every connection and disconnection (who, from where, how long).
+    db_log_connections: bool = False
+    # Interface endpoints for the AWS APIs the private subnets call (Secrets Manager, Logs, ECR, STS, Step
+    # Functions): that traffic stays in the VPC, under endpoint policies limited to this account.
+    vpc_endpoints: bool = False
+    # The processor image must be pinned by digest (`@sha256:`), never by a tag that can be moved.
+    require_image_digest: bool = False
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -191,7 +198,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
         api_reserved_concurrency=200, peak_tasks=50, snapshot_on_delete=True,
-        retain_data=True, tags=_base_tags("prod"),
+        retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
+        tags=_base_tags("prod"),
     ),
 }
 

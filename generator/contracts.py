@@ -40,13 +40,18 @@ TASK_SECURITY_GROUP_ID = _c("TaskSecurityGroupId", "Security group of the video 
 API_FUNCTION_SECURITY_GROUP_ID = _c("ApiFunctionSecurityGroupId", "Security group of the API function")
 DATABASE_SECURITY_GROUP_ID = _c("DatabaseSecurityGroupId", "Security group of the PostgreSQL database")
 CACHE_SECURITY_GROUP_ID = _c("CacheSecurityGroupId", "Security group of the Redis cache")
+DATABASE_BOOTSTRAP_SECURITY_GROUP_ID = _c("DatabaseBootstrapSecurityGroupId",
+                                          "Security group of the database bootstrap function")
 FILE_SYSTEM_SECURITY_GROUP_ID = _c("FileSystemSecurityGroupId", "Security group of the EFS mount targets")
 
 # storage
 DATA_KEY_ARN = _c("DataKeyArn", "ARN of the KMS key encrypting the database, file system and their secrets")
 DATABASE_ENDPOINT_ADDRESS = _c("DatabaseEndpointAddress", "Host name of the PostgreSQL database")
 DATABASE_ENDPOINT_PORT = _c("DatabaseEndpointPort", "Port of the PostgreSQL database")
-DATABASE_SECRET_ARN = _c("DatabaseSecretArn", "ARN of the Secrets Manager secret with the database credentials")
+DATABASE_MASTER_SECRET_ARN = _c("DatabaseMasterSecretArn", "ARN of the RDS-managed, rotating secret of the database "
+                                "master; only the database bootstrap reads it")
+DATABASE_RESOURCE_ID = _c("DatabaseResourceId", "Resource ID of the database instance (IAM database authentication "
+                          "ARNs name it)")
 FILE_SYSTEM_ID = _c("FileSystemId", "ID of the EFS file system holding the media")
 FILE_SYSTEM_ARN = _c("FileSystemArn", "ARN of the EFS file system holding the media")
 ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
@@ -56,10 +61,16 @@ DATABASE_IDENTIFIER = _c("DatabaseIdentifier", "Identifier of the PostgreSQL dat
 # cache
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
-CACHE_AUTH_SECRET_ARN = _c("CacheAuthSecretArn", "ARN of the Secrets Manager secret with the Redis AUTH token")
-CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache, its AUTH secret and its slow log")
+CACHE_USER_ID = _c("CacheUserId", "ElastiCache user of the processor (IAM authentication; user ID and name are equal)")
+CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache and its slow log")
 CACHE_REPLICATION_GROUP_ID = _c("CacheReplicationGroupId", "ID of the Redis replication group; its nodes are "
                                 "<id>-001, <id>-002")
+
+# schema
+DATABASE_APP_USERNAME = _c("DatabaseAppUsername", "Database role of the processor (IAM authentication), created by "
+                           "the database bootstrap")
+DATABASE_BOOTSTRAP_FUNCTION_NAME = _c("DatabaseBootstrapFunctionName", "Name of the function applying the database "
+                                     "migrations (custom resource)")
 
 # compute
 CLUSTER_NAME = _c("ClusterName", "Name of the ECS cluster running the processing tasks")
@@ -110,3 +121,7 @@ def export_name(contract: Contract, env: str) -> str:
 
 # The application database, created by storage and named to the container by workflow.
 DATABASE_NAME = "videoprocessing"
+# The processor's own database role and schema, created by the schema tier's bootstrap (migrations in
+# generator/functions/db_bootstrap/): read and write in that schema, nothing else; IAM authentication on RDS.
+DATABASE_APP_ROLE = "video_processor"
+DATABASE_APP_SCHEMA = "video_processing"

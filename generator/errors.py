@@ -47,6 +47,10 @@ class SkipError(PipelineError, ValueError):
     """A checkov skip is misused: not a check id, or without a one-line reason."""
 
 
+class PackageError(PipelineError):
+    """A function's deployment package could not be built (its pinned dependencies, its files)."""
+
+
 class GitError(PipelineError):
     """git is missing, the directory is not a repository, or a revision is unknown."""
 

@@ -73,9 +73,14 @@ def container_insights_log_group(env: str) -> str:
     return f"/aws/ecs/containerinsights/{cluster(env)}/performance"
 
 
+def lambda_log_group(function_name: str) -> str:
+    """Lambda's default group for a function (each function's LoggingConfig names it explicitly)."""
+    return f"/aws/lambda/{function_name}"
+
+
 def function_log_group(env: str) -> str:
-    """Lambda's default group for the API function (its LoggingConfig names it explicitly)."""
-    return f"/aws/lambda/{api(env)}"
+    """The API function's group."""
+    return lambda_log_group(api(env))
 
 
 def alarm(env: str, what: str) -> str:

@@ -26,15 +26,27 @@ PARENT_OUTPUTS = (
 )
 
 
+# An image pinned by tag (never latest) or by digest; where the setting asks (prod), by digest only: a tag can be
+# moved to other content, a digest cannot.
+TAG_OR_DIGEST = r"^[^:@\s]+(:(?!latest$)[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$"
+DIGEST_ONLY = r"^[^@\s]+@sha256:[a-f0-9]{64}$"
+
+
+def processor_image_parameter(cfg: EnvConfig) -> Parameter:
+    if cfg.require_image_digest:
+        # No default: the placeholder image is pinned by tag, and prod runs only what the deployer names.
+        return Parameter(contracts.PROCESSOR_IMAGE.name, Type="String",
+                         Description=contracts.PROCESSOR_IMAGE.description, AllowedPattern=DIGEST_ONLY,
+                         ConstraintDescription="an image reference pinned by digest (<repository>@sha256:<64 hex>)")
+    return Parameter(contracts.PROCESSOR_IMAGE.name, Type="String", Default=contracts.DEFAULT_PROCESSOR_IMAGE,
+                     Description=contracts.PROCESSOR_IMAGE.description, AllowedPattern=TAG_OR_DIGEST,
+                     ConstraintDescription="an image reference with a pinned tag (not latest) or a sha256 digest")
+
+
 def build(cfg: EnvConfig, children: dict[str, Template]) -> Template:
     t = blocks.new_template(cfg, "Video processing pipeline: parent of the per-tier nested stacks")
     deploy_time = {
-        contracts.PROCESSOR_IMAGE.name: Parameter(
-            contracts.PROCESSOR_IMAGE.name, Type="String", Default=contracts.DEFAULT_PROCESSOR_IMAGE,
-            Description=contracts.PROCESSOR_IMAGE.description,
-            AllowedPattern=r"^[^:@\s]+(:(?!latest$)[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$",
-            ConstraintDescription="an image reference with a pinned tag (not latest) or a sha256 digest",
-        ),
+        contracts.PROCESSOR_IMAGE.name: processor_image_parameter(cfg),
         **{contract.name: Parameter(
             contract.name, Type="String", Default="",
             Description=contract.description,

@@ -159,8 +159,30 @@ def probe() -> dict[str, bool]:
                 and "arn:aws:sns:updated" in updated["definition"]
                 and updated["loggingConfiguration"]["level"] == "ALL" and updated["tracingConfiguration"]["enabled"])
 
+    def rds_getatt() -> bool:
+        body = _template({"Db": {"Type": "AWS::RDS::DBInstance", "Properties": {
+            "Engine": "postgres", "DBInstanceClass": "db.t4g.micro", "AllocatedStorage": "20",
+            "MasterUsername": "master", "ManageMasterUserPassword": True}}},
+            {"ResourceId": {"Value": {"Fn::GetAtt": ["Db", "DbiResourceId"]}},
+             "SecretArn": {"Value": {"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}}})
+        cfn.create_stack(StackName="rdsgetatt", TemplateBody=body)
+        outputs = {o["OutputKey"]: o["OutputValue"]
+                   for o in cfn.describe_stacks(StackName="rdsgetatt")["Stacks"][0].get("Outputs", [])}
+        return (outputs.get("ResourceId", "").startswith("db-")
+                and outputs.get("SecretArn", "").startswith("arn:aws:secretsmanager:"))
+
+    def custom() -> bool:
+        body = _template({"Custom": {"Type": "Custom::Probe", "Properties": {
+            "ServiceToken": f"arn:aws:lambda:{REGION}:123456789012:function:absent", "AppRole": "probe_role"}}},
+            {"Role": {"Value": {"Fn::GetAtt": ["Custom", "AppRole"]}}})
+        cfn.create_stack(StackName="custom", TemplateBody=body)
+        stack = cfn.describe_stacks(StackName="custom")["Stacks"][0]
+        return stack["StackStatus"] == "CREATE_COMPLETE" and stack["Outputs"][0]["OutputValue"] == "probe_role"
+
     return {
         "state_machine_properties": _ok(state_machine),
+        "rds_instance_getatt": _ok(rds_getatt),
+        "custom_resources_succeed": _ok(custom),
         "efs_getatt": _ok(efs),
         "rds_group_refs": _ok(rds_refs),
         "rds_generated_identifier": _ok(rds_identifier),

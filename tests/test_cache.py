@@ -8,7 +8,7 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, sources, statements, subnets_of_kind
+from conftest import one_resource, resources_of_type, sources, statements, subnets_of_kind
 
 ENVS = ("dev", "staging", "prod")
 
@@ -38,18 +38,22 @@ def test_pinned_redis_encrypted_at_rest_with_the_cache_key_and_in_transit(templa
     assert props["TransitEncryptionEnabled"] is True and props["TransitEncryptionMode"] == "required"
 
 
-def test_auth_token_is_generated_in_secrets_manager_and_only_referenced(templates):
-    """The token never appears in the template, a parameter or an output: CloudFormation resolves it at deploy."""
-    t = templates["dev"]["cache"]
-    secret = t["Resources"]["CacheAuthSecret"]["Properties"]
-    generate = secret["GenerateSecretString"]
-    assert 32 <= generate["PasswordLength"] <= 64 and generate["ExcludePunctuation"] is True
-    assert "SecretStringTemplate" not in generate  # the whole secret string is the token
-    assert built_from(templates, "dev", secret["KmsKeyId"]) == {("cache", "CacheKey")}
-    token = group(templates)["Properties"]["AuthToken"]
-    assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:") and token["Fn::Sub"].endswith(":SecretString}}")
-    assert built_from(templates, "dev", token) == {("cache", "CacheAuthSecret")}
-    assert not any("token" in name.lower() for name in t.get("Parameters", {}))
+@pytest.mark.parametrize("env", ENVS)
+def test_only_the_user_group_signs_in_the_processor_with_iam_and_no_dangerous_commands(templates, env):
+    """No shared token: the group admits the users of its user group; the processor's user signs in with IAM and
+    may not run dangerous commands; the mandatory `default` user is switched off (issue #13, item 4)."""
+    t = templates[env]["cache"]
+    props = group(templates, env)["Properties"]
+    assert "AuthToken" not in props
+    assert not resources_of_type(t, "AWS::SecretsManager::Secret")
+    [(_, user_group)] = [built_from(templates, env, ref).pop() for ref in props["UserGroupIds"]]
+    users = {t["Resources"][i]["Properties"]["UserName"]: t["Resources"][i]["Properties"]
+             for ref in t["Resources"][user_group]["Properties"]["UserIds"] for _, i in built_from(templates, env, ref)}
+    assert set(users) == {"default", f"video-processing-{env}-processor"}
+    assert users["default"]["AccessString"].startswith("off ")
+    processor = users[f"video-processing-{env}-processor"]
+    assert processor["AuthenticationMode"] == {"Type": "iam"} and processor["UserId"] == processor["UserName"]
+    assert processor["AccessString"].endswith(" -@dangerous")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -85,14 +89,14 @@ def test_slow_log_goes_to_an_encrypted_vended_log_group(templates, env):
     assert built_from(templates, env, delivery["DestinationDetails"]) == {("cache", "CacheSlowLogGroup")}
 
 
-def test_cache_key_rotates_and_admits_the_account_through_elasticache_secrets_manager_and_logs(templates):
+def test_cache_key_rotates_and_admits_the_account_through_elasticache_and_logs(templates):
     key = templates["dev"]["cache"]["Resources"]["CacheKey"]
     assert key["Properties"]["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["Properties"]["KeyPolicy"])}
     assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices",
                               "CloudWatchLogsEncryptsTheseLogGroups"]
     assert by_sid["AccountPrincipalsThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"] == [
-        {"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"} for s in ("elasticache", "secretsmanager")]
+        {"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"} for s in ("elasticache",)]
     assert json.dumps(by_sid["CloudWatchLogsEncryptsTheseLogGroups"]["Condition"]).count("log-group:") == 1
     assert "/aws/vendedlogs/elasticache/video-processing-dev/slow-log" in json.dumps(by_sid)
     # Final snapshots outlive the stack, and only this key decrypts them.
@@ -104,13 +108,13 @@ def test_consumes_only_network_so_it_deploys_in_parallel_with_storage(templates)
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_outputs_the_primary_endpoint_the_auth_secret_and_the_key_and_nothing_that_holds_the_token(templates, env):
-    """Consumers connect to the primary (writable) endpoint, read the token from the secret, decrypt with the key."""
+def test_outputs_the_primary_endpoint_the_processor_user_and_the_key(templates, env):
+    """Consumers connect to the primary (writable) endpoint as the processor's user (IAM authentication)."""
     outputs = templates[env]["cache"]["Outputs"]
     assert {name: built_from(templates, env, o["Value"]) for name, o in outputs.items()} == {
         "CacheEndpointAddress": {("cache", "CacheReplicationGroup")},
         "CacheEndpointPort": {("cache", "CacheReplicationGroup")},
-        "CacheAuthSecretArn": {("cache", "CacheAuthSecret")},
+        "CacheUserId": {("cache", "ProcessorCacheUser")},
         "CacheKeyArn": {("cache", "CacheKey")},
         "CacheReplicationGroupId": {("cache", "CacheReplicationGroup")},  # its nodes' metrics (operations)
     }

@@ -39,11 +39,18 @@ def test_task_roles_can_be_assumed_only_by_ecs_tasks_on_behalf_of_this_account(t
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_task_role_can_report_to_step_functions_and_use_the_media_file_system_and_nothing_else(templates, env):
-    """The processor reports its outcome (task token callbacks) and reads/writes media; it cannot touch data
-    stores, secrets or other AWS services."""
-    assert grants(templates, env, "compute", "TaskRole") == {
-        "states:SendTaskSuccess": {"*"}, "states:SendTaskFailure": {"*"}, "states:SendTaskHeartbeat": {"*"},
+def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_system_and_nothing_else(templates, env):
+    """The processor signs in to the database as its own role (IAM authentication) and reads/writes media; no
+    Step Functions callbacks (the workflow hands it no task token), no secrets, no other AWS service."""
+    allowed = grants(templates, env, "compute", "TaskRole")
+    # Redis as the processor's ElastiCache user (IAM authentication), on this replication group only.
+    assert allowed.pop("elasticache:Connect") == {("cache", "CacheReplicationGroup"), ("cache", "ProcessorCacheUser")}
+    # arn:...:dbuser:<the database's resource id>/<the role the bootstrap created>
+    assert allowed.pop("rds-db:connect") == {("storage", "Database"), ("schema", "DatabaseBootstrap")}
+    [statement] = [s for s in inline_statements(compute_role(templates, "TaskRole", env))
+                   if s["Action"] == ["rds-db:connect"]]
+    assert statement["Resource"][0]["Fn::Sub"].endswith(":dbuser:${DatabaseResourceId}/${DatabaseAppUsername}")
+    assert allowed == {
         "elasticfilesystem:ClientMount": {("storage", "FileSystem")},
         "elasticfilesystem:ClientWrite": {("storage", "FileSystem")},
     }
@@ -62,28 +69,21 @@ def test_task_role_mounts_the_file_system_only_through_the_media_access_point(te
 
 @pytest.mark.parametrize("env", ENVS)
 def test_execution_role_reads_exactly_the_container_secrets_and_pulls_and_logs_nothing_more(templates, env):
-    """ECS reads the two secrets the container receives, decrypts them with their keys, pulls images of this
-    account's repositories and writes the processor's log group; nothing else."""
+    """ECS reads no secret (database and cache sign the processor in with IAM), pulls the processor image's
+    repository and writes the processor's log group; nothing else."""
     allowed = grants(templates, env, "compute", "TaskExecutionRole")
-    assert allowed.pop("secretsmanager:GetSecretValue") == {("storage", "DatabaseSecret"), ("cache", "CacheAuthSecret")}
-    assert allowed.pop("kms:Decrypt") == {("storage", "DataKey"), ("cache", "CacheKey")}
+    assert "secretsmanager:GetSecretValue" not in allowed and "kms:Decrypt" not in allowed
     assert allowed.pop("ecr:GetAuthorizationToken") == {"*"}  # registry login cannot be scoped
     for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
-        [repositories] = allowed.pop(action)
-        assert "${AWS::AccountId}:repository/" in repositories, "only this account's repositories"
+        # Only the repository the processor image names (the deploy-time parameter), of this account and region.
+        assert allowed.pop(action) == {("main", "ProcessorImage")}
+    [pull] = [s for s in inline_statements(compute_role(templates, "TaskExecutionRole", env))
+              if "ecr:BatchGetImage" in s["Action"]]
+    assert pull["Resource"][0]["Fn::Sub"][0].endswith("${AWS::AccountId}:repository/${Repository}")
     for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
         [streams] = allowed.pop(action)
         assert f"log-group:/video-processing/{env}/processor" in streams and streams.count("log-group:") == 1
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_execution_role_decrypts_only_through_secrets_manager(templates, env):
-    """The keys also protect the database, file system and cache: the role may use them for the secrets only."""
-    for s in inline_statements(compute_role(templates, "TaskExecutionRole", env)):
-        if "kms:Decrypt" in s["Action"]:
-            assert s["Condition"]["StringEquals"]["kms:ViaService"] == {
-                "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
 
 
 def test_every_output_names_a_resource_of_this_tier(templates):

@@ -117,7 +117,8 @@ def test_dev_flow(emulator, tmp_path):
 
     rc, out = deploy(emulator, "--yes", "--param", f"ProcessorImage={NEW_IMAGE}", extra_env=aws_env)
     assert rc == 0, out
-    assert "+0 ~1 -0 replaced 0" in out and "~ WorkflowStack" in out
+    # The image names the repository the execution role may pull from (compute) and runs in the task (workflow).
+    assert "+0 ~2 -0 replaced 0" in out and "~ ComputeStack" in out and "~ WorkflowStack" in out
     assert f"{stack}: UPDATE_COMPLETE" in out
 
     # A change in one tier's template updates that tier's stack only.

@@ -105,7 +105,7 @@ def test_data_subnets_have_no_route_to_the_internet_and_public_subnets_route_thr
 @pytest.mark.parametrize("env", ENVS)
 def test_s3_gateway_endpoint_serves_private_and_data_route_tables(templates, env):
     t = templates[env]["network"]
-    endpoint = one_resource(t, "AWS::EC2::VPCEndpoint")["Properties"]
+    endpoint = t["Resources"]["S3GatewayEndpoint"]["Properties"]
     assert endpoint["VpcEndpointType"] == "Gateway"
     tables = {r["Ref"] for r in endpoint["RouteTableIds"]}
     cfg = config.get(env)
@@ -142,15 +142,17 @@ def test_no_ingress_from_anywhere(templates, env):
 @pytest.mark.parametrize("group, port", [("DatabaseSecurityGroup", 5432), ("CacheSecurityGroup", 6379),
                                          ("FileSystemSecurityGroup", 2049)])
 def test_data_stores_are_reachable_only_on_their_port_from_the_task_group(templates, env, group, port):
-    """E.g. the cache admits TCP 6379 from the processing tasks' group and nothing else, and sends nothing."""
+    """E.g. the cache admits TCP 6379 from the processing tasks' group and nothing else, and sends nothing;
+    the database also admits the bootstrap function's group (the schema tier applies migrations)."""
     t = templates[env]["network"]
     props = t["Resources"][group]["Properties"]
     standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupIngress").values()
                   if sources(templates, env, "network", r["Properties"]["GroupId"]) == {("network", group)}]
-    admitted = {(sources(templates, env, "network", r.get("SourceSecurityGroupId")) == {
-                     ("network", "TaskSecurityGroup")} and not (set(r) & {"CidrIp", "CidrIpv6", "SourcePrefixListId"}),
-                 r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in props["SecurityGroupIngress"] + standalone}
-    assert admitted == {(True, "tcp", port, port)}
+    admitted = {(next(iter(sources(templates, env, "network", r.get("SourceSecurityGroupId")) or {("", "")}))[1]
+                  if not (set(r) & {"CidrIp", "CidrIpv6", "SourcePrefixListId"}) else "an address range",
+                  r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in props["SecurityGroupIngress"] + standalone}
+    groups = ["TaskSecurityGroup", *(["DatabaseBootstrapSecurityGroup"] if group == "DatabaseSecurityGroup" else [])]
+    assert admitted == {(g, "tcp", port, port) for g in groups}
     assert [r["CidrIp"] for r in props["SecurityGroupEgress"]] == ["255.255.255.255/32"], "no egress"
 
 

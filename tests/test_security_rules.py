@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import ipaddress
+import json
 import re
 
 import pytest
@@ -48,6 +49,8 @@ def each_statement(templates: dict):
         for path, document in policy_documents(resource.get("Properties", {})):
             if resource["Type"] == "AWS::KMS::Key":
                 kind = "key"
+            elif resource["Type"] == "AWS::EC2::VPCEndpoint":
+                kind = "endpoint"  # limits what passes the endpoint; grants nothing by itself
             elif path.startswith("AssumeRolePolicyDocument"):
                 kind = "trust"
             elif resource["Type"] in IDENTITY_POLICY_TYPES:
@@ -79,9 +82,6 @@ UNSCOPABLE_ACTIONS = {
     "ec2:DescribeNetworkInterfaces": "Describe actions have no resource type (Lambda: works only on *)",
     "ec2:DescribeSubnets": "Describe actions have no resource type",
     "ecr:GetAuthorizationToken": "returns a registry login token; the action has no resource type",
-    "states:SendTaskFailure": "task-token callbacks are authorised by the token; no resource type",
-    "states:SendTaskHeartbeat": "task-token callbacks are authorised by the token; no resource type",
-    "states:SendTaskSuccess": "task-token callbacks are authorised by the token; no resource type",
     "logs:CreateLogDelivery": "vended log delivery (Step Functions, API Gateway) has no resource type",
     "logs:DeleteLogDelivery": "vended log delivery has no resource type",
     "logs:GetLogDelivery": "vended log delivery has no resource type",
@@ -112,9 +112,20 @@ def problems_wildcard_actions(templates: dict) -> list[str]:
         for negation in ("NotAction", "NotResource", "NotPrincipal"):
             if negation in s:
                 problems.append(f"{where}: Allow with {negation}")
-        if s.get("Principal") in ("*", {"AWS": "*"}, {"AWS": ["*"]}):
+        if s.get("Principal") in ("*", {"AWS": "*"}, {"AWS": ["*"]}) and not (
+                _kind == "endpoint" and names_aws_owned_objects(s)):
             problems.append(f"{where}: allows any principal")
     return problems
+
+
+def names_aws_owned_objects(statement: dict) -> bool:
+    """An endpoint statement for URLs AWS signs (ECR layers, CloudFormation responses): one S3 action on the
+    objects of named buckets, no wildcard in a bucket name."""
+    resources = as_list(statement.get("Resource", []))
+    texts = [as_list(r.get("Fn::Sub"))[0] if isinstance(r, dict) else r for r in resources]
+    return (len(as_list(statement.get("Action", []))) == 1 and bool(texts)
+            and all(isinstance(x, str) and ":s3:::" in x and "*" not in x.split(":s3:::", 1)[1].split("/")[0]
+                    for x in texts))
 
 
 def problems_resource_star(templates: dict) -> list[str]:
@@ -126,6 +137,8 @@ def problems_resource_star(templates: dict) -> list[str]:
         resources = as_list(s.get("Resource", []))
         if "*" not in resources:
             continue
+        if kind == "endpoint" and "aws:PrincipalAccount" in json.dumps(s.get("Condition", {})):
+            continue  # an endpoint policy limits this account's principals; their own policies scope resources
         if kind == "key":
             if resources != [KEY_POLICY_RESOURCE]:
                 problems.append(f"{where}: a key policy statement names its key as {KEY_POLICY_RESOURCE!r} only")

@@ -101,24 +101,16 @@ def test_database_parameter_group_forces_tls_for_the_pinned_major_version(templa
     assert group["Parameters"]["rds.force_ssl"] == "1"
 
 
-def test_master_credentials_are_generated_in_secrets_manager_and_only_referenced(templates):
+def test_master_password_is_managed_by_rds_in_a_secret_under_the_data_key(templates):
+    """RDS generates the master password into its own secret, encrypted with the data key, and rotates it; no
+    password or secret of ours in the template (issue #13)."""
     t = storage(templates)
-    secret = t["Resources"]["DatabaseSecret"]["Properties"]
-    generate = secret["GenerateSecretString"]
-    assert json.loads(generate["SecretStringTemplate"]) == {"username": "videoprocessing"}
-    assert generate["GenerateStringKey"] == "password" and generate["PasswordLength"] >= 32
-    assert set('"/@ ') <= set(generate["ExcludeCharacters"])  # characters RDS refuses
-    assert built_from(templates, secret["KmsKeyId"]) == {("storage", "DataKey")}
+    assert not resources_of_type(t, "AWS::SecretsManager::Secret")
+    assert not resources_of_type(t, "AWS::SecretsManager::SecretTargetAttachment")
     db = database(templates)["Properties"]
-    for prop, field in (("MasterUsername", "username"), ("MasterUserPassword", "password")):
-        assert db[prop]["Fn::Sub"].startswith("{{resolve:secretsmanager:"), f"{prop} is resolved at deploy time"
-        assert db[prop]["Fn::Sub"].endswith(f":SecretString:{field}}}}}"), prop
-        assert built_from(templates, db[prop]) == {("storage", "DatabaseSecret")}, prop
-    assert "ManageMasterUserPassword" not in db
-    # The secret learns the endpoint, so a client needs nothing else.
-    attachment = one_resource(t, "AWS::SecretsManager::SecretTargetAttachment")["Properties"]
-    assert built_from(templates, attachment["SecretId"]) == {("storage", "DatabaseSecret")}
-    assert built_from(templates, attachment["TargetId"]) == {("storage", "Database")}
+    assert db["MasterUsername"] == "videoprocessing" and "MasterUserPassword" not in db
+    assert db["ManageMasterUserPassword"] is True
+    assert built_from(templates, db["MasterUserSecret"]["KmsKeyId"]) == {("storage", "DataKey")}
 
 
 def test_no_password_in_parameters_or_outputs(templates):
@@ -196,7 +188,8 @@ def test_file_system_policy_denies_non_tls_and_admits_no_anonymous_client_nor_ro
 def test_outputs_endpoint_secret_file_system_and_access_point_each_from_the_resource_it_names(templates):
     outputs = storage(templates)["Outputs"]
     expected = {"DataKeyArn": "DataKey", "DatabaseEndpointAddress": "Database", "DatabaseEndpointPort": "Database",
-                "DatabaseSecretArn": "DatabaseSecret", "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
+                "DatabaseMasterSecretArn": "Database", "DatabaseResourceId": "Database",
+                "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
                 "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint",
                 "DatabaseIdentifier": "Database"}  # its metrics' dimension (operations)
     assert {name: built_from(templates, o["Value"]) for name, o in outputs.items()} == {

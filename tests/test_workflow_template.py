@@ -73,30 +73,27 @@ def container(templates, env="dev") -> dict:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_container_learns_where_the_database_cache_and_media_are_and_no_secret_from_its_environment(templates, env):
-    """Endpoints come from the data tiers' resources; credentials never travel as plain environment variables."""
+    """Endpoints come from the data tiers' resources; credentials never travel as plain environment variables.
+    The database user is the processor's own role, made by the schema tier's bootstrap; it signs in with IAM."""
     environment = {e["Name"]: e["Value"] for e in container(templates, env)["Environment"]}
     assert {name: built_from(templates, value, env) for name, value in environment.items() if not isinstance(
         value, str)} == {"DATABASE_HOST": {("storage", "Database")}, "DATABASE_PORT": {("storage", "Database")},
+                         "DATABASE_USERNAME": {("schema", "DatabaseBootstrap")},
+                         "REDIS_USERNAME": {("cache", "ProcessorCacheUser")},
                          "REDIS_HOST": {("cache", "CacheReplicationGroup")},
                          "REDIS_PORT": {("cache", "CacheReplicationGroup")}}
     assert environment["REDIS_TLS"] == "true", "the cache requires TLS"
     assert environment["MEDIA_PATH"] in {m["ContainerPath"] for m in container(templates, env)["MountPoints"]
                                          if m["SourceVolume"] == "media"}
-    assert not any(word in name for name in environment for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME"))
+    assert environment["DATABASE_AUTH"] == environment["REDIS_AUTH"] == "iam"
+    assert not any(word in name for name in environment for word in ("PASSWORD", "TOKEN", "SECRET"))
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_container_secrets_are_exactly_what_the_execution_role_may_read(templates, env):
-    """ECS injects the database credentials and the cache token; the execution role can read those two secrets
-    and no other, so a secret added here without a grant (or a grant without a use) fails."""
-    secrets = {s["Name"]: s["ValueFrom"] for s in container(templates, env)["Secrets"]}
-    assert {name: built_from(templates, value, env) for name, value in secrets.items()} == {
-        "DATABASE_PASSWORD": {("storage", "DatabaseSecret")}, "DATABASE_USERNAME": {("storage", "DatabaseSecret")},
-        "REDIS_AUTH_TOKEN": {("cache", "CacheAuthSecret")}}
-    for name, field in (("DATABASE_PASSWORD", "password"), ("DATABASE_USERNAME", "username")):
-        assert secrets[name]["Fn::Sub"].endswith(f":{field}::"), name
-    readable = grants(templates, env, "compute", "TaskExecutionRole")["secretsmanager:GetSecretValue"]
-    assert readable == set().union(*(built_from(templates, v, env) for v in secrets.values()))
+def test_container_receives_no_secret_and_the_execution_role_reads_none(templates, env):
+    """Database and cache both sign the processor in with IAM: nothing secret to inject, none to read."""
+    assert "Secrets" not in container(templates, env)
+    assert "secretsmanager:GetSecretValue" not in grants(templates, env, "compute", "TaskExecutionRole")
 
 
 @pytest.mark.parametrize("env", ENVS)

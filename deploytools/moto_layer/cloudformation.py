@@ -167,6 +167,46 @@ def placeholders_for_unmodelled_types() -> None:
     cfn_parsing.resource_class_from_type = resource_class_from_type
 
 
+class CustomResourcePlaceholder(Placeholder):
+    """Stands in for a custom resource (`Custom::*`): succeeds at once, and answers `GetAtt X` with its property
+    X (the database bootstrap returns AppRole and AppSchema as it received them)."""
+
+    def __init__(self, name: str, resource_type: str, account_id: str, region: str, properties: dict[str, Any]):
+        super().__init__(name, resource_type, account_id, region)
+        self.properties = properties
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Placeholder:
+        return cls(resource_name, cloudformation_json["Type"], account_id, region_name,
+                   dict(cloudformation_json.get("Properties", {})))
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Placeholder:
+        original_resource.properties = dict(cloudformation_json.get("Properties", {}))
+        return original_resource
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return str(self.properties.get(attribute_name, super().get_cfn_attribute(attribute_name)))
+
+
+def custom_resources_succeed() -> None:
+    """moto 5.2.5 runs a custom resource by invoking its function in Docker and waiting for the function's
+    response, which the emulator (no Docker) never gets: the stack would wait forever. Locally a custom resource
+    succeeds at once without running its function (the database bootstrap's own tests run it against a real
+    PostgreSQL instead; there is no database in the emulator to bootstrap)."""
+    original = cfn_parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> type[CloudFormationModel]:
+        if resource_type.startswith("Custom::"):
+            return CustomResourcePlaceholder
+        return original(resource_type)
+
+    cfn_parsing.resource_class_from_type = resource_class_from_type
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 4. Resource events, failures and rollback
 
@@ -328,6 +368,31 @@ def rds_group_refs() -> None:
             cls.physical_resource_id = property(lambda self: self.name)
 
 
+def rds_instance_getatt() -> None:
+    """moto 5.2.5: the DB instance answers only Endpoint.Address and Endpoint.Port; `GetAtt Database.DbiResourceId`
+    and `GetAtt Database.MasterUserSecret.SecretArn` (ManageMasterUserPassword, which its CloudFormation model
+    ignores) fail the stack. Answer them: the resource ID it holds, and the ARN RDS gives its managed secret."""
+    from moto.rds import models as rds_models
+
+    original = rds_models.DBInstance.get_cfn_attribute
+    original_has = rds_models.DBInstance.has_cfn_attr.__func__
+    added = ("DbiResourceId", "MasterUserSecret.SecretArn")
+
+    def has_cfn_attr(cls: type, attr: str) -> bool:
+        return attr in added or original_has(cls, attr)
+
+    def get_cfn_attribute(self: Any, attribute_name: str) -> Any:
+        if attribute_name == "DbiResourceId":
+            return self.dbi_resource_id
+        if attribute_name == "MasterUserSecret.SecretArn":
+            return (f"arn:aws:secretsmanager:{self.region}:{self.account_id}:secret:"
+                    f"rds!db-{self.dbi_resource_id.lower().removeprefix('db-')}-AbCdEf")
+        return original(self, attribute_name)
+
+    rds_models.DBInstance.get_cfn_attribute = get_cfn_attribute
+    rds_models.DBInstance.has_cfn_attr = classmethod(has_cfn_attr)
+
+
 def efs_getatt() -> None:
     """moto 5.2.5: the EFS file system and access point models have no get_cfn_attribute, so
     `GetAtt FileSystem.Arn` or `GetAtt AccessPoint.Arn` fails the stack ("'AccessPoint' object has no
@@ -464,10 +529,12 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     rollback_on_failure,
     kms_key_properties,
     rds_group_refs,
+    rds_instance_getatt,
     efs_getatt,
     state_machine_properties,
     state_machines_where_the_api_looks,
     rds_generated_identifier,
+    custom_resources_succeed,
 )
 
 _applied = False

@@ -16,7 +16,7 @@ from troposphere import Template
 from generator import contracts
 from generator.config import EnvConfig
 from generator.errors import WiringError
-from generator.tiers import api, cache, compute, network, notification, operations, storage, workflow
+from generator.tiers import api, cache, compute, network, notification, operations, schema, storage, workflow
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
 TIERS = check_tiers((
     tier("network", "NetworkStack", network),
     tier("storage", "StorageStack", storage),
+    tier("schema", "SchemaStack", schema),
     tier("cache", "CacheStack", cache),
     tier("compute", "ComputeStack", compute),
     tier("notification", "NotificationStack", notification),

@@ -12,10 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from awacs import ec2 as ec2_actions
-from awacs import logs as logs_actions
 from awacs import states as states_actions
-from awacs import xray as xray_actions
 from awacs.aws import Allow, Statement
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
@@ -32,8 +29,7 @@ from troposphere.apigateway import (
     RestApi,
     Stage,
 )
-from troposphere.awslambda import Code, Environment, Function, LoggingConfig, Permission, TracingConfig, VPCConfig
-from troposphere.iam import Role
+from troposphere.awslambda import Code, Environment, Function, Permission
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
@@ -131,17 +127,9 @@ def build(cfg: EnvConfig) -> Template:
     access_logs = blocks.encrypted_log_group(t, cfg, "AccessLogGroup", names.api_access_log_group(cfg.name),
                                              GetAtt(key, "Arn"))
 
-    role = t.add_resource(Role(
-        "FunctionRole",
-        Description=f"The video API function starts and describes video processing executions ({cfg.name})",
-        # No aws:SourceAccount, unlike the other roles: AWS documents a Lambda execution role's trust without it
-        # and publishes no list of the services that send the key when assuming a role (prowler-cloud/prowler#2810);
-        # a StringEquals on a key the service does not send is false, so the function could no longer assume its
-        # role (as prowler-cloud/prowler#4714 reports for other services). Add it only once a real deploy shows it.
-        AssumeRolePolicyDocument=blocks.service_trust("lambda", source_account=False),
-        Policies=[blocks.inline_policy("StartAndDescribeExecutions", *function_statements(cfg, p))],
-        Tags=blocks.tags(cfg),
-    ))
+    role = blocks.function_role(t, cfg, "FunctionRole",
+                                "The video API function starts and describes video processing executions",
+                                "StartAndDescribeExecutions", function_statements(cfg, p))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
     function = t.add_resource(Function(
@@ -159,12 +147,8 @@ def build(cfg: EnvConfig) -> Template:
         # refuses one that leaves the account fewer than 100 unreserved (deploy.sh's preflight checks it).
         **({"ReservedConcurrentExecutions": cfg.api_reserved_concurrency} if cfg.api_reserved_concurrency else {}),
         Environment=Environment(Variables={"STATE_MACHINE_ARN": p[contracts.STATE_MACHINE_ARN]}),
-        # Ref to our own group: the function starts only after its encrypted, retained log group exists.
-        LoggingConfig=LoggingConfig(LogGroup=Ref(function_logs)),
-        TracingConfig=TracingConfig(Mode="Active"),
-        VpcConfig=VPCConfig(SubnetIds=p[contracts.PRIVATE_SUBNET_IDS],
-                            SecurityGroupIds=[p[contracts.API_FUNCTION_SECURITY_GROUP_ID]]),
-        Tags=blocks.tags(cfg),
+        **blocks.vpc_function_properties(cfg, function_logs, p[contracts.PRIVATE_SUBNET_IDS],
+                                         p[contracts.API_FUNCTION_SECURITY_GROUP_ID]),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_116", "API Gateway invokes it synchronously only; a dead-letter queue receives only "
                             "failed asynchronous invocations"),
@@ -263,28 +247,11 @@ def fingerprint(resources_: list) -> str:
 
 def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:
     """Start executions of this one state machine and describe them; write own logs, traces and ENIs."""
-    log_group_arn = blocks.arn("logs", f"log-group:{names.function_log_group(cfg.name)}")
     return [
         Statement(Sid="StartProcessing", Effect=Allow, Action=[states_actions.StartExecution],
                   Resource=[p[contracts.STATE_MACHINE_ARN]]),
         Statement(Sid="DescribeProcessingExecutions", Effect=Allow, Action=[states_actions.DescribeExecution],
                   Resource=[blocks.arn("states", f"execution:${{{contracts.STATE_MACHINE_NAME.name}}}:*")]),
-        Statement(Sid="WriteFunctionLogs", Effect=Allow, Action=[logs_actions.CreateLogStream,
-                                                                 logs_actions.PutLogEvents],
-                  Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
-        Statement(Sid="TraceWithXRay", Effect=Allow, Action=[
-            xray_actions.PutTelemetryRecords, xray_actions.PutTraceSegments,
-        ], Resource=["*"]),  # X-Ray actions support no resource-level permissions
-        # Lambda attaches the function to the private subnets with these (AWSLambdaVPCAccessExecutionRole's
-        # actions), scoped: interfaces only in this account and region, and only with the function's group.
-        Statement(Sid="AttachToPrivateSubnets", Effect=Allow, Action=[
-            ec2_actions.AssignPrivateIpAddresses, ec2_actions.CreateNetworkInterface,
-            ec2_actions.DeleteNetworkInterface, ec2_actions.UnassignPrivateIpAddresses,
-        ], Resource=[
-            blocks.arn("ec2", "network-interface/*"), blocks.arn("ec2", "subnet/*"),
-            blocks.arn("ec2", "security-group/${" + contracts.API_FUNCTION_SECURITY_GROUP_ID.name + "}"),
-        ]),
-        Statement(Sid="FindNetworkInterfaces", Effect=Allow, Action=[
-            ec2_actions.DescribeNetworkInterfaces, ec2_actions.DescribeSubnets,
-        ], Resource=["*"]),  # Describe actions support no resource-level permissions
+        *blocks.vpc_function_statements(names.function_log_group(cfg.name),
+                                        contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

@@ -1,4 +1,9 @@
-"""cache: the ElastiCache Redis replication group, its generated AUTH token, its slow log and their key.
+"""cache: the ElastiCache Redis replication group, its users (role-based access), its slow log and their key.
+
+No shared AUTH token: the group admits only the users of its user group. The processor's user signs in with IAM
+(Redis 7 supports it: the task role's `elasticache:Connect` on the group and that user makes the token, nothing
+secret to hand out or rotate) and may not run dangerous commands (`-@dangerous`: no FLUSHALL, CONFIG, KEYS,
+DEBUG, ...). ElastiCache requires a user named `default` in every user group: here it is switched off.
 
 Its own key rather than storage's data key: the cache then consumes only network and deploys in
 parallel with storage.
@@ -7,43 +12,45 @@ parallel with storage.
 from __future__ import annotations
 
 from troposphere import GetAtt, Ref, Template
+from troposphere.elasticache import AuthenticationMode as UserAuthentication
 from troposphere.elasticache import (
     CloudWatchLogsDestinationDetails,
     DestinationDetails,
     LogDeliveryConfigurationRequest,
     ReplicationGroup,
     SubnetGroup,
+    User,
+    UserGroup,
 )
-from troposphere.secretsmanager import GenerateSecretString
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)
-PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
             contracts.CACHE_KEY_ARN, contracts.CACHE_REPLICATION_GROUP_ID)
 
 REDIS_ENGINE_VERSION = "7.1"
-AUTH_TOKEN_LENGTH = 64  # Redis accepts 16-128 printable characters; letters and digits avoid escaping anywhere
+# The processor's commands: every key, every command but the dangerous ones (admin, keyspace scans, flushes).
+PROCESSOR_ACCESS = "on ~* &* +@all -@dangerous"
+DEFAULT_USER_ACCESS = "off -@all"  # the mandatory `default` user, unusable
+PROCESSOR_USER = "ProcessorCacheUser"
 SNAPSHOT_WINDOW = "17:00-18:00"  # UTC, 02:00-03:00 in Tokyo
 MAINTENANCE_WINDOW = "sun:18:00-sun:19:00"  # UTC, after the snapshot window
-KEY_SERVICES = ("elasticache", "secretsmanager")
+KEY_SERVICES = ("elasticache",)
 
 
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing cache: Redis replication group")
     p = blocks.parameters(t, CONSUMES)
     # Retained everywhere: final snapshots outlive the stack, and only this key decrypts them.
-    key = blocks.kms_key(t, cfg, "CacheKey", "Encrypts the Redis cache, its AUTH secret and its slow log",
+    key = blocks.kms_key(t, cfg, "CacheKey", "Encrypts the Redis cache and its slow log",
                          names.env_prefixed(cfg.name, "cache"),
                          [blocks.via_services_statement(list(KEY_SERVICES)),
                           blocks.logs_key_statement([names.cache_slow_log_group(cfg.name)])],
                          blocks.RETAIN_POLICIES)
     key_arn = GetAtt(key, "Arn")
-    token = blocks.generated_secret(
-        t, cfg, "CacheAuthSecret", "Redis AUTH token of the video processing cache", key_arn,
-        GenerateSecretString(PasswordLength=AUTH_TOKEN_LENGTH, ExcludePunctuation=True),
-    )
+    users = _users(t, cfg)
     subnet_group = t.add_resource(SubnetGroup(
         "CacheSubnetGroup",
         Description=f"Data subnets of the video processing cache ({cfg.name})",
@@ -70,7 +77,7 @@ def build(cfg: EnvConfig) -> Template:
         KmsKeyId=key_arn,
         TransitEncryptionEnabled=True,
         TransitEncryptionMode="required",
-        AuthToken=blocks.secret_reference(token),
+        UserGroupIds=[Ref(users)],
         PreferredMaintenanceWindow=MAINTENANCE_WINDOW,
         LogDeliveryConfigurations=[LogDeliveryConfigurationRequest(
             LogType="slow-log",
@@ -80,13 +87,38 @@ def build(cfg: EnvConfig) -> Template:
                 CloudWatchLogsDetails=CloudWatchLogsDestinationDetails(LogGroup=Ref(slow_log))),
         )],
         Tags=blocks.tags(cfg),
+        Metadata=blocks.checkov_skip(
+            ("CKV_AWS_31", "no AUTH token by design: ElastiCache users of the user group sign in (IAM for the "
+                           "processor), and a token cannot be combined with a user group"),
+        ),
         **snapshots,
         **blocks.snapshot_policies(cfg),
     ))
 
     blocks.output(t, contracts.CACHE_ENDPOINT_ADDRESS, GetAtt(group, "PrimaryEndPoint.Address"))
     blocks.output(t, contracts.CACHE_ENDPOINT_PORT, GetAtt(group, "PrimaryEndPoint.Port"))
-    blocks.output(t, contracts.CACHE_AUTH_SECRET_ARN, Ref(token))
+    blocks.output(t, contracts.CACHE_USER_ID, Ref(PROCESSOR_USER))
     blocks.output(t, contracts.CACHE_KEY_ARN, key_arn)
     blocks.output(t, contracts.CACHE_REPLICATION_GROUP_ID, Ref(group))
     return t
+
+
+def processor_user_id(cfg: EnvConfig) -> str:
+    """IAM authentication requires the user ID and name to be equal, lower case."""
+    return names.env_prefixed(cfg.name, "processor")
+
+
+def _users(t: Template, cfg: EnvConfig) -> UserGroup:
+    default = t.add_resource(User(
+        "DefaultCacheUser", Engine="redis", UserId=names.env_prefixed(cfg.name, "default"), UserName="default",
+        AccessString=DEFAULT_USER_ACCESS, AuthenticationMode=UserAuthentication(Type="no-password-required"),
+        Tags=blocks.tags(cfg),
+    ))
+    processor = t.add_resource(User(
+        PROCESSOR_USER, Engine="redis", UserId=processor_user_id(cfg), UserName=processor_user_id(cfg),
+        AccessString=PROCESSOR_ACCESS, AuthenticationMode=UserAuthentication(Type="iam"), Tags=blocks.tags(cfg),
+    ))
+    return t.add_resource(UserGroup(
+        "CacheUserGroup", Engine="redis", UserGroupId=names.env_prefixed(cfg.name, "cache"),
+        UserIds=[Ref(default), Ref(processor)], Tags=blocks.tags(cfg),
+    ))

@@ -6,18 +6,22 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 
 from __future__ import annotations
 
-from awacs import ecr, elasticfilesystem, kms, logs, secretsmanager, states
+from awacs import ecr, elasticache, elasticfilesystem, logs, rds_db
 from awacs.aws import Allow, Condition, Statement, StringEquals
-from troposphere import GetAtt, Ref, Sub, Template
+from troposphere import GetAtt, Join, Ref, Select, Split, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
 from troposphere.iam import Role
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
 
-CONSUMES = (contracts.DATA_KEY_ARN, contracts.DATABASE_SECRET_ARN, contracts.CACHE_KEY_ARN,
-            contracts.CACHE_AUTH_SECRET_ARN, contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ARN)
+CONSUMES = (contracts.PROCESSOR_IMAGE, contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME,
+            contracts.CACHE_REPLICATION_GROUP_ID, contracts.CACHE_USER_ID, contracts.FILE_SYSTEM_ARN,
+            contracts.ACCESS_POINT_ARN)
 PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
+
+
+CACHE_GROUP = contracts.CACHE_REPLICATION_GROUP_ID.name
 
 
 def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
@@ -56,23 +60,14 @@ def build(cfg: EnvConfig) -> Template:
                 "PullImageAndWriteLogs",
                 Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken],
                           Resource=["*"]),  # GetAuthorizationToken cannot be scoped to a resource
-                Statement(Sid="PullFromPrivateRepositoriesOfThisAccount", Effect=Allow,
+                Statement(Sid="PullTheProcessorRepository", Effect=Allow,
                           Action=[ecr.BatchCheckLayerAvailability, ecr.BatchGetImage, ecr.GetDownloadUrlForLayer],
-                          Resource=[blocks.arn("ecr", "repository/*")]),
+                          Resource=[processor_repository_arn(p[contracts.PROCESSOR_IMAGE])]),
                 Statement(Sid="WriteProcessorLogs", Effect=Allow,
                           Action=[logs.CreateLogStream, logs.PutLogEvents],
                           Resource=[Sub("${Group}:log-stream:*", Group=log_group_arn)]),
             ),
-            blocks.inline_policy(
-                "InjectContainerSecrets",
-                # Exactly the secrets the task definition passes to the container as ECS secrets.
-                Statement(Sid="ReadContainerSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
-                          Resource=[p[contracts.CACHE_AUTH_SECRET_ARN], p[contracts.DATABASE_SECRET_ARN]]),
-                Statement(Sid="DecryptContainerSecrets", Effect=Allow, Action=[kms.Decrypt],
-                          Resource=[p[contracts.CACHE_KEY_ARN], p[contracts.DATA_KEY_ARN]],
-                          Condition=Condition(StringEquals(
-                              "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")))),
-            ),
+            # No container secrets: the database and the cache both sign the processor in with IAM (task role).
         ],
         Tags=blocks.tags(cfg),
     ))
@@ -81,10 +76,16 @@ def build(cfg: EnvConfig) -> Template:
         Description=f"The video processing container runs as this role ({cfg.name})",
         AssumeRolePolicyDocument=blocks.service_trust("ecs-tasks"),
         Policies=[
-            blocks.inline_policy("ReportTaskOutcome", Statement(
-                Sid="ReportToStepFunctions", Effect=Allow,
-                Action=[states.SendTaskFailure, states.SendTaskHeartbeat, states.SendTaskSuccess],
-                Resource=["*"],  # task-token actions support no resource-level permissions
+            blocks.inline_policy("ConnectToDatabase", Statement(
+                # IAM database authentication as the processor's own role, never as the master.
+                Sid="ConnectAsProcessorRole", Effect=Allow, Action=[rds_db.connect],
+                Resource=[database_user_arn()],
+            )),
+            blocks.inline_policy("ConnectToCache", Statement(
+                # IAM authentication to Redis as the processor's ElastiCache user, on this replication group only.
+                Sid="ConnectAsProcessorUser", Effect=Allow, Action=[elasticache.Connect],
+                Resource=[blocks.arn("elasticache", f"replicationgroup:${{{CACHE_GROUP}}}"),
+                          blocks.arn("elasticache", f"user:${{{contracts.CACHE_USER_ID.name}}}")],
             )),
             blocks.inline_policy("UseMediaFileSystem", Statement(
                 # Read and write, never root, and only through the media access point.
@@ -102,3 +103,22 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.TASK_EXECUTION_ROLE_ARN, GetAtt(execution_role, "Arn"))
     blocks.output(t, contracts.TASK_ROLE_ARN, GetAtt(task_role, "Arn"))
     return t
+
+
+def database_user_arn() -> Sub:
+    """The processor's database user, as IAM database authentication names it."""
+    return blocks.arn("rds-db", f"dbuser:${{{contracts.DATABASE_RESOURCE_ID.name}}}/"
+                                f"${{{contracts.DATABASE_APP_USERNAME.name}}}")
+
+
+def processor_repository_arn(image: Ref) -> Sub:
+    """The ECR repository of this account and region that the processor image names, and no other.
+
+    `<account>.dkr.ecr.<region>.amazonaws.com/<repository>(:<tag>|@<digest>)` gives `<repository>`. An image from
+    elsewhere (the public placeholder) needs no grant: appending the registry suffix makes its repository empty,
+    an ARN that matches nothing, rather than a failed deploy.
+    """
+    after_registry = Select(1, Split(".amazonaws.com/", Join("", [image, ".amazonaws.com/"])))
+    repository = Select(0, Split(":", Select(0, Split("@", after_registry))))
+    return Sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${Repository}",
+               Repository=repository)

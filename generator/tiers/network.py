@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 
 from awacs import logs as logs_actions
-from awacs.aws import Allow, Statement
-from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template
+from awacs.aws import Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
+from troposphere import AWS_ACCOUNT_ID, GetAtt, GetAZs, Ref, Select, Sub, Template
 from troposphere.ec2 import (
     EIP,
     VPC,
@@ -37,6 +37,7 @@ PRODUCES = (
     contracts.VPC_ID, contracts.VPC_CIDR, contracts.PUBLIC_SUBNET_IDS, contracts.PRIVATE_SUBNET_IDS,
     contracts.DATA_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
     contracts.DATABASE_SECURITY_GROUP_ID, contracts.CACHE_SECURITY_GROUP_ID, contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
+    contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID,
 )
 
 SUBNET_PREFIX_LENGTH = 20
@@ -108,10 +109,13 @@ def build(cfg: EnvConfig) -> Template:
         "S3GatewayEndpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
         ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
         RouteTableIds=sorted([Ref(rt) for rt in [*private_rts, data_rt]], key=lambda r: r.data["Ref"]),
+        PolicyDocument=s3_endpoint_policy(),
     ))
 
     _flow_logs(t, cfg, vpc)
     groups = _security_groups(t, cfg, vpc)
+    if cfg.vpc_endpoints:
+        _interface_endpoints(t, cfg, vpc, subnets["Private"], groups)
 
     blocks.output(t, contracts.VPC_ID, Ref(vpc))
     blocks.output(t, contracts.VPC_CIDR, GetAtt(vpc, "CidrBlock"))
@@ -163,13 +167,19 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
                                   Description="HTTPS to AWS APIs and the image registry")
     tasks = group("TaskSecurityGroup", "Video processing tasks", [], [https_out])
     api = group("ApiFunctionSecurityGroup", "Video API function", [], [https_out])
+    # The schema tier's function: the master secret and its response to CloudFormation over HTTPS, the database.
+    bootstrap = group("DatabaseBootstrapSecurityGroup", "Database bootstrap function", [], [https_out])
 
     def from_tasks(port: int, what: str) -> list[SecurityGroupRule]:
         return [SecurityGroupRule(SourceSecurityGroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp",
                                   FromPort=port, ToPort=port, Description=f"{what} from processing tasks")]
 
-    database = group("DatabaseSecurityGroup", "PostgreSQL database", from_tasks(POSTGRES_PORT, "PostgreSQL"),
-                     [NO_EGRESS])
+    database = group("DatabaseSecurityGroup", "PostgreSQL database", [
+        *from_tasks(POSTGRES_PORT, "PostgreSQL"),
+        SecurityGroupRule(SourceSecurityGroupId=GetAtt(bootstrap, "GroupId"), IpProtocol="tcp",
+                          FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT,
+                          Description="PostgreSQL from the database bootstrap function"),
+    ], [NO_EGRESS])
     cache = group("CacheSecurityGroup", "Redis cache", from_tasks(REDIS_PORT, "Redis"), [NO_EGRESS])
     file_system = group("FileSystemSecurityGroup", "EFS mount targets", from_tasks(NFS_PORT, "NFS"), [NO_EGRESS])
 
@@ -180,10 +190,83 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
             f"TaskTo{what}Egress", GroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp", FromPort=port, ToPort=port,
             DestinationSecurityGroupId=GetAtt(target, "GroupId"), Description=f"Processing tasks to {what.lower()}",
         ))
+    t.add_resource(SecurityGroupEgress(
+        "DatabaseBootstrapToDatabaseEgress", GroupId=GetAtt(bootstrap, "GroupId"), IpProtocol="tcp",
+        FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT, DestinationSecurityGroupId=GetAtt(database, "GroupId"),
+        Description="Database bootstrap function to database",
+    ))
     return {
         contracts.TASK_SECURITY_GROUP_ID: tasks,
         contracts.API_FUNCTION_SECURITY_GROUP_ID: api,
         contracts.DATABASE_SECURITY_GROUP_ID: database,
         contracts.CACHE_SECURITY_GROUP_ID: cache,
         contracts.FILE_SYSTEM_SECURITY_GROUP_ID: file_system,
+        contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID: bootstrap,
     }
+
+
+# What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
+# this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
+# functions' logs, the bootstrap reading the master secret, the API function starting executions, SDK identity.
+INTERFACE_ENDPOINTS = {
+    "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
+                "ecr:GetDownloadUrlForLayer"),
+    "ecr.dkr": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
+                "ecr:GetDownloadUrlForLayer"),
+    "logs": ("logs:CreateLogStream", "logs:PutLogEvents"),
+    "secretsmanager": ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
+    "states": ("states:DescribeExecution", "states:StartExecution"),
+    "sts": ("sts:AssumeRole", "sts:GetCallerIdentity"),
+}
+# AWS-owned buckets reached through the S3 gateway with URLs that AWS signs: ECR's image layers and
+# CloudFormation's custom resource responses (the database bootstrap's answer).
+AWS_OWNED_BUCKET_OBJECTS = {
+    "s3:GetObject": "arn:${AWS::Partition}:s3:::prod-${AWS::Region}-starport-layer-bucket/*",
+    "s3:PutObject": "arn:${AWS::Partition}:s3:::cloudformation-custom-resource-response-${AWS::Region}/*",
+}
+
+
+def endpoint_title(service: str) -> str:
+    return "".join(part.capitalize() for part in service.replace(".", " ").split()) + "Endpoint"
+
+
+def interface_endpoint_policy(actions: tuple[str, ...]) -> PolicyDocument:
+    """The named actions, for this account's principals only (`aws:PrincipalAccount`)."""
+    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Sid="ThisAccountOnly", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+        Action=[Action(*a.split(":")) for a in actions], Resource=["*"],
+        Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
+    )])
+
+
+def s3_endpoint_policy() -> PolicyDocument:
+    """Objects of this account's buckets for its principals; and the AWS-owned buckets above, whose URLs AWS
+    signs (so no principal of this account can be required), one named bucket and action each."""
+    return PolicyDocument(Version="2012-10-17", Statement=[
+        Statement(Sid="ThisAccountsBuckets", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+                  Action=[Action("s3", "GetObject"), Action("s3", "PutObject")], Resource=["*"],
+                  Condition=Condition(StringEquals({"aws:PrincipalAccount": Ref(AWS_ACCOUNT_ID),
+                                                    "s3:ResourceAccount": Ref(AWS_ACCOUNT_ID)}))),
+        *[Statement(Sid=f"AwsOwned{action.split(':')[1]}", Effect=Allow, Principal=Principal("*"),
+                    Action=[Action(*action.split(":"))], Resource=[Sub(bucket)])
+          for action, bucket in sorted(AWS_OWNED_BUCKET_OBJECTS.items())],
+    ])
+
+
+def _interface_endpoints(t: Template, cfg: EnvConfig, vpc: VPC, private: list[Subnet], groups: dict) -> None:
+    clients = [groups[c] for c in (contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
+                                   contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID)]
+    group = t.add_resource(SecurityGroup(
+        "EndpointSecurityGroup", GroupDescription=f"VPC interface endpoints ({cfg.name})", VpcId=Ref(vpc),
+        SecurityGroupIngress=[SecurityGroupRule(SourceSecurityGroupId=GetAtt(g, "GroupId"), IpProtocol="tcp",
+                                                FromPort=HTTPS_PORT, ToPort=HTTPS_PORT,
+                                                Description=f"HTTPS from {g.title}") for g in clients],
+        SecurityGroupEgress=[NO_EGRESS], Tags=blocks.tags(cfg),
+    ))
+    for service, actions in sorted(INTERFACE_ENDPOINTS.items()):
+        t.add_resource(VPCEndpoint(
+            endpoint_title(service), VpcId=Ref(vpc), VpcEndpointType="Interface", PrivateDnsEnabled=True,
+            ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
+            SubnetIds=[Ref(s) for s in private], SecurityGroupIds=[GetAtt(group, "GroupId")],
+            PolicyDocument=interface_endpoint_policy(actions),
+        ))

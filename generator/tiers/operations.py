@@ -22,7 +22,7 @@ from generator.config import EnvConfig
 C = contracts
 CONSUMES = (C.OPS_EMAIL, C.STATE_MACHINE_ARN, C.ERROR_TOPIC_NAME, C.DEAD_LETTER_QUEUE_NAME,
             C.EXECUTION_ENDED_RULE_NAME, C.API_NAME, C.API_STAGE_NAME, C.API_FUNCTION_NAME, C.DATABASE_IDENTIFIER,
-            C.CACHE_REPLICATION_GROUP_ID, C.CLUSTER_NAME)
+            C.CACHE_REPLICATION_GROUP_ID, C.CLUSTER_NAME, C.DATABASE_BOOTSTRAP_FUNCTION_NAME)
 PRODUCES = (C.OPS_TOPIC_ARN, C.DASHBOARD_NAME)
 
 HAS_EMAIL = "HasOpsEmail"
@@ -64,6 +64,7 @@ class AlarmSpec:
 STATES = (("StateMachineArn", C.STATE_MACHINE_ARN),)
 API = (("ApiName", C.API_NAME), ("Stage", C.API_STAGE_NAME))
 FUNCTION = (("FunctionName", C.API_FUNCTION_NAME),)
+BOOTSTRAP_FUNCTION = (("FunctionName", C.DATABASE_BOOTSTRAP_FUNCTION_NAME),)
 DATABASE = (("DBInstanceIdentifier", C.DATABASE_IDENTIFIER),)
 CACHE_NODE = (("CacheClusterId", C.CACHE_REPLICATION_GROUP_ID),)
 EXECUTIONS = "Step Functions console, the environment's state machine, executions with status"
@@ -146,6 +147,19 @@ ALARMS = (
         "The function's ConcurrentExecutions against its reserved concurrency (api_reserved_concurrency, or the "
         "account's unreserved pool); API traffic",
         "Raise api_reserved_concurrency (and the account's Lambda concurrency quota), or lower api_rate_limit"),
+    AlarmSpec(
+        "BootstrapErrorsAlarm", "db-bootstrap-errors", "schema", "AWS/Lambda", "Errors", BOOTSTRAP_FUNCTION, "Sum",
+        GT, 0, "notBreaching",
+        "The database bootstrap raised (a timeout, or a failure before it could answer CloudFormation): the deploy "
+        "that ran it failed or waited for its service timeout",
+        "The function's log group (/aws/lambda/<function>) and the schema stack's events",
+        "Fix the migration or the database's reachability (bootstrap security group, master secret) and deploy again"),
+    AlarmSpec(
+        "BootstrapThrottlesAlarm", "db-bootstrap-throttles", "schema", "AWS/Lambda", "Throttles", BOOTSTRAP_FUNCTION,
+        "Sum", GT, 0, "notBreaching",
+        "The bootstrap was refused for lack of Lambda concurrency in the account: its deploy waits or fails",
+        "The account's ConcurrentExecutions against its Lambda concurrency quota; other functions' reservations",
+        "Deploy again once the account has free concurrency, or raise the account's Lambda concurrency quota"),
     AlarmSpec(
         "DatabaseCpuAlarm", "database-cpu", "storage", "AWS/RDS", "CPUUtilization", DATABASE, "Average", GT, 80,
         "ignore",

@@ -15,8 +15,7 @@ from troposphere.efs import (
     PosixUser,
     RootDirectory,
 )
-from troposphere.rds import DBInstance, DBParameterGroup, DBSubnetGroup
-from troposphere.secretsmanager import GenerateSecretString, SecretTargetAttachment
+from troposphere.rds import DBInstance, DBParameterGroup, DBSubnetGroup, MasterUserSecret
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
@@ -24,16 +23,16 @@ from generator.config import EnvConfig
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.DATABASE_SECURITY_GROUP_ID,
             contracts.FILE_SYSTEM_SECURITY_GROUP_ID)
 PRODUCES = (contracts.DATA_KEY_ARN, contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT,
-            contracts.DATABASE_SECRET_ARN, contracts.FILE_SYSTEM_ID, contracts.FILE_SYSTEM_ARN,
-            contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN, contracts.DATABASE_IDENTIFIER)
+            contracts.DATABASE_MASTER_SECRET_ARN, contracts.DATABASE_RESOURCE_ID, contracts.FILE_SYSTEM_ID,
+            contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN,
+            contracts.DATABASE_IDENTIFIER)
 
 # Only the major version is pinned (a major upgrade is a deliberate change of this line and the parameter
 # group family): RDS creates the major's default minor and upgrades minors in the maintenance window. A pinned
 # minor would be rejected once AWS upgraded the instance past it, and stops being creatable when retired.
 POSTGRES_MAJOR_VERSION = "17"
+# The master: used only by the schema tier's bootstrap; the processor has its own role (contracts.DATABASE_APP_ROLE).
 DATABASE_USERNAME = "videoprocessing"
-# RDS refuses these in a master password; the rest of printable ASCII is fine.
-PASSWORD_EXCLUDED = "\"'/@\\ "
 PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention tier
 POSTGRES_LOG_EXPORTS = ("postgresql", "upgrade")
 # The media directory's owner: the access point makes every client this user, whatever the container runs as.
@@ -56,13 +55,15 @@ def build(cfg: EnvConfig) -> Template:
                          names.env_prefixed(cfg.name, "data"), data_key_statements(cfg), blocks.RETAIN_POLICIES)
     key_arn = GetAtt(key, "Arn")
 
-    database, secret = _database(t, cfg, p, key_arn)
+    database = _database(t, cfg, p, key_arn)
     file_system, access_point = _file_system(t, cfg, p, key_arn)
 
     blocks.output(t, contracts.DATA_KEY_ARN, key_arn)
     blocks.output(t, contracts.DATABASE_ENDPOINT_ADDRESS, GetAtt(database, "Endpoint.Address"))
     blocks.output(t, contracts.DATABASE_ENDPOINT_PORT, GetAtt(database, "Endpoint.Port"))
-    blocks.output(t, contracts.DATABASE_SECRET_ARN, Ref(secret))
+    # RDS creates, encrypts (data key) and rotates the master's secret; only the bootstrap function reads it.
+    blocks.output(t, contracts.DATABASE_MASTER_SECRET_ARN, GetAtt(database, "MasterUserSecret.SecretArn"))
+    blocks.output(t, contracts.DATABASE_RESOURCE_ID, GetAtt(database, "DbiResourceId"))
     blocks.output(t, contracts.FILE_SYSTEM_ID, Ref(file_system))
     blocks.output(t, contracts.FILE_SYSTEM_ARN, GetAtt(file_system, "Arn"))
     blocks.output(t, contracts.ACCESS_POINT_ID, GetAtt(access_point, "AccessPointId"))
@@ -71,16 +72,13 @@ def build(cfg: EnvConfig) -> Template:
     return t
 
 
-def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key_arn) -> tuple[DBInstance, object]:
-    secret = blocks.generated_secret(
-        t, cfg, "DatabaseSecret", "PostgreSQL master credentials of the video processing database", key_arn,
-        GenerateSecretString(
-            SecretStringTemplate=f'{{"username": "{DATABASE_USERNAME}"}}',
-            GenerateStringKey="password",
-            PasswordLength=32,
-            ExcludeCharacters=PASSWORD_EXCLUDED,
-        ),
-    )
+def database_parameters(cfg: EnvConfig) -> dict[str, str]:
+    """TLS only everywhere; where the setting asks (prod), every connection and disconnection is logged."""
+    logging = {"log_connections": "1", "log_disconnections": "1"} if cfg.db_log_connections else {}
+    return {"rds.force_ssl": "1", **logging}
+
+
+def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key_arn) -> DBInstance:
     subnet_group = t.add_resource(DBSubnetGroup(
         "DatabaseSubnetGroup",
         DBSubnetGroupDescription=f"Data subnets of the video processing database ({cfg.name})",
@@ -89,9 +87,10 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
     ))
     parameter_group = t.add_resource(DBParameterGroup(
         "DatabaseParameterGroup",
-        Description=f"Video processing PostgreSQL {POSTGRES_MAJOR_VERSION}: TLS only ({cfg.name})",
+        Description=f"Video processing PostgreSQL {POSTGRES_MAJOR_VERSION}: TLS only"
+                    f"{', connections logged' if cfg.db_log_connections else ''} ({cfg.name})",
         Family=f"postgres{POSTGRES_MAJOR_VERSION}",
-        Parameters={"rds.force_ssl": "1"},
+        Parameters=database_parameters(cfg),
         Tags=blocks.tags(cfg),
     ))
     # No DBInstanceIdentifier: CloudFormation refuses to replace a custom-named resource, so a fixed name would
@@ -105,8 +104,10 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
         AllowMajorVersionUpgrade=False,
         DBInstanceClass=cfg.db_instance_class,
         DBName=contracts.DATABASE_NAME,
-        MasterUsername=blocks.secret_reference(secret, "username"),
-        MasterUserPassword=blocks.secret_reference(secret, "password"),
+        MasterUsername=DATABASE_USERNAME,
+        # RDS generates the password into a secret of its own, encrypted with the data key, and rotates it (7 days).
+        ManageMasterUserPassword=True,
+        MasterUserSecret=MasterUserSecret(KmsKeyId=key_arn),
         EnableIAMDatabaseAuthentication=True,
         DBParameterGroupName=Ref(parameter_group),
         DBSubnetGroupName=Ref(subnet_group),
@@ -138,11 +139,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
         Tags=blocks.tags(cfg),
         **blocks.snapshot_policies(cfg),
     ))
-    # Adds host, port and engine to the secret, so that it describes the whole connection.
-    t.add_resource(SecretTargetAttachment(
-        "DatabaseSecretAttachment", SecretId=Ref(secret), TargetId=Ref(database), TargetType="AWS::RDS::DBInstance",
-    ))
-    return database, secret
+    return database
 
 
 def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref],

@@ -21,7 +21,6 @@ from troposphere.ecs import (
     LogConfiguration,
     MountPoint,
     RuntimePlatform,
-    Secret,
     TaskDefinition,
     Volume,
 )
@@ -38,13 +37,14 @@ from troposphere.stepfunctions import (
 from generator import blocks, contracts, names, state_machine
 from generator.config import EnvConfig
 from generator.tiers.compute import capacity_provider_strategy
+from generator.tiers.storage import MEDIA_GID, MEDIA_UID
 
 CONSUMES = (
     contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
     contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN,
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
-    contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_SECRET_ARN,
-    contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_AUTH_SECRET_ARN,
+    contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
+    contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
     contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID, contracts.DEAD_LETTER_QUEUE_ARN,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN,
@@ -99,6 +99,8 @@ def build(cfg: EnvConfig) -> Template:
             Name=state_machine.CONTAINER_NAME,
             Image=p[contracts.PROCESSOR_IMAGE],
             Essential=True,
+            # The media access point's user: files on /mnt/media and /tmp belong to one unprivileged user.
+            User=f"{MEDIA_UID}:{MEDIA_GID}",
             ReadonlyRootFilesystem=True,
             MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
                          MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
@@ -106,7 +108,7 @@ def build(cfg: EnvConfig) -> Template:
             EntryPoint=If(USES_PLACEHOLDER_IMAGE, ["bash", "-c"], Ref(AWS_NO_VALUE)),
             Command=If(USES_PLACEHOLDER_IMAGE, [PLACEHOLDER_SCRIPT], Ref(AWS_NO_VALUE)),
             Environment=container_environment(cfg, p),
-            Secrets=container_secrets(p),
+            # No Secrets: the database and the cache sign the processor in with IAM (README, Container contract).
             LogConfiguration=LogConfiguration(LogDriver="awslogs", Options={
                 "awslogs-group": Ref(processor_logs),
                 "awslogs-region": Ref(AWS_REGION),
@@ -190,26 +192,23 @@ def build(cfg: EnvConfig) -> Template:
 def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Environment]:
     """Plain settings of the container contract, sorted by name."""
     values = {
+        # IAM database authentication: the container asks RDS for a token with its task role
+        # (generate-db-auth-token); there is no database password anywhere.
+        "DATABASE_AUTH": "iam",
         "DATABASE_HOST": p[contracts.DATABASE_ENDPOINT_ADDRESS],
         "DATABASE_NAME": contracts.DATABASE_NAME,
         "DATABASE_PORT": p[contracts.DATABASE_ENDPOINT_PORT],
+        "DATABASE_USERNAME": p[contracts.DATABASE_APP_USERNAME],
         "ENVIRONMENT": cfg.name,
         "MEDIA_PATH": MEDIA_PATH,
+        # IAM authentication: the container signs a token with its task role; there is no Redis password.
+        "REDIS_AUTH": "iam",
         "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
         "REDIS_PORT": p[contracts.CACHE_ENDPOINT_PORT],
         "REDIS_TLS": "true",  # the cache refuses plain-text connections
+        "REDIS_USERNAME": p[contracts.CACHE_USER_ID],
     }
     return [Environment(Name=name, Value=values[name]) for name in sorted(values)]
-
-
-def container_secrets(p: dict[contracts.Contract, Ref]) -> list[Secret]:
-    """Secrets ECS reads with the execution role and injects at start: never in the task definition itself."""
-    values = {
-        "DATABASE_PASSWORD": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:password::"),
-        "DATABASE_USERNAME": Sub(f"${{{contracts.DATABASE_SECRET_ARN.name}}}:username::"),
-        "REDIS_AUTH_TOKEN": p[contracts.CACHE_AUTH_SECRET_ARN],
-    }
-    return [Secret(Name=name, ValueFrom=values[name]) for name in sorted(values)]
 
 
 def state_machine_statements(task_definition_arn, p: dict[contracts.Contract, Ref]) -> list[Statement]:
