@@ -118,7 +118,8 @@ if [[ $LOCAL -eq 1 ]]; then
     || usage_error "LOCAL_AWS_PORT '$port' is not a port this user can listen on: choose one from 1024 to 65535"
 fi
 BUILD_DIR="${BUILD_DIR:-build}"
-OUT_DIR="$BUILD_DIR/$ENV_NAME"
+# One directory per stack: two deploys of different stacks at once (--local tests) never share their files.
+OUT_DIR="$BUILD_DIR/$ENV_NAME/$STACK_NAME"
 
 # --- tools --------------------------------------------------------------------------------------------------
 VENV="$ROOT/.venv"

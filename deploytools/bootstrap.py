@@ -87,8 +87,11 @@ def ensure_ecs_role(acct: Account) -> tuple[bool, str]:
     try:
         acct.client("iam").create_service_linked_role(AWSServiceName=ECS_SERVICE)
     except Exception as e:
-        # Created meanwhile (another bootstrap, or ECS on first use): "has been taken in this account".
-        if error_code(e) != "InvalidInput" or "taken" not in str(e):
+        # Created meanwhile (another bootstrap, or ECS on first use): AWS answers InvalidInput "has been taken in
+        # this account"; an emulator (moto 5.2.5) EntityAlreadyExists. Either way the role is there.
+        created_meanwhile = (error_code(e) == "InvalidInput" and "taken" in str(e)) \
+            or error_code(e) == "EntityAlreadyExists"
+        if not created_meanwhile:
             raise
         return False, "exists (created meanwhile)"
     return True, "created"
@@ -113,9 +116,16 @@ def _ensure_api_gateway_role(acct: Account) -> tuple[bool, str]:
         # No aws:SourceAccount: AWS documents this role's trust without it, and a condition API Gateway did not
         # satisfy would silently stop the logging of every REST API in the region.
         "Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
-                          Description=f"API Gateway writes the logs of the REST APIs in {acct.region}",
-                          Tags=[{"Key": "Project", "Value": config.PROJECT}])["Role"]["Arn"]
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                              Description=f"API Gateway writes the logs of the REST APIs in {acct.region}",
+                              Tags=[{"Key": "Project", "Value": config.PROJECT}])["Role"]["Arn"]
+    except Exception as e:
+        # A concurrent bootstrap created it between the two calls: its run writes the policy, and the account
+        # setting below retries until the role works.
+        if error_code(e) != "EntityAlreadyExists":
+            raise
+        return False, iam.get_role(RoleName=name)["Role"]["Arn"]
     policy = {"Version": "2012-10-17", "Statement": [{
         "Sid": "WriteApiLogsInThisRegion", "Effect": "Allow", "Action": list(API_GATEWAY_LOG_ACTIONS),
         "Resource": f"arn:{acct.partition}:logs:{acct.region}:{acct.account_id}:log-group:*"}]}

@@ -64,7 +64,8 @@ def test_a_retained_log_group_blocks_a_re_create_until_removed(emulator):
     retained = preflight.retained_log_group_names(preflight.read_templates(str(ROOT / "templates" / "prod")))
     logs = client(emulator, "logs")
     logs.create_log_group(logGroupName=retained[0])
-    code, out = deploy(emulator, "--local", "--env", "prod", "--plan")
+    digest = "public.ecr.aws/aws-cli/aws-cli@sha256:" + "0" * 64  # prod takes only a pinned digest
+    code, out = deploy(emulator, "--local", "--env", "prod", "--plan", "--param", f"ProcessorImage={digest}")
     assert code == 2, out
     assert "preflight: BLOCKING retained-names:" in out and retained[0] in out and "--remove-retained" in out
     assert "Creating change set" not in out and "Artifact bucket" not in out, "blocked before anything changed"

@@ -259,8 +259,8 @@ def assert_one_error_line(result: subprocess.CompletedProcess, names: list[str],
 @pytest.mark.parametrize("case, args, env, names", DEPLOY_BAD_INPUT, ids=[c[0] for c in DEPLOY_BAD_INPUT])
 def test_deploy_bad_input_exits_2_with_one_line_and_creates_nothing(tmp_path, case, args, env, names):
     build = tmp_path / "build"
-    (build / "dev").mkdir(parents=True)
-    (build / "dev" / "parameters.json").write_text("[]\n")  # a previous run's output stays as it was
+    (build / "dev" / "video-pipeline-dev").mkdir(parents=True)
+    (build / "dev" / "video-pipeline-dev" / "parameters.json").write_text("[]\n")  # a previous run's output stays
     before = tree_digest(build)
     assert_one_error_line(run_deploy(args, env, tmp_path), names)
     assert tree_digest(build) == before

@@ -104,3 +104,27 @@ def test_stubber_another_error_of_the_account_setting_is_not_retried(acct):
         stub.add_client_error("update_account", "AccessDeniedException", "no")
         with pytest.raises(Exception, match="AccessDenied"):
             bootstrap.ensure_api_gateway_account(acct, sleep=lambda _: None)
+
+
+def test_moto_a_service_linked_role_created_by_a_concurrent_bootstrap_counts_as_existing(acct, monkeypatch):
+    """Two `./deploy.sh --local` runs bootstrap at once: the second finds no role, then loses the race (moto
+    answers EntityAlreadyExists where AWS answers InvalidInput "has been taken")."""
+    acct.client("iam").create_service_linked_role(AWSServiceName=bootstrap.ECS_SERVICE)
+    monkeypatch.setattr(bootstrap, "ecs_role_exists", lambda account: False)  # it did not exist when looked for
+    assert bootstrap.ensure_ecs_role(acct) == (False, "exists (created meanwhile)")
+
+
+def test_moto_the_logging_role_created_by_a_concurrent_bootstrap_is_used_not_an_error(acct, monkeypatch):
+    iam = acct.client("iam")
+    name = names.api_gateway_logs_role(REGION)
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    real_get_role = iam.get_role
+    calls = []
+
+    def get_role(**kwargs):  # the first look happens before the other bootstrap created the role
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise iam.exceptions.NoSuchEntityException({"Error": {"Code": "NoSuchEntity"}}, "GetRole")
+        return real_get_role(**kwargs)
+    monkeypatch.setattr(iam, "get_role", get_role)
+    assert bootstrap._ensure_api_gateway_role(acct) == (False, arn)
