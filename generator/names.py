@@ -88,6 +88,12 @@ def alarm(env: str, what: str) -> str:
     return env_prefixed(env, what)
 
 
+def execution_end_rule(env: str) -> str:
+    """The workflow's EventBridge rule, named so that the error topic and the dead-letter queue admit exactly it
+    (aws:SourceArn) without waiting for its generated name."""
+    return env_prefixed(env, "execution-ended")
+
+
 def alarms_pattern(env: str) -> str:
     """Every alarm of the environment, as the ops topic policy's aws:SourceArn pattern names them."""
     return env_prefixed(env, "*")

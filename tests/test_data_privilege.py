@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_security_rules import UNSCOPABLE_ACTIONS, each_statement, matches
 
-from conftest import as_list, each_resource
+from conftest import as_list, each_resource, resources_of_type
 
 REPO = Path(__file__).resolve().parent.parent
 BEFORE = "d677270"  # main before issue #13
@@ -453,3 +453,19 @@ def test_rule_master_readers_admits_only_the_bootstrap_function():
 def test_every_statement_walker_sees_the_new_roles(templates):
     """The generic IAM rules of test_security_rules cover the schema tier's function role too."""
     assert any(where.startswith("dev/schema.json BootstrapFunctionRole") for where, *_ in each_statement(templates))
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_eventbridge_may_publish_errors_and_dead_letter_only_as_the_workflows_rule(templates, env):
+    """Issue 13, item 5: the service principal is scoped with aws:SourceArn to the exact rule (named for it)."""
+    [rule] = resources_of_type(templates[env]["workflow"], "AWS::Events::Rule").values()
+    rule_name = rule["Properties"]["Name"]
+    events_statements = [s for t in (templates[env]["notification"],)
+                         for p in [*resources_of_type(t, "AWS::SNS::TopicPolicy").values(),
+                                   *resources_of_type(t, "AWS::SQS::QueuePolicy").values()]
+                         for s in p["Properties"]["PolicyDocument"]["Statement"]
+                         if s.get("Principal") == {"Service": ["events.amazonaws.com"]}]
+    assert len(events_statements) == 2  # publish to the error topic, dead-letter to the queue
+    for statement in events_statements:
+        source_arn = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        assert source_arn["Fn::Sub"].endswith(f":rule/{rule_name}"), statement

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
-from awacs.aws import Allow, ArnEquals, ArnLike, Condition, PolicyDocument, Statement, StringEquals
-from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Template
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
+from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
@@ -48,6 +48,10 @@ def key_user_statements(cfg: EnvConfig) -> list[Statement]:
     ]
 
 
+def execution_end_rule_arn(cfg: EnvConfig) -> Sub:
+    return blocks.arn("events", f"rule/{names.execution_end_rule(cfg.name)}")
+
+
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing notifications: encrypted SNS topics and dead-letter queue")
     email = blocks.parameters(t, CONSUMES)[contracts.NOTIFICATION_EMAIL]
@@ -79,11 +83,13 @@ def build(cfg: EnvConfig) -> Template:
     blocks.topic_policy(t, "CompletionTopicPolicy", topics["CompletionTopic"])
     blocks.topic_policy(t, "ErrorTopicPolicy", topics["ErrorTopic"], Statement(
         # The workflow's EventBridge rule reports timed-out and aborted executions. EventBridge's publish call
-        # carries aws:SourceAccount (documented for SNS targets), unlike its KMS calls.
+        # carries aws:SourceAccount and aws:SourceArn (documented for SNS targets), unlike its KMS calls: exactly
+        # that rule, by the name it is given for this purpose.
         Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
         Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
         Resource=[Ref(topics["ErrorTopic"])],
-        Condition=Condition(StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID))),
+        Condition=Condition([StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
+                             ArnEquals("aws:SourceArn", execution_end_rule_arn(cfg))]),
     ))
 
     dlq = t.add_resource(Queue(
@@ -105,11 +111,11 @@ def build(cfg: EnvConfig) -> Template:
                 Condition=Condition(ArnEquals("aws:SourceArn", topic_refs)),
             ),
             Statement(
-                # The workflow's rule (its name is generated) dead-letters the reports it cannot deliver here.
+                # The workflow's rule dead-letters the reports it cannot deliver here.
                 Sid="EventRulesDeadLetterUndeliveredReports", Effect=Allow,
                 Principal=blocks.service_principal("events"), Action=[sqs_actions.SendMessage],
                 Resource=[GetAtt(dlq, "Arn")],
-                Condition=Condition(ArnLike("aws:SourceArn", blocks.arn("events", "rule/*"))),
+                Condition=Condition(ArnEquals("aws:SourceArn", execution_end_rule_arn(cfg))),
             ),
         ]),
     ))

@@ -155,6 +155,7 @@ def build(cfg: EnvConfig) -> Template:
     # A timed-out or aborted execution skips every state, the Catch included: report it from outside.
     rule = t.add_resource(Rule(
         "ExecutionEndedWithoutHandlerRule",
+        Name=names.execution_end_rule(cfg.name),
         Description=f"Reports video processing executions that time out or are aborted ({cfg.name})",
         State="ENABLED",
         EventPattern={
