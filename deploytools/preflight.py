@@ -12,7 +12,7 @@ any blocking check exits 2 before anything is changed (there is no --force: each
 |---|---|
 | bootstrap | the ECS service-linked role or the API Gateway CloudWatch role setting is missing |
 | lambda-concurrency | the API function's reservation would leave fewer than 100 unreserved executions |
-| fargate-vcpu | the Fargate vCPU quota cannot run one task (a warning when it cannot run peak_tasks at once) |
+| fargate-vcpu | the Fargate vCPU quota cannot run one task (a warning when it cannot run max_concurrent_videos at once) |
 | retained-names | a create would collide with a log group a deleted stack retained under the same name |
 | engine-version | RDS no longer offers the database's engine version in the region (create) |
 
@@ -161,7 +161,7 @@ def check_fargate_vcpu(acct: Account, templates: Templates, env: str, **_: Any) 
     spot = uses_spot(templates)
     code = aws_facts.FARGATE_SPOT_VCPU_QUOTA if spot else aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA
     kind = "Spot" if spot else "On-Demand"
-    peak = config.get(env).peak_tasks if env in config.ENVIRONMENTS else 1
+    peak = config.get(env).max_concurrent_videos if env in config.ENVIRONMENTS else 1
     quota = _quota(acct, code)
     need = per_task * peak
     what = f"Fargate {kind} vCPU quota {code} is {quota:g}"
@@ -169,9 +169,9 @@ def check_fargate_vcpu(acct: Account, templates: Templates, env: str, **_: Any) 
         return (BLOCKING, name, f"{what}: not one task ({per_task:g} vCPU) can run; request at least {need:g} "
                 "in Service Quotas")
     if quota < need:
-        return (WARNING, name, f"{what}, peak_tasks {peak} x {per_task:g} vCPU needs {need:g} (shared with "
+        return (WARNING, name, f"{what}, max_concurrent_videos {peak} x {per_task:g} vCPU needs {need:g} (shared with "
                 "everything else on Fargate in the region): request more in Service Quotas")
-    return OK, name, f"{what}; peak_tasks {peak} x {per_task:g} vCPU needs {need:g}"
+    return OK, name, f"{what}; max_concurrent_videos {peak} x {per_task:g} vCPU needs {need:g}"
 
 
 def _existing_retained(acct: Account, templates: Templates) -> list[dict[str, Any]]:

@@ -45,8 +45,8 @@ CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 # PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
 MAX_DB_CONNECTIONS = 5000
-# A planning figure, not a limit the templates enforce; above this the quota check would need a real plan.
-MAX_PEAK_TASKS = 1000
+# Above this the Fargate launch rate (20 tasks/s) and the quota check would need a real capacity plan.
+MAX_CONCURRENT_VIDEOS = 1000
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -87,9 +87,9 @@ class EnvConfig:
     # DeletionPolicy of the database and the cache: a final snapshot (True) or none (False: the data is
     # disposable, and manual snapshots would pile up to the region's quota one per delete).
     snapshot_on_delete: bool = False
-    # Processing tasks expected to run at once at the peak: the preflight checks the account's Fargate vCPU
-    # quota against it (times task_cpu).
-    peak_tasks: int = 5
+    # Admission control: at most this many videos are processed (one Fargate task each) at once; the rest wait
+    # QUEUED. The preflight checks the account's Fargate vCPU quota against it (times task_cpu).
+    max_concurrent_videos: int = 2
     # The database logs every connection and disconnection (who, from where, how long).
     db_log_connections: bool = False
     # Interface endpoints for the AWS APIs the private subnets call (Secrets Manager, Logs, ECR, STS, Step
@@ -145,8 +145,8 @@ class EnvConfig:
                "cache_snapshot_retention_days", self.cache_snapshot_retention_days, f"0-{MAX_RETENTION_DAYS} days")
         _check(0 <= self.api_reserved_concurrency <= self.api_burst_limit, self.name, "api_reserved_concurrency",
                self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
-        _check(1 <= self.peak_tasks <= MAX_PEAK_TASKS, self.name, "peak_tasks", self.peak_tasks,
-               f"1-{MAX_PEAK_TASKS} tasks")
+        _check(1 <= self.max_concurrent_videos <= MAX_CONCURRENT_VIDEOS, self.name, "max_concurrent_videos",
+               self.max_concurrent_videos, f"1-{MAX_CONCURRENT_VIDEOS} videos")
 
     @property
     def nat_gateway_count(self) -> int:
@@ -179,7 +179,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
-        api_reserved_concurrency=0, peak_tasks=2,
+        api_reserved_concurrency=0, max_concurrent_videos=2,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -188,7 +188,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
-        api_reserved_concurrency=100, peak_tasks=10,
+        api_reserved_concurrency=100, max_concurrent_videos=5,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -197,7 +197,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
-        api_reserved_concurrency=200, peak_tasks=50, snapshot_on_delete=True,
+        api_reserved_concurrency=200, max_concurrent_videos=48, snapshot_on_delete=True,
         retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
         tags=_base_tags("prod"),
     ),

@@ -134,7 +134,7 @@ def quota_stub(acct, code, value, applied=True):
 
 def test_stubber_prod_checks_the_on_demand_quota_against_its_peak(acct):
     cfg = config.get("prod")
-    need = cfg.peak_tasks * cfg.task_cpu / 1024
+    need = cfg.max_concurrent_videos * cfg.task_cpu / 1024
     with quota_stub(acct, aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA, need):
         assert preflight.check_fargate_vcpu(acct, prod(), "prod")[0] == preflight.OK
     with quota_stub(acct, aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA, need - 1, applied=False):
