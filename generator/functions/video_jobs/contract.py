@@ -1,0 +1,43 @@
+"""What the job-control functions, the templates and the state machine must agree on: pure constants.
+
+The functions (api.py, scheduler.py, jobs.py) run in Lambda with this directory as the package root and import
+it as `contract`; the generator imports it as `generator.functions.video_jobs.contract`. It imports nothing, so
+generation never pulls in boto3.
+"""
+
+# The job table: one item per video and attempt, keyed (videoId, attempt).
+PARTITION_KEY = "videoId"
+SORT_KEY = "attempt"
+# Sparse index over the jobs by status, in submission order: the queue (status QUEUED, oldest first), the
+# running set (the reconciler's sweep) and GET /videos?status=.
+STATUS_INDEX = "by-status"
+STATUS_INDEX_PARTITION_KEY = "status"
+STATUS_INDEX_SORT_KEY = "seq"
+# The slot counter and the submission sequence live in one item no videoId can name ('#' is not allowed in one).
+CONTROL_VIDEO_ID = "#control"
+CONTROL_ATTEMPT = 0
+
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+
+# Environment variables of both functions (the scheduler also gets ERROR_TOPIC_ARN).
+ENV_TABLE = "JOBS_TABLE"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+ENV_MAX_CONCURRENT = "MAX_CONCURRENT_VIDEOS"
+ENV_ERROR_TOPIC_ARN = "ERROR_TOPIC_ARN"
+
+# The state machine ends with this error when RunTask had no capacity (throttled, vCPU quota, no Fargate
+# capacity) after its own short retries: the scheduler puts the video back in the queue, it is not a failure.
+CAPACITY_UNAVAILABLE = "CapacityUnavailable"
+
+# A lost release is reclaimed by the reconciler, which the schedule runs this often (EventBridge rate).
+RECONCILE_EVERY_MINUTES = 1
+# A RUNNING job whose execution does not exist this long after its start is put back in the queue.
+START_GRACE_SECONDS = 120
+
+# Handlers, relative to the package root (the zip).
+API_HANDLER = "api.lambda_handler"
+SCHEDULER_HANDLER = "scheduler.lambda_handler"
