@@ -5,6 +5,11 @@ it as `contract`; the generator imports it as `generator.functions.video_jobs.co
 generation never pulls in boto3.
 """
 
+# A videoId: what an execution name may hold, short enough that `<videoId>.<attempt>.<start>` fits the
+# 80 characters of an execution name.
+VIDEO_ID_CHARS = "A-Za-z0-9_-"
+VIDEO_ID_MAX = 64
+
 # The job table: one item per video and attempt, keyed (videoId, attempt).
 PARTITION_KEY = "videoId"
 SORT_KEY = "attempt"
