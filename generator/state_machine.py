@@ -11,6 +11,7 @@ ARNs and ids appear as `${Name}` placeholders, filled by the state machine's Def
 from __future__ import annotations
 
 from generator import contracts
+from generator.functions.video_jobs import contract as jobs_contract
 
 CONTAINER_NAME = "VideoProcessingContainer"
 TIMEOUT_SECONDS = 30 * 60
@@ -18,6 +19,13 @@ TIMEOUT_SECONDS = 30 * 60
 # The sketch's retry: a task that fails to run is retried every 30 s, 3 times, backing off x2.
 PROCESS_RETRY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
                  "BackoffRate": 2.0}
+# RunTask found no capacity: throttled, the account's Fargate vCPU quota reached, or no Fargate capacity in the
+# subnets' zones. Step Functions reports a capacity failure as ECS.AmazonECSException
+# (https://repost.aws/knowledge-center/ecs-fargate-runtask-capacity). A few short retries with full jitter, then
+# the execution ends CapacityUnavailable and job control requeues the video with a longer backoff: not a failure.
+CAPACITY_ERRORS = ["ECS.AmazonECSException", "ECS.ThrottlingException", "ECS.LimitExceededException"]
+CAPACITY_RETRY = {"ErrorEquals": CAPACITY_ERRORS, "IntervalSeconds": 5, "MaxAttempts": 3, "BackoffRate": 2.0,
+                  "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
 # Publishing is retried on anything but a permanent failure of the task itself.
 PUBLISH_RETRY = {"ErrorEquals": ["States.TaskFailed", "SNS.SdkClientException"], "IntervalSeconds": 2,
                  "MaxAttempts": 3, "BackoffRate": 2.0}
@@ -103,8 +111,10 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                     }]},
                 },
                 "ResultPath": "$.taskResult",
-                "Retry": [PROCESS_RETRY],
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}],
+                # The first retrier and catcher that match apply: capacity errors are tried before the rest.
+                "Retry": [CAPACITY_RETRY, PROCESS_RETRY],
+                "Catch": [{"ErrorEquals": CAPACITY_ERRORS, "ResultPath": "$.error", "Next": "AwaitCapacity"},
+                          {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}],
                 "Next": "CheckExitCode",
             },
             # runTask.sync already fails (States.TaskFailed, retried, then caught) when the essential
@@ -153,7 +163,11 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                 error="TaskStoppedWithoutExitCode",
                 cause="The processing task stopped before its container reported an exit code"),
             "NotifyFailure": _notify(ERROR_TOPIC_ARN, ERROR_SUBJECT, "VideoProcessingFailed"),
-            "VideoProcessingFailed": {"Type": "Fail", "Error": "ProcessingError",
-                                      "Cause": "Video processing failed; the error topic has the details"},
+            # The error topic was told; the cause carries what it was told, for the job record.
+            "VideoProcessingFailed": {"Type": "Fail", "Error": jobs_contract.NOTIFIED_FAILURE,
+                                      "CausePath": "States.JsonToString($.notification)"},
+            # No notification: job control puts the video back in the queue (its slot freed) and starts it later.
+            "AwaitCapacity": {"Type": "Fail", "Error": jobs_contract.CAPACITY_UNAVAILABLE,
+                              "Cause": "RunTask found no capacity after its retries; the video waits in the queue"},
         },
     }

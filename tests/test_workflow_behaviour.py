@@ -55,6 +55,7 @@ def test_a_container_exiting_non_zero_is_retried_then_fails_with_one_error_messa
     assert note.message["videoId"] == "clip-9" and note.message["executionArn"] == result.execution_arn
     assert note.message["error"] == "States.TaskFailed"
     assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 3
+    assert json.loads(result.cause) == note.message, "the execution's cause is the notification (job records use it)"
 
 
 def test_the_exit_code_guard_fails_a_non_zero_exit_even_if_the_integration_reports_success(definition):

@@ -161,9 +161,16 @@ def test_process_video_runs_the_exact_task_on_private_subnets_without_public_ip(
 
 def test_process_video_retries_like_the_sketch_and_catches_everything(templates):
     task = states(templates)["ProcessVideo"]
-    assert task["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
-                              "BackoffRate": 2.0}]
-    assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}]
+    # The sketch's retry for a task that fails; capacity errors first (the first matching retrier applies).
+    capacity, sketch = task["Retry"]
+    assert sketch == {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
+                      "BackoffRate": 2.0}
+    assert "ECS.AmazonECSException" in capacity["ErrorEquals"] and capacity["JitterStrategy"] == "FULL"
+    assert capacity["MaxDelaySeconds"] <= 60, "capacity waits happen in the queue, not while holding a slot"
+    to_queue, everything = task["Catch"]
+    assert to_queue == {"ErrorEquals": capacity["ErrorEquals"], "ResultPath": "$.error", "Next": "AwaitCapacity"}
+    assert everything == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}
+    assert states(templates)["AwaitCapacity"]["Type"] == "Fail", "requeued by job control, no notification"
     examine = states(templates)["ExamineError"]
     assert examine["Choices"] == [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}]
     assert examine["Default"] == "DescribeCauselessError"
@@ -206,8 +213,9 @@ def test_failure_notification_carries_video_execution_error_and_cause_then_fails
     notify = s["NotifyFailure"]
     assert notify["Parameters"] == {"TopicArn": "${ErrorTopicArn}", "Subject": "Video Processing Error",
                                     "Message.$": "$.notification"}
+    # The job record's lastError comes from this cause: the notification itself.
     assert s[notify["Next"]] == {"Type": "Fail", "Error": "ProcessingError",
-                                 "Cause": "Video processing failed; the error topic has the details"}
+                                 "CausePath": "States.JsonToString($.notification)"}
 
 
 def test_timed_out_and_aborted_executions_are_reported_on_the_error_topic(templates):

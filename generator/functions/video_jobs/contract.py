@@ -37,6 +37,9 @@ ENV_ERROR_TOPIC_ARN = "ERROR_TOPIC_ARN"
 # The state machine ends with this error when RunTask had no capacity (throttled, vCPU quota, no Fargate
 # capacity) after its own short retries: the scheduler puts the video back in the queue, it is not a failure.
 CAPACITY_UNAVAILABLE = "CapacityUnavailable"
+# The state machine's Fail state after it published to the error topic; its cause is that notification as JSON.
+# Any other FAILED ending told nobody, so the scheduler notifies.
+NOTIFIED_FAILURE = "ProcessingError"
 
 # A lost release is reclaimed by the reconciler, which the schedule runs this often (EventBridge rate).
 RECONCILE_EVERY_MINUTES = 1
