@@ -19,6 +19,8 @@ pipeline's definition. The workarounds (``WORKAROUNDS``), measured on 5.2.5:
   ``ECS.<ErrorCode>`` (e.g. ``ECS.InvalidParameterException``), which ``States.TaskFailed`` retriers match;
   moto's ``States.Runtime`` is not retried (but, unlike AWS, is caught by ``States.ALL``).
   -> :func:`ecs_client_errors_as_task_failures`
+* A retried ``.sync`` task reuses the callback endpoint its previous attempt interrupted, so a retry whose task
+  does not stop at once ends ``States.Timeout``.  -> :func:`retried_sync_task_waits_again`
 * ``runTask.sync`` returns any stopped task as a success; AWS fails the state with ``States.TaskFailed``
   (the task as the cause) when an essential container exited non-zero or never ran.
   -> :func:`ecs_sync_fails_like_aws`
@@ -384,6 +386,26 @@ def substitute(obj: Any, mapping: dict[str, str]) -> Any:
 
 
 # What moto 5.2.5 gets wrong about this pipeline; each has a canary in tests/test_moto_sfn_harness.py.
+def retried_sync_task_waits_again() -> contextlib.AbstractContextManager[None]:
+    """Re-arm the task's callback endpoint before each attempt. moto 5.2.5 interrupts it when an attempt ends,
+    and a retry of a ``.sync`` task reuses it: the retry's wait-for-token thread returns at once and the attempt
+    ends ``States.Timeout`` unless the task stopped on the very first DescribeTasks. AWS runs the retry."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    original = StateTaskServiceCallback._eval_integration_pattern
+
+    def eval_integration_pattern(self, env, *args, **kwargs):
+        token = env.states.context_object.context_object_data.get("Task", {}).get("Token")
+        endpoint = env.callback_pool_manager.get(token) if token else None
+        if endpoint is not None and endpoint.get_outcome() is None:
+            endpoint._notify_event.clear()  # interrupted by the previous attempt, never notified
+        return original(self, env, *args, **kwargs)
+
+    return _patched(StateTaskServiceCallback, "_eval_integration_pattern", eval_integration_pattern)
+
+
 WORKAROUNDS = (
     service_normalisation,
     definite_jsonpath,
@@ -391,6 +413,7 @@ WORKAROUNDS = (
     ecs_client_errors_as_task_failures,
     ecs_sync_fails_like_aws,
     ecs_task_level_memory,
+    retried_sync_task_waits_again,
 )
 
 

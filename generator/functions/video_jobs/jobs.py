@@ -38,6 +38,7 @@ BACKOFF_CAP_SECONDS = 15 * 60
 MAX_REQUEUES = 24
 ERROR_SUBJECT = "Video Processing Error"
 PAGE_MAX = 100
+CAUSE_MAX = 32768  # an execution's cause is at most 32,768 characters; a job item may hold 400 KB
 
 _clients = {}
 _to_item = TypeSerializer().serialize
@@ -324,10 +325,10 @@ def error_of(status, error, cause):
     if error == c.NOTIFIED_FAILURE and cause:
         try:  # the state machine's Fail state carries the notification it published as its cause
             notification = json.loads(cause)
-            return {"error": str(notification.get("error")), "cause": str(notification.get("cause"))[:1000]}
+            return {"error": str(notification.get("error")), "cause": str(notification.get("cause"))[:CAUSE_MAX]}
         except (ValueError, AttributeError):
             pass
-    return {"error": str(error or status), "cause": str(cause or "")[:1000]}
+    return {"error": str(error or status), "cause": str(cause or "")[:CAUSE_MAX]}
 
 
 def end(video_id, attempt, arn, status, error=None, cause=None):
