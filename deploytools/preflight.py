@@ -12,7 +12,7 @@ any blocking check exits 2 before anything is changed (there is no --force: each
 |---|---|
 | bootstrap | the ECS service-linked role or the API Gateway CloudWatch role setting is missing |
 | lambda-concurrency | the API function's reservation would leave fewer than 100 unreserved executions |
-| fargate-vcpu | the Fargate vCPU quota cannot run one task (a warning when it cannot run max_concurrent_videos at once) |
+| fargate-vcpu | the Fargate vCPU quota cannot run one task (warning: not max_concurrent_videos at once) |
 | retained-names | a create would collide with a log group a deleted stack retained under the same name |
 | engine-version | RDS no longer offers the database's engine version in the region (create) |
 
@@ -161,16 +161,20 @@ def check_fargate_vcpu(acct: Account, templates: Templates, env: str, **_: Any) 
     spot = uses_spot(templates)
     code = aws_facts.FARGATE_SPOT_VCPU_QUOTA if spot else aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA
     kind = "Spot" if spot else "On-Demand"
-    peak = config.get(env).max_concurrent_videos if env in config.ENVIRONMENTS else 1
+    cfg = config.ENVIRONMENTS.get(env)
+    peak = cfg.max_concurrent_videos if cfg else 1
     quota = _quota(acct, code)
     need = per_task * peak
+    # What generator/config.py assumes the account has (and `python -m generator capacity` plans with).
+    request = max(need, cfg.fargate_vcpu_quota) if cfg else need
+    assumed = f" (generator/config.py assumes {cfg.fargate_vcpu_quota}: fargate_vcpu_quota)" if cfg else ""
     what = f"Fargate {kind} vCPU quota {code} is {quota:g}"
     if quota < per_task:
-        return (BLOCKING, name, f"{what}: not one task ({per_task:g} vCPU) can run; request at least {need:g} "
+        return (BLOCKING, name, f"{what}: not one task ({per_task:g} vCPU) can run; request {request:g}{assumed} "
                 "in Service Quotas")
     if quota < need:
         return (WARNING, name, f"{what}, max_concurrent_videos {peak} x {per_task:g} vCPU needs {need:g} (shared with "
-                "everything else on Fargate in the region): request more in Service Quotas")
+                f"everything else on Fargate in the region): request {request:g}{assumed} in Service Quotas")
     return OK, name, f"{what}; max_concurrent_videos {peak} x {per_task:g} vCPU needs {need:g}"
 
 

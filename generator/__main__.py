@@ -2,6 +2,8 @@
 
     python -m generator [--env NAME ...] [--out DIR] [--check] [--config FILE]
     python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff/cli.py)
+    python -m generator capacity [--env NAME ...] [--minutes M] [--config FILE]   (see generator/capacity.py)
+    python -m generator environments
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from generator import config, errors
+from generator import capacity, config, errors
 from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
 from generator.render import render_environment
 
@@ -37,7 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "
                "refused, not replaced. "
                "Review a change: `python -m generator diff --help`. "
-               "`python -m generator environments` prints each environment and its region (deploy.sh reads it).",
+               "`python -m generator environments` prints each environment and its region (deploy.sh reads it). "
+               "`python -m generator capacity --help`: each environment's capacity on paper.",
     )
     p.add_argument("--env", action="append", metavar="NAME",
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["diff"]:
         from generator.diff import cli as diff_cli
         return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
+    if argv[:1] == ["capacity"]:
+        return errors.run(capacity_command, argv[1:], "python -m generator capacity")
     if argv[:1] == ["environments"]:  # for deploy.sh: one `<name>\t<region>` line per environment
         print(config.environments_table(), end="")
         return EXIT_OK
@@ -91,6 +96,40 @@ def generate(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     write(args.out, rendered)
     print_summary(rendered)
+    return EXIT_OK
+
+
+def parse_capacity_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m generator capacity",
+        description="Capacity on paper. Prints, for each environment: max_concurrent_videos (one Fargate task per "
+                    "video; the rest wait QUEUED), the vCPU and memory they need against the Fargate vCPU quota "
+                    "assumed in generator/config.py (fargate_vcpu_quota) and a new account's default, the "
+                    "throughput per hour at M minutes per video, the API, StartExecution, RunTask and task launch "
+                    "rates at full load against their limits, the database connections against the instance "
+                    "class's default max_connections, and which limit binds first; then every AWS fact used, with "
+                    "the documentation page it comes from (generator/aws_facts.py), and our own assumptions.",
+        epilog="Exit status: 0 printed; 2 bad --minutes, --env or --config (one line on stderr). "
+               "Writes nothing; the same settings always print the same text.",
+    )
+    p.add_argument("--env", action="append", metavar="NAME",
+                   help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
+    p.add_argument("--minutes", default=capacity.number(capacity.DEFAULT_MINUTES), metavar="M",
+                   help=f"minutes one video takes: a number from {capacity.MIN_MINUTES:g} to {capacity.MAX_MINUTES}, "
+                        f"such as 2.5 (default: {capacity.number(capacity.DEFAULT_MINUTES)})")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help='JSON overrides per environment, e.g. {"prod": {"max_concurrent_videos": 60}}, validated '
+                        "like `python -m generator --config`: what if")
+    return p.parse_args(argv)
+
+
+def capacity_command(argv: list[str]) -> int:
+    args = parse_capacity_args(argv)
+    minutes = capacity.parse_minutes(args.minutes)
+    environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
+    wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
+    print(capacity.render([capacity.capacity(cfg, minutes) for name, cfg in environments.items() if name in wanted]),
+          end="")
     return EXIT_OK
 
 

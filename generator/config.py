@@ -29,6 +29,7 @@ FARGATE_SIZES = {
     2048: tuple(range(4096, 16385, 1024)),
     4096: tuple(range(8192, 30721, 1024)),
 }
+CPU_UNITS_PER_VCPU = 1024  # task_cpu's unit, as in FARGATE_SIZES
 AZ_COUNTS = (2, 3)
 # API Gateway's default account quota per region: a stage limit above it would never apply.
 MAX_API_RATE_LIMIT = 10_000  # requests per second
@@ -45,7 +46,8 @@ CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 # PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
 MAX_DB_CONNECTIONS = 5000
-# Above this the Fargate launch rate (20 tasks/s) and the quota check would need a real capacity plan.
+# Above this the Fargate launch rate (20 tasks/s) and the quota check would need a real capacity plan
+# (`python -m generator capacity` is the one on paper).
 MAX_CONCURRENT_VIDEOS = 1000
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
@@ -88,8 +90,14 @@ class EnvConfig:
     # disposable, and manual snapshots would pile up to the region's quota one per delete).
     snapshot_on_delete: bool = False
     # Admission control: at most this many videos are processed (one Fargate task each) at once; the rest wait
-    # QUEUED. The preflight checks the account's Fargate vCPU quota against it (times task_cpu).
+    # QUEUED. It must fit fargate_vcpu_quota (times the task's vCPU); the preflight checks the account's real
+    # quota against it.
     max_concurrent_videos: int = 2
+    # The Fargate vCPU quota this environment's account and region is assumed to have, for the capacity type its
+    # tasks run on (Spot where spot_default, else On-Demand): 6 is what a new account may start with
+    # (aws_facts.FARGATE_NEW_ACCOUNT_VCPU); more must be requested in Service Quotas before the first deploy.
+    # Shared with everything else on Fargate in that account and region (environments sharing one included).
+    fargate_vcpu_quota: int = 6
     # The database logs every connection and disconnection (who, from where, how long).
     db_log_connections: bool = False
     # Interface endpoints for the AWS APIs the private subnets call (Secrets Manager, Logs, ECR, STS, Step
@@ -147,6 +155,16 @@ class EnvConfig:
                self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
         _check(1 <= self.max_concurrent_videos <= MAX_CONCURRENT_VIDEOS, self.name, "max_concurrent_videos",
                self.max_concurrent_videos, f"1-{MAX_CONCURRENT_VIDEOS} videos")
+        task_vcpu = self.task_cpu / CPU_UNITS_PER_VCPU
+        capacity_type = "Spot" if self.spot_default else "On-Demand"
+        _check(self.fargate_vcpu_quota * CPU_UNITS_PER_VCPU >= self.task_cpu, self.name, "fargate_vcpu_quota",
+               self.fargate_vcpu_quota, f"a whole number of vCPU from {math.ceil(task_vcpu)} (one task of task_cpu "
+               f"{self.task_cpu}): the account's Fargate {capacity_type} vCPU quota, as assumed")
+        fits = self.fargate_vcpu_quota * CPU_UNITS_PER_VCPU // self.task_cpu
+        _check(self.max_concurrent_videos <= fits, self.name, "max_concurrent_videos", self.max_concurrent_videos,
+               f"1-{fits} videos: max_concurrent_videos x {task_vcpu:g} vCPU (task_cpu {self.task_cpu}) must fit "
+               f"fargate_vcpu_quota {self.fargate_vcpu_quota}, the Fargate {capacity_type} vCPU quota assumed for "
+               "the account (request more in Service Quotas, then raise fargate_vcpu_quota)")
 
     @property
     def nat_gateway_count(self) -> int:
@@ -179,7 +197,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
-        api_reserved_concurrency=0, max_concurrent_videos=2,
+        api_reserved_concurrency=0, max_concurrent_videos=2, fargate_vcpu_quota=6,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -188,7 +206,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
-        api_reserved_concurrency=100, max_concurrent_videos=5,
+        api_reserved_concurrency=100, max_concurrent_videos=5, fargate_vcpu_quota=6,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -197,7 +215,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
-        api_reserved_concurrency=200, max_concurrent_videos=48, snapshot_on_delete=True,
+        # 48 x 1 vCPU of the 64 On-Demand vCPU to request before the first deploy (16 to spare for other tasks).
+        api_reserved_concurrency=200, max_concurrent_videos=48, fargate_vcpu_quota=64, snapshot_on_delete=True,
         retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
         tags=_base_tags("prod"),
     ),

@@ -43,6 +43,10 @@ BAD_INPUT = [
     ("a 10 MB value", {"dev": {"db_instance_class": "x" * 10_000_000}}, [],
      ["db_instance_class 'xxxx", "(10000002 characters)"]),
     ("a missing file", Path("missing.json"), [], ["--config", "a readable JSON file"]),
+    ("more videos at once than the assumed vCPU quota holds", {"staging": {"max_concurrent_videos": 7}}, [],
+     ["staging: invalid max_concurrent_videos 7", "1-6 videos", "fargate_vcpu_quota 6", "On-Demand"]),
+    ("an assumed vCPU quota that cannot run one task", {"dev": {"fargate_vcpu_quota": 0}}, [],
+     ["dev: invalid fargate_vcpu_quota 0", "a whole number of vCPU from 1", "Spot"]),
 ]
 
 

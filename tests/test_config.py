@@ -73,12 +73,37 @@ def test_settings_are_frozen():
     ({"db_min_free_storage_gib": 0}, "db_min_free_storage_gib", "1-19 GiB"),
     ({"db_min_freeable_memory_mib": 0}, "db_min_freeable_memory_mib", "1-65536"),
     ({"db_max_connections": 6000}, "db_max_connections", "1-5000"),
+    ({"max_concurrent_videos": 0}, "max_concurrent_videos", "1-1000 videos"),
+    ({"max_concurrent_videos": 7}, "max_concurrent_videos", "1-6 videos: max_concurrent_videos x 1 vCPU"),
+    ({"max_concurrent_videos": 4, "task_cpu": 2048, "task_memory": 4096}, "max_concurrent_videos",
+     "1-3 videos: max_concurrent_videos x 2 vCPU (task_cpu 2048) must fit fargate_vcpu_quota 6"),
+    ({"fargate_vcpu_quota": 0}, "fargate_vcpu_quota", "a whole number of vCPU from 1"),
+    ({"fargate_vcpu_quota": 1, "max_concurrent_videos": 1, "task_cpu": 2048, "task_memory": 4096},
+     "fargate_vcpu_quota", "from 2 (one task of task_cpu 2048)"),
 ])
 def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, field, accepted):
     with pytest.raises(ConfigError) as e:
         config.override(config.get("dev"), **change)
     assert f"invalid {field}" in str(e.value) and accepted in str(e.value)
     assert str(e.value).startswith("dev: ")
+
+
+def test_max_concurrent_videos_fits_the_fargate_vcpu_quota_assumed_for_the_account():
+    """dev and staging fit what a new account may start with; prod needs the increase the README asks for."""
+    dev, staging, prod = (config.get(n) for n in ("dev", "staging", "prod"))
+    assert [c.max_concurrent_videos for c in (dev, staging, prod)] == [2, 5, 48]
+    assert [c.fargate_vcpu_quota for c in (dev, staging, prod)] == [6, 6, 64]
+    for cfg in (dev, staging, prod):
+        assert cfg.max_concurrent_videos * cfg.task_cpu <= cfg.fargate_vcpu_quota * config.CPU_UNITS_PER_VCPU
+    # The message says which quota is assumed: Spot where Spot is the default.
+    with pytest.raises(ConfigError, match="Fargate Spot vCPU quota assumed"):
+        config.override(dev, max_concurrent_videos=7)
+    with pytest.raises(ConfigError, match="Fargate On-Demand vCPU quota assumed"):
+        config.override(prod, max_concurrent_videos=65)
+    assert config.override(prod, max_concurrent_videos=65, fargate_vcpu_quota=65).max_concurrent_videos == 65
+    # Smaller tasks fit more of them in the same quota.
+    smaller = config.override(staging, task_cpu=512, task_memory=1024, max_concurrent_videos=12)
+    assert smaller.max_concurrent_videos == 12
 
 
 def test_unknown_setting_is_rejected():

@@ -31,6 +31,9 @@ BUG_IN_TIER = ("import dataclasses, generator.render as r\n"
 BUG_IN_DIFF = ("import generator.diff.cli as c\n"
                "def diff_templates(*a, **k): raise AttributeError('simulated bug in the diff')\n"
                "c.diff_templates = diff_templates")
+BUG_IN_CAPACITY = ("import generator.capacity as c\n"
+                   "def render(*a, **k): raise ZeroDivisionError('simulated bug in capacity')\n"
+                   "c.render = render")
 
 CASES = [
     # (case, patch, arguments, exit code, what the one line names)
@@ -43,6 +46,10 @@ CASES = [
      ["unknown git revision 'no-such-revision'"]),
     ("wiring in diff", API_FIRST, ["diff"], 2, ["of tier api needs exactly one earlier tier"]),
     ("a bug in diff", BUG_IN_DIFF, ["diff"], 70, ["internal error", "simulated bug in the diff", "traceback in"]),
+    ("bad input in capacity", "", ["capacity", "--minutes", "0"], 2, ["invalid --minutes '0'", "accepted:"]),
+    ("config in capacity", "", ["capacity", "--env", "qa"], 2, ["unknown environment 'qa'"]),
+    ("a bug in capacity", BUG_IN_CAPACITY, ["capacity"], 70,
+     ["internal error in python -m generator capacity", "simulated bug in capacity", "traceback in"]),
 ]
 
 

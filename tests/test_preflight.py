@@ -140,6 +140,7 @@ def test_stubber_prod_checks_the_on_demand_quota_against_its_peak(acct):
     with quota_stub(acct, aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA, need - 1, applied=False):
         status, _, message = preflight.check_fargate_vcpu(acct, prod(), "prod")
     assert status == preflight.WARNING and "L-3032A538" in message and f"needs {need:g}" in message
+    assert f"request {cfg.fargate_vcpu_quota:g} (generator/config.py assumes {cfg.fargate_vcpu_quota}" in message
     with quota_stub(acct, aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA, 0):
         assert preflight.check_fargate_vcpu(acct, prod(), "prod")[0] == preflight.BLOCKING
 
