@@ -13,7 +13,8 @@ What stands in for AWS, and why:
   when a condition fails, so a concurrent write from another thread is undone. DynamoDB serialises items; the
   harness serialises moto's DynamoDB calls with one lock (``atomic_dynamodb``).
 * **Task duration.** A task reports RUNNING until ``task_seconds`` after RunTask, then STOPPED with the exit code
-  ``exit_code(video_id, n)`` chooses for the n-th task of that video; the interpreter's ``.sync`` poll interval (0.5 s) is shortened.
+  ``exit_code(video_id, n)`` chooses for the n-th task of that video; the interpreter's ``.sync`` poll
+  interval (0.5 s) is shortened.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ class Pipeline:
             try:
                 scheduler.lambda_handler(event, None)
                 self.delivered.append(event)
-            except BaseException as e:  # noqa: BLE001 - a test reads them
+            except BaseException as e:
                 self.scheduler_errors.append(e)
             finally:
                 with self.lock:

@@ -1,4 +1,9 @@
-"""The video API handler against moto's Step Functions: submit, duplicate, status, and what answers 400."""
+"""The video API handler (generator/functions/video_jobs/api.py) against moto's DynamoDB and Step Functions:
+submissions become jobs, admission stops at the cap, what answers 400, 404 and 409.
+
+The state machine here never ends (moto runs no definition without the interpreter), so every admitted job stays
+RUNNING: exactly what these tests need. Endings and the scheduler are covered by test_job_control.py.
+"""
 
 from __future__ import annotations
 
@@ -9,42 +14,46 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from generator.functions import video_api
+from jobs_harness import api, contract, jobs, table_properties
 
 REGION = "ap-northeast-1"
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+TABLES = itertools.count(1)
+REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
 
 
 @pytest.fixture(scope="module")
-def moto_sfn():
-    """One emulated Step Functions for the module: starting moto for every test was most of this file's time."""
+def moto_aws(templates):
+    """One emulated account for the module; each test gets its own table and state machine."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_DEFAULT_REGION", REGION)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             env.setenv(name, "testing")
         with mock_aws():
-            yield boto3.client("stepfunctions", region_name=REGION)
-
-
-MACHINE_NUMBERS = itertools.count(1)
+            yield table_properties(templates)
 
 
 @pytest.fixture
-def sfn(moto_sfn, monkeypatch):
-    """A state machine of its own for each test, so no test sees another's executions."""
-    machine = moto_sfn.create_state_machine(name=f"video-processing-workflow-{next(MACHINE_NUMBERS)}",
-                                            definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/sfn")
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
-    monkeypatch.setattr(video_api, "_sfn", moto_sfn)  # the handler's client, created inside the mock
-    yield moto_sfn
-
-
-REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
+def sfn(moto_aws, monkeypatch):
+    n = next(TABLES)
+    client = boto3.client("stepfunctions", region_name=REGION)
+    machine = client.create_state_machine(name=f"video-processing-workflow-{n}", definition=DEFINITION,
+                                          roleArn="arn:aws:iam::123456789012:role/sfn")
+    boto3.client("dynamodb", region_name=REGION).create_table(TableName=f"jobs-{n}", **moto_aws)
+    monkeypatch.setenv(contract.ENV_STATE_MACHINE_ARN, machine["stateMachineArn"])
+    monkeypatch.setenv(contract.ENV_TABLE, f"jobs-{n}")
+    monkeypatch.setenv(contract.ENV_MAX_CONCURRENT, "2")
+    monkeypatch.setattr(jobs, "_clients", {})  # the handler's clients, created inside the mock
+    yield client
 
 
 def post(body: str | None) -> tuple[int, dict]:
     return call({"httpMethod": "POST", "resource": "/videos", "path": "/videos", "body": body,
                  "requestContext": {"requestId": next(REQUEST_IDS)}})
+
+
+def submit(video_id: str) -> tuple[int, dict]:
+    return post(json.dumps({"videoId": video_id}))
 
 
 def get(video_id: str) -> tuple[int, dict]:
@@ -54,29 +63,35 @@ def get(video_id: str) -> tuple[int, dict]:
 
 def call(event: dict) -> tuple[int, dict]:
     """(HTTP status, parsed JSON body) of the handler's proxy response."""
-    response = video_api.lambda_handler(event, None)
+    response = api.lambda_handler(event, None)
     assert response["headers"] == {"Content-Type": "application/json"}
     return response["statusCode"], json.loads(response["body"])
 
 
 def executions(sfn) -> list[dict]:
-    return sfn.list_executions(stateMachineArn=video_api.os.environ["STATE_MACHINE_ARN"])["executions"]
+    return sfn.list_executions(stateMachineArn=jobs.state_machine_arn())["executions"]
 
 
-def test_valid_submit_starts_an_execution_named_after_the_video_and_answers_202(sfn):
-    code, body = post(json.dumps({"videoId": "clip-2024_01"}))
+def test_a_submission_below_the_cap_starts_attempt_1_at_once_and_answers_202_running(sfn):
+    code, body = submit("clip-2024_01")
     [execution] = executions(sfn)
-    assert (code, body) == (202, {"videoId": "clip-2024_01", "executionArn": execution["executionArn"]})
-    assert execution["name"] == "clip-2024_01"
-    machine = video_api.os.environ["STATE_MACHINE_ARN"].split(":stateMachine:")[1]
-    assert execution["executionArn"].endswith(f":execution:{machine}:clip-2024_01")
-    described = sfn.describe_execution(executionArn=execution["executionArn"])
-    submitted = json.loads(described["input"])
-    assert submitted["videoId"] == "clip-2024_01" and submitted["requestId"].startswith("request-")
+    assert code == 202 and body["status"] == "RUNNING" and body["attempt"] == 1
+    assert body["executionArn"] == execution["executionArn"] and execution["name"] == "clip-2024_01.1.1"
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started == {"videoId": "clip-2024_01", "attempt": 1}, "what the state machine and scheduler read"
+    assert body["submittedAt"] <= body["startedAt"] and "position" not in body
 
 
-def test_a_videoid_of_exactly_80_characters_is_accepted(sfn):
-    assert post(json.dumps({"videoId": "v" * 80}))[0] == 202
+def test_beyond_the_cap_a_submission_waits_queued_and_starts_nothing(sfn):
+    submit("a"), submit("b")
+    code, body = submit("c")
+    assert code == 202 and body["status"] == "QUEUED" and body["position"] == 0 and "executionArn" not in body
+    assert len(executions(sfn)) == 2 and jobs.slots_taken() == 2
+
+
+def test_a_videoid_of_exactly_64_characters_is_accepted_and_its_execution_name_fits(sfn):
+    code, body = submit("v" * contract.VIDEO_ID_MAX)
+    assert code == 202 and len(body["executionArn"].rsplit(":", 1)[1]) <= 80
 
 
 @pytest.mark.parametrize("body, message", [
@@ -86,9 +101,11 @@ def test_a_videoid_of_exactly_80_characters_is_accepted(sfn):
     ("{not json", "not valid JSON"),
     ('["clip"]', "must be a JSON object"),
     ("{}", "videoId is required"),
-    ('{"videoId": ""}', "1-80 characters long (got 0)"),
-    (json.dumps({"videoId": "v" * 81}), "1-80 characters long (got 81)"),
+    ('{"videoId": ""}', "1-64 characters long (got 0)"),
+    (json.dumps({"videoId": "v" * 65}), "1-64 characters long (got 65)"),
     ('{"videoId": "clip 1"}', "only letters, digits, '-' and '_'"),
+    ('{"videoId": "clip.1"}', "only letters, digits, '-' and '_'"),
+    ('{"videoId": "#control"}', "only letters, digits, '-' and '_'"),
     ('{"videoId": "clip/../1"}', "only letters, digits, '-' and '_'"),
     ('{"videoId": "clip\\n"}', "only letters, digits, '-' and '_'"),
     ('{"videoId": "vid\u00e9o"}', "only letters, digits, '-' and '_'"),
@@ -96,72 +113,47 @@ def test_a_videoid_of_exactly_80_characters_is_accepted(sfn):
     ('{"videoId": null}', "videoId must be a string"),
     ('{"videoId": "clip", "priority": 1}', "unexpected field(s): priority"),
 ])
-def test_invalid_bodies_answer_400_saying_what_is_wrong_and_start_nothing(sfn, body, message):
+def test_invalid_bodies_answer_400_saying_what_is_wrong_and_record_nothing(sfn, body, message):
     code, answer = post(body)
     assert code == 400 and message in answer["message"], answer
-    assert executions(sfn) == []
+    assert executions(sfn) == [] and jobs.list_jobs()[0] == []
 
 
-def test_a_duplicate_answers_409_with_the_existing_execution_and_starts_no_second_run(sfn):
-    _, first = post(json.dumps({"videoId": "clip-1"}))
-    code, again = post(json.dumps({"videoId": "clip-1"}))
-    assert code == 409 and again["message"] == "videoId clip-1 was already submitted"
-    assert again["executionArn"] == first["executionArn"] and again["videoId"] == "clip-1"
-    assert again["status"] == "RUNNING" and again["startDate"]
+def test_a_duplicate_while_running_answers_409_with_the_job_and_starts_no_second_run(sfn):
+    _, first = submit("clip-1")
+    code, again = submit("clip-1")
+    assert code == 409 and again["message"] == "videoId clip-1 is already queued or running (attempt 1)"
+    assert again["executionArn"] == first["executionArn"] and again["status"] == "RUNNING"
     assert len(executions(sfn)) == 1
 
 
-def test_a_finished_video_is_not_processed_again(sfn):
-    _, first = post(json.dumps({"videoId": "clip-1"}))
-    sfn.stop_execution(executionArn=first["executionArn"])
-    code, again = post(json.dumps({"videoId": "clip-1"}))
-    assert (code, again["executionArn"], again["status"]) == (409, first["executionArn"], "ABORTED")
-    assert len(executions(sfn)) == 1
+def test_a_concurrent_duplicate_that_loses_the_write_still_answers_409(sfn, monkeypatch):
+    submit("clip-1")
+    real = jobs.latest
+    looks = iter([None])  # the first look misses the other submission's record
+    monkeypatch.setattr(jobs, "latest", lambda v: next(looks, None) or real(v))
+    code, again = submit("clip-1")
+    assert code == 409 and again["attempt"] == 1
+    assert len(executions(sfn)) == 1 and [j["videoId"] for j in jobs.list_jobs()[0]] == ["clip-1"]
 
 
-def with_aws_start_semantics(sfn, monkeypatch):
-    """StartExecution as AWS documents it (moto always raises): a name already used with the SAME input
-    while RUNNING returns the existing execution; with another input it raises ExecutionAlreadyExists."""
-    client, real = video_api.sfn(), video_api.sfn().start_execution
+def test_a_start_refused_by_step_functions_leaves_the_job_queued_and_the_slot_free(sfn, monkeypatch):
+    client = jobs.client("stepfunctions")
 
-    def start(**kwargs):
-        arn = kwargs["stateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + kwargs["name"]
-        try:
-            existing = client.describe_execution(executionArn=arn)
-        except client.exceptions.ExecutionDoesNotExist:
-            return real(**kwargs)
-        if existing["status"] == "RUNNING" and existing["input"] == kwargs["input"]:
-            return {"executionArn": arn, "startDate": existing["startDate"]}
-        raise client.exceptions.ExecutionAlreadyExists(
-            {"Error": {"Code": "ExecutionAlreadyExists", "Message": "different input"}}, "StartExecution")
+    def throttled(**_):
+        raise client.exceptions.ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                                            "StartExecution")
 
-    monkeypatch.setattr(client, "start_execution", start)
+    monkeypatch.setattr(client, "start_execution", throttled)
+    code, body = submit("clip-1")
+    assert code == 202 and body["status"] == "QUEUED", "recorded; the scheduler starts it later"
+    assert jobs.slots_taken() == 0 and jobs.latest("clip-1")["requeues"] == 1
 
 
-def test_a_concurrent_duplicate_that_wins_the_race_still_answers_409(sfn, monkeypatch):
-    with_aws_start_semantics(sfn, monkeypatch)
-    post(json.dumps({"videoId": "clip-1"}))
-    real = video_api.describe
-    looks = iter([None])  # the first look misses the other submit's execution
-    monkeypatch.setattr(video_api, "describe", lambda v: next(looks, None) or real(v))
-    code, again = post(json.dumps({"videoId": "clip-1"}))
-    assert code == 409 and again["videoId"] == "clip-1"
-    assert len(executions(sfn)) == 1
-
-
-def test_get_of_a_known_video_answers_200_with_status_and_times(sfn):
-    _, submitted = post(json.dumps({"videoId": "clip-1"}))
+def test_get_of_a_known_video_answers_200_with_its_job(sfn):
+    _, submitted = submit("clip-1")
     code, answer = get("clip-1")
-    assert code == 200
-    assert answer["videoId"] == "clip-1" and answer["executionArn"] == submitted["executionArn"]
-    assert answer["status"] == "RUNNING" and answer["startDate"] and answer["stopDate"] is None
-
-
-def test_get_reports_the_final_status_and_stop_time_once_the_execution_ended(sfn):
-    _, submitted = post(json.dumps({"videoId": "clip-1"}))
-    sfn.stop_execution(executionArn=submitted["executionArn"])
-    code, answer = get("clip-1")
-    assert code == 200 and answer["status"] == "ABORTED" and answer["stopDate"] >= answer["startDate"]
+    assert code == 200 and answer == submitted
 
 
 def test_get_of_an_unknown_video_answers_404(sfn):
@@ -169,7 +161,7 @@ def test_get_of_an_unknown_video_answers_404(sfn):
 
 
 def test_get_of_an_impossible_video_id_answers_400(sfn):
-    assert get("v" * 81)[0] == 400
+    assert get("v" * 65)[0] == 400
 
 
 def test_an_unknown_route_answers_404(sfn):
@@ -177,5 +169,5 @@ def test_an_unknown_route_answers_404(sfn):
 
 
 def test_an_unexpected_failure_answers_500_without_a_traceback(sfn, monkeypatch):
-    monkeypatch.delenv("STATE_MACHINE_ARN")
+    monkeypatch.delenv(contract.ENV_TABLE)
     assert get("clip-1") == (500, {"message": "internal error; see the function's log"})

@@ -14,18 +14,18 @@ new name: names are unique per state machine for 90 days).
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
 import random
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import boto3
+import contract as c
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
-
-import contract as c
 
 LOG = logging.getLogger(__name__)
 ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")  # Step Functions statuses of an execution that ended
@@ -40,7 +40,7 @@ ERROR_SUBJECT = "Video Processing Error"
 PAGE_MAX = 100
 CAUSE_MAX = 32768  # an execution's cause is at most 32,768 characters; a job item may hold 400 KB
 
-_clients = {}
+_clients: dict = {}
 _to_item = TypeSerializer().serialize
 _from_item = TypeDeserializer().deserialize
 
@@ -56,7 +56,7 @@ def now():
 
 
 def iso(seconds):
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def table():
@@ -243,10 +243,8 @@ def start_execution(job):
     name = job["executionArn"].rsplit(":", 1)[1]
     payload = json.dumps({"videoId": job[c.PARTITION_KEY], "attempt": int(job[c.SORT_KEY])})
     sfn = client("stepfunctions")
-    try:
+    with contextlib.suppress(sfn.exceptions.ExecutionAlreadyExists):  # an earlier try started it
         sfn.start_execution(stateMachineArn=state_machine_arn(), name=name, input=payload)
-    except sfn.exceptions.ExecutionAlreadyExists:
-        pass  # an earlier try started it: same name, same input
 
 
 def admit():
@@ -409,5 +407,6 @@ def list_jobs(status=None, limit=25, token=None):
         return (lambda page: (page[0], page_token(page[1])))(by_status(status, limit=limit, start=start))
     page = client("dynamodb").scan(
         TableName=table(), Limit=limit, FilterExpression="attribute_exists(#s)",
-        ExpressionAttributeNames={"#s": c.STATUS_INDEX_PARTITION_KEY}, **({"ExclusiveStartKey": start} if start else {}))
+        ExpressionAttributeNames={"#s": c.STATUS_INDEX_PARTITION_KEY},
+        **({"ExclusiveStartKey": start} if start else {}))
     return [decode(i) for i in page["Items"]], page_token(page.get("LastEvaluatedKey"))
