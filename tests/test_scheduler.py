@@ -1,0 +1,149 @@
+"""The scheduler's handling of each way an execution ends, one EventBridge event at a time, against moto's
+DynamoDB, SNS and Step Functions: the slot is freed, the job records the outcome, and the scheduler notifies
+exactly where the state machine could not (the whole pipeline runs in test_job_control.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from jobs_harness import contract, jobs, scheduler, table_properties
+from moto_sfn import drain_queue
+
+REGION = "us-east-1"  # moto_sfn.drain_queue reads queues there
+DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+NUMBERS = itertools.count(1)
+NOTIFIED = json.dumps({"videoId": "v", "error": "InvalidInput", "cause": "The execution input must be ..."})
+
+
+@pytest.fixture(scope="module")
+def account(templates):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setenv(name, "testing")
+        with mock_aws():
+            yield table_properties(templates)
+
+
+@pytest.fixture
+def queue(account, monkeypatch):
+    """A job table, a state machine, an error topic with a queue subscribed; cap 1. Returns the queue URL."""
+    n = next(NUMBERS)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(name=f"workflow-{n}", definition=DEFINITION,
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    boto3.client("dynamodb", region_name=REGION).create_table(TableName=f"jobs-{n}", **account)
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"errors-{n}")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName=f"errors-{n}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    for name, value in ((contract.ENV_STATE_MACHINE_ARN, machine), (contract.ENV_TABLE, f"jobs-{n}"),
+                        (contract.ENV_MAX_CONCURRENT, "1"), (contract.ENV_ERROR_TOPIC_ARN, topic)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(jobs, "_clients", {})
+    return url
+
+
+def running(video_id: str) -> dict:
+    jobs.submit(video_id)
+    [job] = jobs.admit()
+    return job
+
+
+def ended(job: dict, status: str, error: str | None = None, cause: str | None = None) -> dict:
+    return {"source": "aws.states", "detail-type": scheduler.STATUS_CHANGE, "detail": {
+        "executionArn": job["executionArn"], "status": status, "error": error, "cause": cause,
+        "input": json.dumps({"videoId": job["videoId"], "attempt": int(job["attempt"])})}}
+
+
+ENDINGS = [
+    # (ending, status, error, cause) -> (job status, lastError.error, notices the scheduler sends)
+    ("success", "SUCCEEDED", None, None, "SUCCEEDED", None, 0),
+    ("failure reported by the state machine", "FAILED", "ProcessingError",
+     json.dumps({"error": "States.TaskFailed", "cause": "{\"StopCode\": \"EssentialContainerExited\"}"}),
+     "FAILED", "States.TaskFailed", 0),
+    ("invalid input", "FAILED", "ProcessingError", NOTIFIED, "FAILED", "InvalidInput", 0),
+    ("killed task (exit 137)", "FAILED", "ProcessingError",
+     json.dumps({"error": "NonZeroExitCode", "cause": "The processing container exited with code 137"}),
+     "FAILED", "NonZeroExitCode", 0),
+    ("failed notification", "FAILED", "SNS.NotFoundException", "Topic does not exist", "FAILED",
+     "SNS.NotFoundException", 1),
+    ("timeout", "TIMED_OUT", None, None, "FAILED", "States.TIMED_OUT", 1),
+    ("abort", "ABORTED", None, None, "FAILED", "States.ABORTED", 1),
+    ("no capacity", "FAILED", contract.CAPACITY_UNAVAILABLE, "RunTask found no capacity", "QUEUED",
+     contract.CAPACITY_UNAVAILABLE, 0),
+]
+
+
+@pytest.mark.parametrize(("ending", "status", "error", "cause", "job_status", "last_error", "notices"), ENDINGS,
+                         ids=[e[0] for e in ENDINGS])
+def test_every_ending_frees_the_slot_once_and_notifies_only_where_nobody_did(
+        queue, ending, status, error, cause, job_status, last_error, notices):
+    job = running("v")
+    assert jobs.slots_taken() == 1
+    event = ended(job, status, error, cause)
+    scheduler.lambda_handler(event, None)
+    after = jobs.get("v", 1)
+    assert after["status"] == job_status and jobs.slots_taken() == 0
+    assert (after.get("lastError") or {}).get("error") == last_error
+    scheduler.lambda_handler(event, None)  # EventBridge delivers at least once
+    assert jobs.get("v", 1) == after and jobs.slots_taken() == 0, "a repeated event changes nothing"
+    sent = drain_queue(queue)
+    assert len(sent) == notices
+    if notices:
+        assert sent[0].subject == "Video Processing Error"
+        assert sent[0].message == {"videoId": "v", "attempt": 1, "executionArn": job["executionArn"],
+                                   "status": "FAILED", **after["lastError"]}
+
+
+def test_the_slot_a_finished_execution_frees_goes_to_the_oldest_queued_video(queue):
+    first = running("first")
+    jobs.submit("second")
+    jobs.submit("third")
+    assert scheduler.lambda_handler(ended(first, "SUCCEEDED"), None) == {"started": 1}
+    assert [jobs.latest(v)["status"] for v in ("second", "third")] == ["RUNNING", "QUEUED"]
+
+
+def test_a_notice_that_failed_to_send_is_sent_when_the_event_comes_again(queue, monkeypatch):
+    job = running("v")
+    event = ended(job, "ABORTED")
+    sns = jobs.client("sns")
+    real = sns.publish
+    monkeypatch.setattr(sns, "publish", lambda **_: (_ for _ in ()).throw(RuntimeError("SNS is down")))
+    with pytest.raises(RuntimeError):
+        scheduler.lambda_handler(event, None)  # Lambda retries the asynchronous invocation
+    assert jobs.get("v", 1)["notice"] == "PENDING" and jobs.slots_taken() == 0
+    monkeypatch.setattr(sns, "publish", real)
+    scheduler.lambda_handler(event, None)
+    assert len(drain_queue(queue)) == 1 and "notice" not in jobs.get("v", 1)
+
+
+def test_events_of_executions_job_control_did_not_start_are_ignored(queue):
+    job = running("v")
+    for detail in ({"status": "SUCCEEDED", "input": "{}"}, {"status": "FAILED", "input": "not json"},
+                   {"status": "SUCCEEDED", "input": json.dumps({"videoId": "v", "attempt": True})},
+                   {"status": "RUNNING", "input": json.dumps({"videoId": "v", "attempt": 1})}):
+        scheduler.lambda_handler({"detail-type": scheduler.STATUS_CHANGE, "detail": detail}, None)
+    assert jobs.get("v", 1)["status"] == "RUNNING" and jobs.get("v", 1)["executionArn"] == job["executionArn"]
+    assert scheduler.lambda_handler({"detail-type": "Something Else"}, None) == {"started": 0}
+
+
+def test_a_claim_whose_start_never_happened_is_requeued_by_the_reconcile_after_the_grace(queue, monkeypatch):
+    jobs.submit("v")
+    [job] = jobs.all_with_status(contract.QUEUED)
+    assert jobs.claim(job) == "claimed"  # and then the function died before StartExecution
+    tick = {"source": "aws.events", "detail-type": scheduler.SCHEDULED, "detail": {}}
+    monkeypatch.setattr(jobs, "admit", list)  # look at the reconcile alone
+    scheduler.lambda_handler(tick, None)
+    assert jobs.get("v", 1)["status"] == "RUNNING", "within the grace a start may still be on its way"
+    later = jobs.now() + contract.START_GRACE_SECONDS + 1
+    monkeypatch.setattr(jobs, "now", lambda: later)
+    scheduler.lambda_handler(tick, None)
+    assert jobs.get("v", 1)["status"] == "QUEUED" and jobs.slots_taken() == 0
