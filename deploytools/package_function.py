@@ -7,12 +7,14 @@ uploads it under the same key and an unchanged function is no change).
 SOURCE_DIR holds the handler, its data files and a `requirements.txt` of exact, hash-checked pins; they are
 installed with pip (--require-hashes --no-deps --only-binary=:all: --no-compile) into a scratch directory, then
 every file is written in sorted order with a fixed timestamp and permissions. `requirements.txt` itself, caches
-and bytecode are left out.
+and bytecode are left out. A `requirements.txt` listing no requirement (only comments, blank lines or pip options)
+says the function needs nothing beyond the runtime: pip is not run at all.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,20 @@ def files(root: Path) -> list[tuple[str, Path]]:
         if path.is_file() and not any(part in LEFT_OUT or part.endswith(".pyc") for part in name.split("/")):
             found.append((name, path))
     return sorted(found)
+
+
+# pip options that bring requirements of their own: with one of these, pip runs (and checks the hashes).
+REQUIREMENT_OPTIONS = ("-r", "--requirement", "-e", "--editable")
+
+
+def lists_requirements(requirements: Path) -> bool:
+    """Whether the file names a requirement: a line that is neither blank, nor a comment (`#` at its start or
+    after a space, as pip reads it), nor a pip option other than those bringing requirements (`-r`, `-e`)."""
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        text = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if text and (not text.startswith("-") or text.startswith(REQUIREMENT_OPTIONS)):
+            return True
+    return False
 
 
 def install_requirements(requirements: Path, target: Path) -> None:
@@ -63,7 +79,8 @@ def build(source: Path, out: Path) -> Path:
         raise PackageError(f"{source}: no requirements.txt")
     with tempfile.TemporaryDirectory(prefix="function-deps-") as scratch:
         deps = Path(scratch)
-        install_requirements(source / "requirements.txt", deps)
+        if lists_requirements(source / "requirements.txt"):
+            install_requirements(source / "requirements.txt", deps)
         # The function's own files win over a dependency of the same name.
         entries = dict(files(deps))
         entries.update(dict(files(source)))

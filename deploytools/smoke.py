@@ -5,8 +5,11 @@
 Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
 endpoint and dummy credentials set). For each case it subscribes an SQS queue to the completion and error
 topics (the stack's outputs), submits a video as a client would, through the API function's own handler
-(generator/functions/video_api.py, run here: the emulator runs Lambda only in docker) against the emulator's
-Step Functions, waits for the execution to end and prints its status and the message the topic delivered.
+(generator/functions/video_jobs/api.py, run here with the deployed function's environment: the emulator runs
+Lambda only in docker) against the emulator's job table and Step Functions, waits for the job to end and prints
+its status and the message the topic delivered. The emulator sends no EventBridge events either: while it
+waits, the smoke runs the scheduler's reconcile tick (generator/functions/video_jobs/scheduler.py, with the
+scheduler's deployed environment), which on AWS catches lost events; here it sees every ending.
 
 The failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId
 starting `fail-` makes the processing container exit 1. AWS has no such switch.
@@ -25,6 +28,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from generator import errors
@@ -94,15 +98,58 @@ class Inbox:
         self.sqs.delete_queue(QueueUrl=self.url)
 
 
+FUNCTIONS = Path(__file__).resolve().parent.parent / "generator" / "functions" / "video_jobs"
+
+
+def handlers() -> tuple[Any, Any]:
+    """The job-control package's api and scheduler modules, imported as Lambda imports them (package root)."""
+    if str(FUNCTIONS) not in sys.path:
+        sys.path.insert(0, str(FUNCTIONS))
+    import api  # type: ignore[import-not-found]
+    import scheduler  # type: ignore[import-not-found]
+
+    return api, scheduler
+
+
+def nested_outputs(cfn: Any, stack: str) -> dict[str, str]:
+    """Outputs of the parent's nested stacks (the function names are not re-exported by main.json)."""
+    found: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for resource in page["StackResourceSummaries"]:
+            if resource["ResourceType"] == "AWS::CloudFormation::Stack" and resource.get("PhysicalResourceId"):
+                described = cfn.describe_stacks(StackName=resource["PhysicalResourceId"])["Stacks"][0]
+                found.update({o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])})
+    return found
+
+
+def function_environment(lambda_client: Any, name: str) -> dict[str, str]:
+    return lambda_client.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
+
+
 def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, Any]]:
     """The API function's handler, as API Gateway would invoke it."""
-    from generator.functions import video_api
-
-    answer = video_api.lambda_handler({"httpMethod": method, "resource": resource, **event}, None)
+    api, _ = handlers()
+    answer = api.lambda_handler({"httpMethod": method, "resource": resource, **event}, None)
     return answer["statusCode"], json.loads(answer["body"])
 
 
-def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float) -> list[str]:
+def reconcile_tick(environment: dict[str, str]) -> None:
+    """The scheduler's minute tick, with the scheduler's own environment (it also names the error topic)."""
+    _, scheduler = handlers()
+    saved = {k: os.environ.get(k) for k in environment}
+    os.environ.update(environment)
+    try:
+        scheduler.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, None)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float,
+             scheduler_environment: dict[str, str]) -> list[str]:
     """Run one video; print what happened; return what was wrong (empty: the outcome is right)."""
     video_id = f"{case.video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     print(f"\n==> video {video_id} ({case.says})")
@@ -113,12 +160,13 @@ def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float) 
         return [f"{case.name}: the API answered {status_code}, not 202"]
     deadline = time.monotonic() + timeout
     while True:
+        reconcile_tick(scheduler_environment)
         status_code, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
-        if body.get("status") != "RUNNING" or time.monotonic() > deadline:
+        if body.get("status") not in ("QUEUED", "RUNNING") or time.monotonic() > deadline:
             break
         time.sleep(POLL_S)
     print(f"GET /videos/{video_id} -> {status_code} {json.dumps(body)}")
-    print(f"execution: {body.get('status')}")
+    print(f"job: {body.get('status')}")
     envelope = inbox.wait_for(video_id, deadline)
     topic_arn = outputs[case.topic_output]
     if envelope is None:
@@ -128,7 +176,7 @@ def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float) 
         print(f"  {json.dumps(envelope['Message'])}")
     wrong = []
     if body.get("status") != case.status:
-        wrong.append(f"{case.name}: execution {body.get('status')}, expected {case.status}")
+        wrong.append(f"{case.name}: job {body.get('status')}, expected {case.status}")
     if envelope is None or envelope.get("TopicArn") != topic_arn or envelope.get("Subject") != case.subject:
         wrong.append(f"{case.name}: expected a {case.subject!r} message on {topic_arn.rsplit(':', 1)[-1]}")
     return wrong
@@ -149,13 +197,21 @@ def _main(argv: list[str]) -> int:
 def smoke(stack: str, which: str, timeout: float) -> int:
     import boto3
 
-    outputs = stack_outputs(boto3.client("cloudformation"), stack)
-    os.environ["STATE_MACHINE_ARN"] = outputs["StateMachineArn"]
-    print(f"stack {stack}: state machine {outputs['StateMachineArn']}")
+    cfn = boto3.client("cloudformation")
+    outputs = stack_outputs(cfn, stack)
+    nested = nested_outputs(cfn, stack)
+    missing = {"ApiFunctionName", "SchedulerFunctionName"} - nested.keys()
+    if missing:
+        raise errors.AwsError(f"stack {stack} has no nested output {', '.join(sorted(missing))}: deploy it again "
+                              "with ./deploy.sh --local")
+    functions = boto3.client("lambda")
+    os.environ.update(function_environment(functions, nested["ApiFunctionName"]))
+    scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
+    print(f"stack {stack}: state machine {outputs['StateMachineArn']}, job table {os.environ.get('JOBS_TABLE')}")
     inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), [outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
     try:
         wrong = [w for name in (("success", "failure") if which == "both" else (which,))
-                 for w in run_case(CASES[name], outputs, inbox, timeout)]
+                 for w in run_case(CASES[name], outputs, inbox, timeout, scheduler_environment)]
     finally:
         inbox.close()
     if wrong:

@@ -91,8 +91,17 @@ DEAD_LETTER_QUEUE_NAME = _c("DeadLetterQueueName", "Name of the SQS queue holdin
 STATE_MACHINE_ARN = _c("StateMachineArn", "Step Functions state machine ARN for video processing")
 STATE_MACHINE_NAME = _c("StateMachineName", "Step Functions state machine name")
 TASK_DEFINITION_ARN = _c("TaskDefinitionArn", "ECS task definition ARN for video processing")
-EXECUTION_ENDED_RULE_NAME = _c("ExecutionEndedRuleName", "Name of the EventBridge rule reporting timed-out and "
-                               "aborted executions")
+
+# jobs
+JOBS_TABLE_NAME = _c("JobsTableName", "Name of the DynamoDB table of video jobs (admission control)")
+JOBS_TABLE_ARN = _c("JobsTableArn", "ARN of the DynamoDB table of video jobs")
+JOBS_KEY_ARN = _c("JobsKeyArn", "ARN of the KMS key encrypting the job table (used through DynamoDB only)")
+SCHEDULER_FUNCTION_NAME = _c("SchedulerFunctionName", "Name of the function releasing slots and admitting queued "
+                             "jobs")
+EXECUTION_ENDED_RULE_NAME = _c("ExecutionEndedRuleName", "Name of the EventBridge rule handing every ended "
+                               "execution to the scheduler")
+RECONCILE_RULE_NAME = _c("ReconcileRuleName", "Name of the EventBridge schedule running the scheduler's "
+                         "reconciliation")
 
 # api
 API_URL = _c("ApiUrl", "Invoke URL of the video API stage")

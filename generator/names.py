@@ -83,14 +83,19 @@ def function_log_group(env: str) -> str:
     return lambda_log_group(api(env))
 
 
+def scheduler(env: str) -> str:
+    """The job-control scheduler function (its log group is named after it)."""
+    return physical("scheduler", env)
+
+
 def alarm(env: str, what: str) -> str:
     """`<project>-<env>-<what>`: alarm names, so the ops topic admits exactly this environment's alarms."""
     return env_prefixed(env, what)
 
 
 def execution_end_rule(env: str) -> str:
-    """The workflow's EventBridge rule, named so that the error topic and the dead-letter queue admit exactly it
-    (aws:SourceArn) without waiting for its generated name."""
+    """The jobs tier's EventBridge rule handing ended executions to the scheduler, named so that the dead-letter
+    queue admits exactly it (aws:SourceArn) without waiting for its generated name."""
     return env_prefixed(env, "execution-ended")
 
 

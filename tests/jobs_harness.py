@@ -51,15 +51,6 @@ POLL_SECONDS = 0.02
 
 def table_properties(templates: dict) -> dict[str, Any]:
     """The job table's key schema, attributes and indexes as the generated jobs.json declares them."""
-    if "jobs" not in templates["dev"]:  # TEMPORARY until the jobs tier lands
-        return {"BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [{"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
-                              {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"}],
-                "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in (
-                    (contract.PARTITION_KEY, "S"), (contract.SORT_KEY, "N"), ("status", "S"), ("seq", "N"))],
-                "GlobalSecondaryIndexes": [{"IndexName": contract.STATUS_INDEX, "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
-                    "Projection": {"ProjectionType": "ALL"}}]}
     [table] = [r for r in templates["dev"]["jobs"]["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
     wanted = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
     return {k: v for k, v in table["Properties"].items() if k in wanted}

@@ -96,12 +96,13 @@ def test_5_service_key_statements_carry_no_source_account_but_an_encryption_cont
 
 @pytest.mark.parametrize("env", ENVS)
 def test_5_the_execution_end_rule_has_a_dead_letter_queue_and_a_failed_invocations_alarm(templates, env):
-    [rule] = resources_of_type(templates[env]["workflow"], "AWS::Events::Rule").values()
+    rule = templates[env]["jobs"]["Resources"]["ExecutionEndedRule"]  # the workflow's rule moved to jobs (issue 12)
     [target] = rule["Properties"]["Targets"]
     assert target["DeadLetterConfig"]["Arn"] == {"Ref": "DeadLetterQueueArn"}
     alarms = resources_of_type(templates[env]["operations"], "AWS::CloudWatch::Alarm").values()
     assert [a for a in alarms if a["Properties"]["MetricName"] == "FailedInvocations"
-            and a["Properties"]["Namespace"] == "AWS/Events"]
+            and a["Properties"]["Namespace"] == "AWS/Events"
+            and a["Properties"]["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": "ExecutionEndedRuleName"}}]]
     policy = next(iter(resources_of_type(templates[env]["notification"], "AWS::SQS::QueuePolicy").values()))
     assert "events.amazonaws.com" in str(policy["Properties"]["PolicyDocument"]), "EventBridge may dead-letter"
 

@@ -1,17 +1,15 @@
-"""api: an IAM-authorised regional REST API and the function that starts and reports executions."""
+"""api: an IAM-authorised regional REST API and the function that submits and reports video jobs."""
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 
 import pytest
 
 from generator import config
-from generator.errors import LimitError
-from generator.functions import video_api
-from generator.tiers import api
+from generator.functions.video_jobs import contract
+from generator.tiers import api, jobs
 
 from conftest import (
     REPO,
@@ -25,7 +23,7 @@ from conftest import (
 )
 
 ENVS = ("dev", "staging", "prod")
-HANDLER_FILE = REPO / "generator" / "functions" / "video_api.py"
+PACKAGE = REPO / "generator" / "functions" / "video_jobs"
 
 
 def resources(templates, env="dev") -> dict:
@@ -37,18 +35,19 @@ def props(templates, title, env="dev") -> dict:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_function_runs_the_repositorys_handler_file_verbatim_and_it_defines_the_configured_handler(templates, env):
-    """What Lambda runs is the program in generator/functions/video_api.py (tested by test_api_handler.py; comments
-    and layout may be stripped when inlined), within Lambda's 4096-character ZipFile limit, and Handler names a
-    function that program defines."""
+def test_function_runs_the_job_control_package_that_deploy_sh_builds_and_its_api_handler(templates, env):
+    """What Lambda runs is generator/functions/video_jobs/ (tested by test_api_handler.py), packaged by deploy.sh
+    from the local path the template names, the same package as the scheduler's; Handler names a module of it."""
     f = props(templates, "Function", env)
-    code = f["Code"]["ZipFile"]
-    assert ast.dump(ast.parse(code)) == ast.dump(ast.parse(HANDLER_FILE.read_text(encoding="utf-8")))
-    assert len(code) <= 4096
+    assert f["Code"] == jobs.PACKAGE_PATH == "functions/video_jobs.zip"
+    assert jobs.FUNCTION_SOURCE == PACKAGE and (PACKAGE / "requirements.txt").is_file()
+    assert f["Handler"] == contract.API_HANDLER
     module, function = f["Handler"].split(".")
-    assert module == "index"  # Lambda writes ZipFile code to index.py
-    defined = {n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)}
-    assert function in defined
+    assert (PACKAGE / f"{module}.py").is_file() and f"def {function}(" in (PACKAGE / f"{module}.py").read_text(
+        encoding="utf-8")
+    assert f["Code"] == templates[env]["jobs"]["Resources"]["SchedulerFunction"]["Properties"]["Code"]
+    # Lambda's packaged code path is the point: only cfn-lint's "only works with package" check is off.
+    assert resources(templates, env)["Function"]["Metadata"]["cfn-lint"] == {"config": {"ignore_checks": ["W3002"]}}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -59,27 +58,24 @@ def test_function_runs_on_current_python_arm64_traced_and_answers_before_api_gat
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_function_environment_holds_only_the_state_machine_arn_no_secret(templates, env):
-    """The one variable the handler reads; a secret here would be readable by anyone who can read the function."""
+def test_function_environment_holds_the_contracts_table_machine_and_limit_and_no_secret(templates, env):
+    """The variables contract.py names for the API function; a secret here would be readable by anyone who can
+    read the function."""
     variables = props(templates, "Function", env)["Environment"]["Variables"]
-    assert set(variables) == {"STATE_MACHINE_ARN"}
-    assert sources(templates, env, "api", variables["STATE_MACHINE_ARN"]) == {("workflow", "StateMachine")}
-    assert set(re.findall(r"os\.environ\[\"(\w+)\"\]", HANDLER_FILE.read_text(encoding="utf-8"))) == set(variables)
+    assert set(variables) == {contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN, contract.ENV_MAX_CONCURRENT}
+    assert sources(templates, env, "api", variables[contract.ENV_STATE_MACHINE_ARN]) == {("workflow",
+                                                                                          "StateMachine")}
+    assert sources(templates, env, "api", variables[contract.ENV_TABLE]) == {("jobs", "JobsTable")}
+    assert variables[contract.ENV_MAX_CONCURRENT] == str(config.get(env).max_concurrent_videos)
+    # The scheduler enforces the same limit on the same table.
+    scheduler = templates[env]["jobs"]["Resources"]["SchedulerFunction"]["Properties"]["Environment"]["Variables"]
+    assert scheduler[contract.ENV_MAX_CONCURRENT] == variables[contract.ENV_MAX_CONCURRENT]
 
 
-def test_handler_fits_the_inline_code_limit_and_a_larger_one_fails_generation_by_name():
-    assert len(HANDLER_FILE.read_text(encoding="utf-8")) <= api.INLINE_CODE_LIMIT == 4096
-    with pytest.raises(LimitError) as e:
-        api.inline_code("x" * 4097)
-    assert str(e.value).startswith("video_api.py: 4097 characters exceeds the inline code limit of 4096")
-
-
-def test_a_handler_too_large_to_inline_stops_generation_before_anything_is_written(monkeypatch, tmp_path, capsys):
-    from generator import __main__ as cli
-
-    monkeypatch.setattr(api, "INLINE_CODE_LIMIT", 100)
-    assert cli.main(["--out", str(tmp_path)]) == cli.EXIT_USAGE
-    assert "video_api.py" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+def test_the_inline_handler_is_gone_from_the_generator():
+    """The API function is packaged now: no inline-code machinery left to drift from the package."""
+    for name in ("handler_source", "handler_constant", "inline_code", "INLINE_CODE_LIMIT", "HANDLER_MODULE"):
+        assert not hasattr(api, name), name
 
 
 def test_the_handler_ships_in_the_installed_package():
@@ -125,17 +121,20 @@ def test_logs_key_serves_exactly_the_two_api_log_groups(templates):
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_function_role_starts_and_describes_only_this_state_machines_executions_and_nothing_more(templates, env):
-    """Beyond running in the VPC, writing its own logs and tracing, the function can start and describe
-    executions of this pipeline's state machine, nothing else."""
+def test_function_role_records_jobs_and_starts_only_this_state_machines_executions_and_nothing_more(templates, env):
+    """Beyond running in the VPC, writing its own logs and tracing, the function can read and write job records
+    (the table, its indexes, the table's key through DynamoDB) and start executions of this pipeline's state
+    machine; it no longer describes executions (the job records answer GET)."""
     role = resources(templates, env)["FunctionRole"]
     assert trusted_services(role) == {"lambda.amazonaws.com"} and "ManagedPolicyArns" not in role["Properties"]
     allowed = grants(templates, env, "api", "FunctionRole")
     assert allowed.pop("states:StartExecution") == {("workflow", "StateMachine")}
-    assert allowed.pop("states:DescribeExecution") == {("workflow", "StateMachine")}
-    [executions] = [s["Resource"] for s in inline_statements(role) if "states:DescribeExecution" in s["Action"]]
-    assert [r["Fn::Sub"].split(":states:")[1] for r in executions] == [
-        "${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}:*"], "executions of this machine only"
+    assert "states:DescribeExecution" not in allowed
+    for action in ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                   "dynamodb:UpdateItem"):
+        assert allowed.pop(action) == {("jobs", "JobsTable")}, action
+    for action in ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
+        assert allowed.pop(action) == {("jobs", "JobsKey")}, action
     for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
         [streams] = allowed.pop(action)
         assert f"log-group:/aws/lambda/video-processing-api-{env}" in streams and streams.count("log-group:") == 1
@@ -148,7 +147,10 @@ def test_function_role_starts_and_describes_only_this_state_machines_executions_
         assert ("network", "ApiFunctionSecurityGroup") in enis  # attaches only with its own group
         assert all(e == ("network", "ApiFunctionSecurityGroup") or "${AWS::AccountId}:" in e for e in enis)
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
-    assert not any("Condition" in s for s in inline_statements(role))
+    conditioned = [s for s in inline_statements(role) if "Condition" in s]
+    assert [s["Condition"] for s in conditioned] == [
+        {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}}], \
+        "the table's key only through DynamoDB"
 
 
 def test_rest_api_is_regional(templates):
@@ -168,19 +170,22 @@ def path_of(templates, resource_id, env="dev") -> str:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_api_serves_exactly_post_videos_and_get_videos_by_id(templates, env):
-    """No other route is exposed; GET requires the id in its path."""
+def test_the_api_serves_exactly_post_videos_list_videos_and_get_videos_by_id(templates, env):
+    """No other route is exposed; GET by id requires the id in its path; the list takes only its three optional
+    query-string parameters (the handler answers 400 naming a bad value)."""
     methods = resources_of_type(templates[env]["api"], "AWS::ApiGateway::Method")
-    routes = {(m["Properties"]["HttpMethod"], path_of(templates, m["Properties"]["ResourceId"], env))
-              for m in methods.values()}
-    assert routes == {("POST", "/videos"), ("GET", "/videos/{videoId}")}
-    [get] = [m["Properties"] for m in methods.values() if m["Properties"]["HttpMethod"] == "GET"]
-    assert get["RequestParameters"] == {"method.request.path.videoId": True}
+    routes = {(m["Properties"]["HttpMethod"], path_of(templates, m["Properties"]["ResourceId"], env)):
+              m["Properties"] for m in methods.values()}
+    assert set(routes) == {("POST", "/videos"), ("GET", "/videos"), ("GET", "/videos/{videoId}")}
+    assert routes[("GET", "/videos/{videoId}")]["RequestParameters"] == {"method.request.path.videoId": True}
+    assert routes[("GET", "/videos")]["RequestParameters"] == {
+        "method.request.querystring.limit": False, "method.request.querystring.next": False,
+        "method.request.querystring.status": False}
 
 
 def test_every_method_requires_iam_and_proxies_to_the_function(templates):
     methods = resources_of_type(templates["dev"]["api"], "AWS::ApiGateway::Method")
-    assert len(methods) == 2
+    assert len(methods) == 3
     for m in methods.values():
         assert m["Properties"]["AuthorizationType"] == "AWS_IAM"
         integration = m["Properties"]["Integration"]
@@ -197,25 +202,28 @@ def test_submit_body_is_validated_by_a_model_with_the_handlers_rule(templates):
     schema = json.loads(props(templates, model)["Schema"])
     assert schema["required"] == ["videoId"] and schema["additionalProperties"] is False
     video_id = schema["properties"]["videoId"]
-    assert (video_id["type"], video_id["minLength"], video_id["maxLength"]) == ("string", 1, 80)
-    # The model's pattern and the handler accept exactly the same ids.
-    for candidate in ("a", "clip-1_A", "v" * 80, "", "v" * 81, "clip 1", "clip/1", "vid\u00e9o", "clip.mp4"):
-        by_model = bool(re.fullmatch(video_id["pattern"].strip("^$"), candidate)) and 1 <= len(candidate) <= 80
-        assert by_model == (video_api.video_id_error(candidate) is None), candidate
+    assert (video_id["type"], video_id["minLength"], video_id["maxLength"]) == ("string", 1, contract.VIDEO_ID_MAX)
+    # The model's pattern and the contract's rule (which the handler applies) accept exactly the same ids.
+    by_contract = re.compile(f"[{contract.VIDEO_ID_CHARS}]{{1,{contract.VIDEO_ID_MAX}}}")
+    for candidate in ("a", "clip-1_A", "v" * 64, "", "v" * 65, "clip 1", "clip/1", "vid\u00e9o", "clip.mp4",
+                      "#control", "a.1.2"):
+        by_model = bool(re.fullmatch(video_id["pattern"].strip("^$"), candidate)) and 1 <= len(candidate) <= 64
+        assert by_model == bool(by_contract.fullmatch(candidate)), candidate
+    assert not by_contract.fullmatch(contract.CONTROL_VIDEO_ID), "no videoId can name the control item"
 
 
 def test_a_body_the_model_rejects_answers_400_with_a_json_message_stating_the_rule(templates):
     response = props(templates, "BadRequestBodyResponse")
     assert (response["ResponseType"], response["StatusCode"]) == ("BAD_REQUEST_BODY", "400")
     message = json.loads(response["ResponseTemplates"]["application/json"])["message"]
-    assert "videoId" in message and "1-80 letters, digits, '-' or '_'" in message
+    assert "videoId" in message and f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'" in message
 
 
-def test_lambda_may_be_invoked_only_by_this_api_on_its_two_routes(templates):
+def test_lambda_may_be_invoked_only_by_this_api_on_its_three_routes(templates):
     permissions = resources_of_type(templates["dev"]["api"], "AWS::Lambda::Permission")
     arns = sorted(p["Properties"]["SourceArn"]["Fn::Sub"] for p in permissions.values())
     prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/v1/"
-    assert arns == [prefix + "GET/videos/*", prefix + "POST/videos"]
+    assert arns == [prefix + "GET/videos", prefix + "GET/videos/*", prefix + "POST/videos"]
     for p in permissions.values():
         assert p["Properties"]["Principal"] == "apigateway.amazonaws.com"
         assert sources(templates, "dev", "api", p["Properties"]["FunctionName"]) == {("api", "Function")}
@@ -290,9 +298,10 @@ def test_outputs_the_stages_url_the_api_and_the_function_and_the_parent_surfaces
     assert templates[env]["main"]["Outputs"]["ApiUrl"]["Value"]["Fn::GetAtt"][1] == "Outputs.ApiUrl"
 
 
-def test_api_consumes_only_the_private_subnets_its_group_and_the_state_machine(templates):
-    """The api tier deploys after network and workflow, and needs nothing from the data tiers."""
+def test_api_consumes_only_the_private_subnets_its_group_the_state_machine_and_the_job_table(templates):
+    """The api tier deploys after network, workflow and jobs, and needs nothing from the data tiers."""
     params = templates["dev"]["api"]["Parameters"]
     consumed = set().union(*(sources(templates, "dev", "api", {"Ref": p}) for p in params))
-    assert consumed == subnets_of_kind(templates, "dev", "Private") | {("network", "ApiFunctionSecurityGroup"),
-                                                            ("workflow", "StateMachine")}
+    assert consumed == subnets_of_kind(templates, "dev", "Private") | {
+        ("network", "ApiFunctionSecurityGroup"), ("workflow", "StateMachine"), ("jobs", "JobsTable"),
+        ("jobs", "JobsKey")}

@@ -456,16 +456,18 @@ def test_every_statement_walker_sees_the_new_roles(templates):
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_eventbridge_may_publish_errors_and_dead_letter_only_as_the_workflows_rule(templates, env):
-    """Issue 13, item 5: the service principal is scoped with aws:SourceArn to the exact rule (named for it)."""
-    [rule] = resources_of_type(templates[env]["workflow"], "AWS::Events::Rule").values()
+def test_eventbridge_may_only_dead_letter_and_only_as_the_jobs_rule(templates, env):
+    """Issue 13, item 5: the service principal is scoped with aws:SourceArn to the exact rule (named for it). Since
+    issue 12 nothing publishes to a topic as EventBridge: the scheduler reports timeouts and aborts as its role."""
+    rule = templates[env]["jobs"]["Resources"]["ExecutionEndedRule"]
     rule_name = rule["Properties"]["Name"]
     events_statements = [s for t in (templates[env]["notification"],)
                          for p in [*resources_of_type(t, "AWS::SNS::TopicPolicy").values(),
                                    *resources_of_type(t, "AWS::SQS::QueuePolicy").values()]
                          for s in p["Properties"]["PolicyDocument"]["Statement"]
                          if s.get("Principal") == {"Service": ["events.amazonaws.com"]}]
-    assert len(events_statements) == 2  # publish to the error topic, dead-letter to the queue
+    assert len(events_statements) == 1  # dead-letter to the queue
+    assert events_statements[0]["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
     for statement in events_statements:
         source_arn = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
         assert source_arn["Fn::Sub"].endswith(f":rule/{rule_name}"), statement

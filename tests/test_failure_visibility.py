@@ -1,12 +1,13 @@
 """Failure visibility: every way an execution can end other than success leads to exactly one error
-notification, read from the generated workflow template (state machine graph and EventBridge rules).
+notification, read from the generated templates (state machine graph, EventBridge rules and what they invoke).
 
 - caught failure: every state that can fail (Task, Parallel, Map) catches States.ALL into a path that
   publishes to the error topic exactly once and then fails;
 - bad input: the first state is a Choice that sends every input missing a field the workflow reads
   down such a path;
-- timeout and abort: the execution skips every state, so an EventBridge rule reports exactly those two
-  statuses to the error topic (FAILED is not in it: the definition already notified, once).
+- timeout and abort: the execution skips every state, so exactly one EventBridge rule hands those statuses to a
+  function (the jobs tier's scheduler, which also releases the slot of every other ending) that reports them on
+  the error topic; no rule sends any status to the error topic itself (FAILED: the definition already notified).
 Generic over every state machine in every template, so a new or changed workflow is covered as well.
 """
 
@@ -17,7 +18,7 @@ import re
 
 from generator import contracts
 
-from conftest import as_list, each_resource, resolve
+from conftest import as_list, each_resource, grants, resolve, sources
 
 ERROR_TOPIC = {"Ref": contracts.ERROR_TOPIC_ARN.name}  # how a tier names the error topic it consumes
 PUBLISH = "arn:aws:states:::sns:publish"
@@ -147,30 +148,51 @@ def test_bad_input_is_routed_to_exactly_one_error_notification(templates):
         assert fields <= missing, f"{label}: input fields read but not checked present: {sorted(fields - missing)}"
 
 
-def rules_reporting(templates: dict, env: str, tier: str, machine_id: str) -> dict[str, int]:
-    """status -> how many enabled rule targets send that status of this machine to the error topic."""
-    counts: dict[str, int] = {}
-    for _label, _env, _tier, _id, rule in each_resource({env: {tier: templates[env][tier]}}, "AWS::Events::Rule"):
+def rule_targets(templates: dict, env: str, machine: tuple[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """status -> (tier, logical id) of each enabled rule target, in any tier, that this machine's ending reaches."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for _label, _env, tier, _id, rule in each_resource({env: templates[env]}, "AWS::Events::Rule"):
         p = rule["Properties"]
         pattern = p.get("EventPattern", {})
         if (p.get("State") != "ENABLED" or pattern.get("source") != ["aws.states"]
                 or pattern.get("detail-type") != [STATUS_CHANGE]
-                or {"Ref": machine_id} not in pattern.get("detail", {}).get("stateMachineArn", [])):
+                or not any(sources(templates, env, tier, arn) == {machine}
+                           for arn in pattern.get("detail", {}).get("stateMachineArn", []))):
             continue
         for target in p.get("Targets", []):
-            if target["Arn"] == ERROR_TOPIC:
-                for status in pattern["detail"].get("status", []):
-                    counts[status] = counts.get(status, 0) + 1
-    return counts
+            for status in pattern["detail"].get("status", []):
+                found.setdefault(status, []).extend(sorted(sources(templates, env, tier, target["Arn"])))
+    return found
 
 
-def test_timeouts_and_aborts_reach_the_error_topic_once_and_failures_not_twice(templates):
+def error_topic_of(templates: dict, env: str, tier: str) -> tuple[str, str]:
+    return resolve(templates, env, tier, ERROR_TOPIC)
+
+
+def reports_errors(templates: dict, env: str, function: tuple[str, str], topic: tuple[str, str]) -> bool:
+    """A function reports on the error topic: the topic's ARN in its environment, sns:Publish on it in its role."""
+    tier, title = function
+    f = templates[env][tier]["Resources"][title]
+    if f["Type"] != "AWS::Lambda::Function":
+        return False
+    variables = f["Properties"].get("Environment", {}).get("Variables", {})
+    [(role_tier, role)] = sources(templates, env, tier, f["Properties"]["Role"])
+    return (any(sources(templates, env, tier, v) == {topic} for v in variables.values())
+            and topic in grants(templates, env, role_tier, role).get("sns:Publish", set()))
+
+
+def test_timeouts_and_aborts_reach_the_error_topic_once_through_a_reporter_and_no_rule_publishes_directly(
+        templates):
     for label, env, tier, machine_id, machine in machines(templates):
         assert isinstance(definition(machine).get("TimeoutSeconds"), int), f"{label}: an execution must be bounded"
-        counts = rules_reporting(templates, env, tier, machine_id)
-        assert counts == dict.fromkeys(ENDS_WITHOUT_A_STATE, 1), (
-            f"{label}: rule targets on the error topic by status: {counts}; FAILED and SUCCEEDED must not be "
-            "there (the definition notifies failures itself)")
+        topic = error_topic_of(templates, env, tier)
+        targets = rule_targets(templates, env, (tier, machine_id))
+        assert all(topic not in reached for reached in targets.values()), (
+            f"{label}: a rule sends a status to the error topic itself: {targets}; the definition notifies "
+            "failures, the reporter function timeouts and aborts")
+        for status in ENDS_WITHOUT_A_STATE:
+            reporters = [t for t in targets.get(status, []) if reports_errors(templates, env, t, topic)]
+            assert len(reporters) == 1, f"{label}: {status} reaches {targets.get(status)}, expected one reporter"
 
 
 def allows(document: dict, service: str, action: str) -> bool:
@@ -179,17 +201,29 @@ def allows(document: dict, service: str, action: str) -> bool:
                for s in as_list(document["Statement"]) if isinstance(s.get("Principal"), dict))
 
 
-def test_eventbridge_may_publish_to_the_encrypted_error_topic(templates):
-    """Otherwise the rule's notification would be dropped: the topic policy and its key admit EventBridge."""
-    for label, env, tier, *_ in machines(templates):
-        topic_tier, topic_id = resolve(templates, env, tier, ERROR_TOPIC)
+def test_the_reporter_may_publish_to_the_encrypted_error_topic_and_eventbridge_may_not(templates):
+    """Otherwise the report would be dropped: the reporter's role may publish and use the topic's key, which
+    admits the account's principals through SNS; EventBridge itself publishes nothing any more."""
+    for label, env, tier, machine_id, _machine in machines(templates):
+        topic_tier, topic_id = topic = error_topic_of(templates, env, tier)
         resources = templates[env][topic_tier]["Resources"]
         policies = [r["Properties"]["PolicyDocument"] for r in resources.values()
                     if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in r["Properties"]["Topics"]]
-        assert any(allows(p, "events", "sns:Publish") for p in policies), f"{label}: no policy admits EventBridge"
-        key_tier, key_id = resolve(templates, env, topic_tier, resources[topic_id]["Properties"]["KmsMasterKeyId"])
-        key_policy = templates[env][key_tier]["Resources"][key_id]["Properties"]["KeyPolicy"]
-        assert allows(key_policy, "events", "kms:GenerateDataKey") and allows(key_policy, "events", "kms:Decrypt")
+        assert policies and not any(allows(p, "events", "sns:Publish") for p in policies), label
+        key = resolve(templates, env, topic_tier, resources[topic_id]["Properties"]["KmsMasterKeyId"])
+        key_policy = templates[env][key[0]]["Resources"][key[1]]["Properties"]["KeyPolicy"]
+        # EventBridge still encrypts for the dead-letter queue, never for a topic.
+        assert all("aws:sns" not in str(s.get("Condition")) for s in key_policy["Statement"]
+                   if "events.amazonaws.com" in str(s["Principal"])), f"{label}: EventBridge encrypts for a topic"
+        [through] = [s for s in key_policy["Statement"] if s.get("Sid") == "AccountPrincipalsThroughServices"]
+        assert {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"} in through["Condition"]["StringEquals"]["kms:ViaService"]
+        for status in ENDS_WITHOUT_A_STATE:
+            for function in rule_targets(templates, env, (tier, machine_id))[status]:
+                f = templates[env][function[0]]["Resources"][function[1]]
+                [(role_tier, role)] = sources(templates, env, function[0], f["Properties"]["Role"])
+                allowed = grants(templates, env, role_tier, role)
+                assert topic in allowed["sns:Publish"], label
+                assert key in allowed["kms:GenerateDataKey*"] and key in allowed["kms:Decrypt"], label
 
 
 def test_the_path_walk_sees_a_missing_notification():

@@ -234,9 +234,23 @@ def test_jobs_are_listed_by_status_in_submission_order_a_page_at_a_time(pipeline
         code, running = p.list(status="RUNNING")
         assert [j["videoId"] for j in running["jobs"]] == ["v0"]
         code, everything = p.list(limit="100")
-        assert sorted(j["videoId"] for j in everything["jobs"]) == [f"v{i}" for i in range(5)]
+        assert [j["videoId"] for j in everything["jobs"]] == ["v1", "v2", "v3", "v4", "v0"], "QUEUED first"
+        seen, token = [], None
+        while True:  # every job once, a page of 3 at a time, across statuses
+            code, page = p.list(limit="3", **({"next": token} if token else {}))
+            seen += [j["videoId"] for j in page["jobs"]]
+            token = page["next"]
+            if not token:
+                break
+        assert seen == ["v1", "v2", "v3", "v4", "v0"]
+        code, wrong = p.list(status="RUNNING", next=rest["next"] or page_of_queued_token(p))
+        assert code == 400 and "belongs to the listing of status QUEUED" in wrong["message"]
         p.tasks.seconds = 0
         p.settle()
+
+
+def page_of_queued_token(p: Pipeline) -> str:
+    return p.list(status="QUEUED", limit="1")[1]["next"]
 
 
 @pytest.mark.parametrize(("query", "named"), [

@@ -104,10 +104,10 @@ def test_the_smoke_command_shows_a_video_processed_and_one_that_failed(deployed)
     rc, out = deploy(deployed, "--local", "--smoke")
     assert rc == 0, out
     success, failure = out.split("==> video ")[1:]
-    assert "execution: SUCCEEDED" in success
+    assert "job: SUCCEEDED" in success
     assert f"message on video-processing-completion-{ENV}, subject 'Video Processing Completed'" in success
     assert '"status": "SUCCEEDED"' in success and '"taskArn": "arn:aws:ecs:' in success
-    assert failure.startswith("fail-") and "execution: FAILED" in failure
+    assert failure.startswith("fail-") and "job: FAILED" in failure
     assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
     assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
     assert "smoke: ok:" in out

@@ -30,14 +30,19 @@ def test_key_rotates_and_admits_only_the_account_and_the_services_that_publish_o
     key = templates["dev"]["notification"]["Resources"]["NotificationKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
     by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
+    # EventBridge only dead-letters (the ended executions it could not hand to the scheduler): nothing publishes
+    # to a topic as EventBridge any more.
     assert set(by_sid) == {"AccountAdministers", "AccountPrincipalsThroughServices", "SnsDeliversToDeadLetterQueue",
-                           "EventBridgePublishesExecutionEnds", "EventBridgeDeadLettersExecutionEnds"}
+                           "EventBridgeDeadLettersExecutionEnds"}
+    account_queues = {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"}
+    assert by_sid["EventBridgeDeadLettersExecutionEnds"]["Condition"]["StringLike"] == {
+        "kms:EncryptionContext:aws:sqs:arn": account_queues}
     assert "kms:Decrypt" not in by_sid["AccountAdministers"]["Action"], "the account administers, never uses"
     via = by_sid["AccountPrincipalsThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert [v["Fn::Sub"] for v in via] == ["sns.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"]
     services = sorted(p for s in statements(key["KeyPolicy"]) for p in s["Principal"].get("Service", []))
     # No CloudWatch: alarms publish to the operations tier's ops topic, under its own key.
-    assert services == ["events.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
+    assert services == ["events.amazonaws.com", "sns.amazonaws.com"]
     # Scoped by the encryption context the topic or queue sets (tests/test_account_defects.py, defect 5).
     for s in statements(key["KeyPolicy"]):
         if "Service" in s["Principal"]:
@@ -67,8 +72,8 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted_and_tls_only(templat
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                for s in statements(policy))
     allows = [s for s in statements(policy) if s["Effect"] == "Allow"]
-    # Only SNS (the failed deliveries of the subscriptions) and EventBridge (the workflow rule's undelivered
-    # reports) may put messages in, and only send.
+    # Only SNS (the failed deliveries of the subscriptions) and EventBridge (the jobs rule's undelivered ended
+    # executions) may put messages in as services, and only send; the scheduler's failed events come as its role.
     assert sorted(a["Principal"]["Service"][0] for a in allows) == ["events.amazonaws.com", "sns.amazonaws.com"]
     for allow in allows:
         assert allow["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
@@ -111,12 +116,10 @@ def test_key_and_queue_are_retained_in_prod(templates, env, policy):
         assert (r[title]["DeletionPolicy"], r[title]["UpdateReplacePolicy"]) == (policy, policy)
 
 
-def test_only_eventbridge_of_this_account_may_publish_as_a_service_and_only_errors(templates):
-    policies = resources_of_type(templates["dev"]["notification"], "AWS::SNS::TopicPolicy").values()
-    allows = {s["Principal"]["Service"][0]: s for p in policies for s in statements(p["Properties"]["PolicyDocument"])
-              if s["Effect"] == "Allow"}
-    assert sorted(allows) == ["events.amazonaws.com"], "alarms publish to the ops topic (operations), not here"
-    for allow in allows.values():
-        assert allow["Action"] in ("sns:Publish", ["sns:Publish"])
-        assert built_from(templates, allow["Resource"]) == {("notification", "ErrorTopic")}, "not the completion topic"
-        assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+@pytest.mark.parametrize("env", ENVS)
+def test_no_service_may_publish_to_the_topics_only_this_accounts_roles_through_their_policies(templates, env):
+    """The state machine and the scheduler publish with their roles; EventBridge no longer publishes to the error
+    topic (the scheduler reports timeouts and aborts), and alarms publish to the ops topic (operations)."""
+    policies = resources_of_type(templates[env]["notification"], "AWS::SNS::TopicPolicy").values()
+    allows = [s for p in policies for s in statements(p["Properties"]["PolicyDocument"]) if s["Effect"] == "Allow"]
+    assert allows == []

@@ -8,7 +8,8 @@ import pytest
 
 from deploytools import package_function
 from generator.errors import PackageError
-from generator.tiers import schema
+from generator.functions.video_jobs import contract
+from generator.tiers import jobs, schema
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +43,48 @@ def test_the_template_names_the_package_deploy_sh_builds(templates):
     function = templates["dev"]["schema"]["Resources"]["BootstrapFunction"]["Properties"]
     assert function["Code"] == schema.PACKAGE_PATH == "functions/db_bootstrap.zip"
     assert function["Handler"] == "handler.handler"
+
+
+@pytest.mark.parametrize(("text", "lists"), [
+    ("# nothing beyond the runtime's boto3\n", False),
+    ("", False),
+    ("\n   \n# a comment\n--index-url https://pypi.org/simple  # options alone\n", False),
+    ("six==1.17.0 --hash=sha256:" + "0" * 64 + "\n", True),
+    ("   # indented comment\nsix==1.17.0  # pinned\n", True),
+    ("-r other.txt\n", True),
+    ("--requirement=other.txt\n", True),
+])
+def test_a_requirements_file_lists_requirements_only_beyond_comments_and_options(tmp_path, text, lists):
+    (tmp_path / "requirements.txt").write_text(text)
+    assert package_function.lists_requirements(tmp_path / "requirements.txt") is lists
+
+
+def test_the_job_control_package_needs_no_pip_and_is_reproducible(tmp_path, monkeypatch):
+    """video_jobs lists no requirement (the runtime's boto3 is enough): pip is never run, and the package holds
+    exactly the package's files, byte-identical across builds."""
+    def no_pip(*_args, **_kwargs):
+        raise AssertionError("pip must not run for a requirements.txt without requirements")
+
+    monkeypatch.setattr(package_function, "install_requirements", no_pip)
+    assert not package_function.lists_requirements(jobs.FUNCTION_SOURCE / "requirements.txt")
+    first = package_function.build(jobs.FUNCTION_SOURCE, tmp_path / "a" / "video_jobs.zip")
+    second = package_function.build(jobs.FUNCTION_SOURCE, tmp_path / "b" / "video_jobs.zip")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        infos = archive.infolist()
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert {i.date_time for i in infos} == {package_function.FIXED_TIME}
+    expected = sorted(p.relative_to(jobs.FUNCTION_SOURCE).as_posix() for p in jobs.FUNCTION_SOURCE.rglob("*.py")
+                      if "__pycache__" not in p.parts)
+    assert names == expected and "contract.py" in names
+    for handler in (contract.API_HANDLER, contract.SCHEDULER_HANDLER):
+        assert f"{handler.split('.')[0]}.py" in names
+
+
+def test_the_templates_name_the_job_control_package_deploy_sh_builds(templates):
+    for tier, title, handler in (("jobs", "SchedulerFunction", contract.SCHEDULER_HANDLER),
+                                 ("api", "Function", contract.API_HANDLER)):
+        function = templates["dev"][tier]["Resources"][title]["Properties"]
+        assert function["Code"] == jobs.PACKAGE_PATH == "functions/video_jobs.zip"
+        assert function["Handler"] == handler

@@ -387,6 +387,12 @@ def efs_policy_denies_plain_nfs(p: dict) -> bool:
                for s in as_list(p.get("FileSystemPolicy", {}).get("Statement", [])))
 
 
+def key_of(templates: dict, env: str, tier: str, value) -> bool:
+    """Whether a value names an AWS::KMS::Key of the templates (through the parent)."""
+    found = resolve(templates, env, tier, value) if isinstance(value, dict) else None
+    return found is not None and templates[env][found[0]]["Resources"][found[1]]["Type"] == "AWS::KMS::Key"
+
+
 def _rds_instance(t, env, tier, p):
     if "DBClusterIdentifier" in p:  # encryption and TLS are the cluster's
         return []
@@ -408,8 +414,12 @@ DATA_STORE_ENCRYPTION = {
         + ([] if p.get("TransitEncryptionEnabled") is True and p.get("TransitEncryptionMode", "required") == "required"
            else ["transit encryption is not required"])),
     "AWS::ElastiCache::CacheCluster": lambda t, env, tier, p: ["cannot encrypt at rest; use a ReplicationGroup"],
+    # A customer-managed key of the project (not DynamoDB's own or AWS-managed key): its policy says who may use it.
     "AWS::DynamoDB::Table": lambda t, env, tier, p: (
-        [] if p.get("SSESpecification", {}).get("SSEEnabled") is True else ["SSESpecification.SSEEnabled"]),
+        [] if p.get("SSESpecification", {}).get("SSEEnabled") is True
+        and p["SSESpecification"].get("SSEType") == "KMS"
+        and key_of(t, env, tier, p["SSESpecification"].get("KMSMasterKeyId"))
+        else ["not encrypted with a customer-managed key (SSESpecification SSEEnabled, SSEType KMS, KMSMasterKeyId)"]),
     "AWS::SecretsManager::Secret": lambda t, env, tier, p: [] if p.get("KmsKeyId") else ["no KmsKeyId"],
     "AWS::S3::Bucket": lambda t, env, tier, p: [] if p.get("BucketEncryption") else ["no BucketEncryption"],
     "AWS::ECS::TaskDefinition": lambda t, env, tier, p: [
@@ -464,6 +474,10 @@ def problems_data_safety(templates: dict) -> list[str]:
             problems.append(f"{label}: DeletionPolicy and UpdateReplacePolicy must both be explicit")
         elif env in KEEPS_DATA and policies != (kept, kept):
             problems.append(f"{label}: {policies}, expected {kept} where data is kept")
+    # A table can be restored to any second of the last 35 days (a bad write, a bug in the job-control code).
+    for label, _env, _tier, _id, r in each_resource(templates, "AWS::DynamoDB::Table"):
+        if r["Properties"].get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{label}: point-in-time recovery is not enabled")
     for label, env, _tier, _id, r in each_resource(templates):
         if env not in KEEPS_DATA or r["Type"].startswith("Custom::"):
             continue
@@ -576,11 +590,14 @@ def test_rule_encryption_catches_each_gap():
         "Redis": {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
             "AtRestEncryptionEnabled": True, "TransitEncryptionEnabled": True, "TransitEncryptionMode": "preferred"}},
         "Db": {"Type": "AWS::RDS::DBInstance", "Properties": {"StorageEncrypted": True}},
+        # DynamoDB's AWS-managed key: encrypted, but not with a key of the project.
+        "Jobs": {"Type": "AWS::DynamoDB::Table", "Properties": {"SSESpecification": {"SSEEnabled": True,
+                                                                                     "SSEType": "KMS"}}},
     }
     found = problems_encryption(bad(resources))
     for expected in ("K: key rotation", "L: no RetentionInDays", "L: no KmsKeyId", "T: not encrypted",
                      "T: no AWS::SNS::TopicPolicy", "Q: no AWS::SQS::QueuePolicy", "Fs: its FileSystemPolicy",
-                     "Redis: transit", "Db: its parameter group"):
+                     "Redis: transit", "Db: its parameter group", "Jobs: not encrypted with a customer-managed key"):
         assert any(expected in p for p in found), (expected, found)
 
 
@@ -589,8 +606,12 @@ def test_rule_data_safety_catches_missing_policies_and_protection():
         "Db": {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                "Properties": {}},
         "Q": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "Properties": {}},
+        "Jobs": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete",
+                 "Properties": {"DeletionProtectionEnabled": True}},
     }
     found = problems_data_safety(bad(resources))
+    assert any("Jobs: ('Delete', 'Delete'), expected Retain" in p for p in found), found
+    assert any("Jobs: point-in-time recovery is not enabled" in p for p in found), found
     assert any("Db: ('Retain', 'Retain'), expected Snapshot" in p for p in found), found
     assert any("Db: DeletionProtection is not true" in p for p in found), found
     assert any("Q: DeletionPolicy and UpdateReplacePolicy" in p for p in found), found

@@ -6,7 +6,15 @@ import pytest
 
 from generator import config
 
-from conftest import grants, inline_statements, one_resource, sources, subnets_of_kind, trusted_services
+from conftest import (
+    grants,
+    inline_statements,
+    one_resource,
+    resources_of_type,
+    sources,
+    subnets_of_kind,
+    trusted_services,
+)
 
 ENVS = ("dev", "staging", "prod")
 
@@ -218,14 +226,19 @@ def test_failure_notification_carries_video_execution_error_and_cause_then_fails
                                  "CausePath": "States.JsonToString($.notification)"}
 
 
-def test_timed_out_and_aborted_executions_are_reported_on_the_error_topic(templates):
-    rule = one_resource(templates["dev"]["workflow"], "AWS::Events::Rule")["Properties"]
+def test_every_ended_execution_is_handed_to_the_scheduler_which_may_report_on_the_error_topic(templates):
+    """The jobs tier's rule (no longer the workflow's) hands every ending of this machine to the scheduler, which
+    releases the slot and reports timeouts and aborts (no state of the machine runs for those)."""
+    assert not resources_of_type(templates["dev"]["workflow"], "AWS::Events::Rule")
+    assert "ExecutionEndedRuleName" not in templates["dev"]["workflow"]["Outputs"]
+    rule = templates["dev"]["jobs"]["Resources"]["ExecutionEndedRule"]["Properties"]
     detail = rule["EventPattern"]["detail"]
-    assert built_from(templates, detail["stateMachineArn"]) == {("workflow", "StateMachine")}, "this machine only"
-    assert sorted(detail["status"]) == ["ABORTED", "TIMED_OUT"]  # FAILED is notified by the machine itself
+    assert sources(templates, "dev", "jobs", detail["stateMachineArn"]) == {("workflow", "StateMachine")}
+    assert sorted(detail["status"]) == ["ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT"]
     [target] = rule["Targets"]
-    assert built_from(templates, target["Arn"]) == {("notification", "ErrorTopic")}
-    assert "<executionArn>" in target["InputTransformer"]["InputTemplate"]
+    assert sources(templates, "dev", "jobs", target["Arn"]) == {("jobs", "SchedulerFunction")}
+    assert grants(templates, "dev", "jobs", "SchedulerFunctionRole")["sns:Publish"] == {("notification",
+                                                                                          "ErrorTopic")}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -16,7 +16,18 @@ from troposphere import Template
 from generator import contracts
 from generator.config import EnvConfig
 from generator.errors import WiringError
-from generator.tiers import api, cache, compute, network, notification, operations, schema, storage, workflow
+from generator.tiers import (
+    api,
+    cache,
+    compute,
+    jobs,
+    network,
+    notification,
+    operations,
+    schema,
+    storage,
+    workflow,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ TIERS = check_tiers((
     tier("compute", "ComputeStack", compute),
     tier("notification", "NotificationStack", notification),
     tier("workflow", "WorkflowStack", workflow),
+    tier("jobs", "JobsStack", jobs),
     tier("api", "ApiStack", api),
     tier("operations", "OperationsStack", operations),
 ))

@@ -1,19 +1,20 @@
-"""api: a regional REST API, IAM-authorised, and the Lambda function behind it that starts and reports
-executions of the workflow's state machine (handler: generator/functions/video_api.py, inlined here).
+"""api: a regional REST API, IAM-authorised, and the Lambda function behind it that submits videos as jobs
+and reports them (handler: generator/functions/video_jobs/api.py, packaged with the jobs tier's scheduler).
 
-    POST /videos {"videoId": "..."}   202 started, 400 invalid, 409 already submitted
-    GET  /videos/{videoId}            200 status and times, 404 never submitted
+    POST /videos {"videoId": "..."}      202 the job, QUEUED or RUNNING (admitted at once while a slot is free);
+                                         400 invalid; 409 while an attempt is queued or running, or after one
+                                         succeeded (a failed video may be submitted again: attempt n+1)
+    GET  /videos/{videoId}               200 the job (status, attempt, times, lastError, position while queued),
+                                         404 never submitted
+    GET  /videos?status=&limit=&next=    200 a page of jobs, 400 naming a bad parameter
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
-from pathlib import Path
 
-from awacs import states as states_actions
-from awacs.aws import Allow, Statement
+from awacs.aws import Statement
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
@@ -33,37 +34,21 @@ from troposphere.awslambda import Code, Environment, Function, Permission
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
-from generator.errors import LimitError
+from generator.functions.video_jobs import contract
+from generator.tiers import jobs
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
-            contracts.STATE_MACHINE_NAME)
+            contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN)
 PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
             contracts.API_STAGE_NAME)
 
-HANDLER_MODULE = "video_api.py"
-# CloudFormation puts ZipFile code in `index.py`. 4096 characters is troposphere's ZipFile check (the
-# historical CloudFormation limit): past it the handler belongs in a package, not in the template.
-INLINE_CODE_LIMIT = 4096
-RUNTIME = "python3.14"  # the newest Python runtime, not deprecated before 2029
+RUNTIME = jobs.RUNTIME
 STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
-def handler_source() -> str:
-    # Read as text, never imported: the handler imports boto3, which generation does not need.
-    return (Path(__file__).resolve().parent.parent / "functions" / HANDLER_MODULE).read_text(encoding="utf-8")
-
-
-def handler_constant(name: str):
-    """A literal the handler assigns, read from its source: importing the handler would import boto3."""
-    for node in ast.parse(handler_source()).body:
-        if isinstance(node, ast.Assign) and [getattr(target, "id", None) for target in node.targets] == [name]:
-            return ast.literal_eval(node.value)
-    raise LookupError(f"{HANDLER_MODULE} assigns no {name}")
-
-
-# The handler's own rule for a videoId, which the API Gateway model repeats.
-VIDEO_ID_MAX = handler_constant("VIDEO_ID_MAX")
-VIDEO_ID_CHARS = handler_constant("VIDEO_ID_CHARS")
+# The functions' own rule for a videoId (contract.py), which the API Gateway model repeats.
+VIDEO_ID_MAX = contract.VIDEO_ID_MAX
+VIDEO_ID_CHARS = contract.VIDEO_ID_CHARS
 VIDEO_ID_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -100,22 +85,14 @@ ACCESS_LOG_FORMAT = {
     "xrayTraceId": "$context.xrayTraceId",
 }
 # (logical ID, HTTP method, path under the stage); the Lambda permission of each is scoped to exactly it.
-ROUTES = (("SubmitVideo", "POST", "/videos"), ("GetVideo", "GET", "/videos/*"))
-
-
-def inline_code(source: str, label: str = HANDLER_MODULE) -> str:
-    """The handler's source for Code.ZipFile; generation fails, naming the file, if it does not fit."""
-    if len(source) > INLINE_CODE_LIMIT:
-        raise LimitError(f"{label}: {len(source)} characters exceeds the inline code limit of {INLINE_CODE_LIMIT} "
-                         "characters (Code.ZipFile); shorten the handler or package it with deploy.sh")
-    return source
-
-
+ROUTES = (("SubmitVideo", "POST", "/videos"), ("ListVideos", "GET", "/videos"), ("GetVideo", "GET", "/videos/*"))
+# GET /videos's optional query-string parameters; the handler validates their values (400 naming the parameter).
+LIST_PARAMETERS = ("limit", "next", "status")
 
 
 def build(cfg: EnvConfig) -> Template:
-    t = blocks.new_template(cfg, "Video processing API: IAM-authorised REST API and the function that starts "
-                                 "and reports executions")
+    t = blocks.new_template(cfg, "Video processing API: IAM-authorised REST API and the function that submits "
+                                 "and reports video jobs")
     p = blocks.parameters(t, CONSUMES)
     function_name = names.api(cfg.name)
     key = blocks.kms_key(t, cfg, "ApiLogsKey", "Encrypts the video API's log groups",
@@ -128,37 +105,43 @@ def build(cfg: EnvConfig) -> Template:
                                              GetAtt(key, "Arn"))
 
     role = blocks.function_role(t, cfg, "FunctionRole",
-                                "The video API function starts and describes video processing executions",
-                                "StartAndDescribeExecutions", function_statements(cfg, p))
+                                "The video API function records jobs and admits them, starting executions",
+                                "RecordAndAdmitJobs", function_statements(cfg, p))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
-    function = t.add_resource(Function(
+    function = t.add_resource(jobs.packaged(Function(
         "Function",
         FunctionName=function_name,
-        Description=f"Starts and reports video processing executions for the video API ({cfg.name})",
+        Description=f"Submits and reports video jobs for the video API ({cfg.name})",
         Runtime=RUNTIME,
         Architectures=["arm64"],
-        Handler="index.lambda_handler",
-        Code=Code(ZipFile=inline_code(handler_source())),
+        Handler=contract.API_HANDLER,
+        Code=Code(ZipFile="placeholder"),  # replaced by the jobs package's local path (jobs.packaged)
         Role=GetAtt(role, "Arn"),
         MemorySize=256,
         Timeout=FUNCTION_TIMEOUT_SECONDS,
         # A reservation guarantees the API its instances (and caps them) where the setting asks for one; Lambda
         # refuses one that leaves the account fewer than 100 unreserved (deploy.sh's preflight checks it).
         **({"ReservedConcurrentExecutions": cfg.api_reserved_concurrency} if cfg.api_reserved_concurrency else {}),
-        Environment=Environment(Variables={"STATE_MACHINE_ARN": p[contracts.STATE_MACHINE_ARN]}),
+        Environment=Environment(Variables={
+            contract.ENV_TABLE: p[contracts.JOBS_TABLE_NAME],
+            contract.ENV_STATE_MACHINE_ARN: p[contracts.STATE_MACHINE_ARN],
+            contract.ENV_MAX_CONCURRENT: str(cfg.max_concurrent_videos),
+        }),
         **blocks.vpc_function_properties(cfg, function_logs, p[contracts.PRIVATE_SUBNET_IDS],
                                          p[contracts.API_FUNCTION_SECURITY_GROUP_ID]),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_116", "API Gateway invokes it synchronously only; a dead-letter queue receives only "
                             "failed asynchronous invocations"),
-            ("CKV_AWS_173", "its one variable is the state machine ARN, no secret; Lambda encrypts it at rest "
-                            "with its AWS-managed key"),
+            ("CKV_AWS_173", "its variables are the table's name, the state machine ARN and a number, no secret; "
+                            "Lambda encrypts them at rest with its AWS-managed key"),
             *([] if cfg.api_reserved_concurrency else [(
                 "CKV_AWS_115", "no reservation by design where api_reserved_concurrency is 0 (a new account's "
                                "quota cannot hold one); the stage's throttling caps the requests")]),
+            # A local Code path is the point: `aws cloudformation package` uploads it.
+            metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
         ),
-    ))
+    )))
 
     api = t.add_resource(RestApi(
         "Api",
@@ -182,6 +165,11 @@ def build(cfg: EnvConfig) -> Template:
         t.add_resource(Method("SubmitVideoMethod", RestApiId=Ref(api), ResourceId=Ref(videos), HttpMethod="POST",
                               AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
                               RequestModels={"application/json": Ref(model)}, Integration=integration)),
+        t.add_resource(Method("ListVideosMethod", RestApiId=Ref(api), ResourceId=Ref(videos), HttpMethod="GET",
+                              AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
+                              RequestParameters={f"method.request.querystring.{name}": False
+                                                 for name in LIST_PARAMETERS},
+                              Integration=integration)),
         t.add_resource(Method("GetVideoMethod", RestApiId=Ref(api), ResourceId=Ref(video), HttpMethod="GET",
                               AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
                               RequestParameters={"method.request.path.videoId": True}, Integration=integration)),
@@ -225,7 +213,7 @@ def build(cfg: EnvConfig) -> Template:
         # account bootstrap (./deploy.sh --bootstrap), never by an environment; the preflight checks it.
         Tags=blocks.tags(cfg),
         Metadata=blocks.checkov_skip(
-            ("CKV_AWS_120", "responses are submissions (POST) and the live status of running executions: a "
+            ("CKV_AWS_120", "responses are submissions (POST) and the live status of queued and running jobs: a "
                             "cache would serve stale status"),
         ),
     ))
@@ -246,12 +234,11 @@ def fingerprint(resources_: list) -> str:
 
 
 def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:
-    """Start executions of this one state machine and describe them; write own logs, traces and ENIs."""
+    """Read and write job records, start executions of this one state machine (a submission admitted at once);
+    write own logs, traces and ENIs. Job records answer GET: no execution is described."""
     return [
-        Statement(Sid="StartProcessing", Effect=Allow, Action=[states_actions.StartExecution],
-                  Resource=[p[contracts.STATE_MACHINE_ARN]]),
-        Statement(Sid="DescribeProcessingExecutions", Effect=Allow, Action=[states_actions.DescribeExecution],
-                  Resource=[blocks.arn("states", f"execution:${{{contracts.STATE_MACHINE_NAME.name}}}:*")]),
+        *jobs.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
+        jobs.start_statement(p[contracts.STATE_MACHINE_ARN]),
         *blocks.vpc_function_statements(names.function_log_group(cfg.name),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

@@ -207,7 +207,9 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
 
 # What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
 # this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
-# functions' logs, the bootstrap reading the master secret, the API function starting executions, SDK identity.
+# functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, which
+# share the API function's group) starting and following executions, SDK identity. DynamoDB and SNS go through
+# the NAT.
 INTERFACE_ENDPOINTS = {
     "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
                 "ecr:GetDownloadUrlForLayer"),

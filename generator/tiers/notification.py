@@ -6,10 +6,9 @@ queue for notifications that could not be delivered.
 
 from __future__ import annotations
 
-from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement, StringEquals
-from troposphere import AWS_ACCOUNT_ID, Equals, GetAtt, Not, Ref, Sub, Template
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Statement
+from troposphere import Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
@@ -32,15 +31,14 @@ TOPICS = (
      contracts.ERROR_TOPIC_ARN, contracts.ERROR_TOPIC_NAME),
 )
 
-# Services that encrypt with the key: EventBridge for the error topic (timeout and abort reports) and for the
-# dead-letter queue (reports it could not deliver), SNS for the queue (redrive). CloudWatch alarms publish to
-# the operations tier's ops topic, under its own key, not here. The queue's name is generated: its context
-# names this account's queues.
-def key_user_statements(cfg: EnvConfig) -> list[Statement]:
-    error_topic, account_queues = blocks.arn("sns", names.topic("error", cfg.name)), blocks.arn("sqs", "*")
+# Services that encrypt with the key as themselves: EventBridge for the dead-letter queue (ended executions it
+# could not hand to the scheduler), SNS for the queue (redrive). Nothing publishes to the error topic through
+# EventBridge: the state machine and the jobs tier's scheduler publish with their roles, through SNS (the
+# account's principals, below). CloudWatch alarms publish to the operations tier's ops topic, under its own key,
+# not here. The queue's name is generated: its context names this account's queues.
+def key_user_statements() -> list[Statement]:
+    account_queues = blocks.arn("sqs", "*")
     return [
-        blocks.service_key_user_statement("events", "EventBridgePublishesExecutionEnds", blocks.SNS_TOPIC_CONTEXT,
-                                          error_topic),
         blocks.service_key_user_statement("events", "EventBridgeDeadLettersExecutionEnds",
                                           blocks.SQS_QUEUE_CONTEXT, account_queues),
         blocks.service_key_user_statement("sns", "SnsDeliversToDeadLetterQueue", blocks.SQS_QUEUE_CONTEXT,
@@ -59,8 +57,9 @@ def build(cfg: EnvConfig) -> Template:
 
     key = blocks.kms_key(t, cfg, "NotificationKey", "Encrypts the notification topics and dead-letter queue",
                          names.env_prefixed(cfg.name, "notifications"), [
-        *key_user_statements(cfg),
-        # The state machine publishes and operators read the dead-letter queue: through SNS and SQS only.
+        *key_user_statements(),
+        # The state machine and the scheduler publish, the scheduler's failed events are dead-lettered (Lambda
+        # sends them as its role) and operators read the dead-letter queue: through SNS and SQS only.
         blocks.via_services_statement(["sns", "sqs"]),
     ])
 
@@ -81,16 +80,9 @@ def build(cfg: EnvConfig) -> Template:
     topic_refs = [Ref(topics[title]) for title, *_ in TOPICS]
     # One policy per topic, each naming only its own topic.
     blocks.topic_policy(t, "CompletionTopicPolicy", topics["CompletionTopic"])
-    blocks.topic_policy(t, "ErrorTopicPolicy", topics["ErrorTopic"], Statement(
-        # The workflow's EventBridge rule reports timed-out and aborted executions. EventBridge's publish call
-        # carries aws:SourceAccount and aws:SourceArn (documented for SNS targets), unlike its KMS calls: exactly
-        # that rule, by the name it is given for this purpose.
-        Sid="EventBridgeOfThisAccountPublishesErrors", Effect=Allow,
-        Principal=blocks.service_principal("events"), Action=[sns_actions.Publish],
-        Resource=[Ref(topics["ErrorTopic"])],
-        Condition=Condition([StringEquals("aws:SourceAccount", Ref(AWS_ACCOUNT_ID)),
-                             ArnEquals("aws:SourceArn", execution_end_rule_arn(cfg))]),
-    ))
+    # Publishers of this account need no statement here: their roles' policies grant sns:Publish (the state
+    # machine's, the scheduler's), and no service publishes as itself.
+    blocks.topic_policy(t, "ErrorTopicPolicy", topics["ErrorTopic"])
 
     dlq = t.add_resource(Queue(
         "DeadLetterQueue",
@@ -110,9 +102,11 @@ def build(cfg: EnvConfig) -> Template:
                 Action=[sqs_actions.SendMessage], Resource=[GetAtt(dlq, "Arn")],
                 Condition=Condition(ArnEquals("aws:SourceArn", topic_refs)),
             ),
+            # The scheduler's failed asynchronous events arrive as its role (Lambda sends them with the function's
+            # credentials): its identity policy grants sqs:SendMessage and the key, nothing is needed here.
             Statement(
-                # The workflow's rule dead-letters the reports it cannot deliver here.
-                Sid="EventRulesDeadLetterUndeliveredReports", Effect=Allow,
+                # The jobs tier's rule dead-letters the ended executions it cannot hand to the scheduler here.
+                Sid="EventRulesDeadLetterUndeliveredEnds", Effect=Allow,
                 Principal=blocks.service_principal("events"), Action=[sqs_actions.SendMessage],
                 Resource=[GetAtt(dlq, "Arn")],
                 Condition=Condition(ArnEquals("aws:SourceArn", execution_end_rule_arn(cfg))),

@@ -21,8 +21,9 @@ from generator.config import EnvConfig
 
 C = contracts
 CONSUMES = (C.OPS_EMAIL, C.STATE_MACHINE_ARN, C.ERROR_TOPIC_NAME, C.DEAD_LETTER_QUEUE_NAME,
-            C.EXECUTION_ENDED_RULE_NAME, C.API_NAME, C.API_STAGE_NAME, C.API_FUNCTION_NAME, C.DATABASE_IDENTIFIER,
-            C.CACHE_REPLICATION_GROUP_ID, C.CLUSTER_NAME, C.DATABASE_BOOTSTRAP_FUNCTION_NAME)
+            C.EXECUTION_ENDED_RULE_NAME, C.RECONCILE_RULE_NAME, C.SCHEDULER_FUNCTION_NAME, C.API_NAME,
+            C.API_STAGE_NAME, C.API_FUNCTION_NAME, C.DATABASE_IDENTIFIER, C.CACHE_REPLICATION_GROUP_ID,
+            C.CLUSTER_NAME, C.DATABASE_BOOTSTRAP_FUNCTION_NAME)
 PRODUCES = (C.OPS_TOPIC_ARN, C.DASHBOARD_NAME)
 
 HAS_EMAIL = "HasOpsEmail"
@@ -65,6 +66,7 @@ STATES = (("StateMachineArn", C.STATE_MACHINE_ARN),)
 API = (("ApiName", C.API_NAME), ("Stage", C.API_STAGE_NAME))
 FUNCTION = (("FunctionName", C.API_FUNCTION_NAME),)
 BOOTSTRAP_FUNCTION = (("FunctionName", C.DATABASE_BOOTSTRAP_FUNCTION_NAME),)
+SCHEDULER_FUNCTION = (("FunctionName", C.SCHEDULER_FUNCTION_NAME),)
 DATABASE = (("DBInstanceIdentifier", C.DATABASE_IDENTIFIER),)
 CACHE_NODE = (("CacheClusterId", C.CACHE_REPLICATION_GROUP_ID),)
 EXECUTIONS = "Step Functions console, the environment's state machine, executions with status"
@@ -83,18 +85,18 @@ ALARMS = (
         "publish (then this alarm is the only word of it)",
         f"{EXECUTIONS} FAILED; the execution's error: ProcessingError was reported on the error topic, an SNS.* "
         "or KMS.* error means the error topic could not be reached",
-        "Fix the cause (image, input, error topic or its key); run the input again as a new execution "
-        "(the API refuses a videoId twice)"),
+        "Fix the cause (image, input, error topic or its key); submit the videoId again (POST /videos: a failed "
+        "video gets its next attempt)"),
     _execution_alarm(
         "ExecutionsTimedOutAlarm", "executions-timed-out", "ExecutionsTimedOut",
-        "An execution ran past 30 minutes and was stopped; the EventBridge rule reports it on the error topic",
+        "An execution ran past 30 minutes and was stopped; the scheduler reports it on the error topic",
         f"{EXECUTIONS} TIMED_OUT; the processor's log stream for the videoId (processor log group)",
-        "Size the task (task_cpu, task_memory) or fix a hanging processor; run the input again as a new execution"),
+        "Size the task (task_cpu, task_memory) or fix a hanging processor; submit the videoId again"),
     _execution_alarm(
         "ExecutionsAbortedAlarm", "executions-aborted", "ExecutionsAborted",
-        "Someone or something stopped an execution; the EventBridge rule reports it on the error topic",
+        "Someone or something stopped an execution; the scheduler reports it on the error topic",
         f"{EXECUTIONS} ABORTED; CloudTrail StopExecution events for who stopped it",
-        "If unintended, run the input again as a new execution"),
+        "If unintended, submit the videoId again"),
     _execution_alarm(
         "ExecutionsThrottledAlarm", "executions-throttled", "ExecutionThrottled",
         "Step Functions throttled state transitions or starts: executions are delayed",
@@ -107,19 +109,46 @@ ALARMS = (
         "The error topic's subscriptions (confirmed?) and the dead-letter queue, which holds what failed",
         "Fix or confirm the subscription; replay the messages from the dead-letter queue"),
     AlarmSpec(
-        "ExecutionEndReportsFailedAlarm", "execution-end-reports-failed", "workflow", "AWS/Events",
+        "ExecutionEndReportsFailedAlarm", "execution-end-reports-failed", "jobs", "AWS/Events",
         "FailedInvocations", (("RuleName", C.EXECUTION_ENDED_RULE_NAME),), "Sum", GT, 0, "notBreaching",
-        "EventBridge could not publish a timed-out or aborted execution to the error topic",
-        "The error topic's policy (admits events.amazonaws.com) and its key (NotificationKey enabled, admits events)",
-        "Restore the policy or enable the key; the ExecutionsTimedOut/Aborted alarms name the executions missed"),
+        "EventBridge could not hand an ended execution to the scheduler after a day of retries: its slot stays "
+        "taken until the reconciliation finds it, and a timeout or abort is reported only then",
+        "The scheduler function (exists? its resource policy admits the rule: ExecutionEndedPermission); the "
+        "dead-letter queue holds the undelivered events",
+        "Restore the function or its permission (redeploy the jobs tier); the reconciliation releases the slots"),
+    AlarmSpec(
+        "ReconcileFailedAlarm", "reconcile-invocations-failed", "jobs", "AWS/Events", "FailedInvocations",
+        (("RuleName", C.RECONCILE_RULE_NAME),), "Sum", GT, 0, "notBreaching",
+        "EventBridge could not invoke the scheduler for a reconciliation: lost execution ends are not reclaimed "
+        "and jobs admitted but never started are not put back in the queue",
+        "The scheduler function (exists? its resource policy admits the schedule: ReconcilePermission)",
+        "Restore the function or its permission (redeploy the jobs tier); the next run reconciles everything"),
+    AlarmSpec(
+        "SchedulerErrorsAlarm", "scheduler-errors", "jobs", "AWS/Lambda", "Errors", SCHEDULER_FUNCTION, "Sum", GT,
+        0, "notBreaching",
+        "The scheduler raised (an unhandled error or a timeout) on an ended execution or a reconciliation: slots "
+        "may stay taken and queued jobs wait; an event it still fails on after Lambda's retries is dead-lettered",
+        "The function's log group (/aws/lambda/<function>); the dead-letter queue; the jobs by status "
+        "(GET /videos?status=RUNNING, QUEUED)",
+        "Fix or roll back the scheduler (generator/functions/video_jobs/) and redeploy the jobs tier; the "
+        "reconciliation then releases the slots of ended executions and admits the queue"),
+    AlarmSpec(
+        "SchedulerThrottlesAlarm", "scheduler-throttles", "jobs", "AWS/Lambda", "Throttles", SCHEDULER_FUNCTION,
+        "Sum", GT, 0, "notBreaching",
+        "The scheduler was refused for lack of Lambda concurrency in the account: releases and admissions wait "
+        "(Lambda retries an asynchronous event for up to 6 hours)",
+        "The account's ConcurrentExecutions against its Lambda concurrency quota; other functions' reservations",
+        "Raise the account's Lambda concurrency quota, or lower api_reserved_concurrency"),
     AlarmSpec(
         "DeadLetterQueueAlarm", "dead-letter-queue-not-empty", "notification", "AWS/SQS",
         "ApproximateNumberOfMessagesVisible", (("QueueName", C.DEAD_LETTER_QUEUE_NAME),), "Maximum", GT, 0,
         "notBreaching",
-        "Notifications failed delivery to a subscriber, or timeout and abort reports failed delivery to the error "
-        "topic, and wait in the dead-letter queue (kept 14 days)",
-        "The messages in the queue (SQS console, poll) and the subscription or topic they were meant for",
-        "Fix the subscription, then re-publish each message to its topic and delete it from the queue"),
+        "Notifications failed delivery to a subscriber, ended executions could not be handed to the scheduler, or "
+        "the scheduler failed on an event after Lambda's retries; they wait in the dead-letter queue (kept 14 days)",
+        "The messages in the queue (SQS console, poll): a notification's subscription or topic, or an execution "
+        "status change event (the scheduler's errors alarm and log group)",
+        "Fix the subscription and re-publish each notification to its topic; an execution's end needs nothing once "
+        "the scheduler works again (the reconciliation releases its slot); then delete the messages"),
     AlarmSpec(
         "Api5xxRateAlarm", "api-5xx-rate", "api", "AWS/ApiGateway", "5XXError", API, "Average", GT, 0.05,
         "notBreaching",
@@ -139,7 +168,7 @@ ALARMS = (
         "notBreaching",
         "The API function raised (an unhandled error or a timeout): callers got a 5XX",
         "The function's log group (/aws/lambda/<function>), its last deployment",
-        "Fix or roll back the handler (generator/functions/video_api.py) and redeploy the api tier"),
+        "Fix or roll back the handler (generator/functions/video_jobs/) and redeploy the api tier"),
     AlarmSpec(
         "FunctionThrottlesAlarm", "api-function-throttles", "api", "AWS/Lambda", "Throttles", FUNCTION, "Sum", GT,
         0, "notBreaching",
@@ -318,6 +347,9 @@ def dashboard_body(cfg: EnvConfig, alarm_titles: list[str]) -> dict:
     api = (("ApiName", _ref(C.API_NAME)), ("Stage", _ref(C.API_STAGE_NAME)))
     submit = (*api, ("Resource", "/videos"), ("Method", "POST"))
     function = (("FunctionName", _ref(C.API_FUNCTION_NAME)),)
+    scheduler = (("FunctionName", _ref(C.SCHEDULER_FUNCTION_NAME)),)
+    rules = [(label, (("RuleName", _ref(contract)),)) for label, contract in (
+        ("ended executions", C.EXECUTION_ENDED_RULE_NAME), ("reconciliation", C.RECONCILE_RULE_NAME))]
     database = (("DBInstanceIdentifier", _ref(C.DATABASE_IDENTIFIER)),)
     cluster = (("ClusterName", _ref(C.CLUSTER_NAME)),)
     nodes = [(("CacheClusterId", f"{_ref(C.CACHE_REPLICATION_GROUP_ID)}-{n}"),) for n in cache_node_ids(cfg)]
@@ -363,6 +395,13 @@ def dashboard_body(cfg: EnvConfig, alarm_titles: list[str]) -> dict:
                 ("EngineCPUUtilization", "Average", "engine CPU %", {}),
                 ("Evictions", "Sum", "evictions", right),
             )
+        ]),
+        _widget(0, 21, 24, "Job control: scheduler runs and failures, rules that could not invoke it", [
+            _metric("AWS/Lambda", "Invocations", scheduler, label="scheduler runs"),
+            _metric("AWS/Lambda", "Errors", scheduler, label="scheduler errors", **right),
+            _metric("AWS/Lambda", "Throttles", scheduler, label="scheduler throttles", **right),
+            *[_metric("AWS/Events", "FailedInvocations", dims, label=f"{label}: failed invocations", **right)
+              for label, dims in rules],
         ]),
     ]
     return {"widgets": widgets}

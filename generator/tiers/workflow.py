@@ -1,5 +1,7 @@
-"""workflow: the processing task definition, the state machine, its awacs-built role, logs and the
-EventBridge rule that reports executions ending without reaching a state (timeout, abort).
+"""workflow: the processing task definition, the state machine, its awacs-built role and logs.
+
+Executions that end without reaching a state (timeout, abort) are reported by the jobs tier's scheduler, which
+the jobs tier's rule hands every ended execution.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from troposphere.ecs import (
     TaskDefinition,
     Volume,
 )
-from troposphere.events import DeadLetterConfig, InputTransformer, RetryPolicy, Rule, Target
 from troposphere.iam import Role
 from troposphere.stepfunctions import (
     CloudWatchLogsLogGroup,
@@ -45,10 +46,9 @@ CONSUMES = (
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
     contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
-    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID, contracts.DEAD_LETTER_QUEUE_ARN,
+    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
-PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN,
-            contracts.EXECUTION_ENDED_RULE_NAME)
+PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
 
 # The placeholder processor from the sketch; it only runs when the placeholder image is deployed.
 PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
@@ -59,9 +59,6 @@ SCRATCH_PATH = "/tmp"  # the root file system is read-only; the processor writes
 MEDIA_PATH = "/mnt/media"
 # Step Functions creates this rule in the account for every ECS .sync integration.
 ECS_SYNC_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
-ENDED_WITHOUT_HANDLER = ("TIMED_OUT", "ABORTED")
-# EventBridge's maximum: a report is retried for a day before it is dead-lettered.
-REPORT_MAX_AGE_SECONDS = 24 * 3600
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -152,41 +149,9 @@ def build(cfg: EnvConfig) -> Template:
         Tags=blocks.tags(cfg),
     ))
 
-    # A timed-out or aborted execution skips every state, the Catch included: report it from outside.
-    rule = t.add_resource(Rule(
-        "ExecutionEndedWithoutHandlerRule",
-        Name=names.execution_end_rule(cfg.name),
-        Description=f"Reports video processing executions that time out or are aborted ({cfg.name})",
-        State="ENABLED",
-        EventPattern={
-            "source": ["aws.states"],
-            "detail-type": ["Step Functions Execution Status Change"],
-            "detail": {"stateMachineArn": [Ref(machine)], "status": list(ENDED_WITHOUT_HANDLER)},
-        },
-        Targets=[Target(
-            Id="ErrorTopic",
-            Arn=p[contracts.ERROR_TOPIC_ARN],
-            # What EventBridge cannot deliver after its retries waits in the notification dead-letter queue
-            # (its alarm: dead-letter-queue-not-empty); FailedInvocations has its own alarm.
-            DeadLetterConfig=DeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
-            RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=REPORT_MAX_AGE_SECONDS, MaximumRetryAttempts=185),
-            InputTransformer=InputTransformer(
-                InputPathsMap={"executionArn": "$.detail.executionArn", "name": "$.detail.name",
-                               "status": "$.detail.status"},
-                # The API names each execution after its videoId.
-                InputTemplate='{"videoId": "<name>", "executionArn": "<executionArn>", "status": "<status>", '
-                              '"error": "States.<status>", '
-                              '"cause": "The execution ended with status <status> before reaching a failure '
-                              'handler"}',
-            ),
-        )],
-    ))
-
     blocks.output(t, contracts.STATE_MACHINE_ARN, Ref(machine), cfg)
     blocks.output(t, contracts.STATE_MACHINE_NAME, GetAtt(machine, "Name"), cfg)
     blocks.output(t, contracts.TASK_DEFINITION_ARN, Ref(task_definition), cfg)
-    # Ref of a rule on the default event bus is its name, the RuleName dimension of its metrics.
-    blocks.output(t, contracts.EXECUTION_ENDED_RULE_NAME, Ref(rule))
     return t
 
 

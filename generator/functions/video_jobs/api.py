@@ -122,6 +122,8 @@ def list_videos(event):
         return reply(400, {"message": error})
     try:
         found, next_token = jobs.list_jobs(status_, limit, token)
+    except ValueError as e:  # a token of another listing
+        return reply(400, {"message": str(e)})
     except jobs.ClientError as e:
         if e.response["Error"]["Code"] != "ValidationException":
             raise

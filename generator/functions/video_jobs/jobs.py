@@ -385,28 +385,37 @@ def reconcile():
 
 # --- pages ---------------------------------------------------------------------------------------------------
 
-def page_token(last_key):
-    return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode() if last_key else None
+def page_token(status, last_key):
+    return base64.urlsafe_b64encode(json.dumps({"status": status, "key": last_key}, sort_keys=True).encode()).decode()
 
 
 def page_start(token):
-    """The ExclusiveStartKey a token stands for; ValueError when it is not one this API returned."""
+    """(status, ExclusiveStartKey or None) a token stands for; ValueError when it is not one this API returned."""
     try:
         start = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error, UnicodeError) as e:
         raise ValueError("next is not a token this API returned") from e
-    if not (isinstance(start, dict) and all(isinstance(v, dict) and len(v) == 1 for v in start.values())):
+    key_ok = isinstance(start, dict) and (start.get("key") is None or (
+        isinstance(start["key"], dict) and all(isinstance(v, dict) and len(v) == 1 for v in start["key"].values())))
+    if not (key_ok and start.get("status") in c.STATUSES and set(start) == {"status", "key"}):
         raise ValueError("next is not a token this API returned")
-    return start
+    return start["status"], start["key"]
 
 
 def list_jobs(status=None, limit=25, token=None):
-    """(jobs, next token). With a status, in submission order; without, every job, in table order."""
-    start = page_start(token) if token else None
-    if status:
-        return (lambda page: (page[0], page_token(page[1])))(by_status(status, limit=limit, start=start))
-    page = client("dynamodb").scan(
-        TableName=table(), Limit=limit, FilterExpression="attribute_exists(#s)",
-        ExpressionAttributeNames={"#s": c.STATUS_INDEX_PARTITION_KEY},
-        **({"ExclusiveStartKey": start} if start else {}))
-    return [decode(i) for i in page["Items"]], page_token(page.get("LastEvaluatedKey"))
+    """(jobs, next token): one status in submission order, or every job, status by status (QUEUED first).
+    Only the status index is read: no scan of the table."""
+    current, key = page_start(token) if token else (status or c.STATUSES[0], None)
+    if status and current != status:
+        raise ValueError(f"next belongs to the listing of status {current}, not {status}")
+    found: list = []
+    while True:
+        items, key = by_status(current, limit=limit - len(found), start=key)
+        found += items
+        if key:
+            return found, page_token(current, key)
+        if status or current == c.STATUSES[-1]:
+            return found, None
+        current = c.STATUSES[c.STATUSES.index(current) + 1]
+        if len(found) >= limit:
+            return found, page_token(current, None)
