@@ -3,7 +3,9 @@
 Messages are read from SQS queues subscribed to the completion and error topics (tests/moto_sfn.py; the moto
 workarounds this needs are in deploytools/moto_layer/stepfunctions.py). Every scenario runs the definition
 exactly as it is committed in templates/dev/workflow.json. These tests are about the pipeline; the harness and
-its patches have their own tests in test_moto_sfn_harness.py.
+its patches have their own tests in test_moto_sfn_harness.py. Success, failure and bad input are here; a timeout
+and an abort end an execution without entering any state, so they are run through job control, which reports
+them (test_job_control.py: the same generated definition, executing; test_scheduler.py: the report).
 """
 
 from __future__ import annotations
