@@ -217,6 +217,11 @@ class Pipeline:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        # Let what still runs (a test that failed half-way) end inside the mock: threads that outlive it would
+        # call AWS for real in later tests.
+        self.tasks.seconds = 0
+        with contextlib.suppress(TimeoutError):
+            self.settle(timeout=10)
         self._closing = True
         for _ in range(self.dispatchers):
             self.events.put(None)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_api_handler import executions, moto_sfn, post, sfn  # noqa: F401 - the moto Step Functions fixtures
+from test_api_handler import executions, moto_aws, post, sfn  # noqa: F401 - the moto fixtures
 
 DEEP = 100_000
 

@@ -18,6 +18,7 @@ import pytest
 from deploytools.moto_layer import stepfunctions
 from deploytools.moto_layer.stepfunctions import moto_patches, substitute
 
+from jobs_harness import Pipeline, table_properties
 from moto_sfn import CONTAINER_NAME, generated_definition, run_execution
 
 VIDEO_ID = "video-123"
@@ -158,6 +159,16 @@ def test_moto_own_sync_treats_a_non_zero_exit_as_success(definition):
     assert result.task_failures() == []
     assert len(result.run_task_calls) == 1
     assert result.messages["error"][0].message["error"] == "NonZeroExitCode", "the definition's own guard"
+
+
+def test_unpatched_a_retried_sync_task_times_out_at_once(templates, monkeypatch):
+    """A retry of a .sync task whose task does not stop on the first DescribeTasks ends States.Timeout without
+    the workaround. When this fails, moto runs the retry: drop retried_sync_task_waits_again."""
+    with Pipeline(generated_definition(templates), table_properties(templates), cap=1, monkeypatch=monkeypatch,
+                  exit_code=lambda video_id, nth: 3, leave_out=("retried_sync_task_waits_again",)) as p:
+        p.post("canary")
+        p.settle()
+        assert p.job("canary", 1)["lastError"]["error"] == "States.Timeout"
 
 
 def test_every_workaround_has_a_canary():
