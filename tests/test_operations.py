@@ -38,6 +38,8 @@ DIMENSIONS = {
     ("AWS/SNS", "TopicName"): "AWS::SNS::Topic",
     ("AWS/Events", "RuleName"): "AWS::Events::Rule",
     ("ECS/ContainerInsights", "ClusterName"): "AWS::ECS::Cluster",
+    # The scheduler's own backlog metrics (embedded metric format), per job table.
+    ("VideoProcessing/Jobs", "JobsTable"): "AWS::DynamoDB::Table",
 }
 # Dimensions whose value is a literal route of the API named beside them (per-method metrics).
 ROUTE_DIMENSIONS = {("AWS/ApiGateway", "Resource"), ("AWS/ApiGateway", "Method")}

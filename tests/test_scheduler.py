@@ -147,3 +147,22 @@ def test_a_claim_whose_start_never_happened_is_requeued_by_the_reconcile_after_t
     monkeypatch.setattr(jobs, "now", lambda: later)
     scheduler.lambda_handler(tick, None)
     assert jobs.get("v", 1)["status"] == "QUEUED" and jobs.slots_taken() == 0
+
+
+def test_each_tick_publishes_the_backlog_the_wait_alarm_watches(queue, templates, monkeypatch, capsys):
+    running("first")
+    jobs.submit("second")
+    jobs.submit("third")
+    later = jobs.now() + 100
+    monkeypatch.setattr(jobs, "now", lambda: later)
+    scheduler.lambda_handler({"source": "aws.events", "detail-type": scheduler.SCHEDULED, "detail": {}}, None)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [record] = [line for line in lines if "_aws" in line]
+    assert record["QueuedVideos"] == 2 and 99 <= record["OldestQueuedSeconds"] <= 101
+    [metrics] = record["_aws"]["CloudWatchMetrics"]
+    [alarm] = [r["Properties"] for r in templates["dev"]["operations"]["Resources"].values()
+               if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "OldestQueuedSeconds"]
+    assert alarm["Namespace"] == metrics["Namespace"]
+    assert [d["Name"] for d in alarm["Dimensions"]] == metrics["Dimensions"][0]
+    assert record[metrics["Dimensions"][0][0]] == jobs.table(), "the dimension's value is the table's name"
+    assert {m["Name"] for m in metrics["Metrics"]} == {"QueuedVideos", "OldestQueuedSeconds"}

@@ -18,12 +18,13 @@ from troposphere.sns import SubscriptionResource, Topic
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
+from generator.functions.video_jobs import contract as jobs_contract
 
 C = contracts
 CONSUMES = (C.OPS_EMAIL, C.STATE_MACHINE_ARN, C.ERROR_TOPIC_NAME, C.DEAD_LETTER_QUEUE_NAME,
             C.EXECUTION_ENDED_RULE_NAME, C.RECONCILE_RULE_NAME, C.SCHEDULER_FUNCTION_NAME, C.API_NAME,
             C.API_STAGE_NAME, C.API_FUNCTION_NAME, C.DATABASE_IDENTIFIER, C.CACHE_REPLICATION_GROUP_ID,
-            C.CLUSTER_NAME, C.DATABASE_BOOTSTRAP_FUNCTION_NAME)
+            C.CLUSTER_NAME, C.DATABASE_BOOTSTRAP_FUNCTION_NAME, C.JOBS_TABLE_NAME)
 PRODUCES = (C.OPS_TOPIC_ARN, C.DASHBOARD_NAME)
 
 HAS_EMAIL = "HasOpsEmail"
@@ -33,7 +34,7 @@ GIB, MIB = 2 ** 30, 2 ** 20
 # What TreatMissingData means here, per value (README runbook says which alarm uses which, and why).
 MISSING = {
     "notBreaching": "no data is no event: nothing ran, nothing failed",
-    "breaching": "a store that stops reporting is treated as unhealthy (this alarm is its heartbeat)",
+    "breaching": "a source that stops reporting is treated as unhealthy (this alarm is its heartbeat)",
     "ignore": "keeps its state: silence is covered by the store's heartbeat alarm, no flapping",
 }
 
@@ -67,6 +68,10 @@ API = (("ApiName", C.API_NAME), ("Stage", C.API_STAGE_NAME))
 FUNCTION = (("FunctionName", C.API_FUNCTION_NAME),)
 BOOTSTRAP_FUNCTION = (("FunctionName", C.DATABASE_BOOTSTRAP_FUNCTION_NAME),)
 SCHEDULER_FUNCTION = (("FunctionName", C.SCHEDULER_FUNCTION_NAME),)
+JOBS = ((jobs_contract.METRIC_DIMENSION, C.JOBS_TABLE_NAME),)
+# A video waiting this long means the queue does not drain (slots held, starts refused) or holds more than an
+# hour of the environment's capacity: either way a person decides (raise the cap, the quota, or wait).
+QUEUE_WAIT_ALARM_SECONDS = 3600
 DATABASE = (("DBInstanceIdentifier", C.DATABASE_IDENTIFIER),)
 CACHE_NODE = (("CacheClusterId", C.CACHE_REPLICATION_GROUP_ID),)
 EXECUTIONS = "Step Functions console, the environment's state machine, executions with status"
@@ -132,6 +137,16 @@ ALARMS = (
         "(GET /videos?status=RUNNING, QUEUED)",
         "Fix or roll back the scheduler (generator/functions/video_jobs/) and redeploy the jobs tier; the "
         "reconciliation then releases the slots of ended executions and admits the queue"),
+    AlarmSpec(
+        "OldestQueuedVideoAlarm", "videos-waiting-too-long", "jobs", jobs_contract.METRICS_NAMESPACE,
+        jobs_contract.METRIC_OLDEST_QUEUED, JOBS, "Maximum", GT, QUEUE_WAIT_ALARM_SECONDS, "breaching",
+        "A video has waited QUEUED for over an hour (the scheduler's minute tick publishes the oldest wait; no "
+        "data means the ticks stopped and nobody watches the queue)",
+        "GET /videos?status=RUNNING and ?status=QUEUED (slots held by long runs? requeues with lastError "
+        "CapacityUnavailable?); the scheduler's log group; the QueuedVideos metric for the backlog's size",
+        "Capacity refused: request Fargate quota (see Capacity) or wait out the backoff; slots held: the "
+        "reconciliation frees ended ones, stop hung executions; a lasting backlog: raise max_concurrent_videos "
+        "within the quota"),
     AlarmSpec(
         "SchedulerThrottlesAlarm", "scheduler-throttles", "jobs", "AWS/Lambda", "Throttles", SCHEDULER_FUNCTION,
         "Sum", GT, 0, "notBreaching",

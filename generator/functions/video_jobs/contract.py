@@ -46,6 +46,13 @@ RECONCILE_EVERY_MINUTES = 1
 # A RUNNING job whose execution does not exist this long after its start is put back in the queue.
 START_GRACE_SECONDS = 120
 
+# The backlog, published by the scheduler at every reconcile tick as an embedded-metric-format log line (no
+# cloudwatch:PutMetricData needed): how many videos wait and how long the oldest has waited.
+METRICS_NAMESPACE = "VideoProcessing/Jobs"
+METRIC_DIMENSION = "JobsTable"  # the table's name
+METRIC_QUEUED = "QueuedVideos"
+METRIC_OLDEST_QUEUED = "OldestQueuedSeconds"
+
 # Handlers, relative to the package root (the zip).
 API_HANDLER = "api.lambda_handler"
 SCHEDULER_HANDLER = "scheduler.lambda_handler"

@@ -383,6 +383,32 @@ def reconcile():
     return reclaimed
 
 
+def backlog():
+    """(videos QUEUED, seconds the oldest of them has waited since its submission; 0 when none)."""
+    queued, start = 0, None
+    while True:
+        n, start = by_status(c.QUEUED, start=start, count=True)
+        queued += n
+        if not start:
+            break
+    oldest, _ = by_status(c.QUEUED, limit=1)
+    if not oldest:
+        return queued, 0
+    submitted = datetime.fromisoformat(oldest[0]["submittedAt"].replace("Z", "+00:00")).timestamp()
+    return queued, max(0, int(now() - submitted))
+
+
+def backlog_metrics(queued, oldest_seconds):
+    """One CloudWatch embedded-metric-format record: Lambda's log line becomes the two metrics."""
+    return json.dumps({
+        "_aws": {"Timestamp": int(now() * 1000), "CloudWatchMetrics": [{
+            "Namespace": c.METRICS_NAMESPACE, "Dimensions": [[c.METRIC_DIMENSION]],
+            "Metrics": [{"Name": c.METRIC_QUEUED, "Unit": "Count"},
+                        {"Name": c.METRIC_OLDEST_QUEUED, "Unit": "Seconds"}]}]},
+        c.METRIC_DIMENSION: table(), c.METRIC_QUEUED: queued, c.METRIC_OLDEST_QUEUED: oldest_seconds,
+    }, sort_keys=True)
+
+
 # --- pages ---------------------------------------------------------------------------------------------------
 
 def page_token(status, last_key):

@@ -51,4 +51,6 @@ def lambda_handler(event, context):
         LOG.warning("ignoring an event of type %r", kind)
         return {"started": 0}
     started = jobs.admit()
+    if kind == SCHEDULED:
+        print(jobs.backlog_metrics(*jobs.backlog()))  # the metric is this log line (EMF)
     return {"started": len(started)}
