@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -83,7 +84,8 @@ def generate(argv: list[str]) -> int:
     wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
     envs = [cfg for name, cfg in environments.items() if name in wanted]
     # Build everything before touching the disk: any error leaves the output directory as it was.
-    rendered = {cfg.name: render_environment(cfg) for cfg in envs}
+    with _no_cyclic_gc():
+        rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     if args.check:
         # Without --env the whole directory is compared: an entry beside the environments is extra too.
         return check(args.out, rendered, whole_directory=not args.env)
@@ -96,6 +98,20 @@ def generate(argv: list[str]) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """No cyclic garbage collection while the templates are built: building allocates tens of thousands of
+    objects, and the collector would walk them some 30 times (about 5 ms a run) to find no cycle to free.
+    Reference counting frees memory as usual; collection resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool = False) -> int:
