@@ -6,16 +6,16 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import json
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -23,11 +23,46 @@ from generator import config, construction, errors
 from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
 from generator.render import render_environment
 
+if TYPE_CHECKING:
+    import argparse
+
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates"
 
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace | SimpleNamespace:
+    return parse_plain_args(argv) or argument_parser().parse_args(argv)
+
+
+# The options spelled out as `python -m generator` is run (--check; --env, --out, --config each followed by a
+# value): read without argparse, which with what it imports (gettext, locale, shutil) costs 5 ms a run. Anything
+# else (--help, an abbreviation, --out=DIR, a value starting with "-", a stray word) goes to argparse, which also
+# words the errors. tests/test_cli.py checks that both read every such command line alike.
+VALUE_OPTIONS = {"--env": "env", "--out": "out", "--config": "config"}
+
+
+def parse_plain_args(argv: list[str]) -> SimpleNamespace | None:
+    """What argument_parser().parse_args(argv) returns, for plain command lines; None for any other."""
+    args = SimpleNamespace(env=None, out=DEFAULT_OUT, check=False, config=None)
+    words = iter(argv)
+    for word in words:
+        if word == "--check":
+            args.check = True
+            continue
+        dest = VALUE_OPTIONS.get(word)
+        value = next(words, None)
+        if dest is None or value is None or value.startswith("-"):
+            return None
+        if dest == "env":
+            args.env = [*(args.env or []), value]
+        else:
+            setattr(args, dest, Path(value))
+    return args
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    import argparse  # here: only help, errors and unusual spellings need it (see parse_plain_args)
+
     p = argparse.ArgumentParser(
         prog="python -m generator",
         description="Generate the pipeline's CloudFormation templates: for each environment, "
@@ -51,7 +86,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help='JSON overrides per environment, e.g. {"dev": {"az_count": 3}}, for what-if generation: '
                         "validated like the built-in settings (a bad value exits 2 naming the field and what is "
                         "accepted); the committed templates use none")
-    return p.parse_args(argv)
+    return p
 
 
 def load_overrides(path: Path) -> object:
@@ -201,7 +236,7 @@ def write(out: Path, rendered: dict[str, dict[str, str]]) -> None:
         raise errors.InputError(f"cannot write {e.filename or out}: {e.strerror}; nothing was replaced") from None
     finally:
         if not (txn / COMPLETE).exists():
-            shutil.rmtree(txn, ignore_errors=True)
+            _rmtree(txn, ignore_errors=True)
     try:
         with _signals_blocked():
             _commit(out, txn)
@@ -217,7 +252,31 @@ def _commit(out: Path, txn: Path) -> None:
         if target.exists() and not aside.exists():
             target.rename(aside)
         staged.rename(target)
-    shutil.rmtree(txn)
+    _remove_transaction(txn)
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # here: shutil imports bz2 and lzma (3 ms), which a plain run does not need
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def _remove_transaction(txn: Path) -> None:
+    """Delete a committed transaction. What it holds by then is known (the marker, an empty new/, old/<env>/ holding
+    only the generator's *.json files), so unlink and rmdir do; anything else there: shutil.rmtree. The marker goes
+    first: a run killed here leaves a transaction that the next one discards, nothing it would try to commit."""
+    try:
+        (txn / COMPLETE).unlink()
+        old = txn / "old"
+        for aside in old.iterdir():
+            for path in aside.iterdir():
+                path.unlink()  # a directory here fails (IsADirectoryError): shutil below
+            aside.rmdir()
+        old.rmdir()
+        (txn / "new").rmdir()
+        txn.rmdir()
+    except OSError:
+        _rmtree(txn)
 
 
 def recover(out: Path) -> None:
@@ -229,14 +288,14 @@ def recover(out: Path) -> None:
         if (txn / COMPLETE).exists():
             _commit(out, txn)
         else:
-            shutil.rmtree(txn, ignore_errors=True)
+            _rmtree(txn, ignore_errors=True)
     # Leftovers of the earlier per-environment scheme (.<env>.new-*, .<env>.old).
     for leftover in sorted(out.glob(".*.new-*")):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _rmtree(leftover, ignore_errors=True)
     for old in sorted(out.glob(".*.old")):
         env = out / old.name[1:-len(".old")]
         if env.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            _rmtree(old, ignore_errors=True)
         else:
             old.rename(env)
 
