@@ -24,6 +24,7 @@ from troposphere import AWSHelperFn, BaseAWSObject, Tags, Template
 # How to encode each type, decided once per type (what encode_to_dict asks of every value, every time).
 _PLAIN, _DICT, _LIST, _AWS_OBJECT, _HELPER, _TAGS, _TO_DICT, _JSONREPR, _AWACS_OBJECT, _ASK = range(10)
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # returned as they are, without a call each
 _kinds: dict[type, int] = {str: _PLAIN, int: _PLAIN, float: _PLAIN, bool: _PLAIN, type(None): _PLAIN,
                            dict: _DICT, list: _LIST, tuple: _LIST}
 # troposphere class -> (its props dict, the names of its required properties in declaration order, whether it
@@ -63,28 +64,25 @@ def template_body(template: Template) -> dict[str, Any]:
 
 def encode(obj: Any) -> Any:
     """What troposphere's `encode_to_dict(obj)` returns, with the same validation."""
-    cls = type(obj)
-    if cls is str:  # most values: returned as they are, without a call per value below
-        return obj
-    kind = _kinds.get(cls)
+    kind = _kinds.get(type(obj))
     if kind is None:
-        kind = _kinds[cls] = _kind(cls)
+        kind = _kinds[type(obj)] = _kind(type(obj))
     if kind == _DICT:
-        return {name: value if type(value) is str else encode(value) for name, value in obj.items()}
-    if kind == _LIST:
-        return [value if type(value) is str else encode(value) for value in obj]
+        return {name: value if type(value) in _SCALARS else encode(value) for name, value in obj.items()}
     if kind == _PLAIN:
         return obj
+    if kind == _LIST:
+        return [value if type(value) in _SCALARS else encode(value) for value in obj]
     if kind == _AWS_OBJECT:
         return _aws_object(obj)
     if kind == _HELPER:
         return encode(obj.data)
+    if kind == _JSONREPR:
+        return encode(obj.JSONrepr())
     if kind == _TAGS:
         return [encode(tag) for tag in obj.tags]
     if kind == _TO_DICT:
         return encode(obj.to_dict())
-    if kind == _JSONREPR:
-        return encode(obj.JSONrepr())
     if kind == _AWACS_OBJECT and "to_dict" not in obj.properties:
         return encode(obj.JSONrepr())  # awacs' __getattr__ answers from .properties: no to_dict there
     # A class that answers attribute lookups itself (__getattr__): ask the object, as encode_to_dict does.
