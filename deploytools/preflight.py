@@ -12,7 +12,7 @@ any blocking check exits 2 before anything is changed (there is no --force: each
 |---|---|
 | bootstrap | the ECS service-linked role or the API Gateway CloudWatch role setting is missing |
 | lambda-concurrency | the API function's reservation would leave fewer than 100 unreserved executions |
-| fargate-vcpu | the Fargate vCPU quota cannot run one task (a warning when it cannot run max_concurrent_videos at once) |
+| fargate-vcpu | the Fargate vCPU quota cannot run one task (warns when it cannot run max_concurrent_videos at once) |
 | retained-names | a create would collide with a log group a deleted stack retained under the same name |
 | engine-version | RDS no longer offers the database's engine version in the region (create) |
 
