@@ -117,6 +117,24 @@ def test_help_describes_every_option(capsys):
         assert option in out
 
 
+# Command lines parse_plain_args reads itself, and some it leaves to argparse (which words the errors).
+PLAIN_COMMAND_LINES = [[], ["--check"], ["--out", "x"], ["--env", "dev", "--env", "prod"], ["--out", ""],
+                       ["--config", "c.json", "--check", "--out", "o", "--check"], ["--out", "a", "--out", "b=c d"],
+                       ["--env", "qa"]]
+OTHER_COMMAND_LINES = [["--help"], ["-h"], ["--ou", "x"], ["--out=x"], ["--out"], ["--out", "-x"], ["--out", "-5"],
+                       ["x"], ["--"], ["--check", "--env"], ["--env", "--check"], ["--chec"], ["-c"]]
+
+
+@pytest.mark.parametrize("argv", PLAIN_COMMAND_LINES, ids=" ".join)
+def test_plain_command_lines_are_read_as_argparse_reads_them(argv):
+    assert vars(cli.parse_plain_args(argv)) == vars(cli.argument_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", OTHER_COMMAND_LINES, ids=" ".join)
+def test_any_other_command_line_is_left_to_argparse(argv):
+    assert cli.parse_plain_args(argv) is None
+
+
 @pytest.mark.parametrize("name", ["main.json", "network.json", "compute.json", "notification.json",
                                   "workflow.json"])
 def test_parent_refers_to_children_by_relative_local_path(templates, name):
