@@ -1,4 +1,4 @@
-"""network: VPC, three subnet kinds per AZ, NAT, routes, flow logs, S3 endpoint, security groups.
+"""network: VPC, three subnet kinds per AZ, NAT, routes, flow logs, S3 and DynamoDB endpoints, security groups.
 
 Subnet kinds: public (NAT gateways only), private (tasks and the API function, egress through NAT),
 data (database, cache, file system; no route to the internet at all).
@@ -111,6 +111,14 @@ def build(cfg: EnvConfig) -> Template:
         RouteTableIds=sorted([Ref(rt) for rt in [*private_rts, data_rt]], key=lambda r: r.data["Ref"]),
         PolicyDocument=s3_endpoint_policy(),
     ))
+    # Job control's functions (private subnets) read and write the job table without the NAT. Gateway endpoints
+    # cost nothing, so every environment has one.
+    t.add_resource(VPCEndpoint(
+        "DynamoDBGatewayEndpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
+        ServiceName=Sub("com.amazonaws.${AWS::Region}.dynamodb"),
+        RouteTableIds=sorted([Ref(rt) for rt in private_rts], key=lambda r: r.data["Ref"]),
+        PolicyDocument=dynamodb_endpoint_policy(),
+    ))
 
     _flow_logs(t, cfg, vpc)
     groups = _security_groups(t, cfg, vpc)
@@ -208,8 +216,8 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
 # What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
 # this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
 # functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, which
-# share the API function's group) starting and following executions, SDK identity. DynamoDB and SNS go through
-# the NAT.
+# share the API function's group) starting and following executions, SDK identity. DynamoDB has a gateway
+# endpoint in every environment (free); SNS goes through the NAT.
 INTERFACE_ENDPOINTS = {
     "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
                 "ecr:GetDownloadUrlForLayer"),
@@ -237,6 +245,18 @@ def interface_endpoint_policy(actions: tuple[str, ...]) -> PolicyDocument:
     return PolicyDocument(Version="2012-10-17", Statement=[Statement(
         Sid="ThisAccountOnly", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
         Action=[Action(*a.split(":")) for a in actions], Resource=["*"],
+        Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
+    )])
+
+
+def dynamodb_endpoint_policy() -> PolicyDocument:
+    """This account's principals on this account's tables in the region, with the actions job control uses."""
+    from generator.tiers.jobs import TABLE_ACTIONS
+
+    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Sid="ThisAccountsTables", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+        Action=list(TABLE_ACTIONS),
+        Resource=[Sub("arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*")],
         Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
     )])
 
