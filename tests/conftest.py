@@ -14,6 +14,10 @@ import pytest
 from generator import config
 from generator.render import render_environment
 
+# moto's EC2 loads some 7,800 default AMIs whenever a backend starts (a third of a second, for every test that makes
+# a VPC); nothing here runs an instance. The emulator started by deploy.sh is a separate process and unaffected.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
 

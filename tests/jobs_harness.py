@@ -46,7 +46,7 @@ import contract  # noqa: E402
 import jobs  # noqa: E402
 import scheduler  # noqa: E402
 
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.05
 
 
 def table_properties(templates: dict) -> dict[str, Any]:
@@ -285,7 +285,7 @@ class Pipeline:
     def _sample(self) -> None:
         while not getattr(self, "_closing", False):
             self.max_running_tasks = max(self.max_running_tasks, self.tasks.running())
-            time.sleep(0.002)
+            time.sleep(0.005)
 
     # --- what a test does --------------------------------------------------------------------------------
 

@@ -171,3 +171,16 @@ def test_an_unknown_route_answers_404(sfn):
 def test_an_unexpected_failure_answers_500_without_a_traceback(sfn, monkeypatch):
     monkeypatch.delenv(contract.ENV_TABLE)
     assert get("clip-1") == (500, {"message": "internal error; see the function's log"})
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ({"status": "DONE"}, "status must be one of QUEUED, RUNNING, SUCCEEDED, FAILED"),
+    ({"limit": "0"}, "limit must be a whole number from 1 to 100"),
+    ({"limit": "ten"}, "limit must be"),
+    ({"limit": "101"}, "limit must be"),
+    ({"next": "not-a-token"}, "next is not a token this API returned"),
+    ({"page": "2"}, "unknown query parameter(s): page"),
+])
+def test_bad_list_parameters_get_400_naming_them(sfn, query, named):
+    code, body = call({"httpMethod": "GET", "resource": "/videos", "queryStringParameters": query})
+    assert code == 400 and body["message"].startswith(named)

@@ -37,7 +37,7 @@ def statuses(p: Pipeline, *video_ids: str, attempt: int = 1) -> list[str]:
 
 def test_a_burst_beyond_the_cap_waits_queued_and_starts_in_submission_order(pipeline):
     videos = [f"clip-{i}" for i in range(6)]
-    with pipeline(cap=2, task_seconds=0.5) as p:
+    with pipeline(cap=2, task_seconds=0.3) as p:
         answers = [p.post(v) for v in videos]
         assert [code for code, _ in answers] == [202] * 6
         assert [body["status"] for _, body in answers] == ["RUNNING", "RUNNING"] + ["QUEUED"] * 4
@@ -244,17 +244,3 @@ def test_jobs_are_listed_by_status_in_submission_order_a_page_at_a_time(pipeline
 
 def page_of_queued_token(p: Pipeline) -> str:
     return p.list(status="QUEUED", limit="1")[1]["next"]
-
-
-@pytest.mark.parametrize(("query", "named"), [
-    ({"status": "DONE"}, "status must be one of QUEUED, RUNNING, SUCCEEDED, FAILED"),
-    ({"limit": "0"}, "limit must be a whole number from 1 to 100"),
-    ({"limit": "ten"}, "limit must be"),
-    ({"limit": "101"}, "limit must be"),
-    ({"next": "not-a-token"}, "next is not a token this API returned"),
-    ({"page": "2"}, "unknown query parameter(s): page"),
-])
-def test_bad_list_parameters_get_400_naming_them(pipeline, query, named):
-    with pipeline(cap=1) as p:
-        code, body = p.list(**query)
-    assert code == 400 and body["message"].startswith(named)
