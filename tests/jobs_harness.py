@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from deploytools.moto_layer.stepfunctions import moto_patches, substitute
@@ -384,3 +385,35 @@ def run_load(templates: dict, videos: int, cap: int, monkeypatch: Any, task_seco
             seconds=time.monotonic() - began, completions=len(messages["completion"]),
             errors=len(messages["error"]), start_order=[n.split(".")[0] for n in p.start_order],
             submit_order=submitted, scheduler_errors=list(p.scheduler_errors))
+
+
+# --- without the interpreter: handlers against a table and a state machine that never ends ---------------------
+
+NEVER_ENDING = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})  # moto runs nothing
+_NUMBERS = iter(range(1, 10**9))
+
+
+@contextlib.contextmanager
+def emulated_account(region: str) -> Iterator[None]:
+    """moto for a whole test module (starting it for every test was most of the time), dummy credentials."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", region)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setenv(name, "testing")
+        with mock_aws():
+            yield
+
+
+def fresh_jobs(monkeypatch: Any, table: dict, region: str, cap: int) -> Any:
+    """A job table and a state machine of their own for one test, the handlers' environment pointing at them
+    (inside emulated_account). Returns the Step Functions client."""
+    n = next(_NUMBERS)
+    sfn = boto3.client("stepfunctions", region_name=region)
+    machine = sfn.create_state_machine(name=f"video-processing-workflow-{n}", definition=NEVER_ENDING,
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    boto3.client("dynamodb", region_name=region).create_table(TableName=f"jobs-{n}", **table)
+    for name, value in ((contract.ENV_STATE_MACHINE_ARN, machine), (contract.ENV_TABLE, f"jobs-{n}"),
+                        (contract.ENV_MAX_CONCURRENT, str(cap))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(jobs, "_clients", {})  # the handlers' clients, created inside the mock
+    return sfn

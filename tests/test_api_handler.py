@@ -10,41 +10,23 @@ from __future__ import annotations
 import itertools
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from jobs_harness import api, contract, jobs, table_properties
+from jobs_harness import api, contract, emulated_account, fresh_jobs, jobs, table_properties
 
 REGION = "ap-northeast-1"
-DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
-TABLES = itertools.count(1)
 REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
 
 
 @pytest.fixture(scope="module")
 def moto_aws(templates):
-    """One emulated account for the module; each test gets its own table and state machine."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.setenv(name, "testing")
-        with mock_aws():
-            yield table_properties(templates)
+    with emulated_account(REGION):
+        yield table_properties(templates)
 
 
 @pytest.fixture
 def sfn(moto_aws, monkeypatch):
-    n = next(TABLES)
-    client = boto3.client("stepfunctions", region_name=REGION)
-    machine = client.create_state_machine(name=f"video-processing-workflow-{n}", definition=DEFINITION,
-                                          roleArn="arn:aws:iam::123456789012:role/sfn")
-    boto3.client("dynamodb", region_name=REGION).create_table(TableName=f"jobs-{n}", **moto_aws)
-    monkeypatch.setenv(contract.ENV_STATE_MACHINE_ARN, machine["stateMachineArn"])
-    monkeypatch.setenv(contract.ENV_TABLE, f"jobs-{n}")
-    monkeypatch.setenv(contract.ENV_MAX_CONCURRENT, "2")
-    monkeypatch.setattr(jobs, "_clients", {})  # the handler's clients, created inside the mock
-    yield client
+    return fresh_jobs(monkeypatch, moto_aws, REGION, cap=2)
 
 
 def post(body: str | None) -> tuple[int, dict]:

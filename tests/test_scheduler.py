@@ -5,49 +5,35 @@ exactly where the state machine could not (the whole pipeline runs in test_job_c
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from jobs_harness import contract, jobs, scheduler, table_properties
+from jobs_harness import contract, emulated_account, fresh_jobs, jobs, scheduler, table_properties
 from moto_sfn import drain_queue
 
 REGION = "us-east-1"  # moto_sfn.drain_queue reads queues there
-DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
-NUMBERS = itertools.count(1)
 NOTIFIED = json.dumps({"videoId": "v", "error": "InvalidInput", "cause": "The execution input must be ..."})
 
 
 @pytest.fixture(scope="module")
 def account(templates):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.setenv(name, "testing")
-        with mock_aws():
-            yield table_properties(templates)
+    with emulated_account(REGION):
+        yield table_properties(templates)
 
 
 @pytest.fixture
 def queue(account, monkeypatch):
     """A job table, a state machine, an error topic with a queue subscribed; cap 1. Returns the queue URL."""
-    n = next(NUMBERS)
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(name=f"workflow-{n}", definition=DEFINITION,
-                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
-    boto3.client("dynamodb", region_name=REGION).create_table(TableName=f"jobs-{n}", **account)
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"errors-{n}")["TopicArn"]
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName=f"errors-{n}")["QueueUrl"]
+    fresh_jobs(monkeypatch, account, REGION, cap=1)
+    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    name = jobs.table().replace("jobs-", "errors-")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns", region_name=REGION).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    for name, value in ((contract.ENV_STATE_MACHINE_ARN, machine), (contract.ENV_TABLE, f"jobs-{n}"),
-                        (contract.ENV_MAX_CONCURRENT, "1"), (contract.ENV_ERROR_TOPIC_ARN, topic)):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(jobs, "_clients", {})
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    monkeypatch.setenv(contract.ENV_ERROR_TOPIC_ARN, topic)
     return url
 
 
