@@ -186,6 +186,22 @@ def grants(templates: dict, env: str, tier: str, role_title: str) -> dict[str, s
     return allowed
 
 
+def pop_vpc_function_grants(allowed: dict[str, set], log_group: str, security_group: tuple[str, str]) -> None:
+    """Take out of `allowed` (see grants) what every function in the VPC needs, asserting each is scoped: its own
+    log group's streams, X-Ray and the describes AWS cannot scope, and network interfaces with its own group."""
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        [streams] = allowed.pop(action)
+        assert f"log-group:{log_group}" in streams and streams.count("log-group:") == 1, action
+    for action in ("xray:PutTelemetryRecords", "xray:PutTraceSegments",
+                   "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"):
+        assert allowed.pop(action) == {"*"}, action  # AWS cannot scope these
+    for action in ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+                   "ec2:UnassignPrivateIpAddresses"):
+        enis = allowed.pop(action)
+        assert security_group in enis, action  # attaches only with its own group
+        assert all(e == security_group or "${AWS::AccountId}:" in e for e in enis), action
+
+
 def trusted_services(role: dict) -> set[str]:
     """The service principals a role's trust policy lets assume it."""
     props = role.get("Properties", role)

@@ -15,6 +15,7 @@ from conftest import (
     REPO,
     grants,
     inline_statements,
+    pop_vpc_function_grants,
     resources_of_type,
     sources,
     statements,
@@ -135,17 +136,7 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
         assert allowed.pop(action) == {("jobs", "JobsTable")}, action
     for action in ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
         assert allowed.pop(action) == {("jobs", "JobsKey")}, action
-    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-        [streams] = allowed.pop(action)
-        assert f"log-group:/aws/lambda/video-processing-api-{env}" in streams and streams.count("log-group:") == 1
-    for action in ("xray:PutTelemetryRecords", "xray:PutTraceSegments",
-                   "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"):
-        assert allowed.pop(action) == {"*"}  # AWS cannot scope these
-    for action in ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-                   "ec2:UnassignPrivateIpAddresses"):
-        enis = allowed.pop(action)
-        assert ("network", "ApiFunctionSecurityGroup") in enis  # attaches only with its own group
-        assert all(e == ("network", "ApiFunctionSecurityGroup") or "${AWS::AccountId}:" in e for e in enis)
+    pop_vpc_function_grants(allowed, f"/aws/lambda/video-processing-api-{env}", ("network", "ApiFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     conditioned = [s for s in inline_statements(role) if "Condition" in s]
     assert [s["Condition"] for s in conditioned] == [

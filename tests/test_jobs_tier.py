@@ -13,6 +13,7 @@ from conftest import (
     as_list,
     grants,
     inline_statements,
+    pop_vpc_function_grants,
     resources_of_type,
     sources,
     statements,
@@ -187,16 +188,7 @@ def test_the_scheduler_role_may_do_exactly_its_job_and_nothing_on_star_that_aws_
         "${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}:*"], "executions of this machine only"
     assert allowed.pop("sns:Publish") == {("notification", "ErrorTopic")}
     assert allowed.pop("sqs:SendMessage") == {("notification", "DeadLetterQueue")}
-    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-        [streams] = allowed.pop(action)
-        assert f"log-group:/aws/lambda/{names.scheduler(env)}" in streams and streams.count("log-group:") == 1
-    for action in ("xray:PutTelemetryRecords", "xray:PutTraceSegments",
-                   "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"):
-        assert allowed.pop(action) == {"*"}  # AWS cannot scope these
-    for action in ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-                   "ec2:UnassignPrivateIpAddresses"):
-        enis = allowed.pop(action)
-        assert ("network", "ApiFunctionSecurityGroup") in enis
+    pop_vpc_function_grants(allowed, f"/aws/lambda/{names.scheduler(env)}", ("network", "ApiFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     # Keys: the table's only through DynamoDB, the notification key only through SNS and SQS.
     by_key = {}

@@ -14,9 +14,10 @@ from generator.tiers import jobs, schema
 pytestmark = pytest.mark.slow
 
 
-def test_the_bootstrap_package_is_reproducible_and_complete(tmp_path):
-    first = package_function.build(schema.FUNCTION_SOURCE, tmp_path / "a" / "db_bootstrap.zip")
-    second = package_function.build(schema.FUNCTION_SOURCE, tmp_path / "b" / "db_bootstrap.zip")
+def reproducible_package(source, tmp_path) -> list[str]:
+    """Build the package twice: byte-identical, entries sorted, fixed times and modes. Returns its entries."""
+    first = package_function.build(source, tmp_path / "a" / f"{source.name}.zip")
+    second = package_function.build(source, tmp_path / "b" / f"{source.name}.zip")
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
         infos = archive.infolist()
@@ -24,6 +25,11 @@ def test_the_bootstrap_package_is_reproducible_and_complete(tmp_path):
     assert names == sorted(names)
     assert {i.date_time for i in infos} == {package_function.FIXED_TIME}
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    return names
+
+
+def test_the_bootstrap_package_is_reproducible_and_complete(tmp_path):
+    names = reproducible_package(schema.FUNCTION_SOURCE, tmp_path)
     assert "handler.py" in names and "pg8000/native.py" in names and "scramp/__init__.py" in names
     assert {n for n in names if n.startswith("migrations/")} == {
         f"migrations/{p.name}" for p in schema.MIGRATIONS.iterdir()}
@@ -67,14 +73,7 @@ def test_the_job_control_package_needs_no_pip_and_is_reproducible(tmp_path, monk
 
     monkeypatch.setattr(package_function, "install_requirements", no_pip)
     assert not package_function.lists_requirements(jobs.FUNCTION_SOURCE / "requirements.txt")
-    first = package_function.build(jobs.FUNCTION_SOURCE, tmp_path / "a" / "video_jobs.zip")
-    second = package_function.build(jobs.FUNCTION_SOURCE, tmp_path / "b" / "video_jobs.zip")
-    assert first.read_bytes() == second.read_bytes()
-    with zipfile.ZipFile(first) as archive:
-        infos = archive.infolist()
-    names = [i.filename for i in infos]
-    assert names == sorted(names)
-    assert {i.date_time for i in infos} == {package_function.FIXED_TIME}
+    names = reproducible_package(jobs.FUNCTION_SOURCE, tmp_path)
     expected = sorted(p.relative_to(jobs.FUNCTION_SOURCE).as_posix() for p in jobs.FUNCTION_SOURCE.rglob("*.py")
                       if "__pycache__" not in p.parts)
     assert names == expected and "contract.py" in names
