@@ -30,7 +30,7 @@ from troposphere.apigateway import (
     RestApi,
     Stage,
 )
-from troposphere.awslambda import Code, Environment, Function, Permission
+from troposphere.awslambda import Permission
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
@@ -42,7 +42,6 @@ CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_
 PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
             contracts.API_STAGE_NAME)
 
-RUNTIME = jobs.RUNTIME
 STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
@@ -109,25 +108,16 @@ def build(cfg: EnvConfig) -> Template:
                                 "RecordAndAdmitJobs", function_statements(cfg, p))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
-    function = t.add_resource(jobs.packaged(Function(
-        "Function",
+    function = t.add_resource(jobs.job_control_function(
+        "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN], environment={},
         FunctionName=function_name,
         Description=f"Submits and reports video jobs for the video API ({cfg.name})",
-        Runtime=RUNTIME,
-        Architectures=["arm64"],
         Handler=contract.API_HANDLER,
-        Code=Code(ZipFile="placeholder"),  # replaced by the jobs package's local path (jobs.packaged)
         Role=GetAtt(role, "Arn"),
-        MemorySize=256,
         Timeout=FUNCTION_TIMEOUT_SECONDS,
         # A reservation guarantees the API its instances (and caps them) where the setting asks for one; Lambda
         # refuses one that leaves the account fewer than 100 unreserved (deploy.sh's preflight checks it).
         **({"ReservedConcurrentExecutions": cfg.api_reserved_concurrency} if cfg.api_reserved_concurrency else {}),
-        Environment=Environment(Variables={
-            contract.ENV_TABLE: p[contracts.JOBS_TABLE_NAME],
-            contract.ENV_STATE_MACHINE_ARN: p[contracts.STATE_MACHINE_ARN],
-            contract.ENV_MAX_CONCURRENT: str(cfg.max_concurrent_videos),
-        }),
         **blocks.vpc_function_properties(cfg, function_logs, p[contracts.PRIVATE_SUBNET_IDS],
                                          p[contracts.API_FUNCTION_SECURITY_GROUP_ID]),
         Metadata=blocks.checkov_skip(
@@ -141,7 +131,7 @@ def build(cfg: EnvConfig) -> Template:
             # A local Code path is the point: `aws cloudformation package` uploads it.
             metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
         ),
-    )))
+    ))
 
     api = t.add_resource(RestApi(
         "Api",

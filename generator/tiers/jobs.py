@@ -111,8 +111,25 @@ def start_statement(state_machine_arn) -> Statement:
                      Resource=[state_machine_arn])
 
 
-def packaged(function: Function) -> Function:
-    """`aws cloudformation package` uploads a local path given as Code and replaces it with the S3 location."""
+def job_control_function(title: str, cfg: EnvConfig, table_name, state_machine_arn, *, environment: dict,
+                         **properties) -> Function:
+    """A function running the job-control package (the API's or the scheduler): Python on arm64, the package's
+    code, and the environment both handlers read (the table, the state machine, the cap) plus `environment`."""
+    function = Function(
+        title,
+        Runtime=RUNTIME,
+        Architectures=["arm64"],
+        Code=Code(ZipFile="placeholder"),  # replaced below by the package's local path
+        MemorySize=256,
+        Environment=Environment(Variables={
+            contract.ENV_TABLE: table_name,
+            contract.ENV_STATE_MACHINE_ARN: state_machine_arn,
+            contract.ENV_MAX_CONCURRENT: str(cfg.max_concurrent_videos),
+            **environment,
+        }),
+        **properties,
+    )
+    # `aws cloudformation package` uploads a local path given as Code and replaces it with the S3 location.
     function.properties["Code"] = PACKAGE_PATH
     return function
 
@@ -163,23 +180,14 @@ def build(cfg: EnvConfig) -> Template:
     # In the VPC behind the API function's security group (HTTPS out only): the scheduler talks to the same
     # services as the API function (DynamoDB, Step Functions) and nothing else, and in prod the interface
     # endpoints already admit that group; a group of its own would repeat the same rules in two places.
-    function = t.add_resource(packaged(Function(
-        "SchedulerFunction",
+    function = t.add_resource(job_control_function(
+        "SchedulerFunction", cfg, Ref(table), p[contracts.STATE_MACHINE_ARN],
+        environment={contract.ENV_ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN]},
         FunctionName=function_name,
         Description=f"Releases a slot when a video processing execution ends and admits queued jobs ({cfg.name})",
-        Runtime=RUNTIME,
-        Architectures=["arm64"],
         Handler=contract.SCHEDULER_HANDLER,
-        Code=Code(ZipFile="placeholder"),  # replaced by the local package path (packaged)
         Role=GetAtt(role, "Arn"),
-        MemorySize=256,
         Timeout=SCHEDULER_TIMEOUT_SECONDS,
-        Environment=Environment(Variables={
-            contract.ENV_TABLE: Ref(table),
-            contract.ENV_STATE_MACHINE_ARN: p[contracts.STATE_MACHINE_ARN],
-            contract.ENV_MAX_CONCURRENT: str(cfg.max_concurrent_videos),
-            contract.ENV_ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
-        }),
         # EventBridge invokes it asynchronously: an event its runs still fail on after Lambda's own retries waits
         # in the notification dead-letter queue, which the dead-letter-queue-not-empty alarm watches.
         DeadLetterConfig=DeadLetterConfig(TargetArn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
@@ -193,7 +201,7 @@ def build(cfg: EnvConfig) -> Template:
             # A local Code path is the point: `aws cloudformation package` uploads it.
             metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
         ),
-    )))
+    ))
 
     # Every ended execution frees its slot: success and failure included, not only the endings no state handles.
     ended = t.add_resource(Rule(
