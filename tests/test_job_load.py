@@ -18,7 +18,7 @@ def test_300_videos_drain_through_3_slots_in_submission_order_and_each_is_report
     result = run_load(templates, VIDEOS, CAP, monkeypatch)
     print("\n" + result.line())
     assert result.scheduler_errors == []
-    assert (result.succeeded, result.failed, result.lost) == (VIDEOS, 0, 0)
+    assert (result.succeeded, result.failed, result.lost) == (VIDEOS, 0, 0), result.failures
     assert result.completions == VIDEOS and result.errors == 0, "exactly one completion message each, no error"
     assert result.max_running <= CAP
     assert sorted(result.start_order) == result.submit_order, "every video started exactly once"
