@@ -8,63 +8,26 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import gc
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 import orjson
 
-from generator import config, construction, errors
+from generator import config, errors
 from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
 from generator.render import render_environment
-
-if TYPE_CHECKING:
-    import argparse
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates"
 
 
-
-def parse_args(argv: list[str]) -> argparse.Namespace | SimpleNamespace:
-    return parse_plain_args(argv) or argument_parser().parse_args(argv)
-
-
-# The options spelled out as `python -m generator` is run (--check; --env, --out, --config each followed by a
-# value): read without argparse, which with what it imports (gettext, locale, shutil) costs 5 ms a run. Anything
-# else (--help, an abbreviation, --out=DIR, a value starting with "-", a stray word) goes to argparse, which also
-# words the errors. tests/test_cli.py checks that both read every such command line alike.
-VALUE_OPTIONS = {"--env": "env", "--out": "out", "--config": "config"}
-
-
-def parse_plain_args(argv: list[str]) -> SimpleNamespace | None:
-    """What argument_parser().parse_args(argv) returns, for plain command lines; None for any other."""
-    args = SimpleNamespace(env=None, out=DEFAULT_OUT, check=False, config=None)
-    words = iter(argv)
-    for word in words:
-        if word == "--check":
-            args.check = True
-            continue
-        dest = VALUE_OPTIONS.get(word)
-        value = next(words, None)
-        if dest is None or value is None or value.startswith("-"):
-            return None
-        if dest == "env":
-            args.env = [*(args.env or []), value]
-        else:
-            setattr(args, dest, Path(value))
-    return args
-
-
-def argument_parser() -> argparse.ArgumentParser:
-    import argparse  # here: only help, errors and unusual spellings need it (see parse_plain_args)
-
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m generator",
         description="Generate the pipeline's CloudFormation templates: for each environment, "
@@ -89,7 +52,7 @@ def argument_parser() -> argparse.ArgumentParser:
                    help='JSON overrides per environment, e.g. {"dev": {"az_count": 3}}, for what-if generation: '
                         "validated like the built-in settings (a bad value exits 2 naming the field and what is "
                         "accepted); the committed templates use none")
-    return p
+    return p.parse_args(argv)
 
 
 def load_overrides(path: Path) -> object:
@@ -124,8 +87,7 @@ def generate(argv: list[str]) -> int:
     wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
     envs = [cfg for name, cfg in environments.items() if name in wanted]
     # Build everything before touching the disk: any error leaves the output directory as it was.
-    with _no_cyclic_gc(), construction.faster_construction():
-        rendered = {cfg.name: render_environment(cfg) for cfg in envs}
+    rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     if args.check:
         # Without --env the whole directory is compared: an entry beside the environments is extra too.
         return check(args.out, rendered, whole_directory=not args.env)
@@ -137,8 +99,6 @@ def generate(argv: list[str]) -> int:
 
 
 def parse_capacity_args(argv: list[str]) -> argparse.Namespace:
-    import argparse  # here: the generate path does without it (see parse_plain_args)
-
     from generator import capacity
 
     p = argparse.ArgumentParser(
@@ -178,20 +138,6 @@ def capacity_command(argv: list[str]) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """No cyclic garbage collection while the templates are built: building allocates tens of thousands of
-    objects, and the collector would walk them some 30 times (about 5 ms a run) to find no cycle to free.
-    Reference counting frees memory as usual; collection resumes afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool = False) -> int:
@@ -281,7 +227,7 @@ def write(out: Path, rendered: dict[str, dict[str, str]]) -> None:
         raise errors.InputError(f"cannot write {e.filename or out}: {e.strerror}; nothing was replaced") from None
     finally:
         if not (txn / COMPLETE).exists():
-            _rmtree(txn, ignore_errors=True)
+            shutil.rmtree(txn, ignore_errors=True)
     try:
         with _signals_blocked():
             _commit(out, txn)
@@ -300,28 +246,12 @@ def _commit(out: Path, txn: Path) -> None:
     _remove_transaction(txn)
 
 
-def _rmtree(path: Path, ignore_errors: bool = False) -> None:
-    import shutil  # here: shutil imports bz2 and lzma (3 ms), which a plain run does not need
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
-
-
 def _remove_transaction(txn: Path) -> None:
-    """Delete a committed transaction. What it holds by then is known (the marker, an empty new/, old/<env>/ holding
-    only the generator's *.json files), so unlink and rmdir do; anything else there: shutil.rmtree. The marker goes
-    first: a run killed here leaves a transaction that the next one discards, nothing it would try to commit."""
-    try:
+    """Delete a committed transaction. The marker goes first: a run killed here leaves a transaction that the next
+    one discards, nothing it would try to commit."""
+    with contextlib.suppress(FileNotFoundError):
         (txn / COMPLETE).unlink()
-        old = txn / "old"
-        for aside in old.iterdir():
-            for path in aside.iterdir():
-                path.unlink()  # a directory here fails (IsADirectoryError): shutil below
-            aside.rmdir()
-        old.rmdir()
-        (txn / "new").rmdir()
-        txn.rmdir()
-    except OSError:
-        _rmtree(txn)
+    shutil.rmtree(txn)
 
 
 def recover(out: Path) -> None:
@@ -333,14 +263,14 @@ def recover(out: Path) -> None:
         if (txn / COMPLETE).exists():
             _commit(out, txn)
         else:
-            _rmtree(txn, ignore_errors=True)
+            shutil.rmtree(txn, ignore_errors=True)
     # Leftovers of the earlier per-environment scheme (.<env>.new-*, .<env>.old).
     for leftover in sorted(out.glob(".*.new-*")):
-        _rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(leftover, ignore_errors=True)
     for old in sorted(out.glob(".*.old")):
         env = out / old.name[1:-len(".old")]
         if env.exists():
-            _rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         else:
             old.rename(env)
 

@@ -1,5 +1,6 @@
 """How close generation is to its floor: `python -m generator` for every environment, against merely
-importing troposphere and awacs (which generation cannot avoid). Goal: a ratio of at most 2.5.
+importing troposphere and awacs (which generation cannot avoid). Goal: a ratio of at most 3.5, with templates built
+and serialised through troposphere's public API only (Template.to_dict). It prints the figures; it asserts nothing.
 
     python scripts/bench_generate.py [--runs N]
 
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_RATIO = 2.5
+TARGET_RATIO = 3.5
 # `python -v` says where each module's code object comes from: a quoted .pyc path, or an unquoted source path
 # when the module was compiled from source.
 FROM_SOURCE = re.compile(r"^# code object from (?!')(\S+)$", re.MULTILINE)

@@ -165,7 +165,7 @@ def test_the_repository_templates_still_regenerate_in_place(tmp_path):
 
 
 def test_a_committed_transaction_is_removed_whatever_it_holds(tmp_path):
-    """unlink and rmdir remove what a committed transaction holds; anything more, shutil.rmtree."""
+    """A committed transaction is removed entirely, whether it holds only what the generator staged or more."""
     for extra in (None, "old/dev/unexpected/file.txt"):
         txn = tmp_path / f"{cli.TRANSACTION_PREFIX}1"
         (txn / "new").mkdir(parents=True)
@@ -177,13 +177,3 @@ def test_a_committed_transaction_is_removed_whatever_it_holds(tmp_path):
             (txn / extra).write_text("x\n")
         cli._remove_transaction(txn)
         assert not txn.exists(), extra
-
-
-def test_a_plain_run_imports_neither_argparse_nor_shutil(out):
-    """Both are imported only where needed (help, errors, unusual spellings; removing something unexpected)."""
-    code = ("import sys; from generator.__main__ import main; main(sys.argv[1:]); print(sorted(m for m in "
-            "('argparse', 'gettext', 'locale', 'shutil', 'bz2', 'lzma') if m in sys.modules), file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", code, "--out", str(out)], cwd=REPO, capture_output=True,
-                            text=True, check=True)
-    assert result.stderr.strip() == "[]"
-    assert leftovers(out) == [] and (out / "prod" / "api.json").read_text() != "edited\n"
