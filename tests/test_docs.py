@@ -76,6 +76,13 @@ def test_every_repository_path_a_document_names_exists(document):
     assert not problems, f"{document.name}: " + "; ".join(problems)
 
 
+def test_every_path_of_the_code_map_exists():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    code_map = text.split("## Code map", 1)[1].split("```", 2)[1]
+    paths = [line.split()[0] for line in code_map.splitlines() if line and not line.startswith(" ")]
+    assert len(paths) > 10 and [p for p in paths if not (REPO / p).exists()] == [], "docs/architecture.md, Code map"
+
+
 def test_every_dev_sh_task_the_readme_names_exists():
     tasks = set(re.findall(r"^  (\w+)\)", (REPO / "dev.sh").read_text(encoding="utf-8"), flags=re.MULTILINE))
     named = set(re.findall(r"\./dev\.sh (\w+)", (REPO / "README.md").read_text(encoding="utf-8")))
