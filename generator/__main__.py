@@ -90,12 +90,19 @@ def generate(argv: list[str]) -> int:
     rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     if args.check:
         # Without --env the whole directory is compared: an entry beside the environments is extra too.
-        return check(args.out, rendered, whole_directory=not args.env)
+        return max(check(args.out, rendered, whole_directory=not args.env), docs_blocks(args, rendered))
     # SIGTERM ends a run like Ctrl-C: the write below cleans up, errors.run reports one line.
     signal.signal(signal.SIGTERM, _interrupt)
     write(args.out, rendered)
     print_summary(rendered)
-    return EXIT_OK
+    return docs_blocks(args, rendered)
+
+
+def docs_blocks(args: argparse.Namespace | SimpleNamespace, rendered: dict[str, dict[str, str]]) -> int:
+    """The generated blocks of docs/ follow a run over the committed templates (generator/docs.py)."""
+    from generator import docs
+
+    return docs.follow(rendered, check=args.check, out=args.out, whole=not args.env and not args.config)
 
 
 def parse_capacity_args(argv: list[str]) -> argparse.Namespace:

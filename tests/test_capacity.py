@@ -10,13 +10,12 @@ import sys
 
 import pytest
 
-from generator import aws_facts, capacity, config
+from generator import aws_facts, capacity, config, docs
 from generator.__main__ import main
 
 from conftest import REPO
 
 ENVS = list(config.ENVIRONMENTS)
-BEGIN, END = "<!-- capacity:begin -->\n", "<!-- capacity:end -->"
 
 
 def limit(c: capacity.Capacity, name: str) -> capacity.Limit:
@@ -220,9 +219,10 @@ def test_help_says_what_it_prints_and_output_is_deterministic():
     assert first.returncode == 0 and first.stdout == second.stdout and first.stderr == ""
 
 
-def test_readme_block_is_the_commands_output():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split(BEGIN, 1)[1].split(END, 1)[0]
-    printed = capacity.render([capacity.capacity(cfg) for cfg in config.ENVIRONMENTS.values()])
-    assert block == f"```\n$ python -m generator capacity\n{printed}```\n", (
-        "README's capacity block is stale: paste `python -m generator capacity` between the markers")
+def test_the_docs_block_is_the_commands_output(capsys):
+    """docs/capacity.md's block shows exactly what `python -m generator capacity` prints, under that command."""
+    assert main(["capacity"]) == 0
+    printed = capsys.readouterr().out
+    block = next(b for b in docs.BLOCKS if b.marker == "capacity")
+    assert block.path == "docs/capacity.md"
+    assert block.render({}) == f"```\n$ python -m generator capacity\n{printed}```\n"

@@ -13,16 +13,14 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from generator import config, contracts, names
+from generator import config, contracts, docs, names
 from generator.tiers import operations
 
 from conftest import as_list, each_resource, resolve, sources
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 ALARM = "AWS::CloudWatch::Alarm"
 MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
 
@@ -403,9 +401,10 @@ def test_rule_dashboard_catches_a_metric_of_a_resource_that_does_not_exist(templ
 # --------------------------------------------------------------------------------------------------
 # The runbook
 
-def test_the_readme_runbook_has_one_row_per_alarm_as_generated():
-    text = README.read_text(encoding="utf-8")
-    block = text.split("<!-- runbook:begin -->\n", 1)[1].split("<!-- runbook:end -->", 1)[0]
-    assert block == operations.runbook_markdown(), "README runbook is stale: paste operations.runbook_markdown()"
+def test_the_runbook_in_the_docs_has_one_row_per_alarm_as_generated():
+    block = next(b for b in docs.BLOCKS if b.marker == "runbook")
+    assert block.path == "docs/operations.md" and block.render({}) == operations.runbook_markdown()
+    rows = [line for line in block.render({}).splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == [operations.runbook_key(spec) for spec in operations.ALARMS]
     for spec in operations.ALARMS:
         assert spec.missing in operations.MISSING
