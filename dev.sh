@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Developer entry point: sets up the project's virtual environment on first use, then runs a task.
-#   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/)
+#   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/ and the generated blocks of docs/)
 #   ./dev.sh test [ARGS]       pytest ARGS
 #   ./dev.sh lint              ruff (generator, deploytools, tests, scripts), mypy, cfn-lint over templates/
 #   ./dev.sh check             committed templates are fresh, and lint

@@ -32,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m generator",
         description="Generate the pipeline's CloudFormation templates: for each environment, "
                     "templates/<env>/main.json (the parent) and one <tier>.json per tier.",
-        epilog="Exit status: 0 success; 1 --check found stale, missing or extra files; "
+        epilog="Exit status: 0 success; 1 --check found stale, missing or extra files, or a stale generated block of docs/; "
                "2 bad input or an unwritable --out (one line on stderr, nothing replaced); 70 internal error "
                "(a bug: the traceback is in a log file, see the message); 130 interrupted (nothing replaced). "
                "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "

@@ -102,7 +102,7 @@ def master_credentials(secret_arn: str) -> tuple[str, str]:
 
 def tls_context() -> ssl.SSLContext:
     # The database requires TLS (rds.force_ssl). The RDS certificate authority is not in the runtime's trust
-    # store and not packaged yet, so the certificate is not verified (README, Known gaps); the link is encrypted.
+    # store and not packaged yet, so the certificate is not verified (docs/known-gaps.md); the link is encrypted.
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
