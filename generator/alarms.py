@@ -123,21 +123,19 @@ def spec_problems(tier: str, spec: AlarmSpec, produces: tuple[Contract, ...]) ->
     return problems
 
 
-def collect(declared: Iterable[tuple[str, tuple[AlarmSpec, ...], tuple[Contract, ...]]]) -> tuple[AlarmSpec, ...]:
-    """Every tier's alarms, in the order given ((tier name, its ALARMS, its PRODUCES) per tier), each marked with
-    its tier; a WiringError names every declaration that is wrong."""
-    collected: list[AlarmSpec] = []
-    problems: list[str] = []
-    for tier, specs, produces in declared:
-        for spec in specs:
-            problems += spec_problems(tier, spec, produces)
-            collected.append(replace(spec, tier=tier))
+def collect(declared: Iterable[tuple[str, tuple[AlarmSpec, ...]]]) -> tuple[AlarmSpec, ...]:
+    """Every tier's alarms, in the order given ((tier name, its ALARMS) per tier), each marked with its tier."""
+    return tuple(replace(spec, tier=tier) for tier, specs in declared for spec in specs)
+
+
+def check(specs: tuple[AlarmSpec, ...], produced: dict[str, tuple[Contract, ...]]) -> None:
+    """A WiringError naming every collected alarm declared wrongly; produced: tier name -> its PRODUCES."""
+    problems = [p for spec in specs for p in spec_problems(spec.tier, spec, produced.get(spec.tier, ()))]
     for attribute in ("title", "name"):
         declaring: dict[str, list[str]] = {}
-        for spec in collected:
+        for spec in specs:
             declaring.setdefault(getattr(spec, attribute), []).append(spec.tier)
         problems += [f"alarm {attribute} {value} declared more than once (tiers {', '.join(tiers)})"
                      for value, tiers in sorted(declaring.items()) if len(tiers) > 1]
     if problems:
         raise WiringError("; ".join(problems))
-    return tuple(collected)

@@ -390,15 +390,14 @@ def test_an_alarm_declared_in_a_new_tier_reaches_the_ops_topic_and_the_runbook_w
                      (("QueueName", queue),), "Maximum", alarms.GT, 600, "notBreaching", "Uploads wait",
                      "The queue", "Drain it")
     uploads = tiers.Tier("uploads", "UploadsStack", lambda cfg: None, (), (queue,), (spec,))
-    specs = tiers.collect_alarms((*tiers.WATCHED, uploads))
-    built = tiers.operations_tier("operations", "OperationsStack", specs)
+    built = tiers.operations_tier("operations", "OperationsStack", (*tiers.WATCHED, uploads))
     assert queue in built.consumes
     t = built.build(config.get("dev")).to_dict()
     alarm = t["Resources"]["UploadsBacklogAlarm"]["Properties"]
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Ref": queue.name}}]
     assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "OpsTopic"}]
     assert "| `uploads-backlog` (uploads) | AWS/SQS ApproximateAgeOfOldestMessage | Maximum > 600" in \
-        runbook.markdown(specs)
+        runbook.markdown(tiers.collect_alarms((*tiers.WATCHED, uploads)))
     assert "${UploadsBacklogAlarm.Arn}" in t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
 
 
@@ -417,11 +416,13 @@ FIRST = tiers.ALARMS[0]
     (dataclasses.replace(FIRST, title=tiers.ALARMS[1].title), f"alarm title {tiers.ALARMS[1].title} declared more"),
     (dataclasses.replace(FIRST, name=tiers.ALARMS[1].name), f"alarm name {tiers.ALARMS[1].name} declared more"),
 ])
-def test_the_registry_refuses_an_alarm_declared_wrongly(broken, message):
+def test_the_operations_tier_refuses_an_alarm_declared_wrongly(broken, message):
+    """A WiringError (one line and exit 2 from `python -m generator`, see test_error_kinds) names the alarm."""
     watched = tuple(dataclasses.replace(t, alarms=(broken, *t.alarms[1:])) if t.name == FIRST.tier else t
                     for t in tiers.WATCHED)
+    built = tiers.operations_tier("operations", "OperationsStack", watched)
     with pytest.raises(WiringError, match=re.escape(message)):
-        tiers.collect_alarms(watched)
+        built.build(config.get("dev"))
 
 
 def test_the_known_gap_is_covered_by_the_executions_failed_alarm(templates):

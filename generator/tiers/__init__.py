@@ -48,14 +48,21 @@ def tier(name: str, title: str, module: ModuleType) -> Tier:
 
 
 def collect_alarms(watched: tuple[Tier, ...]) -> tuple[AlarmSpec, ...]:
-    """Every alarm the tiers declare, in registry order, each marked with its tier (a WiringError if one is wrong)."""
-    return alarms.collect((t.name, t.alarms, t.produces) for t in watched)
+    """Every alarm the tiers declare, in registry order, each marked with its tier."""
+    return alarms.collect((t.name, t.alarms) for t in watched)
 
 
-def operations_tier(name: str, title: str, specs: tuple[AlarmSpec, ...]) -> Tier:
-    """The operations tier, built with the alarms of the tiers before it; it consumes what they watch."""
-    return Tier(name, title, lambda cfg: operations.build(cfg, specs), operations.consumes(specs),
-                operations.PRODUCES)
+def operations_tier(name: str, title: str, watched: tuple[Tier, ...]) -> Tier:
+    """The operations tier, built with the alarms of the tiers before it; it consumes what they watch. The
+    declarations are checked when it is built, so a wrong one is a one-line error of `python -m generator`."""
+    specs = collect_alarms(watched)
+    produced = {t.name: t.produces for t in watched}
+
+    def build(cfg: EnvConfig) -> Template:
+        alarms.check(specs, produced)
+        return operations.build(cfg, specs)
+
+    return Tier(name, title, build, operations.consumes(specs), operations.PRODUCES)
 
 
 def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
@@ -84,8 +91,8 @@ WATCHED = (
     tier("jobs", "JobsStack", jobs),
     tier("api", "ApiStack", api),
 )
-ALARMS = collect_alarms(WATCHED)
-TIERS = check_tiers((*WATCHED, operations_tier("operations", "OperationsStack", ALARMS)))
+TIERS = check_tiers((*WATCHED, operations_tier("operations", "OperationsStack", WATCHED)))
+ALARMS = collect_alarms(WATCHED)  # what the operations tier builds and the runbook shows
 
 
 def title(name: str) -> str:
