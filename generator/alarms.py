@@ -2,9 +2,9 @@
 
 A tier lists its alarms as `ALARMS` beside CONSUMES and PRODUCES: one AlarmSpec per failure mode (metric,
 threshold, missing-data handling, runbook text), on resources the tier produces. The registry
-(generator/tiers/__init__.py) collects them in tier order with `collect`; the operations tier builds one
-CloudWatch alarm per spec (one per cache node where the metric is a node's) and consumes the contracts they
-watch; generator/runbook.py renders one runbook row per spec. This module imports no tier.
+(generator/tiers/__init__.py) collects them in tier order with `collect`; the operations tier `check`s them,
+builds one CloudWatch alarm per spec (one per cache node where the metric is a node's) and consumes the
+contracts they watch; generator/runbook.py renders one runbook row per spec. This module imports no tier.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ def watched_contracts(specs: Iterable[AlarmSpec]) -> tuple[Contract, ...]:
 SETTINGS = frozenset(f.name for f in fields(EnvConfig))
 
 
-def spec_problems(tier: str, spec: AlarmSpec, produces: tuple[Contract, ...]) -> list[str]:
-    """What is wrong with one declared alarm, each a sentence naming the fix."""
-    where = f"tier {tier}: alarm {spec.title}"
-    problems = [f"{where} watches {contract.name}, which tier {tier} does not produce (declare an alarm in the "
+def spec_problems(spec: AlarmSpec, produces: tuple[Contract, ...]) -> list[str]:
+    """What is wrong with one collected alarm (produces: its tier's PRODUCES), each a sentence naming the fix."""
+    where = f"tier {spec.tier}: alarm {spec.title}"
+    problems = [f"{where} watches {contract.name}, which tier {spec.tier} does not produce (declare an alarm in the "
                 "tier whose resource it watches)" for _name, contract in spec.dimensions if contract not in produces]
     if not spec.dimensions:
         problems.append(f"{where} has no dimensions: it would watch the whole account")
@@ -130,7 +130,7 @@ def collect(declared: Iterable[tuple[str, tuple[AlarmSpec, ...]]]) -> tuple[Alar
 
 def check(specs: tuple[AlarmSpec, ...], produced: dict[str, tuple[Contract, ...]]) -> None:
     """A WiringError naming every collected alarm declared wrongly; produced: tier name -> its PRODUCES."""
-    problems = [p for spec in specs for p in spec_problems(spec.tier, spec, produced.get(spec.tier, ()))]
+    problems = [p for spec in specs for p in spec_problems(spec, produced.get(spec.tier, ()))]
     for attribute in ("title", "name"):
         declaring: dict[str, list[str]] = {}
         for spec in specs:
