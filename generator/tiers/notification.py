@@ -1,4 +1,4 @@
-"""notification: completion and error topics, their KMS key and a dead-letter queue (its alarm is operations').
+"""notification: completion and error topics, their KMS key and a dead-letter queue (ALARMS: their failure modes).
 
 What the sketch's docstring promised and its code lacked: KMS encryption and an SQS dead-letter
 queue for notifications that could not be delivered.
