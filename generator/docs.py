@@ -151,9 +151,9 @@ def capacity_block(rendered: Rendered) -> str:
 
 
 def runbook_block(rendered: Rendered) -> str:
-    from generator.tiers import operations
+    from generator import runbook
 
-    return operations.runbook_markdown()
+    return runbook.markdown()
 
 
 BLOCKS = (

@@ -6,20 +6,27 @@ Like the security rules, each rule reads templates generically (by resource type
 the parent to the tier that produces them), so a tier added later is covered: a new state machine, function,
 API, database, cache, queue, rule or error topic without its alarms fails here. Each rule returns the problems
 it finds; the `test_rule_*` tests feed it a broken copy to prove it is not vacuous.
+
+The alarms themselves are declared by the tiers (ALARMS, generator/alarms.py): the tests below check the
+operations tier builds exactly those, from the declaration and the environment's settings, on resources of the
+declaring tier, each with its runbook row, rather than repeating the generated values.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 
 import pytest
 
-from generator import config, contracts, docs, names
+from generator import alarms, config, contracts, dashboard, docs, names, runbook, tiers
+from generator.alarms import AlarmSpec
+from generator.errors import WiringError
 from generator.tiers import operations
 
-from conftest import as_list, each_resource, resolve, sources
+from conftest import as_list, each_resource, resolve, resources_of_type, sources
 
 ALARM = "AWS::CloudWatch::Alarm"
 MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
@@ -304,12 +311,116 @@ def test_the_ops_e_mail_is_a_deploy_time_parameter_subscribed_only_when_given(te
     assert templates["dev"]["main"]["Parameters"]["OpsEmail"]["Default"] == ""
 
 
-def test_thresholds_that_follow_the_database_size_come_from_the_environment(templates):
+def built_alarms(templates: dict, env: str) -> dict[str, tuple[dict, alarms.Alarm]]:
+    """logical id -> (the alarm's Properties in the generated template, what it was built from)."""
+    resources = templates[env]["operations"]["Resources"]
+    return {a.title: (resources[a.title]["Properties"], a) for a in alarms.expanded(config.get(env), tiers.ALARMS)}
+
+
+@pytest.mark.parametrize("env", list(config.ENVIRONMENTS))
+def test_the_operations_tier_builds_exactly_the_alarms_the_tiers_declare(templates, env):
+    """One alarm per declared failure mode (a node's: one per cache node), named and set as declared."""
+    cfg = config.get(env)
+    present = set(resources_of_type(templates[env]["operations"], ALARM))
+    built = built_alarms(templates, env)
+    assert present == set(built), "an alarm in the template that no tier declares, or one declared and not built"
+    per_node = [s for s in tiers.ALARMS if s.per_cache_node]
+    assert len(present) == len(tiers.ALARMS) + len(per_node) * (cfg.cache_node_count - 1)
+    for title, (p, alarm) in built.items():
+        spec = alarm.spec
+        assert p["AlarmName"] == names.alarm(env, alarm.name), title
+        assert (p["Namespace"], p["MetricName"], p["ComparisonOperator"]) == (
+            spec.namespace, spec.metric, spec.comparison), title
+        assert p.get("Statistic", p.get("ExtendedStatistic")) == spec.statistic, title
+        assert p["EvaluationPeriods"] == p["DatapointsToAlarm"] == spec.periods, "every period must breach"
+        assert p["Period"] == alarms.PERIOD and p["TreatMissingData"] == spec.missing, title
+
+
+def test_thresholds_given_by_a_setting_follow_each_environment(templates):
+    """A threshold named by a setting is that environment's value, in the metric's unit (GiB, MiB to bytes)."""
+    by_setting = [s for s in tiers.ALARMS if isinstance(s.threshold, str)]
+    assert {s.threshold for s in by_setting} >= {"db_min_free_storage_gib", "db_min_freeable_memory_mib",
+                                                 "db_max_connections"}, "the database's size sets its alarms"
+    units = {"_gib": alarms.GIB, "_mib": alarms.MIB}
+    for s in by_setting:  # the metrics count bytes; a setting names its unit
+        assert s.scale == next((v for suffix, v in units.items() if s.threshold.endswith(suffix)), 1), s.title
     for env, cfg in config.ENVIRONMENTS.items():
-        r = templates[env]["operations"]["Resources"]
-        assert r["DatabaseFreeStorageAlarm"]["Properties"]["Threshold"] == cfg.db_min_free_storage_gib * 2 ** 30
-        assert r["DatabaseFreeableMemoryAlarm"]["Properties"]["Threshold"] == cfg.db_min_freeable_memory_mib * 2 ** 20
-        assert r["DatabaseConnectionsAlarm"]["Properties"]["Threshold"] == cfg.db_max_connections
+        for title, (p, alarm) in built_alarms(templates, env).items():
+            spec = alarm.spec
+            expected = getattr(cfg, spec.threshold) * spec.scale if spec in by_setting else spec.threshold
+            assert p["Threshold"] == expected, (env, title)
+    assert any(len({getattr(cfg, s.threshold) for cfg in config.ENVIRONMENTS.values()}) > 1 for s in by_setting), \
+        "no threshold setting differs between environments: a constant would pass too"
+
+
+def test_each_alarm_watches_a_resource_of_the_tier_that_declares_it(templates):
+    """Tiers own their alarms: every dimension resolves, through the parent, to a resource of the declaring tier."""
+    for env in templates:
+        for title, (p, alarm) in built_alarms(templates, env).items():
+            for dimension in p["Dimensions"]:
+                type_ = DIMENSIONS[(p["Namespace"], dimension["Name"])]
+                value = dimension["Value"]
+                if isinstance(value, dict) and "Fn::Sub" in value:  # a cache node: <group id>-00N
+                    value = {"Ref": re.fullmatch(r"\$\{(\w+)\}-\d{3}", value["Fn::Sub"]).group(1)}
+                found = named_resources(templates, env, "operations", value, type_)
+                assert found and {t for t, _id in found} == {alarm.spec.tier}, (env, title, dimension, found)
+
+
+def test_the_operations_tier_consumes_what_its_alarms_watch_and_its_dashboard_reads(templates):
+    """Its Parameters are derived: the ops e-mail, every alarm dimension's contract, the dashboard's contracts;
+    and each one is used."""
+    [operations_tier] = [t for t in tiers.TIERS if t.name == "operations"]
+    assert tiers.TIERS[-1] is operations_tier, "last: it consumes what every other tier produces"
+    watched = {c for s in tiers.ALARMS for _n, c in s.dimensions}
+    assert set(operations_tier.consumes) == {contracts.OPS_EMAIL, *watched, *dashboard.CONSUMES}
+    for env in templates:
+        t = templates[env]["operations"]
+        used = json.dumps({k: v for k, v in t.items() if k != "Parameters"})
+        unused = [n for n in t["Parameters"] if f'"Ref": "{n}"' not in used and f"${{{n}}}" not in used]
+        assert unused == [], f"{env}: parameters nothing reads"
+
+
+def test_an_alarm_declared_in_a_new_tier_reaches_the_ops_topic_and_the_runbook_without_editing_operations():
+    """What a new tier (uploads, say) does to add a failure mode: declare it beside its resources. The registry
+    collects it, the operations tier consumes its contract and builds it, the runbook shows it."""
+    queue = contracts.Contract("UploadsQueueName", "Name of the uploads queue")
+    spec = AlarmSpec("UploadsBacklogAlarm", "uploads-backlog", "AWS/SQS", "ApproximateAgeOfOldestMessage",
+                     (("QueueName", queue),), "Maximum", alarms.GT, 600, "notBreaching", "Uploads wait",
+                     "The queue", "Drain it")
+    uploads = tiers.Tier("uploads", "UploadsStack", lambda cfg: None, (), (queue,), (spec,))
+    built = tiers.operations_tier("operations", "OperationsStack", (*tiers.WATCHED, uploads))
+    assert queue in built.consumes
+    t = built.build(config.get("dev")).to_dict()
+    alarm = t["Resources"]["UploadsBacklogAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Ref": queue.name}}]
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "OpsTopic"}]
+    assert "| `uploads-backlog` (uploads) | AWS/SQS ApproximateAgeOfOldestMessage | Maximum > 600" in \
+        runbook.markdown(tiers.collect_alarms((*tiers.WATCHED, uploads)))
+    assert "${UploadsBacklogAlarm.Arn}" in t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+
+
+FIRST = tiers.ALARMS[0]
+
+
+@pytest.mark.parametrize("broken, message", [
+    (dataclasses.replace(FIRST, dimensions=(("QueueName", contracts.DEAD_LETTER_QUEUE_NAME),)),
+     f"alarm {FIRST.title} watches DeadLetterQueueName, which tier {FIRST.tier} does not produce"),
+    (dataclasses.replace(FIRST, dimensions=()), "has no dimensions"),
+    (dataclasses.replace(FIRST, missing="missing"), "missing data 'missing'; accepted: notBreaching"),
+    (dataclasses.replace(FIRST, threshold="db_min_free_storage"), "'db_min_free_storage' is no setting"),
+    (dataclasses.replace(FIRST, comparison="GreaterThanUpperThreshold"), "comparison 'GreaterThanUpperThreshold'"),
+    (dataclasses.replace(FIRST, statistic="Median"), "statistic 'Median'"),
+    (dataclasses.replace(FIRST, per_cache_node=True), "a per-node alarm's title starts with Cache"),
+    (dataclasses.replace(FIRST, title=tiers.ALARMS[1].title), f"alarm title {tiers.ALARMS[1].title} declared more"),
+    (dataclasses.replace(FIRST, name=tiers.ALARMS[1].name), f"alarm name {tiers.ALARMS[1].name} declared more"),
+])
+def test_the_operations_tier_refuses_an_alarm_declared_wrongly(broken, message):
+    """A WiringError (one line and exit 2 from `python -m generator`, see test_error_kinds) names the alarm."""
+    watched = tuple(dataclasses.replace(t, alarms=(broken, *t.alarms[1:])) if t.name == FIRST.tier else t
+                    for t in tiers.WATCHED)
+    built = tiers.operations_tier("operations", "OperationsStack", watched)
+    with pytest.raises(WiringError, match=re.escape(message)):
+        built.build(config.get("dev"))
 
 
 def test_the_known_gap_is_covered_by_the_executions_failed_alarm(templates):
@@ -403,8 +514,16 @@ def test_rule_dashboard_catches_a_metric_of_a_resource_that_does_not_exist(templ
 
 def test_the_runbook_in_the_docs_has_one_row_per_alarm_as_generated():
     block = next(b for b in docs.BLOCKS if b.marker == "runbook")
-    assert block.path == "docs/operations.md" and block.render({}) == operations.runbook_markdown()
+    assert block.path == "docs/operations.md" and block.render({}) == runbook.markdown()
     rows = [line for line in block.render({}).splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == [operations.runbook_key(spec) for spec in operations.ALARMS]
-    for spec in operations.ALARMS:
-        assert spec.missing in operations.MISSING
+    assert [row.split("`")[1] for row in rows] == [alarms.runbook_key(spec) for spec in tiers.ALARMS]
+
+
+@pytest.mark.parametrize("env", list(config.ENVIRONMENTS))
+def test_every_alarm_names_a_runbook_row_that_exists(templates, env):
+    rows = {re.match(r"\| `([^`]+)`", line).group(1) for line in runbook.markdown().splitlines()[2:]}
+    assert len(rows) == len(tiers.ALARMS), "one row per declared alarm"
+    for title, (p, _alarm) in built_alarms(templates, env).items():
+        key = p["AlarmDescription"].rpartition("Runbook: docs/operations.md, ")[2]
+        assert key in rows, (title, key)
+        assert re.fullmatch(key.replace("NNN", r"\d{3}"), p["AlarmName"].removeprefix(names.alarm(env, ""))), title

@@ -1,8 +1,10 @@
 """The tiers, in the order the parent creates them: every tier comes after the tiers it consumes.
 
 An explicit registry rather than discovery: adding a tier is one line here, and the order is visible.
-Each tier module declares CONSUMES and PRODUCES (contracts) and `build(cfg) -> Template`; its entry here
-adds the logical ID of its nested stack in main.json (stable: renaming it replaces the stack).
+Each tier module declares CONSUMES and PRODUCES (contracts), optionally ALARMS (its failure modes, see
+generator/alarms.py), and `build(cfg) -> Template`; its entry here adds the logical ID of its nested stack in
+main.json (stable: renaming it replaces the stack). The operations tier comes last: it is built from the
+alarms of every tier before it (`ALARMS`, collected here in registry order).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from types import ModuleType
 
 from troposphere import Template
 
-from generator import contracts
+from generator import alarms, contracts
+from generator.alarms import AlarmSpec
 from generator.config import EnvConfig
 from generator.errors import WiringError
 from generator.tiers import (
@@ -37,10 +40,29 @@ class Tier:
     build: Callable[[EnvConfig], Template]
     consumes: tuple[contracts.Contract, ...]
     produces: tuple[contracts.Contract, ...]
+    alarms: tuple[AlarmSpec, ...] = ()  # its failure modes: the operations tier builds them
 
 
 def tier(name: str, title: str, module: ModuleType) -> Tier:
-    return Tier(name, title, module.build, module.CONSUMES, module.PRODUCES)
+    return Tier(name, title, module.build, module.CONSUMES, module.PRODUCES, getattr(module, "ALARMS", ()))
+
+
+def collect_alarms(watched: tuple[Tier, ...]) -> tuple[AlarmSpec, ...]:
+    """Every alarm the tiers declare, in registry order, each marked with its tier."""
+    return alarms.collect((t.name, t.alarms) for t in watched)
+
+
+def operations_tier(name: str, title: str, watched: tuple[Tier, ...]) -> Tier:
+    """The operations tier, built with the alarms of the tiers before it; it consumes what they watch. The
+    declarations are checked when it is built, so a wrong one is a one-line error of `python -m generator`."""
+    specs = collect_alarms(watched)
+    produced = {t.name: t.produces for t in watched}
+
+    def build(cfg: EnvConfig) -> Template:
+        alarms.check(specs, produced)
+        return operations.build(cfg, specs)
+
+    return Tier(name, title, build, operations.consumes(specs), operations.PRODUCES)
 
 
 def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
@@ -58,7 +80,7 @@ def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
     return tiers
 
 
-TIERS = check_tiers((
+WATCHED = (
     tier("network", "NetworkStack", network),
     tier("storage", "StorageStack", storage),
     tier("schema", "SchemaStack", schema),
@@ -68,8 +90,9 @@ TIERS = check_tiers((
     tier("workflow", "WorkflowStack", workflow),
     tier("jobs", "JobsStack", jobs),
     tier("api", "ApiStack", api),
-    tier("operations", "OperationsStack", operations),
-))
+)
+TIERS = check_tiers((*WATCHED, operations_tier("operations", "OperationsStack", WATCHED)))
+ALARMS = collect_alarms(WATCHED)  # what the operations tier builds and the runbook shows
 
 
 def title(name: str) -> str:

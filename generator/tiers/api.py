@@ -33,6 +33,7 @@ from troposphere.apigateway import (
 from troposphere.awslambda import Permission
 
 from generator import blocks, contracts, names
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
 from generator.tiers import jobs
@@ -41,6 +42,39 @@ CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_
             contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN)
 PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
             contracts.API_STAGE_NAME)
+
+# Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
+API_DIMENSIONS = (("ApiName", contracts.API_NAME), ("Stage", contracts.API_STAGE_NAME))
+FUNCTION_DIMENSIONS = (("FunctionName", contracts.API_FUNCTION_NAME),)
+ALARMS = (
+    AlarmSpec(
+        "Api5xxRateAlarm", "api-5xx-rate", "AWS/ApiGateway", "5XXError", API_DIMENSIONS, "Average", GT, 0.05,
+        "notBreaching",
+        "More than 5% of API requests failed on the server side for 10 minutes",
+        "The API access log group (status, error) and the function's log group; the function alarms",
+        "Fix or roll back the function or its permissions; callers retry 5XX answers",
+        periods=2),
+    AlarmSpec(
+        "ApiLatencyAlarm", "api-p99-latency", "AWS/ApiGateway", "Latency", API_DIMENSIONS, "p99", GT, 3000,
+        "notBreaching",
+        "The slowest 1% of API requests took over 3 s for 15 minutes (the function times out at 10 s)",
+        "X-Ray traces of the stage; the function's Duration; Step Functions StartExecution latency",
+        "Find the slow dependency in the traces; raise the function's memory if it is the function itself",
+        periods=3),
+    AlarmSpec(
+        "FunctionErrorsAlarm", "api-function-errors", "AWS/Lambda", "Errors", FUNCTION_DIMENSIONS, "Sum", GT, 0,
+        "notBreaching",
+        "The API function raised (an unhandled error or a timeout): callers got a 5XX",
+        "The function's log group (/aws/lambda/<function>), its last deployment",
+        "Fix or roll back the handler (generator/functions/video_jobs/) and redeploy the api tier"),
+    AlarmSpec(
+        "FunctionThrottlesAlarm", "api-function-throttles", "AWS/Lambda", "Throttles", FUNCTION_DIMENSIONS, "Sum",
+        GT, 0, "notBreaching",
+        "Requests found every reserved instance of the function busy and were refused",
+        "The function's ConcurrentExecutions against its reserved concurrency (api_reserved_concurrency, or the "
+        "account's unreserved pool); API traffic",
+        "Raise api_reserved_concurrency (and the account's Lambda concurrency quota), or lower api_rate_limit"),
+)
 
 STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout

@@ -24,11 +24,39 @@ from troposphere.elasticache import (
 )
 
 from generator import blocks, contracts, names
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)
 PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
             contracts.CACHE_KEY_ARN, contracts.CACHE_REPLICATION_GROUP_ID)
+
+# Failure modes (generator/alarms.py), one alarm per member node: the operations tier builds them, the runbook
+# shows them.
+NODE_DIMENSIONS = (("CacheClusterId", contracts.CACHE_REPLICATION_GROUP_ID),)  # <group id>-00N per node
+ALARMS = (
+    AlarmSpec(
+        "CacheMemoryAlarm", "cache-memory", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", NODE_DIMENSIONS,
+        "Maximum", GT, 80, "breaching",
+        "A Redis node used over 80% of its memory for 15 minutes, or stopped reporting",
+        "Keys without a TTL (redis-cli --bigkeys over TLS); the node's status in the ElastiCache console",
+        "Expire or delete keys, or a larger cache_node_type",
+        periods=3, per_cache_node=True),
+    AlarmSpec(
+        "CacheEvictionsAlarm", "cache-evictions", "AWS/ElastiCache", "Evictions", NODE_DIMENSIONS, "Sum", GT, 0,
+        "ignore",
+        "Redis evicted keys to make room: data the pipeline stored is gone",
+        "The node's memory (CacheMemoryAlarm, dashboard) and which keys lack a TTL",
+        "Same as cache memory; make the processor tolerate a missing key",
+        per_cache_node=True),
+    AlarmSpec(
+        "CacheCpuAlarm", "cache-engine-cpu", "AWS/ElastiCache", "EngineCPUUtilization", NODE_DIMENSIONS, "Average",
+        GT, 80, "ignore",
+        "The Redis engine thread stayed above 80% CPU for 15 minutes",
+        "The cache slow log group for expensive commands",
+        "Replace the expensive commands (KEYS, large ranges), or a larger cache_node_type",
+        periods=3, per_cache_node=True),
+)
 
 REDIS_ENGINE_VERSION = "7.1"
 # The processor's commands: every key, every command but the dangerous ones (admin, keyspace scans, flushes).

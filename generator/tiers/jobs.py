@@ -34,6 +34,7 @@ from troposphere.events import DeadLetterConfig as RuleDeadLetterConfig
 from troposphere.events import RetryPolicy, Rule, Target
 
 from generator import blocks, contracts, names
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
 
@@ -42,6 +43,56 @@ CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_
             contracts.DEAD_LETTER_QUEUE_ARN)
 PRODUCES = (contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN,
             contracts.SCHEDULER_FUNCTION_NAME, contracts.EXECUTION_ENDED_RULE_NAME, contracts.RECONCILE_RULE_NAME)
+
+# Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
+SCHEDULER_FUNCTION = (("FunctionName", contracts.SCHEDULER_FUNCTION_NAME),)
+# A video waiting this long means the queue does not drain (slots held, starts refused) or holds more than an
+# hour of the environment's capacity: either way a person decides (raise the cap, the quota, or wait).
+QUEUE_WAIT_ALARM_SECONDS = 3600
+ALARMS = (
+    AlarmSpec(
+        "ExecutionEndReportsFailedAlarm", "execution-end-reports-failed", "AWS/Events", "FailedInvocations",
+        (("RuleName", contracts.EXECUTION_ENDED_RULE_NAME),), "Sum", GT, 0, "notBreaching",
+        "EventBridge could not hand an ended execution to the scheduler after a day of retries: its slot stays "
+        "taken until the reconciliation finds it, and a timeout or abort is reported only then",
+        "The scheduler function (exists? its resource policy admits the rule: ExecutionEndedPermission); the "
+        "dead-letter queue holds the undelivered events",
+        "Restore the function or its permission (redeploy the jobs tier); the reconciliation releases the slots"),
+    AlarmSpec(
+        "ReconcileFailedAlarm", "reconcile-invocations-failed", "AWS/Events", "FailedInvocations",
+        (("RuleName", contracts.RECONCILE_RULE_NAME),), "Sum", GT, 0, "notBreaching",
+        "EventBridge could not invoke the scheduler for a reconciliation: lost execution ends are not reclaimed "
+        "and jobs admitted but never started are not put back in the queue",
+        "The scheduler function (exists? its resource policy admits the schedule: ReconcilePermission)",
+        "Restore the function or its permission (redeploy the jobs tier); the next run reconciles everything"),
+    AlarmSpec(
+        "SchedulerErrorsAlarm", "scheduler-errors", "AWS/Lambda", "Errors", SCHEDULER_FUNCTION, "Sum", GT, 0,
+        "notBreaching",
+        "The scheduler raised (an unhandled error or a timeout) on an ended execution or a reconciliation: slots "
+        "may stay taken and queued jobs wait; an event it still fails on after Lambda's retries is dead-lettered",
+        "The function's log group (/aws/lambda/<function>); the dead-letter queue; the jobs by status "
+        "(GET /videos?status=RUNNING, QUEUED)",
+        "Fix or roll back the scheduler (generator/functions/video_jobs/) and redeploy the jobs tier; the "
+        "reconciliation then releases the slots of ended executions and admits the queue"),
+    AlarmSpec(
+        "OldestQueuedVideoAlarm", "videos-waiting-too-long", contract.METRICS_NAMESPACE, contract.METRIC_OLDEST_QUEUED,
+        ((contract.METRIC_DIMENSION, contracts.JOBS_TABLE_NAME),), "Maximum", GT, QUEUE_WAIT_ALARM_SECONDS,
+        "breaching",
+        "A video has waited QUEUED for over an hour (the scheduler's minute tick publishes the oldest wait; no "
+        "data means the ticks stopped and nobody watches the queue)",
+        "GET /videos?status=RUNNING and ?status=QUEUED (slots held by long runs? requeues with lastError "
+        "CapacityUnavailable?); the scheduler's log group; the QueuedVideos metric for the backlog's size",
+        "Capacity refused: request Fargate quota (see Capacity) or wait out the backoff; slots held: the "
+        "reconciliation frees ended ones, stop hung executions; a lasting backlog: raise max_concurrent_videos "
+        "within the quota"),
+    AlarmSpec(
+        "SchedulerThrottlesAlarm", "scheduler-throttles", "AWS/Lambda", "Throttles", SCHEDULER_FUNCTION, "Sum", GT, 0,
+        "notBreaching",
+        "The scheduler was refused for lack of Lambda concurrency in the account: releases and admissions wait "
+        "(Lambda retries an asynchronous event for up to 6 hours)",
+        "The account's ConcurrentExecutions against its Lambda concurrency quota; other functions' reservations",
+        "Raise the account's Lambda concurrency quota, or lower api_reserved_concurrency"),
+)
 
 FUNCTION_SOURCE = Path(contract.__file__).resolve().parent
 # Where the template expects the built package, relative to the template (deploy.sh puts it there). The api

@@ -1,4 +1,4 @@
-"""notification: completion and error topics, their KMS key and a dead-letter queue (its alarm is operations').
+"""notification: completion and error topics, their KMS key and a dead-letter queue (ALARMS: their failure modes).
 
 What the sketch's docstring promised and its code lacked: KMS encryption and an SQS dead-letter
 queue for notifications that could not be delivered.
@@ -13,12 +13,32 @@ from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
 from generator import blocks, contracts, names
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.NOTIFICATION_EMAIL,)
 PRODUCES = (contracts.COMPLETION_TOPIC_ARN, contracts.COMPLETION_TOPIC_NAME, contracts.ERROR_TOPIC_ARN,
             contracts.ERROR_TOPIC_NAME, contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN,
             contracts.DEAD_LETTER_QUEUE_NAME)
+
+# Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
+ALARMS = (
+    AlarmSpec(
+        "ErrorNotificationsFailedAlarm", "error-notifications-failed", "AWS/SNS", "NumberOfNotificationsFailed",
+        (("TopicName", contracts.ERROR_TOPIC_NAME),), "Sum", GT, 0, "notBreaching",
+        "The error topic accepted a message but could not deliver it to a subscriber",
+        "The error topic's subscriptions (confirmed?) and the dead-letter queue, which holds what failed",
+        "Fix or confirm the subscription; replay the messages from the dead-letter queue"),
+    AlarmSpec(
+        "DeadLetterQueueAlarm", "dead-letter-queue-not-empty", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+        (("QueueName", contracts.DEAD_LETTER_QUEUE_NAME),), "Maximum", GT, 0, "notBreaching",
+        "Notifications failed delivery to a subscriber, ended executions could not be handed to the scheduler, or "
+        "the scheduler failed on an event after Lambda's retries; they wait in the dead-letter queue (kept 14 days)",
+        "The messages in the queue (SQS console, poll): a notification's subscription or topic, or an execution "
+        "status change event (the scheduler's errors alarm and log group)",
+        "Fix the subscription and re-publish each notification to its topic; an execution's end needs nothing once "
+        "the scheduler works again (the reconciliation releases its slot); then delete the messages"),
+)
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
 HAS_EMAIL = "HasNotificationEmail"

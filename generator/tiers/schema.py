@@ -21,12 +21,31 @@ from troposphere.awslambda import Code, Function
 from troposphere.cloudformation import CustomResource
 
 from generator import blocks, contracts, names
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID, contracts.DATA_KEY_ARN,
             contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT,
             contracts.DATABASE_MASTER_SECRET_ARN)
 PRODUCES = (contracts.DATABASE_APP_USERNAME, contracts.DATABASE_BOOTSTRAP_FUNCTION_NAME)
+
+# Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
+BOOTSTRAP_FUNCTION = (("FunctionName", contracts.DATABASE_BOOTSTRAP_FUNCTION_NAME),)
+ALARMS = (
+    AlarmSpec(
+        "BootstrapErrorsAlarm", "db-bootstrap-errors", "AWS/Lambda", "Errors", BOOTSTRAP_FUNCTION, "Sum", GT, 0,
+        "notBreaching",
+        "The database bootstrap raised (a timeout, or a failure before it could answer CloudFormation): the deploy "
+        "that ran it failed or waited for its service timeout",
+        "The function's log group (/aws/lambda/<function>) and the schema stack's events",
+        "Fix the migration or the database's reachability (bootstrap security group, master secret) and deploy again"),
+    AlarmSpec(
+        "BootstrapThrottlesAlarm", "db-bootstrap-throttles", "AWS/Lambda", "Throttles", BOOTSTRAP_FUNCTION, "Sum",
+        GT, 0, "notBreaching",
+        "The bootstrap was refused for lack of Lambda concurrency in the account: its deploy waits or fails",
+        "The account's ConcurrentExecutions against its Lambda concurrency quota; other functions' reservations",
+        "Deploy again once the account has free concurrency, or raise the account's Lambda concurrency quota"),
+)
 
 FUNCTION_SOURCE = Path(__file__).resolve().parent.parent / "functions" / "db_bootstrap"
 MIGRATIONS = FUNCTION_SOURCE / "migrations"

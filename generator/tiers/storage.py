@@ -18,6 +18,7 @@ from troposphere.efs import (
 from troposphere.rds import DBInstance, DBParameterGroup, DBSubnetGroup, MasterUserSecret
 
 from generator import blocks, contracts, names
+from generator.alarms import GIB, GT, LT, MIB, AlarmSpec
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.DATABASE_SECURITY_GROUP_ID,
@@ -26,6 +27,39 @@ PRODUCES = (contracts.DATA_KEY_ARN, contracts.DATABASE_ENDPOINT_ADDRESS, contrac
             contracts.DATABASE_MASTER_SECRET_ARN, contracts.DATABASE_RESOURCE_ID, contracts.FILE_SYSTEM_ID,
             contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN,
             contracts.DATABASE_IDENTIFIER)
+
+# Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
+DATABASE_DIMENSIONS = (("DBInstanceIdentifier", contracts.DATABASE_IDENTIFIER),)
+ALARMS = (
+    AlarmSpec(
+        "DatabaseCpuAlarm", "database-cpu", "AWS/RDS", "CPUUtilization", DATABASE_DIMENSIONS, "Average", GT, 80,
+        "ignore",
+        "The database's CPU stayed above 80% for 15 minutes",
+        "Performance Insights: top SQL and waits",
+        "Fix the query or index; else a larger db_instance_class",
+        periods=3),
+    AlarmSpec(
+        "DatabaseFreeStorageAlarm", "database-free-storage", "AWS/RDS", "FreeStorageSpace", DATABASE_DIMENSIONS,
+        "Minimum", LT, "db_min_free_storage_gib", "breaching",
+        "Free storage fell below db_min_free_storage_gib, or the database stopped reporting",
+        "Whether storage autoscaling reached db_max_storage_gib; the database's status (available?)",
+        "Raise db_max_storage_gib, or remove data; if the database is down, its events in the RDS console",
+        scale=GIB),
+    AlarmSpec(
+        "DatabaseFreeableMemoryAlarm", "database-freeable-memory", "AWS/RDS", "FreeableMemory", DATABASE_DIMENSIONS,
+        "Average", LT, "db_min_freeable_memory_mib", "ignore",
+        "The database's free memory stayed below db_min_freeable_memory_mib for 15 minutes",
+        "Connections (each costs memory) and Performance Insights",
+        "Fewer connections (pooling), or a larger db_instance_class",
+        periods=3, scale=MIB),
+    AlarmSpec(
+        "DatabaseConnectionsAlarm", "database-connections", "AWS/RDS", "DatabaseConnections", DATABASE_DIMENSIONS,
+        "Maximum", GT, "db_max_connections", "ignore",
+        "Connections stayed above db_max_connections (near the instance's max_connections) for 10 minutes",
+        "Running tasks (dashboard) against connections; pg_stat_activity for idle sessions",
+        "Close idle connections, pool them, or a larger db_instance_class",
+        periods=2),
+)
 
 # Only the major version is pinned (a major upgrade is a deliberate change of this line and the parameter
 # group family): RDS creates the major's default minor and upgrades minors in the maintenance window. A pinned

@@ -36,6 +36,7 @@ from troposphere.stepfunctions import (
 )
 
 from generator import blocks, contracts, names, state_machine
+from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.tiers.compute import capacity_provider_strategy
 from generator.tiers.storage import MEDIA_GID, MEDIA_UID
@@ -49,6 +50,42 @@ CONSUMES = (
     contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
+
+# Failure modes of its executions (generator/alarms.py): the operations tier builds them, the runbook shows them.
+EXECUTIONS_CONSOLE = "Step Functions console, the environment's state machine, executions with status"
+
+
+def _execution_alarm(title: str, name: str, metric: str, means: str, check: str, recover: str) -> AlarmSpec:
+    return AlarmSpec(title, name, "AWS/States", metric, (("StateMachineArn", contracts.STATE_MACHINE_ARN),), "Sum",
+                     GT, 0, "notBreaching", means, check, recover)
+
+
+ALARMS = (
+    _execution_alarm(
+        "ExecutionsFailedAlarm", "executions-failed", "ExecutionsFailed",
+        "An execution ended FAILED: processing failed, the input was rejected, or NotifyFailure itself could not "
+        "publish (then this alarm is the only word of it)",
+        f"{EXECUTIONS_CONSOLE} FAILED; the execution's error: ProcessingError was reported on the error topic, an "
+        "SNS.* or KMS.* error means the error topic could not be reached",
+        "Fix the cause (image, input, error topic or its key); submit the videoId again (POST /videos: a failed "
+        "video gets its next attempt)"),
+    _execution_alarm(
+        "ExecutionsTimedOutAlarm", "executions-timed-out", "ExecutionsTimedOut",
+        "An execution ran past 30 minutes and was stopped; the scheduler reports it on the error topic",
+        f"{EXECUTIONS_CONSOLE} TIMED_OUT; the processor's log stream for the videoId (processor log group)",
+        "Size the task (task_cpu, task_memory) or fix a hanging processor; submit the videoId again"),
+    _execution_alarm(
+        "ExecutionsAbortedAlarm", "executions-aborted", "ExecutionsAborted",
+        "Someone or something stopped an execution; the scheduler reports it on the error topic",
+        f"{EXECUTIONS_CONSOLE} ABORTED; CloudTrail StopExecution events for who stopped it",
+        "If unintended, submit the videoId again"),
+    _execution_alarm(
+        "ExecutionsThrottledAlarm", "executions-throttled", "ExecutionThrottled",
+        "Step Functions throttled state transitions or starts: executions are delayed",
+        "Service Quotas for Step Functions (StartExecution, state transitions) in the region; API traffic",
+        "Request a quota increase, or lower the API stage throttling (api_rate_limit) until it is granted"),
+)
+
 
 # The placeholder processor from the sketch; it only runs when the placeholder image is deployed.
 PLACEHOLDER_IMAGE = contracts.DEFAULT_PROCESSOR_IMAGE
