@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from generator import config
+from generator import config, job_control
 from generator.functions.video_jobs import contract
-from generator.tiers import api, jobs
+from generator.tiers import api
 
 from conftest import (
     REPO,
@@ -40,8 +42,8 @@ def test_function_runs_the_job_control_package_that_deploy_sh_builds_and_its_api
     """What Lambda runs is generator/functions/video_jobs/ (tested by test_api_handler.py), packaged by deploy.sh
     from the local path the template names, the same package as the scheduler's; Handler names a module of it."""
     f = props(templates, "Function", env)
-    assert f["Code"] == jobs.PACKAGE_PATH == "functions/video_jobs.zip"
-    assert jobs.FUNCTION_SOURCE == PACKAGE and (PACKAGE / "requirements.txt").is_file()
+    assert f["Code"] == job_control.PACKAGE_PATH == "functions/video_jobs.zip"
+    assert job_control.FUNCTION_SOURCE == PACKAGE and (PACKAGE / "requirements.txt").is_file()
     assert f["Handler"] == contract.API_HANDLER
     module, function = f["Handler"].split(".")
     assert (PACKAGE / f"{module}.py").is_file() and f"def {function}(" in (PACKAGE / f"{module}.py").read_text(
@@ -77,6 +79,17 @@ def test_the_inline_handler_is_gone_from_the_generator():
     """The API function is packaged now: no inline-code machinery left to drift from the package."""
     for name in ("handler_source", "handler_constant", "inline_code", "INLINE_CODE_LIMIT", "HANDLER_MODULE"):
         assert not hasattr(api, name), name
+
+
+def test_the_api_tier_imports_no_other_tier():
+    """Tiers meet through contracts and shared helpers (the job-control function and grants are
+    generator/job_control.py): importing the jobs tier's module would tie the api tier to its internals."""
+    tree = ast.parse(Path(api.__file__).read_text(encoding="utf-8"))
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported += [node.module or "", *(f"{node.module}.{alias.name}" for alias in node.names)]
+    assert not [name for name in imported if name.startswith("generator.tiers")], imported
 
 
 def test_the_handler_ships_in_the_installed_package():

@@ -1,5 +1,6 @@
 """api: a regional REST API, IAM-authorised, and the Lambda function behind it that submits videos as jobs
-and reports them (handler: generator/functions/video_jobs/api.py, packaged with the jobs tier's scheduler).
+and reports them (handler: generator/functions/video_jobs/api.py, the same package as the jobs tier's scheduler:
+generator/job_control.py).
 
     POST /videos {"videoId": "..."}      202 the job, QUEUED or RUNNING (admitted at once while a slot is free);
                                          400 invalid; 409 while an attempt is queued or running, or after one
@@ -32,10 +33,9 @@ from troposphere.apigateway import (
 )
 from troposphere.awslambda import Permission
 
-from generator import blocks, contracts, names
+from generator import blocks, contracts, job_control, names
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
-from generator.tiers import jobs
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN)
@@ -108,7 +108,7 @@ def build(cfg: EnvConfig) -> Template:
                                 "RecordAndAdmitJobs", function_statements(cfg, p))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
-    function = t.add_resource(jobs.job_control_function(
+    function = t.add_resource(job_control.job_control_function(
         "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN], environment={},
         FunctionName=function_name,
         Description=f"Submits and reports video jobs for the video API ({cfg.name})",
@@ -227,8 +227,8 @@ def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> lis
     """Read and write job records, start executions of this one state machine (a submission admitted at once);
     write own logs, traces and ENIs. Job records answer GET: no execution is described."""
     return [
-        *jobs.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
-        jobs.start_statement(p[contracts.STATE_MACHINE_ARN]),
+        *job_control.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
+        job_control.start_statement(p[contracts.STATE_MACHINE_ARN]),
         *blocks.vpc_function_statements(names.function_log_group(cfg.name),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]
