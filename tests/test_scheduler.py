@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from jobs_harness import contract, emulated_account, fresh_jobs, jobs, scheduler, table_properties
-from moto_sfn import drain_queue
+from moto_sfn import drain_queue, generated_definition
 
 REGION = "us-east-1"  # moto_sfn.drain_queue reads queues there
 NOTIFIED = json.dumps({"videoId": "v", "error": "InvalidInput", "cause": "The execution input must be ..."})
@@ -87,6 +87,22 @@ def test_every_ending_frees_the_slot_once_and_notifies_only_where_nobody_did(
         assert sent[0].subject == "Video Processing Error"
         assert sent[0].message == {"videoId": "v", "attempt": 1, "executionArn": job["executionArn"],
                                    "status": "FAILED", **after["lastError"]}
+
+
+def test_the_scheduler_reports_under_the_state_machines_subject_in_the_same_shape(queue, templates):
+    """Subscribers read one kind of message on the error topic, whoever sent it: the subject and the fields are
+    contract.py's, used by the state machine (its failure notices) and the scheduler alike."""
+    job = running("v")
+    scheduler.lambda_handler(ended(job, "TIMED_OUT"), None)
+    [sent] = drain_queue(queue)
+    states = generated_definition(templates)["States"]
+    assert sent.subject == states["NotifyFailure"]["Parameters"]["Subject"] == contract.ERROR_SUBJECT
+    described = [state["Parameters"] for name, state in states.items() if name.startswith("Describe")
+                 and state["Parameters"].get("status") == contract.FAILED]
+    assert described, "the state machine's failure notices"
+    for notice in described:
+        fields = {key.removesuffix(".$") for key in notice}
+        assert fields - {"taskArn"} == set(sent.message) - {"attempt"}, fields
 
 
 def test_the_slot_a_finished_execution_frees_goes_to_the_oldest_queued_video(queue):

@@ -1,9 +1,7 @@
 """The video API behind API Gateway: submit a video (a job), follow it, list jobs.
 
-    POST /videos {"videoId": "..."}        202 the job (QUEUED or RUNNING); 400 invalid; 409 while an attempt is
-                                           queued or running, or after success (a FAILED video starts attempt n+1)
-    GET  /videos/{videoId}                 200 the newest attempt (position while queued); 404 never submitted
-    GET  /videos?status=&limit=&next=      200 a page of jobs and the next token; 400 naming a bad parameter
+Its routes are contract.ROUTES (method, path, description): each names the function here that answers it, and
+lambda_handler dispatches by the proxy event's method and resource path to that function.
 """
 
 import json
@@ -15,7 +13,7 @@ import contract as c
 import jobs
 
 LOG = logging.getLogger(__name__)
-LIST_PARAMETERS = ("limit", "next", "status")
+LIST_PARAMETERS = c.route("list_videos").query
 DEFAULT_LIMIT = 25
 SHOWN = ("videoId", "attempt", "status", "submittedAt", "startedAt", "endedAt", "executionArn", "lastError")
 
@@ -68,7 +66,7 @@ def parse_body(raw):
     return (None, error) if error else (body["videoId"], None)
 
 
-def submit(event):
+def submit_video(event):
     video_id, error = parse_body(event.get("body"))
     if error:
         return reply(400, {"message": error})
@@ -84,7 +82,7 @@ def submit(event):
     return reply(202, view(jobs.get(video_id, job["attempt"]) or job, with_position=True))
 
 
-def status(event):
+def get_video(event):
     video_id = (event.get("pathParameters") or {}).get("videoId")
     error = video_id_error(video_id)
     if error:
@@ -131,11 +129,19 @@ def list_videos(event):
     return reply(200, {"jobs": [view(job) for job in found], "next": next_token})
 
 
-ROUTES = {("POST", "/videos"): submit, ("GET", "/videos/{videoId}"): status, ("GET", "/videos"): list_videos}
+def dispatch_table(routes, functions):
+    """(method, resource path) -> the function of this module each declared route names."""
+    missing = sorted(r.handler for r in routes if not callable(functions.get(r.handler)))
+    if missing:
+        raise LookupError(f"contract.ROUTES names no function of api.py: {', '.join(missing)}")
+    return {(r.method, r.path): functions[r.handler] for r in routes}
+
+
+DISPATCH = dispatch_table(c.ROUTES, globals())
 
 
 def lambda_handler(event, context):
-    route = ROUTES.get((event.get("httpMethod"), event.get("resource")))
+    route = DISPATCH.get((event.get("httpMethod"), event.get("resource")))
     if route is None:
         return reply(404, {"message": "no such route"})
     try:

@@ -36,7 +36,6 @@ BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 15 * 60
 # After this many requeues (about five hours of backoff) a video without capacity fails and is reported.
 MAX_REQUEUES = 24
-ERROR_SUBJECT = "Video Processing Error"
 PAGE_MAX = 100
 CAUSE_MAX = 32768  # an execution's cause is at most 32,768 characters; a job item may hold 400 KB
 
@@ -353,9 +352,10 @@ def end(video_id, attempt, arn, status, error=None, cause=None):
 
 
 def notify(job):
-    message = {"videoId": job[c.PARTITION_KEY], "attempt": int(job[c.SORT_KEY]),
-               "executionArn": job.get("executionArn"), "status": c.FAILED, **(job.get("lastError") or {})}
-    client("sns").publish(TopicArn=os.environ[c.ENV_ERROR_TOPIC_ARN], Subject=ERROR_SUBJECT,
+    error = job.get("lastError") or {}
+    message = c.failure_notice(job[c.PARTITION_KEY], job.get("executionArn"), error.get("error"), error.get("cause"),
+                               attempt=int(job[c.SORT_KEY]))
+    client("sns").publish(TopicArn=os.environ[c.ENV_ERROR_TOPIC_ARN], Subject=c.ERROR_SUBJECT,
                           Message=json.dumps(message, sort_keys=True))
     client("dynamodb").update_item(
         TableName=table(), Key=key(job[c.PARTITION_KEY], int(job[c.SORT_KEY])), UpdateExpression="REMOVE notice",
