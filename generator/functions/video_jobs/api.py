@@ -14,6 +14,9 @@ from botocore.exceptions import ClientError
 from jobs import lifecycle, records
 
 LOG = logging.getLogger(__name__)
+LIST_PARAMETERS = c.route("list_videos").query
+DEFAULT_LIMIT = 25
+SHOWN = ("videoId", "attempt", "status", "submittedAt", "startedAt", "endedAt", "executionArn", "lastError")
 # The boto3 clients outlive an invocation: made by the first that needs each, reused while this Lambda instance
 # lives (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html: initialise SDK clients outside the
 # handler). The only state the package keeps between invocations.
@@ -23,9 +26,6 @@ CLIENTS: dict = {}
 def current_control():
     """What this invocation acts on: the function's environment, this instance's clients."""
     return lifecycle.from_environment(CLIENTS)
-LIST_PARAMETERS = c.route("list_videos").query
-DEFAULT_LIMIT = 25
-SHOWN = ("videoId", "attempt", "status", "submittedAt", "startedAt", "endedAt", "executionArn", "lastError")
 
 
 def reply(status, body):
