@@ -30,8 +30,6 @@ CAPACITY_RETRY = {"ErrorEquals": CAPACITY_ERRORS, "IntervalSeconds": 5, "MaxAtte
 PUBLISH_RETRY = {"ErrorEquals": ["States.TaskFailed", "SNS.SdkClientException"], "IntervalSeconds": 2,
                  "MaxAttempts": 3, "BackoffRate": 2.0}
 
-SUCCESS_SUBJECT = "Video Processing Completed"
-ERROR_SUBJECT = "Video Processing Error"
 INVALID_INPUT_CAUSE = "The execution input must be a JSON object with a non-empty string videoId"
 
 # Placeholders filled by DefinitionSubstitutions, named after the contracts whose values fill them.
@@ -61,9 +59,22 @@ def _notify(topic: str, subject: str, next_state: str) -> dict:
     }
 
 
-def _describe_failure(**fields: str) -> dict:
-    """A Pass state that puts the failure notification at $.notification, then notifies."""
-    notification = {"videoId.$": "$.videoId", "executionArn.$": "$$.Execution.Id", "status": "FAILED", **fields}
+class _Read(str):
+    """A value the state reads from its input or context (a JSONPath or an intrinsic function), not a literal."""
+
+
+EXECUTION = _Read("$$.Execution.Id")
+VIDEO_ID = _Read("$.videoId")
+
+
+def _parameters(values: dict) -> dict:
+    """Parameters of a state: ASL names the key of a value read `<key>.$`."""
+    return dict((f"{key}.$", str(value)) if isinstance(value, _Read) else (key, value) for key, value in values.items())
+
+
+def _describe_failure(error: str, cause: str, **details: str) -> dict:
+    """A Pass state that puts the failure notification (the contract's shape) at $.notification, then notifies."""
+    notification = _parameters(jobs_contract.failure_notice(VIDEO_ID, EXECUTION, error, cause, **details))
     return {"Type": "Pass", "Parameters": notification, "ResultPath": "$.notification", "Next": "NotifyFailure"}
 
 
@@ -87,10 +98,9 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             },
             "RejectInput": {
                 "Type": "Pass",
-                "Parameters": {"notification": {
-                    "input.$": "$", "executionArn.$": "$$.Execution.Id", "status": "FAILED",
-                    "error": "InvalidInput", "cause": INVALID_INPUT_CAUSE,
-                }},
+                # No videoId to name: the notification carries the input instead.
+                "Parameters": {"notification": _parameters(jobs_contract.failure_notice(
+                    None, EXECUTION, "InvalidInput", INVALID_INPUT_CAUSE, input=_Read("$")))},
                 "Next": "NotifyFailure",
             },
             "ProcessVideo": {
@@ -132,13 +142,13 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             },
             "DescribeSuccess": {
                 "Type": "Pass",
-                "Parameters": {"videoId.$": "$.videoId", "executionArn.$": "$$.Execution.Id",
-                               "status": "SUCCEEDED", "taskArn.$": "$.taskResult.TaskArn"},
+                "Parameters": _parameters(jobs_contract.notice(VIDEO_ID, EXECUTION, jobs_contract.SUCCEEDED,
+                                                               taskArn=_Read("$.taskResult.TaskArn"))),
                 "ResultPath": "$.notification",
                 "Next": "NotifySuccess",
             },
             "NotifySuccess": {
-                **_notify(COMPLETION_TOPIC_ARN, SUCCESS_SUBJECT, "VideoProcessingSucceeded"),
+                **_notify(COMPLETION_TOPIC_ARN, jobs_contract.COMPLETION_SUBJECT, "VideoProcessingSucceeded"),
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                            "Next": "ExamineError"}],
             },
@@ -150,19 +160,16 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                 "Choices": [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}],
                 "Default": "DescribeCauselessError",
             },
-            "DescribeTaskError": _describe_failure(**{"error.$": "$.error.Error", "cause.$": "$.error.Cause"}),
-            "DescribeCauselessError": _describe_failure(**{"error.$": "$.error.Error",
-                                                           "cause": "The failed step reported no cause"}),
-            "DescribeNonZeroExit": _describe_failure(**{
-                "taskArn.$": "$.taskResult.TaskArn",
-                "error": "NonZeroExitCode",
-                "cause.$": "States.Format('The processing container exited with code {}', "
-                           "$.taskResult.Containers[0].ExitCode)",
-            }),
+            "DescribeTaskError": _describe_failure(_Read("$.error.Error"), _Read("$.error.Cause")),
+            "DescribeCauselessError": _describe_failure(_Read("$.error.Error"), "The failed step reported no cause"),
+            "DescribeNonZeroExit": _describe_failure(
+                "NonZeroExitCode",
+                _Read("States.Format('The processing container exited with code {}', "
+                      "$.taskResult.Containers[0].ExitCode)"),
+                taskArn=_Read("$.taskResult.TaskArn")),
             "DescribeNoExitCode": _describe_failure(
-                error="TaskStoppedWithoutExitCode",
-                cause="The processing task stopped before its container reported an exit code"),
-            "NotifyFailure": _notify(ERROR_TOPIC_ARN, ERROR_SUBJECT, "VideoProcessingFailed"),
+                "TaskStoppedWithoutExitCode", "The processing task stopped before its container reported an exit code"),
+            "NotifyFailure": _notify(ERROR_TOPIC_ARN, jobs_contract.ERROR_SUBJECT, "VideoProcessingFailed"),
             # The error topic was told; the cause carries what it was told, for the job record.
             "VideoProcessingFailed": {"Type": "Fail", "Error": jobs_contract.NOTIFIED_FAILURE,
                                       "CausePath": "States.JsonToString($.notification)"},

@@ -46,8 +46,8 @@ if str(FUNCTIONS) not in sys.path:  # Lambda's package root: the handlers import
 
 import api  # noqa: E402
 import contract  # noqa: E402
-import jobs  # noqa: E402
 import scheduler  # noqa: E402
+from jobs import lifecycle, records  # noqa: E402, F401 - the tests import lifecycle from here, after the path
 
 POLL_SECONDS = 0.05
 
@@ -213,8 +213,9 @@ class Pipeline:
                             (contract.ENV_MAX_CONCURRENT, str(self.cap)),
                             (contract.ENV_ERROR_TOPIC_ARN, self.resources.error_topic_arn)):
             self.monkeypatch.setenv(name, value)
-        jobs._clients.clear()  # the handlers' clients, created inside the mock
-        stack.callback(jobs._clients.clear)
+        for handler in (api, scheduler):  # the handlers' clients, created inside the mock
+            handler.CLIENTS.clear()
+            stack.callback(handler.CLIENTS.clear)
         for i in range(self.dispatchers):
             thread = threading.Thread(target=self._dispatch, name=f"eventbridge-{i}", daemon=True)
             thread.start()
@@ -338,13 +339,13 @@ class Pipeline:
             time.sleep(0.01)
 
     def job(self, video_id: str, attempt: int) -> dict | None:
-        return jobs.get(video_id, attempt)
+        return records.get(api.current_control().store, video_id, attempt)
 
     def jobs_with(self, status: str) -> list[dict]:
-        return list(jobs.all_with_status(status))
+        return list(records.all_with_status(api.current_control().store, status))
 
     def slots_taken(self) -> int:
-        return jobs.slots_taken()
+        return records.slots_taken(api.current_control().store)
 
     def messages(self) -> dict[str, list]:
         return {kind: drain_queue(url) for kind, url in self.resources.queue_urls.items()}
@@ -424,5 +425,6 @@ def fresh_jobs(monkeypatch: Any, table: dict, region: str, cap: int) -> Any:
     for name, value in ((contract.ENV_STATE_MACHINE_ARN, machine), (contract.ENV_TABLE, f"jobs-{n}"),
                         (contract.ENV_MAX_CONCURRENT, str(cap))):
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(jobs, "_clients", {})  # the handlers' clients, created inside the mock
+    for handler in (api, scheduler):  # the handlers' clients, created inside the mock
+        monkeypatch.setattr(handler, "CLIENTS", {})
     return sfn

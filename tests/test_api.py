@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from generator import config
+from generator import config, job_control
 from generator.functions.video_jobs import contract
-from generator.tiers import api, jobs
+from generator.tiers import api
 
 from conftest import (
     REPO,
@@ -40,8 +42,8 @@ def test_function_runs_the_job_control_package_that_deploy_sh_builds_and_its_api
     """What Lambda runs is generator/functions/video_jobs/ (tested by test_api_handler.py), packaged by deploy.sh
     from the local path the template names, the same package as the scheduler's; Handler names a module of it."""
     f = props(templates, "Function", env)
-    assert f["Code"] == jobs.PACKAGE_PATH == "functions/video_jobs.zip"
-    assert jobs.FUNCTION_SOURCE == PACKAGE and (PACKAGE / "requirements.txt").is_file()
+    assert f["Code"] == job_control.PACKAGE_PATH == "functions/video_jobs.zip"
+    assert job_control.FUNCTION_SOURCE == PACKAGE and (PACKAGE / "requirements.txt").is_file()
     assert f["Handler"] == contract.API_HANDLER
     module, function = f["Handler"].split(".")
     assert (PACKAGE / f"{module}.py").is_file() and f"def {function}(" in (PACKAGE / f"{module}.py").read_text(
@@ -77,6 +79,17 @@ def test_the_inline_handler_is_gone_from_the_generator():
     """The API function is packaged now: no inline-code machinery left to drift from the package."""
     for name in ("handler_source", "handler_constant", "inline_code", "INLINE_CODE_LIMIT", "HANDLER_MODULE"):
         assert not hasattr(api, name), name
+
+
+def test_the_api_tier_imports_no_other_tier():
+    """Tiers meet through contracts and shared helpers (the job-control function and grants are
+    generator/job_control.py): importing the jobs tier's module would tie the api tier to its internals."""
+    tree = ast.parse(Path(api.__file__).read_text(encoding="utf-8"))
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported += [node.module or "", *(f"{node.module}.{alias.name}" for alias in node.names)]
+    assert not [name for name in imported if name.startswith("generator.tiers")], imported
 
 
 def test_the_handler_ships_in_the_installed_package():
@@ -160,28 +173,76 @@ def path_of(templates, resource_id, env="dev") -> str:
     return path_of(templates, node["ParentId"], env) + "/" + node["PathPart"]
 
 
+def declared_routes() -> set[tuple[str, str]]:
+    return {(r.method, r.path) for r in contract.ROUTES}
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_the_api_serves_exactly_post_videos_list_videos_and_get_videos_by_id(templates, env):
-    """No other route is exposed; GET by id requires the id in its path; the list takes only its three optional
-    query-string parameters (the handler answers 400 naming a bad value)."""
+def test_the_api_serves_exactly_the_declared_routes_with_their_parameters_and_bodies(templates, env):
+    """contract.ROUTES is the one declaration: the template has a method for each row and no other; a path's
+    `{parameters}` are required, the row's query parameters optional (the handler answers 400 naming a bad value),
+    and a row's body schema is its method's model."""
     methods = resources_of_type(templates[env]["api"], "AWS::ApiGateway::Method")
-    routes = {(m["Properties"]["HttpMethod"], path_of(templates, m["Properties"]["ResourceId"], env)):
+    served = {(m["Properties"]["HttpMethod"], path_of(templates, m["Properties"]["ResourceId"], env)):
               m["Properties"] for m in methods.values()}
-    assert set(routes) == {("POST", "/videos"), ("GET", "/videos"), ("GET", "/videos/{videoId}")}
-    assert routes[("GET", "/videos/{videoId}")]["RequestParameters"] == {"method.request.path.videoId": True}
-    assert routes[("GET", "/videos")]["RequestParameters"] == {
-        "method.request.querystring.limit": False, "method.request.querystring.next": False,
-        "method.request.querystring.status": False}
+    assert set(served) == declared_routes() and len(methods) == len(contract.ROUTES)
+    for route in contract.ROUTES:
+        method = served[(route.method, route.path)]
+        required = {f"method.request.path.{part.strip('{}')}": True
+                    for part in route.path.split("/") if part.startswith("{")}
+        optional = {f"method.request.querystring.{name}": False for name in route.query}
+        assert method.get("RequestParameters", {}) == {**required, **optional}, route
+        if route.body is None:
+            assert "RequestModels" not in method, route
+        else:
+            [(_, model)] = sources(templates, env, "api", method["RequestModels"]["application/json"])
+            assert json.loads(props(templates, model, env)["Schema"]) == route.body, route
 
 
-def test_every_method_requires_iam_and_proxies_to_the_function(templates):
-    methods = resources_of_type(templates["dev"]["api"], "AWS::ApiGateway::Method")
-    assert len(methods) == 3
-    for m in methods.values():
-        assert m["Properties"]["AuthorizationType"] == "AWS_IAM"
-        integration = m["Properties"]["Integration"]
-        assert (integration["Type"], integration["IntegrationHttpMethod"]) == ("AWS_PROXY", "POST")
-        assert "${Function.Arn}" in integration["Uri"]["Fn::Sub"]
+def test_every_declared_route_is_dispatched_to_a_function_of_the_handler_and_nothing_else_is():
+    """The handler reads the same declaration: each row reaches the function it names (so a new route is a row
+    plus that function), and the handler dispatches no path the API does not declare."""
+    from jobs_harness import api as handler
+
+    assert set(handler.DISPATCH) == declared_routes()
+    for route in contract.ROUTES:
+        assert handler.DISPATCH[(route.method, route.path)] is getattr(handler, route.handler), route
+    assert contract.route("list_videos").query == handler.LIST_PARAMETERS, "the list accepts the declared query"
+
+
+def test_a_route_whose_function_is_missing_stops_the_handler_loading_with_its_name():
+    from jobs_harness import api as handler
+
+    extra = contract.Route("DELETE", "/videos/{videoId}", "delete_video", "Forget a video")
+    with pytest.raises(LookupError, match=r"names no function of api\.py: delete_video"):
+        handler.dispatch_table((*contract.ROUTES, extra), vars(handler))
+
+
+def test_a_new_route_is_one_row_its_resource_method_and_permission_follow(monkeypatch, templates):
+    """What the change-cost walk relies on: one more row (here under a new path) gives a method on a resource
+    nested under its parent, a permission scoped to it, and a new deployment; nothing else is edited."""
+    extra = contract.Route("GET", "/videos/{videoId}/parts", "list_parts", "The parts of a video's upload",
+                           query=("next",))
+    monkeypatch.setattr(contract, "ROUTES", (*contract.ROUTES, extra))
+    built = api.build(config.get("dev")).to_dict()["Resources"]
+    method = built["ListPartsMethod"]["Properties"]
+    assert (method["HttpMethod"], method["ResourceId"]) == ("GET", {"Ref": "VideoPartsResource"})
+    assert method["RequestParameters"] == {"method.request.path.videoId": True,
+                                           "method.request.querystring.next": False}
+    assert built["VideoPartsResource"]["Properties"]["ParentId"] == {"Ref": "VideoResource"}
+    assert built["ListPartsPermission"]["Properties"]["SourceArn"]["Fn::Sub"].endswith("/v1/GET/videos/*/parts")
+    before = set(resources(templates))
+    added = set(built) - before
+    assert {t for t in added if not t.startswith("ApiDeployment")} == {
+        "ListPartsMethod", "ListPartsPermission", "VideoPartsResource"}
+    assert len(added) == 4, "and a new deployment snapshot"
+
+
+def test_two_paths_that_would_share_a_resource_name_are_refused(monkeypatch):
+    clash = (contract.Route("GET", "/video", "get_one", "a"), contract.Route("GET", "/videos/{videoId}", "get", "b"))
+    monkeypatch.setattr(contract, "ROUTES", clash)
+    with pytest.raises(ValueError, match="would both be the resource VideoResource"):
+        api.build(config.get("dev"))
 
 
 def test_submit_body_is_validated_by_a_model_with_the_handlers_rule(templates):
@@ -210,11 +271,14 @@ def test_a_body_the_model_rejects_answers_400_with_a_json_message_stating_the_ru
     assert "videoId" in message and f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'" in message
 
 
-def test_lambda_may_be_invoked_only_by_this_api_on_its_three_routes(templates):
+def test_lambda_may_be_invoked_only_by_this_api_on_its_declared_routes(templates):
+    """One permission per route, for its method and path on this API's stage (a path parameter matches one
+    segment, `*`): no wildcard method or path."""
     permissions = resources_of_type(templates["dev"]["api"], "AWS::Lambda::Permission")
     arns = sorted(p["Properties"]["SourceArn"]["Fn::Sub"] for p in permissions.values())
     prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/v1/"
-    assert arns == [prefix + "GET/videos", prefix + "GET/videos/*", prefix + "POST/videos"]
+    assert arns == sorted(prefix + r.method + re.sub(r"\{[^/]+\}", "*", r.path) for r in contract.ROUTES)
+    assert prefix + "GET/videos/*" in arns, "GET /videos/{videoId}: the id is one path segment"
     for p in permissions.values():
         assert p["Properties"]["Principal"] == "apigateway.amazonaws.com"
         assert sources(templates, "dev", "api", p["Properties"]["FunctionName"]) == {("api", "Function")}

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from jobs_harness import api, contract, emulated_account, fresh_jobs, jobs, table_properties
+from jobs_harness import api, contract, emulated_account, fresh_jobs, records, table_properties
 
 REGION = "ap-northeast-1"
 REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
@@ -51,7 +51,12 @@ def call(event: dict) -> tuple[int, dict]:
 
 
 def executions(sfn) -> list[dict]:
-    return sfn.list_executions(stateMachineArn=jobs.state_machine_arn())["executions"]
+    return sfn.list_executions(stateMachineArn=api.current_control().state_machine_arn)["executions"]
+
+
+def store() -> records.Store:
+    """The job table the API function reads (its environment, its clients)."""
+    return api.current_control().store
 
 
 def test_a_submission_below_the_cap_starts_attempt_1_at_once_and_answers_202_running(sfn):
@@ -68,7 +73,7 @@ def test_beyond_the_cap_a_submission_waits_queued_and_starts_nothing(sfn):
     submit("a"), submit("b")
     code, body = submit("c")
     assert code == 202 and body["status"] == "QUEUED" and body["position"] == 0 and "executionArn" not in body
-    assert len(executions(sfn)) == 2 and jobs.slots_taken() == 2
+    assert len(executions(sfn)) == 2 and records.slots_taken(store()) == 2
 
 
 def test_a_videoid_of_exactly_64_characters_is_accepted_and_its_execution_name_fits(sfn):
@@ -98,7 +103,7 @@ def test_a_videoid_of_exactly_64_characters_is_accepted_and_its_execution_name_f
 def test_invalid_bodies_answer_400_saying_what_is_wrong_and_record_nothing(sfn, body, message):
     code, answer = post(body)
     assert code == 400 and message in answer["message"], answer
-    assert executions(sfn) == [] and jobs.list_jobs()[0] == []
+    assert executions(sfn) == [] and records.list_jobs(store())[0] == []
 
 
 def test_a_duplicate_while_running_answers_409_with_the_job_and_starts_no_second_run(sfn):
@@ -111,16 +116,16 @@ def test_a_duplicate_while_running_answers_409_with_the_job_and_starts_no_second
 
 def test_a_concurrent_duplicate_that_loses_the_write_still_answers_409(sfn, monkeypatch):
     submit("clip-1")
-    real = jobs.latest
+    real = records.latest
     looks = iter([None])  # the first look misses the other submission's record
-    monkeypatch.setattr(jobs, "latest", lambda v: next(looks, None) or real(v))
+    monkeypatch.setattr(records, "latest", lambda s, v: next(looks, None) or real(s, v))
     code, again = submit("clip-1")
     assert code == 409 and again["attempt"] == 1
-    assert len(executions(sfn)) == 1 and [j["videoId"] for j in jobs.list_jobs()[0]] == ["clip-1"]
+    assert len(executions(sfn)) == 1 and [j["videoId"] for j in records.list_jobs(store())[0]] == ["clip-1"]
 
 
 def test_a_start_refused_by_step_functions_leaves_the_job_queued_and_the_slot_free(sfn, monkeypatch):
-    client = jobs.client("stepfunctions")
+    client = api.current_control().stepfunctions  # the client the handler keeps
 
     def throttled(**_):
         raise client.exceptions.ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
@@ -129,7 +134,7 @@ def test_a_start_refused_by_step_functions_leaves_the_job_queued_and_the_slot_fr
     monkeypatch.setattr(client, "start_execution", throttled)
     code, body = submit("clip-1")
     assert code == 202 and body["status"] == "QUEUED", "recorded; the scheduler starts it later"
-    assert jobs.slots_taken() == 0 and jobs.latest("clip-1")["requeues"] == 1
+    assert records.slots_taken(store()) == 0 and records.latest(store(), "clip-1")["requeues"] == 1
 
 
 def test_get_of_a_known_video_answers_200_with_its_job(sfn):

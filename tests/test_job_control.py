@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from jobs_harness import Pipeline, contract, jobs, table_properties
+from jobs_harness import Pipeline, contract, lifecycle, table_properties
 from moto_sfn import generated_definition
 
 
@@ -137,14 +137,14 @@ def test_runtask_throttled_for_a_while_requeues_the_video_with_backoff_not_a_fai
         waiting = p.job("patient", 1)
         assert waiting["status"] == "QUEUED" and waiting["requeues"] == 1 and p.slots_taken() == 0
         assert waiting["lastError"]["error"] == contract.CAPACITY_UNAVAILABLE
-        backoff = float(waiting["notBefore"]) - jobs.now()
-        assert jobs.BACKOFF_BASE_SECONDS / 2 - 2 <= backoff <= jobs.BACKOFF_BASE_SECONDS
+        backoff = float(waiting["notBefore"]) - lifecycle.now()
+        assert lifecycle.BACKOFF_BASE_SECONDS / 2 - 2 <= backoff <= lifecycle.BACKOFF_BASE_SECONDS
         # Within the execution: three short retries, full jitter (each at most its exponential interval).
         assert len(p.retry_sleeps) == 3 and all(s <= cap for s, cap in zip(p.retry_sleeps, (5, 10, 20), strict=True))
         p.tick()
         assert p.job("patient", 1)["status"] == "QUEUED", "not before its backoff"
-        later = jobs.now() + backoff + 1
-        monkeypatch.setattr(jobs, "now", lambda: later)
+        later = lifecycle.now() + backoff + 1
+        monkeypatch.setattr(lifecycle, "now", lambda: later)
         p.tick()
         p.settle()
         done = p.job("patient", 1)

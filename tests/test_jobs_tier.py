@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator import config, names, tiers
+from generator import config, job_control, names, tiers
 from generator.functions.video_jobs import contract
 from generator.tiers import jobs
 
@@ -117,7 +117,7 @@ def test_the_table_key_is_used_only_through_dynamodb_by_the_account_and_never_by
 @pytest.mark.parametrize("env", ENVS)
 def test_the_scheduler_runs_the_packaged_job_control_code_with_the_contracts_environment(templates, env):
     f = props(templates, "SchedulerFunction", env)
-    assert (f["Code"], f["Handler"]) == (jobs.PACKAGE_PATH, contract.SCHEDULER_HANDLER)
+    assert (f["Code"], f["Handler"]) == (job_control.PACKAGE_PATH, contract.SCHEDULER_HANDLER)
     assert (f["Runtime"], f["Architectures"], f["Timeout"]) == ("python3.14", ["arm64"], 60)
     assert f["FunctionName"] == names.scheduler(env)
     variables = f["Environment"]["Variables"]

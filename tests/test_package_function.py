@@ -7,9 +7,10 @@ import zipfile
 import pytest
 
 from deploytools import package_function
+from generator import job_control
 from generator.errors import PackageError
 from generator.functions.video_jobs import contract
-from generator.tiers import jobs, schema
+from generator.tiers import schema
 
 pytestmark = pytest.mark.slow
 
@@ -72,10 +73,10 @@ def test_the_job_control_package_needs_no_pip_and_is_reproducible(tmp_path, monk
         raise AssertionError("pip must not run for a requirements.txt without requirements")
 
     monkeypatch.setattr(package_function, "install_requirements", no_pip)
-    assert not package_function.lists_requirements(jobs.FUNCTION_SOURCE / "requirements.txt")
-    names = reproducible_package(jobs.FUNCTION_SOURCE, tmp_path)
-    expected = sorted(p.relative_to(jobs.FUNCTION_SOURCE).as_posix() for p in jobs.FUNCTION_SOURCE.rglob("*.py")
-                      if "__pycache__" not in p.parts)
+    source = job_control.FUNCTION_SOURCE
+    assert not package_function.lists_requirements(source / "requirements.txt")
+    names = reproducible_package(source, tmp_path)
+    expected = sorted(p.relative_to(source).as_posix() for p in source.rglob("*.py") if "__pycache__" not in p.parts)
     assert names == expected and "contract.py" in names
     for handler in (contract.API_HANDLER, contract.SCHEDULER_HANDLER):
         assert f"{handler.split('.')[0]}.py" in names
@@ -85,5 +86,5 @@ def test_the_templates_name_the_job_control_package_deploy_sh_builds(templates):
     for tier, title, handler in (("jobs", "SchedulerFunction", contract.SCHEDULER_HANDLER),
                                  ("api", "Function", contract.API_HANDLER)):
         function = templates["dev"][tier]["Resources"][title]["Properties"]
-        assert function["Code"] == jobs.PACKAGE_PATH == "functions/video_jobs.zip"
+        assert function["Code"] == job_control.PACKAGE_PATH == "functions/video_jobs.zip"
         assert function["Handler"] == handler

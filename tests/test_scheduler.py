@@ -10,8 +10,8 @@ import json
 import boto3
 import pytest
 
-from jobs_harness import contract, emulated_account, fresh_jobs, jobs, scheduler, table_properties
-from moto_sfn import drain_queue
+from jobs_harness import contract, emulated_account, fresh_jobs, lifecycle, records, scheduler, table_properties
+from moto_sfn import drain_queue, generated_definition
 
 REGION = "us-east-1"  # moto_sfn.drain_queue reads queues there
 NOTIFIED = json.dumps({"videoId": "v", "error": "InvalidInput", "cause": "The execution input must be ..."})
@@ -28,7 +28,7 @@ def queue(account, monkeypatch):
     """A job table, a state machine, an error topic with a queue subscribed; cap 1. Returns the queue URL."""
     fresh_jobs(monkeypatch, account, REGION, cap=1)
     sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-    name = jobs.table().replace("jobs-", "errors-")
+    name = control().store.table.replace("jobs-", "errors-")
     topic = sns.create_topic(Name=name)["TopicArn"]
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -37,10 +37,27 @@ def queue(account, monkeypatch):
     return url
 
 
+def control() -> lifecycle.Control:
+    """What the scheduler acts on (its environment, its clients)."""
+    return scheduler.current_control()
+
+
+def record(video_id: str, attempt: int) -> dict | None:
+    return records.get(control().store, video_id, attempt)
+
+
+def slots_taken() -> int:
+    return records.slots_taken(control().store)
+
+
+def submit(video_id: str) -> None:
+    lifecycle.submit(control(), video_id)
+
+
 def running(video_id: str) -> dict:
-    jobs.submit(video_id)
-    [job] = jobs.admit()
-    return job
+    submit(video_id)
+    [started] = lifecycle.admit(control())
+    return started
 
 
 def ended(job: dict, status: str, error: str | None = None, cause: str | None = None) -> dict:
@@ -73,14 +90,14 @@ ENDINGS = [
 def test_every_ending_frees_the_slot_once_and_notifies_only_where_nobody_did(
         queue, ending, status, error, cause, job_status, last_error, notices):
     job = running("v")
-    assert jobs.slots_taken() == 1
+    assert slots_taken() == 1
     event = ended(job, status, error, cause)
     scheduler.lambda_handler(event, None)
-    after = jobs.get("v", 1)
-    assert after["status"] == job_status and jobs.slots_taken() == 0
+    after = record("v", 1)
+    assert after["status"] == job_status and slots_taken() == 0
     assert (after.get("lastError") or {}).get("error") == last_error
     scheduler.lambda_handler(event, None)  # EventBridge delivers at least once
-    assert jobs.get("v", 1) == after and jobs.slots_taken() == 0, "a repeated event changes nothing"
+    assert record("v", 1) == after and slots_taken() == 0, "a repeated event changes nothing"
     sent = drain_queue(queue)
     assert len(sent) == notices
     if notices:
@@ -89,26 +106,42 @@ def test_every_ending_frees_the_slot_once_and_notifies_only_where_nobody_did(
                                    "status": "FAILED", **after["lastError"]}
 
 
+def test_the_scheduler_reports_under_the_state_machines_subject_in_the_same_shape(queue, templates):
+    """Subscribers read one kind of message on the error topic, whoever sent it: the subject and the fields are
+    contract.py's, used by the state machine (its failure notices) and the scheduler alike."""
+    job = running("v")
+    scheduler.lambda_handler(ended(job, "TIMED_OUT"), None)
+    [sent] = drain_queue(queue)
+    states = generated_definition(templates)["States"]
+    assert sent.subject == states["NotifyFailure"]["Parameters"]["Subject"] == contract.ERROR_SUBJECT
+    described = [state["Parameters"] for name, state in states.items() if name.startswith("Describe")
+                 and state["Parameters"].get("status") == contract.FAILED]
+    assert described, "the state machine's failure notices"
+    for notice in described:
+        fields = {key.removesuffix(".$") for key in notice}
+        assert fields - {"taskArn"} == set(sent.message) - {"attempt"}, fields
+
+
 def test_the_slot_a_finished_execution_frees_goes_to_the_oldest_queued_video(queue):
     first = running("first")
-    jobs.submit("second")
-    jobs.submit("third")
+    submit("second")
+    submit("third")
     assert scheduler.lambda_handler(ended(first, "SUCCEEDED"), None) == {"started": 1}
-    assert [jobs.latest(v)["status"] for v in ("second", "third")] == ["RUNNING", "QUEUED"]
+    assert [records.latest(control().store, v)["status"] for v in ("second", "third")] == ["RUNNING", "QUEUED"]
 
 
 def test_a_notice_that_failed_to_send_is_sent_when_the_event_comes_again(queue, monkeypatch):
     job = running("v")
     event = ended(job, "ABORTED")
-    sns = jobs.client("sns")
+    sns = control().sns  # the client the scheduler keeps
     real = sns.publish
     monkeypatch.setattr(sns, "publish", lambda **_: (_ for _ in ()).throw(RuntimeError("SNS is down")))
     with pytest.raises(RuntimeError):
         scheduler.lambda_handler(event, None)  # Lambda retries the asynchronous invocation
-    assert jobs.get("v", 1)["notice"] == "PENDING" and jobs.slots_taken() == 0
+    assert record("v", 1)["notice"] == "PENDING" and slots_taken() == 0
     monkeypatch.setattr(sns, "publish", real)
     scheduler.lambda_handler(event, None)
-    assert len(drain_queue(queue)) == 1 and "notice" not in jobs.get("v", 1)
+    assert len(drain_queue(queue)) == 1 and "notice" not in record("v", 1)
 
 
 def test_events_of_executions_job_control_did_not_start_are_ignored(queue):
@@ -117,30 +150,30 @@ def test_events_of_executions_job_control_did_not_start_are_ignored(queue):
                    {"status": "SUCCEEDED", "input": json.dumps({"videoId": "v", "attempt": True})},
                    {"status": "RUNNING", "input": json.dumps({"videoId": "v", "attempt": 1})}):
         scheduler.lambda_handler({"detail-type": scheduler.STATUS_CHANGE, "detail": detail}, None)
-    assert jobs.get("v", 1)["status"] == "RUNNING" and jobs.get("v", 1)["executionArn"] == job["executionArn"]
+    assert record("v", 1)["status"] == "RUNNING" and record("v", 1)["executionArn"] == job["executionArn"]
     assert scheduler.lambda_handler({"detail-type": "Something Else"}, None) == {"started": 0}
 
 
 def test_a_claim_whose_start_never_happened_is_requeued_by_the_reconcile_after_the_grace(queue, monkeypatch):
-    jobs.submit("v")
-    [job] = jobs.all_with_status(contract.QUEUED)
-    assert jobs.claim(job) == "claimed"  # and then the function died before StartExecution
+    submit("v")
+    [queued] = records.all_with_status(control().store, contract.QUEUED)
+    assert lifecycle.claim(control(), queued) == "claimed"  # and then the function died before StartExecution
     tick = {"source": "aws.events", "detail-type": scheduler.SCHEDULED, "detail": {}}
-    monkeypatch.setattr(jobs, "admit", list)  # look at the reconcile alone
+    monkeypatch.setattr(lifecycle, "admit", lambda control: [])  # look at the reconcile alone
     scheduler.lambda_handler(tick, None)
-    assert jobs.get("v", 1)["status"] == "RUNNING", "within the grace a start may still be on its way"
-    later = jobs.now() + contract.START_GRACE_SECONDS + 1
-    monkeypatch.setattr(jobs, "now", lambda: later)
+    assert record("v", 1)["status"] == "RUNNING", "within the grace a start may still be on its way"
+    later = lifecycle.now() + contract.START_GRACE_SECONDS + 1
+    monkeypatch.setattr(lifecycle, "now", lambda: later)
     scheduler.lambda_handler(tick, None)
-    assert jobs.get("v", 1)["status"] == "QUEUED" and jobs.slots_taken() == 0
+    assert record("v", 1)["status"] == "QUEUED" and slots_taken() == 0
 
 
 def test_each_tick_publishes_the_backlog_the_wait_alarm_watches(queue, templates, monkeypatch, capsys):
     running("first")
-    jobs.submit("second")
-    jobs.submit("third")
-    later = jobs.now() + 100
-    monkeypatch.setattr(jobs, "now", lambda: later)
+    submit("second")
+    submit("third")
+    later = lifecycle.now() + 100
+    monkeypatch.setattr(lifecycle, "now", lambda: later)
     scheduler.lambda_handler({"source": "aws.events", "detail-type": scheduler.SCHEDULED, "detail": {}}, None)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     [record] = [line for line in lines if "_aws" in line]
@@ -150,5 +183,5 @@ def test_each_tick_publishes_the_backlog_the_wait_alarm_watches(queue, templates
                if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "OldestQueuedSeconds"]
     assert alarm["Namespace"] == metrics["Namespace"]
     assert [d["Name"] for d in alarm["Dimensions"]] == metrics["Dimensions"][0]
-    assert record[metrics["Dimensions"][0][0]] == jobs.table(), "the dimension's value is the table's name"
+    assert record[metrics["Dimensions"][0][0]] == control().store.table, "the dimension's value is the table's name"
     assert {m["Name"] for m in metrics["Metrics"]} == {"QueuedVideos", "OldestQueuedSeconds"}

@@ -1,12 +1,9 @@
 """api: a regional REST API, IAM-authorised, and the Lambda function behind it that submits videos as jobs
-and reports them (handler: generator/functions/video_jobs/api.py, packaged with the jobs tier's scheduler).
+and reports them (handler: generator/functions/video_jobs/api.py, the same package as the jobs tier's scheduler:
+generator/job_control.py).
 
-    POST /videos {"videoId": "..."}      202 the job, QUEUED or RUNNING (admitted at once while a slot is free);
-                                         400 invalid; 409 while an attempt is queued or running, or after one
-                                         succeeded (a failed video may be submitted again: attempt n+1)
-    GET  /videos/{videoId}               200 the job (status, attempt, times, lastError, position while queued),
-                                         404 never submitted
-    GET  /videos?status=&limit=&next=    200 a page of jobs, 400 naming a bad parameter
+Its routes are the rows of contract.ROUTES (POST /videos, GET /videos, GET /videos/{videoId}): each row becomes
+its resources, its method, its body's model and its Lambda permission here, and a function of the handler.
 """
 
 from __future__ import annotations
@@ -32,11 +29,10 @@ from troposphere.apigateway import (
 )
 from troposphere.awslambda import Permission
 
-from generator import blocks, contracts, names
+from generator import blocks, contracts, job_control, names
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
-from generator.tiers import jobs
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN)
@@ -79,27 +75,11 @@ ALARMS = (
 STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
-# The functions' own rule for a videoId (contract.py), which the API Gateway model repeats.
-VIDEO_ID_MAX = contract.VIDEO_ID_MAX
-VIDEO_ID_CHARS = contract.VIDEO_ID_CHARS
-VIDEO_ID_SCHEMA = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": VIDEO_ID_MAX,
-    "pattern": f"^[{VIDEO_ID_CHARS}]+$",
-}
-SUBMIT_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-04/schema#",
-    "title": "SubmitVideo",
-    "type": "object",
-    "properties": {"videoId": VIDEO_ID_SCHEMA},
-    "required": ["videoId"],
-    "additionalProperties": False,
-}
-# API Gateway answers for the model before the handler runs; its templates cannot quote the validator's
-# own message safely, so this one states the whole rule.
+# API Gateway answers for a route's model before the handler runs; its templates cannot quote the validator's
+# own message safely, so this one states the whole rule. It is one response for the whole API: POST /videos is
+# the only route with a body (a second one would need a message that fits both).
 BAD_BODY_MESSAGE = (f'Invalid request body: expected {{"videoId": "..."}} and no other field, the videoId being '
-                    f"1-{VIDEO_ID_MAX} letters, digits, '-' or '_'")
+                    f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'")
 # One JSON object per request; only $context values that never contain a double quote.
 ACCESS_LOG_FORMAT = {
     "caller": "$context.identity.caller",
@@ -117,10 +97,6 @@ ACCESS_LOG_FORMAT = {
     "userArn": "$context.identity.userArn",
     "xrayTraceId": "$context.xrayTraceId",
 }
-# (logical ID, HTTP method, path under the stage); the Lambda permission of each is scoped to exactly it.
-ROUTES = (("SubmitVideo", "POST", "/videos"), ("ListVideos", "GET", "/videos"), ("GetVideo", "GET", "/videos/*"))
-# GET /videos's optional query-string parameters; the handler validates their values (400 naming the parameter).
-LIST_PARAMETERS = ("limit", "next", "status")
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -142,7 +118,7 @@ def build(cfg: EnvConfig) -> Template:
                                 "RecordAndAdmitJobs", function_statements(cfg, p))
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
-    function = t.add_resource(jobs.job_control_function(
+    function = t.add_resource(job_control.job_control_function(
         "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN], environment={},
         FunctionName=function_name,
         Description=f"Submits and reports video jobs for the video API ({cfg.name})",
@@ -174,46 +150,24 @@ def build(cfg: EnvConfig) -> Template:
         EndpointConfiguration=EndpointConfiguration(Types=["REGIONAL"]),
         Tags=blocks.tags(cfg),
     ))
-    videos = t.add_resource(Resource("VideosResource", RestApiId=Ref(api), ParentId=GetAtt(api, "RootResourceId"),
-                                     PathPart="videos"))
-    video = t.add_resource(Resource("VideoResource", RestApiId=Ref(api), ParentId=Ref(videos),
-                                    PathPart="{videoId}"))
-    model = t.add_resource(Model("SubmitVideoModel", RestApiId=Ref(api), Name="SubmitVideo",
-                                 ContentType="application/json", Description="Body of POST /videos",
-                                 Schema=json.dumps(SUBMIT_SCHEMA, sort_keys=True)))
+    paths = path_resources(t, api, contract.ROUTES)
     validator = t.add_resource(RequestValidator("RequestValidator", RestApiId=Ref(api), Name="BodyAndParameters",
                                                 ValidateRequestBody=True, ValidateRequestParameters=True))
-    integration = Integration(Type="AWS_PROXY", IntegrationHttpMethod="POST", Uri=Sub(
-        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Function.Arn}/invocations"))
-    methods = [
-        t.add_resource(Method("SubmitVideoMethod", RestApiId=Ref(api), ResourceId=Ref(videos), HttpMethod="POST",
-                              AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
-                              RequestModels={"application/json": Ref(model)}, Integration=integration)),
-        t.add_resource(Method("ListVideosMethod", RestApiId=Ref(api), ResourceId=Ref(videos), HttpMethod="GET",
-                              AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
-                              RequestParameters={f"method.request.querystring.{name}": False
-                                                 for name in LIST_PARAMETERS},
-                              Integration=integration)),
-        t.add_resource(Method("GetVideoMethod", RestApiId=Ref(api), ResourceId=Ref(video), HttpMethod="GET",
-                              AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
-                              RequestParameters={"method.request.path.videoId": True}, Integration=integration)),
-    ]
+    models, methods = [], []
+    for route in contract.ROUTES:
+        model = route_model(api, route)
+        if model:
+            models.append(t.add_resource(model))
+        methods.append(t.add_resource(route_method(api, route, paths[route.path], validator, model)))
+        t.add_resource(route_permission(api, route, function))
     bad_body = t.add_resource(GatewayResponse(
         "BadRequestBodyResponse", RestApiId=Ref(api), ResponseType="BAD_REQUEST_BODY", StatusCode="400",
         ResponseTemplates={"application/json": json.dumps({"message": BAD_BODY_MESSAGE})},
     ))
-    for title, method, path in ROUTES:
-        t.add_resource(Permission(
-            f"{title}Permission",
-            Action="lambda:InvokeFunction",
-            FunctionName=GetAtt(function, "Arn"),
-            Principal="apigateway.amazonaws.com",
-            SourceArn=blocks.arn("execute-api", f"${{{api.title}}}/{STAGE_NAME}/{method}{path}"),
-        ))
 
     # A deployment is a snapshot: a new logical ID whenever what it snapshots changes makes CloudFormation
     # create a new one (and the stage switch to it); an unchanged API keeps the same ID.
-    snapshot = [videos, video, model, validator, *methods, bad_body]
+    snapshot = [*paths.values(), *models, validator, *methods, bad_body]
     deployment = t.add_resource(Deployment(
         f"ApiDeployment{fingerprint(snapshot)}",
         RestApiId=Ref(api),
@@ -252,6 +206,82 @@ def build(cfg: EnvConfig) -> Template:
     return t
 
 
+def route_name(route: contract.Route) -> str:
+    """The route's name in logical IDs: its handler's in PascalCase (submit_video: SubmitVideo)."""
+    return "".join(word.capitalize() for word in route.handler.split("_"))
+
+
+def resource_title(path: str) -> str:
+    """A path's resource, named after what it addresses: /videos is VideosResource, and one video of them,
+    /videos/{videoId}, VideoResource (a parameter names an item of the collection before it)."""
+    words: list[str] = []
+    for segment in path.strip("/").split("/"):
+        if segment.startswith("{"):
+            words[-1:] = [segment.strip("{}").removesuffix("Id")]
+        else:
+            words.append(segment)
+    return "".join(word[:1].upper() + word[1:] for word in words) + "Resource"
+
+
+def path_resources(t: Template, api: RestApi, routes: tuple[contract.Route, ...]) -> dict[str, Resource]:
+    """One API Gateway resource per path the routes serve and per parent of one, parents first."""
+    paths = sorted({"/".join(r.path.split("/")[:n]) for r in routes for n in range(2, r.path.count("/") + 2)})
+    made: dict[str, Resource] = {}
+    for path in paths:
+        parent, _, part = path.rpartition("/")
+        title = resource_title(path)
+        clash = [p for p, r in made.items() if r.title == title]
+        if clash:
+            raise ValueError(f"paths {clash[0]} and {path} would both be the resource {title}: rename a segment")
+        made[path] = t.add_resource(Resource(
+            title, RestApiId=Ref(api), ParentId=Ref(made[parent]) if parent else GetAtt(api, "RootResourceId"),
+            PathPart=part))
+    return made
+
+
+def path_parameters(path: str) -> list[str]:
+    return [segment.strip("{}") for segment in path.split("/") if segment.startswith("{")]
+
+
+def route_model(api: RestApi, route: contract.Route) -> Model | None:
+    """The model API Gateway checks the route's JSON body against, or None for a route without a body."""
+    if route.body is None:
+        return None
+    return Model(f"{route_name(route)}Model", RestApiId=Ref(api), Name=route_name(route),
+                 ContentType="application/json", Description=f"Body of {route.method} {route.path}",
+                 Schema=json.dumps(route.body, sort_keys=True))
+
+
+def route_method(api: RestApi, route: contract.Route, resource: Resource, validator: RequestValidator,
+                 model: Model | None) -> Method:
+    """IAM-authorised, proxied to the function; API Gateway checks the body against the model and requires the
+    path's parameters; the query's are optional (the handler answers 400 naming a bad value)."""
+    parameters = {**{f"method.request.path.{name}": True for name in path_parameters(route.path)},
+                  **{f"method.request.querystring.{name}": False for name in route.query}}
+    return Method(
+        f"{route_name(route)}Method", RestApiId=Ref(api), ResourceId=Ref(resource), HttpMethod=route.method,
+        AuthorizationType="AWS_IAM", RequestValidatorId=Ref(validator),
+        **({"RequestModels": {"application/json": Ref(model)}} if model else {}),
+        **({"RequestParameters": parameters} if parameters else {}),
+        Integration=Integration(Type="AWS_PROXY", IntegrationHttpMethod="POST", Uri=Sub(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Function.Arn}"
+            "/invocations")),
+    )
+
+
+def route_permission(api: RestApi, route: contract.Route, function) -> Permission:
+    """API Gateway may invoke the function for this method and path of this API's stage only (a path parameter
+    matches any one value: `*`)."""
+    path = "/".join("*" if segment.startswith("{") else segment for segment in route.path.split("/"))
+    return Permission(
+        f"{route_name(route)}Permission",
+        Action="lambda:InvokeFunction",
+        FunctionName=GetAtt(function, "Arn"),
+        Principal="apigateway.amazonaws.com",
+        SourceArn=blocks.arn("execute-api", f"${{{api.title}}}/{STAGE_NAME}/{route.method}{path}"),
+    )
+
+
 def fingerprint(resources_: list) -> str:
     text = json.dumps([r.to_dict() for r in resources_], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -261,8 +291,8 @@ def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> lis
     """Read and write job records, start executions of this one state machine (a submission admitted at once);
     write own logs, traces and ENIs. Job records answer GET: no execution is described."""
     return [
-        *jobs.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
-        jobs.start_statement(p[contracts.STATE_MACHINE_ARN]),
+        *job_control.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
+        job_control.start_statement(p[contracts.STATE_MACHINE_ARN]),
         *blocks.vpc_function_statements(names.function_log_group(cfg.name),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

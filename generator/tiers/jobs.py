@@ -7,20 +7,18 @@ The code of both job-control functions (the API's and the scheduler) is one pack
 generator/functions/video_jobs/; what they, the templates and the state machine agree on is its contract.py.
 Its template names a local zip, `functions/video_jobs.zip` beside the template: deploy.sh builds it
 (deploytools/package_function.py) and `aws cloudformation package` uploads it, as for the schema tier's bootstrap.
+What the api tier's function shares with the scheduler (package, runtime, grants) is generator/job_control.py.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from awacs import dynamodb as dynamodb_actions
 from awacs import kms as kms_actions
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
 from awacs import states as states_actions
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import AWS_REGION, GetAtt, Ref, Sub, Template
-from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, Permission
+from troposphere.awslambda import DeadLetterConfig, Permission
 from troposphere.dynamodb import (
     AttributeDefinition,
     GlobalSecondaryIndex,
@@ -37,6 +35,7 @@ from generator import blocks, contracts, names
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
+from generator.job_control import job_control_function, start_statement, table_statements
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.STATE_MACHINE_NAME, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
@@ -94,11 +93,6 @@ ALARMS = (
         "Raise the account's Lambda concurrency quota, or lower api_reserved_concurrency"),
 )
 
-FUNCTION_SOURCE = Path(contract.__file__).resolve().parent
-# Where the template expects the built package, relative to the template (deploy.sh puts it there). The api
-# tier's function runs the same package.
-PACKAGE_PATH = "functions/video_jobs.zip"
-RUNTIME = "python3.14"  # the newest Python runtime, not deprecated before 2029
 SCHEDULER_TIMEOUT_SECONDS = 60
 # Every status a Step Functions execution ends with: each one frees a slot.
 EXECUTION_ENDINGS = ("ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT")
@@ -108,22 +102,10 @@ END_EVENT_MAX_AGE_SECONDS = 24 * 3600
 END_EVENT_MAX_RETRIES = 185
 # EventBridge's minimum: a reconciliation tick not delivered within a minute is superseded by the next one.
 TICK_MAX_AGE_SECONDS = 60
-# What a job-control function may do on the table: TransactWriteItems is authorised per contained action
-# (ConditionCheck, Put, Update), so it is not an action of its own here. No Scan, no DeleteItem.
-TABLE_ACTIONS = (dynamodb_actions.ConditionCheckItem, dynamodb_actions.GetItem, dynamodb_actions.PutItem,
-                 dynamodb_actions.Query, dynamodb_actions.UpdateItem)
-# What DynamoDB does with the table's key on a caller's behalf (encrypt, decrypt, re-encrypt the table keys).
-TABLE_KEY_ACTIONS = (kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt,
-                     kms_actions.Action("GenerateDataKey*"), kms_actions.Action("ReEncrypt*"))
-
 
 def schedule_expression(minutes: int) -> str:
     """EventBridge's rate(): `rate(1 minute)` but `rate(5 minutes)`, anything else is refused."""
     return f"rate({minutes} minute{'' if minutes == 1 else 's'})"
-
-
-def dynamodb_via() -> Sub:
-    return Sub(f"dynamodb.${{{AWS_REGION}}}.amazonaws.com")
 
 
 def table_key_statements() -> list[Statement]:
@@ -141,48 +123,6 @@ def table_key_statements() -> list[Statement]:
             Resource=["*"],  # in a key policy, "*" means this key
         ),
     ]
-
-
-def table_statements(table_arn, key_arn) -> list[Statement]:
-    """Read and write job records (table and its indexes) and let DynamoDB use the table's key for the role.
-
-    Shared by the scheduler and the API function: both admit jobs (a conditional transaction on the slot counter).
-    """
-    return [
-        Statement(Sid="ReadAndWriteJobs", Effect=Allow, Action=list(TABLE_ACTIONS),
-                  Resource=[table_arn, Sub("${Table}/index/*", Table=table_arn)]),
-        Statement(Sid="UseJobsKeyThroughDynamoDB", Effect=Allow, Action=list(TABLE_KEY_ACTIONS),
-                  Resource=[key_arn], Condition=Condition(StringEquals("kms:ViaService", dynamodb_via()))),
-    ]
-
-
-def start_statement(state_machine_arn) -> Statement:
-    """Admitting a job starts an execution of this one state machine."""
-    return Statement(Sid="StartProcessing", Effect=Allow, Action=[states_actions.StartExecution],
-                     Resource=[state_machine_arn])
-
-
-def job_control_function(title: str, cfg: EnvConfig, table_name, state_machine_arn, *, environment: dict,
-                         **properties) -> Function:
-    """A function running the job-control package (the API's or the scheduler): Python on arm64, the package's
-    code, and the environment both handlers read (the table, the state machine, the cap) plus `environment`."""
-    function = Function(
-        title,
-        Runtime=RUNTIME,
-        Architectures=["arm64"],
-        Code=Code(ZipFile="placeholder"),  # replaced below by the package's local path
-        MemorySize=256,
-        Environment=Environment(Variables={
-            contract.ENV_TABLE: table_name,
-            contract.ENV_STATE_MACHINE_ARN: state_machine_arn,
-            contract.ENV_MAX_CONCURRENT: str(cfg.max_concurrent_videos),
-            **environment,
-        }),
-        **properties,
-    )
-    # `aws cloudformation package` uploads a local path given as Code and replaces it with the S3 location.
-    function.properties["Code"] = PACKAGE_PATH
-    return function
 
 
 def build(cfg: EnvConfig) -> Template:

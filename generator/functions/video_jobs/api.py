@@ -1,9 +1,7 @@
 """The video API behind API Gateway: submit a video (a job), follow it, list jobs.
 
-    POST /videos {"videoId": "..."}        202 the job (QUEUED or RUNNING); 400 invalid; 409 while an attempt is
-                                           queued or running, or after success (a FAILED video starts attempt n+1)
-    GET  /videos/{videoId}                 200 the newest attempt (position while queued); 404 never submitted
-    GET  /videos?status=&limit=&next=      200 a page of jobs and the next token; 400 naming a bad parameter
+Its routes are contract.ROUTES (method, path, description): each names the function here that answers it, and
+lambda_handler dispatches by the proxy event's method and resource path to that function.
 """
 
 import json
@@ -12,12 +10,22 @@ import re
 from decimal import Decimal
 
 import contract as c
-import jobs
+from botocore.exceptions import ClientError
+from jobs import lifecycle, records
 
 LOG = logging.getLogger(__name__)
-LIST_PARAMETERS = ("limit", "next", "status")
+LIST_PARAMETERS = c.route("list_videos").query
 DEFAULT_LIMIT = 25
 SHOWN = ("videoId", "attempt", "status", "submittedAt", "startedAt", "endedAt", "executionArn", "lastError")
+# The boto3 clients outlive an invocation: made by the first that needs each, reused while this Lambda instance
+# lives (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html: initialise SDK clients outside the
+# handler). The only state the package keeps between invocations.
+CLIENTS: dict = {}
+
+
+def current_control():
+    """What this invocation acts on: the function's environment, this instance's clients."""
+    return lifecycle.from_environment(CLIENTS)
 
 
 def reply(status, body):
@@ -25,10 +33,11 @@ def reply(status, body):
             "body": json.dumps(body, sort_keys=True, default=lambda n: int(n) if isinstance(n, Decimal) else str(n))}
 
 
-def view(job, *, with_position=False):
+def view(job, store=None):
+    """What a client sees of a job; with the store, a queued job's position too."""
     shown = {name: job[name] for name in SHOWN if name in job}
-    if with_position and job["status"] == c.QUEUED:
-        shown["position"] = jobs.position(job)  # how many queued videos are ahead
+    if store and job["status"] == c.QUEUED:
+        shown["position"] = records.position(store, job)  # how many queued videos are ahead
     return shown
 
 
@@ -68,30 +77,31 @@ def parse_body(raw):
     return (None, error) if error else (body["videoId"], None)
 
 
-def submit(event):
+def submit_video(event, control):
     video_id, error = parse_body(event.get("body"))
     if error:
         return reply(400, {"message": error})
     request = (event.get("requestContext") or {}).get("requestId")
-    job, created = jobs.submit(video_id, request)
+    job, created = lifecycle.submit(control, video_id, request)
     if not created:
         what = "is already queued or running" if job["status"] != c.SUCCEEDED else "was already processed"
         return reply(409, {"message": f"videoId {video_id} {what} (attempt {int(job['attempt'])})", **view(job)})
     try:
-        jobs.admit()
+        lifecycle.admit(control)
     except Exception:  # the job is recorded and waits in the queue; the scheduler admits it later
         LOG.exception("admitting after the submission of %s failed", video_id)
-    return reply(202, view(jobs.get(video_id, job["attempt"]) or job, with_position=True))
+    store = control.store
+    return reply(202, view(records.get(store, video_id, job["attempt"]) or job, store))
 
 
-def status(event):
+def get_video(event, control):
     video_id = (event.get("pathParameters") or {}).get("videoId")
     error = video_id_error(video_id)
     if error:
         return reply(400, {"message": error})
-    job = jobs.latest(video_id)
-    return reply(200, view(job, with_position=True)) if job else reply(404, {"message": f"no video {video_id} was "
-                                                                                        "submitted"})
+    job = records.latest(control.store, video_id)
+    return reply(200, view(job, control.store)) if job else reply(404, {"message": f"no video {video_id} was "
+                                                                                    "submitted"})
 
 
 def list_parameters(query):
@@ -105,41 +115,49 @@ def list_parameters(query):
     if status_ is not None and status_ not in c.STATUSES:
         return None, None, None, f"status must be one of {', '.join(c.STATUSES)} (got {status_[:40]!r})"
     limit = query.get("limit", str(DEFAULT_LIMIT))
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= jobs.PAGE_MAX):
-        return None, None, None, f"limit must be a whole number from 1 to {jobs.PAGE_MAX} (got {limit[:40]!r})"
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= records.PAGE_MAX):
+        return None, None, None, f"limit must be a whole number from 1 to {records.PAGE_MAX} (got {limit[:40]!r})"
     token = query.get("next")
     if token is not None:
         try:
-            jobs.page_start(token)
+            records.page_start(token)
         except ValueError as e:
             return None, None, None, str(e)
     return status_, int(limit), token, None
 
 
-def list_videos(event):
+def list_videos(event, control):
     status_, limit, token, error = list_parameters(event.get("queryStringParameters"))
     if error:
         return reply(400, {"message": error})
     try:
-        found, next_token = jobs.list_jobs(status_, limit, token)
+        found, next_token = records.list_jobs(control.store, status_, limit, token)
     except ValueError as e:  # a token of another listing
         return reply(400, {"message": str(e)})
-    except jobs.ClientError as e:
+    except ClientError as e:
         if e.response["Error"]["Code"] != "ValidationException":
             raise
         return reply(400, {"message": "next is not a token of this listing (start again without it)"})
     return reply(200, {"jobs": [view(job) for job in found], "next": next_token})
 
 
-ROUTES = {("POST", "/videos"): submit, ("GET", "/videos/{videoId}"): status, ("GET", "/videos"): list_videos}
+def dispatch_table(routes, functions):
+    """(method, resource path) -> the function of this module each declared route names."""
+    missing = sorted(r.handler for r in routes if not callable(functions.get(r.handler)))
+    if missing:
+        raise LookupError(f"contract.ROUTES names no function of api.py: {', '.join(missing)}")
+    return {(r.method, r.path): functions[r.handler] for r in routes}
+
+
+DISPATCH = dispatch_table(c.ROUTES, globals())
 
 
 def lambda_handler(event, context):
-    route = ROUTES.get((event.get("httpMethod"), event.get("resource")))
+    route = DISPATCH.get((event.get("httpMethod"), event.get("resource")))
     if route is None:
         return reply(404, {"message": "no such route"})
     try:
-        return route(event)
+        return route(event, current_control())
     except Exception:  # traceback to the log only
         LOG.exception("%s %s failed", event.get("httpMethod"), event.get("resource"))
         return reply(500, {"message": "internal error; see the function's log"})

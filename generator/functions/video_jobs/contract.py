@@ -1,14 +1,64 @@
-"""What the job-control functions, the templates and the state machine must agree on: pure constants.
+"""What the job-control functions, the templates and the state machine must agree on: pure data.
 
-The functions (api.py, scheduler.py, jobs.py) run in Lambda with this directory as the package root and import
-it as `contract`; the generator imports it as `generator.functions.video_jobs.contract`. It imports nothing, so
-generation never pulls in boto3.
+The functions (api.py, scheduler.py, the jobs package) run in Lambda with this directory as the package root and
+import it as `contract`; the generator imports it as `generator.functions.video_jobs.contract`. It imports only
+the standard library's typing, so generation never pulls in boto3.
 """
+
+from typing import NamedTuple
 
 # A videoId: what an execution name may hold, short enough that `<videoId>.<attempt>.<start>` fits the
 # 80 characters of an execution name.
 VIDEO_ID_CHARS = "A-Za-z0-9_-"
 VIDEO_ID_MAX = 64
+
+# The body of POST /videos, as JSON schema draft 4 (API Gateway's models): API Gateway refuses any other body
+# before the function runs; the function applies the same rule with its own messages.
+VIDEO_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": VIDEO_ID_MAX, "pattern": f"^[{VIDEO_ID_CHARS}]+$"}
+SUBMIT_VIDEO_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "SubmitVideo",
+    "type": "object",
+    "properties": {"videoId": VIDEO_ID_SCHEMA},
+    "required": ["videoId"],
+    "additionalProperties": False,
+}
+
+
+class Route(NamedTuple):
+    """One route of the video API. The api tier builds its API Gateway resource, method, model and Lambda
+    permission from this row, and api.py's function named `handler` answers it: a new route is one row here
+    plus that function."""
+
+    method: str
+    path: str  # API Gateway's resource path, as the proxy event's `resource`; `{name}` is a required path parameter
+    handler: str  # a function of api.py; in PascalCase it names the route's resources (submit_video: SubmitVideo)
+    description: str
+    body: dict | None = None  # the JSON schema API Gateway checks the body against, or no body
+    query: tuple[str, ...] = ()  # optional query-string parameters; the handler checks their values
+
+
+ROUTES = (
+    Route("POST", "/videos", "submit_video",
+          'Submit a video {"videoId": "..."}: 202 the job, QUEUED or RUNNING (admitted at once while a slot is '
+          "free); 400 invalid; 409 while an attempt is queued or running, or after one succeeded (a failed video "
+          "may be submitted again: attempt n+1)",
+          body=SUBMIT_VIDEO_SCHEMA),
+    Route("GET", "/videos", "list_videos",
+          "A page of jobs, one status in submission order or every status (QUEUED first), and the next page's "
+          "token: 200; 400 naming a bad parameter",
+          query=("limit", "next", "status")),
+    Route("GET", "/videos/{videoId}", "get_video",
+          "The video's newest attempt (status, attempt, times, lastError, position while queued): 200; 404 never "
+          "submitted"),
+)
+
+
+def route(handler: str) -> Route:
+    """The route a function of api.py answers."""
+    [found] = [r for r in ROUTES if r.handler == handler]
+    return found
+
 
 # The job table: one item per video and attempt, keyed (videoId, attempt).
 PARTITION_KEY = "videoId"
@@ -40,6 +90,26 @@ CAPACITY_UNAVAILABLE = "CapacityUnavailable"
 # The state machine's Fail state after it published to the error topic; its cause is that notification as JSON.
 # Any other FAILED ending told nobody, so the scheduler notifies.
 NOTIFIED_FAILURE = "ProcessingError"
+
+# Notifications. The state machine publishes every outcome on the completion or the error topic; the scheduler
+# publishes, on the error topic, the failures no state of the machine reported (a time-out, an abort, a failed
+# publish). Every message is a JSON object, `notice(...)`, under its topic's subject.
+COMPLETION_SUBJECT = "Video Processing Completed"
+ERROR_SUBJECT = "Video Processing Error"
+
+
+def notice(video_id, execution_arn, status, **details):
+    """A notification's message: which video (absent when the input named none: a rejected input carries the input
+    instead), which execution, how it ended (SUCCEEDED or FAILED); then the details, `error` and `cause` for every
+    failure, and `taskArn`, `attempt` or `input` where known."""
+    return {**({"videoId": video_id} if video_id is not None else {}), "executionArn": execution_arn,
+            "status": status, **details}
+
+
+def failure_notice(video_id, execution_arn, error, cause, **details):
+    """The error topic's message: what went wrong with which video and execution."""
+    return notice(video_id, execution_arn, FAILED, error=error, cause=cause, **details)
+
 
 # A lost release is reclaimed by the reconciler, which the schedule runs this often (EventBridge rate).
 RECONCILE_EVERY_MINUTES = 1

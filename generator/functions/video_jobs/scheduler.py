@@ -7,12 +7,21 @@ import json
 import logging
 
 import contract as c
-import jobs
+from jobs import lifecycle, records
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
 STATUS_CHANGE = "Step Functions Execution Status Change"
 SCHEDULED = "Scheduled Event"
+# The boto3 clients outlive an invocation: made by the first that needs each, reused while this Lambda instance
+# lives (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html: initialise SDK clients outside the
+# handler). The only state the package keeps between invocations.
+CLIENTS: dict = {}
+
+
+def current_control():
+    """What this invocation acts on: the function's environment, this instance's clients."""
+    return lifecycle.from_environment(CLIENTS)
 
 
 def job_of(detail):
@@ -27,30 +36,45 @@ def job_of(detail):
     return video_id, attempt
 
 
-def execution_ended(detail):
-    if detail.get("status") not in jobs.ENDED:
+def execution_ended(control, detail):
+    if detail.get("status") not in lifecycle.ENDED:
         return None
     found = job_of(detail)
     if found is None:
         LOG.warning("ignoring %s: its input names no videoId and attempt", detail.get("executionArn"))
         return None
-    return jobs.end(*found, detail.get("executionArn"), detail["status"], detail.get("error"), detail.get("cause"))
+    return lifecycle.end(control, *found, detail.get("executionArn"), detail["status"], detail.get("error"),
+                         detail.get("cause"))
+
+
+def backlog_metrics(table, queued, oldest_seconds, at):
+    """One CloudWatch embedded-metric-format record: Lambda's log line becomes the two metrics."""
+    return json.dumps({
+        "_aws": {"Timestamp": int(at * 1000), "CloudWatchMetrics": [{
+            "Namespace": c.METRICS_NAMESPACE, "Dimensions": [[c.METRIC_DIMENSION]],
+            "Metrics": [{"Name": c.METRIC_QUEUED, "Unit": "Count"},
+                        {"Name": c.METRIC_OLDEST_QUEUED, "Unit": "Seconds"}]}]},
+        c.METRIC_DIMENSION: table, c.METRIC_QUEUED: queued, c.METRIC_OLDEST_QUEUED: oldest_seconds,
+    }, sort_keys=True)
 
 
 def lambda_handler(event, context):
+    control = current_control()
     kind = event.get("detail-type")
     if kind == STATUS_CHANGE:
-        ended = execution_ended(event.get("detail") or {})
+        ended = execution_ended(control, event.get("detail") or {})
         if ended:
             LOG.info("%s attempt %s: %s", ended[c.PARTITION_KEY], ended[c.SORT_KEY], ended["status"])
     elif kind == SCHEDULED:
-        for job in jobs.reconcile():
+        for job in lifecycle.reconcile(control):
             LOG.warning("reclaimed the slot of %s attempt %s (%s)", job[c.PARTITION_KEY], job[c.SORT_KEY],
                         job["status"])
     else:
         LOG.warning("ignoring an event of type %r", kind)
         return {"started": 0}
-    started = jobs.admit()
+    started = lifecycle.admit(control)
     if kind == SCHEDULED:
-        print(jobs.backlog_metrics(*jobs.backlog()))  # the metric is this log line (EMF)
+        at = lifecycle.now()
+        queued, oldest_seconds = records.backlog(control.store, at)
+        print(backlog_metrics(control.store.table, queued, oldest_seconds, at))  # the metric is this line (EMF)
     return {"started": len(started)}
