@@ -105,7 +105,7 @@ def fetch_offer(location: str) -> dict | None:
         offer = _read_json(Path(location), "offer file")
     else:
         try:
-            with urllib.request.urlopen(location, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+            with urllib.request.urlopen(location, timeout=FETCH_TIMEOUT_SECONDS) as response:
                 offer = json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
