@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from generator.cost import calls
+
 from jobs_harness import Pipeline, jobs, table_properties
 from moto_sfn import REGION, generated_definition
 
@@ -49,7 +50,8 @@ def record_lifecycle(templates: dict, monkeypatch: pytest.MonkeyPatch, capsys: p
         phase["name"] = "reconcile"
         p.tick()
         emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    metrics = sum(len(m["Metrics"]) * len(m["Dimensions"]) for record in emf for m in record["_aws"]["CloudWatchMetrics"])
+    metrics = sum(len(m["Metrics"]) * len(m["Dimensions"])
+                  for record in emf for m in record["_aws"]["CloudWatchMetrics"])
     return calls.summarise(recorder.calls, metrics)
 
 
