@@ -3,6 +3,7 @@
     python -m generator [--env NAME ...] [--out DIR] [--check] [--config FILE]
     python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff/cli.py)
     python -m generator capacity [--env NAME ...] [--minutes M] [--config FILE]   (see generator/capacity.py)
+    python -m generator cost [--env NAME ...] [--videos-per-month N] ...   (see generator/cost/cli.py)
     python -m generator environments
 """
 
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
     if argv[:1] == ["capacity"]:
         return errors.run(capacity_command, argv[1:], "python -m generator capacity")
+    if argv[:1] == ["cost"]:
+        from generator.cost import cli as cost_cli
+        return errors.run(cost_cli.main, argv[1:], "python -m generator cost")
     if argv[:1] == ["environments"]:  # for deploy.sh: one `<name>\t<region>` line per environment
         print(config.environments_table(), end="")
         return EXIT_OK

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from generator import config, errors
 from generator.aws_facts import NESTED_STACK_TYPE
+from generator.cost import review as cost_review
 from generator.diff.render import render
 from generator.diff.report import Report, diff_templates
 from generator.render import PARENT_FILE, render_environment
@@ -24,6 +25,22 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = "templates"
 
 FAIL_ON = ("replacement", "stateful", "security", "any")
+COST_GATE = "cost>"  # --fail-on cost>USD: any environment's fixed monthly cost rises by more than USD
+
+
+def fail_on_value(text: str) -> str:
+    """A --fail-on value: one of FAIL_ON, or cost>USD with USD a number of dollars a month."""
+    if text in FAIL_ON:
+        return text
+    if text.startswith(COST_GATE):
+        try:
+            usd = float(text.removeprefix(COST_GATE))
+        except ValueError:
+            usd = float("nan")
+        if usd >= 0:
+            return text
+    raise argparse.ArgumentTypeError(f"invalid choice {config.shown(text)} (choose from {', '.join(FAIL_ON)}, "
+                                     "or cost>USD such as cost>50)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -54,10 +71,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                    help="text (default; coloured on a terminal), markdown (a pull-request comment) or json")
-    p.add_argument("--fail-on", action="append", choices=FAIL_ON, default=[], metavar="WHAT",
+    p.add_argument("--fail-on", action="append", type=fail_on_value, default=[], metavar="WHAT",
                    help="exit 3 when the diff holds a replacement (including 'may be replaced' and consequential "
                         "ones), a stateful resource replaced or removed (stateful), any security change (IAM "
-                        "statement or security-group rule), or any change at all; repeatable")
+                        "statement or security-group rule), any change at all (any), or an environment's fixed "
+                        "monthly cost rising by more than USD dollars (cost>USD, e.g. cost>50); repeatable")
     args = p.parse_args(argv)
     if args.region is not None and not config.REGION_NAME.fullmatch(args.region):
         raise errors.InputError(f"invalid --region {config.shown(args.region)}; accepted: an AWS region name such "
@@ -230,6 +248,11 @@ def failing(report: Report, fail_on: list[str]) -> list[str]:
         reasons.append(f"{len(report.iam)} IAM statement and {len(report.network)} security-group rule change(s)")
     if "any" in fail_on and report.has_changes:
         reasons.append("the templates change")
+    for gate in (g for g in fail_on if g.startswith(COST_GATE)):
+        over = cost_review.above(report.cost or [], float(gate.removeprefix(COST_GATE)))
+        if over:
+            reasons.append(f"fixed monthly cost rises by more than ${float(gate.removeprefix(COST_GATE)):,.2f}: "
+                           + ", ".join(over))
     return reasons
 
 
@@ -296,6 +319,7 @@ def main(argv: list[str]) -> int:
         report = diff_templates(old, new, base, f"{TEMPLATES}/ on disk" if args.worktree else "generated now")
         if args.drift:
             add_drift(report, args.region, args.stack, ids)
+        report.cost = cost_review.cost_changes(old, new)
     except errors.PipelineError as e:  # config, limits, git, AWS, a template that does not parse
         print(f"error: {errors.one_line(e)}", file=sys.stderr)
         return errors.EXIT_USAGE

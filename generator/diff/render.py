@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from generator.cost import review as cost_review
 from generator.diff.iam import IamChange
 from generator.diff.network import SgChange
 from generator.diff.report import Report, ResourceChange, StackDiff
@@ -94,6 +95,8 @@ def to_json(report: Report) -> str:
             "security_groups": [{"sign": c.sign, **vars(c.rule), "widens": c.widens} for c in report.network],
         },
     }
+    if report.cost is not None:  # computed by the CLI (generator/cost/review.py)
+        body["cost"] = cost_review.to_json(report.cost)
     return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -222,6 +225,8 @@ def to_text(report: Report, colour: bool = False) -> str:
     drift = _drift_lines(report)
     out += drift[:1] + [f"  {'!!' if 'REVERTS' in line else '  '} {line}" for line in drift[1:]]
     out.append(f"Security: {report.verdict}")
+    if report.cost is not None:
+        out += [cost_review.heading(report.cost)] + [f"  {c.env}: {cost_review.line(c)}" for c in report.cost]
     for i, (sign, line) in enumerate(_consequence_lines(report)):
         out += ([""] if i == 0 else []) + [paint(sign, line if sign == "h" else f"  {sign} {line}")]
     env = None
@@ -272,6 +277,9 @@ def to_markdown(report: Report) -> str:
     if drift:
         out += [f"**{drift[0]}**", ""] + [f"- {line}" for line in drift[1:]] + ([""] if drift[1:] else [])
     out += [f"**Security:** {report.verdict}", ""]
+    if report.cost is not None:
+        out += [f"**{cost_review.heading(report.cost)}**", ""]
+        out += [f"- `{c.env}` {cost_review.line(c, code='`')}" for c in report.cost] + [""]
     blast = _consequence_lines(report)
     if blast:
         out += [f"#### {blast[0][1]}", "", "```diff"]

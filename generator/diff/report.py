@@ -277,6 +277,7 @@ class Report:
     consequences: list[Consequence] = field(default_factory=list)
     exports: list[ExportChange] = field(default_factory=list)
     drift: list | None = None  # list[drift.Drift] with --drift, else None (not checked)
+    cost: list | None = None  # list[generator.cost.review.CostChange] as the CLI computes it, else None
 
     @property
     def has_changes(self) -> bool:
