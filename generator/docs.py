@@ -156,11 +156,18 @@ def runbook_block(rendered: Rendered) -> str:
     return runbook.markdown()
 
 
+def cost_block(rendered: Rendered) -> str:
+    from generator.cost import render  # reads the templates just written (or checked fresh) and the price snapshot
+
+    return render.cost_section()
+
+
 BLOCKS = (
     Block("docs/architecture.md", "tiers", lambda rendered: tier_diagram()),
     Block("docs/operations.md", "runbook", runbook_block),
     Block("docs/capacity.md", "capacity", capacity_block),
     Block("docs/security.md", "security-skips", security_skips),
+    Block("docs/cost.md", "cost", cost_block),
 )
 
 
