@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from awacs import dynamodb as dynamodb_actions
 from awacs import ec2 as ec2_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
@@ -53,6 +54,19 @@ from generator.contracts import Contract, export_name
 from generator.errors import SkipError
 
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
+
+
+def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
+    """Spot where interruptions are acceptable (dev); on-demand Fargate elsewhere: the cluster's default (compute)
+    and what the state machine's RunTask asks for (workflow)."""
+    return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
+
+
+# What a job-control function may do on the job table (jobs' grants, network's DynamoDB endpoint policy):
+# TransactWriteItems is authorised per contained action (ConditionCheck, Put, Update), so it is not an action of
+# its own here. No Scan, no DeleteItem.
+JOB_TABLE_ACTIONS = (dynamodb_actions.ConditionCheckItem, dynamodb_actions.GetItem, dynamodb_actions.PutItem,
+                     dynamodb_actions.Query, dynamodb_actions.UpdateItem)
 
 
 def new_template(cfg: EnvConfig, description: str) -> Template:

@@ -1,7 +1,9 @@
-"""Each tier declares what it consumes and produces; the registry titles its stacks; names live in one module."""
+"""Each tier declares what it consumes and produces; the registry titles its stacks; names live in one module;
+tiers meet only through contracts and shared helpers, never by importing one another."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -98,3 +100,66 @@ def test_environments_subcommand_lists_each_environment_and_its_region():
                             text=True, check=True)
     assert result.stdout == "".join(f"{c.name}\t{c.region}\n" for c in config.ENVIRONMENTS.values())
     assert result.stdout.splitlines()[0] == "dev\tap-northeast-1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiers meet only through contracts (generator/contracts.py) and shared helpers (blocks, names, aws_facts): a tier
+# importing another would make one's edit another's break, and the registry's order no longer the whole story.
+
+TIER_DIR = ROOT / "generator" / "tiers"
+TIER_NAMES = frozenset(p.stem for p in TIER_DIR.glob("*.py") if p.stem != "__init__")
+# api imports the jobs tier (the job-control package, runtime and function shape) until issue 20's route work moves
+# what they share out of the jobs tier; then this entry goes (the stale check below fails until it does).
+KNOWN_TIER_IMPORTS = frozenset({("api", "jobs")})
+
+
+def imported_tiers(source: str) -> set[str]:
+    """Tier modules (or "__init__", the registry) that a module's source imports, anywhere in it (a function-level
+    import counts): `import generator.tiers.x`, `from generator.tiers import x`, `from generator.tiers.x import y`,
+    `from generator import tiers`, and relative forms."""
+    found: set[str] = set()
+
+    def from_package(names: list[str]) -> None:
+        found.update(n if n in TIER_NAMES else "__init__" for n in names)
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[:2] == ["generator", "tiers"]:
+                    found.add(parts[2] if len(parts) > 2 else "__init__")
+        elif isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            module = (node.module or "").split(".")
+            if node.level == 1 and module[0]:  # from .x import y, inside generator/tiers/
+                found.add(module[0])
+            elif node.level == 1:  # from . import x
+                from_package(names)
+            elif node.level == 0 and module[:2] == ["generator", "tiers"]:
+                if len(module) > 2:
+                    found.add(module[2])
+                else:
+                    from_package(names)
+            elif node.level == 0 and module == ["generator"] and "tiers" in names:
+                found.add("__init__")
+    return found
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from generator.tiers.compute import capacity_provider_strategy", {"compute"}),
+    ("from generator.tiers import storage, TIERS", {"storage", "__init__"}),
+    ("import generator.tiers.jobs as jobs", {"jobs"}),
+    ("def f():\n    from generator.tiers.jobs import TABLE_ACTIONS", {"jobs"}),
+    ("from .network import x\nfrom . import cache", {"network", "cache"}),
+    ("from generator import tiers", {"__init__"}),
+    ("from generator import blocks, contracts, names\nfrom generator.functions.video_jobs import contract", set()),
+])
+def test_the_import_finder_sees_every_form_of_tier_import(source, expected):
+    assert imported_tiers(source) == expected
+
+
+def test_no_tier_imports_another_tier():
+    found = {(path.stem, other) for path in sorted(TIER_DIR.glob("*.py")) if path.stem in TIER_NAMES
+             for other in imported_tiers(path.read_text(encoding="utf-8")) if other != path.stem}
+    assert found - KNOWN_TIER_IMPORTS == set(), "move what they share to contracts.py, blocks.py or names.py"
+    assert KNOWN_TIER_IMPORTS - found == set(), "no longer imported: remove it from KNOWN_TIER_IMPORTS"

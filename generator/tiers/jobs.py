@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from awacs import dynamodb as dynamodb_actions
 from awacs import kms as kms_actions
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
@@ -33,7 +32,7 @@ from troposphere.dynamodb import (
 from troposphere.events import DeadLetterConfig as RuleDeadLetterConfig
 from troposphere.events import RetryPolicy, Rule, Target
 
-from generator import blocks, contracts, names
+from generator import aws_facts, blocks, contracts, names
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
 
@@ -53,14 +52,11 @@ SCHEDULER_TIMEOUT_SECONDS = 60
 EXECUTION_ENDINGS = ("ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT")
 STATUS_CHANGE = "Step Functions Execution Status Change"
 # EventBridge's maximum: an ended execution is retried for a day before it is dead-lettered.
-END_EVENT_MAX_AGE_SECONDS = 24 * 3600
-END_EVENT_MAX_RETRIES = 185
+END_EVENT_MAX_AGE_SECONDS = aws_facts.EVENTBRIDGE_MAX_EVENT_AGE_SECONDS
+END_EVENT_MAX_RETRIES = aws_facts.EVENTBRIDGE_MAX_RETRIES
 # EventBridge's minimum: a reconciliation tick not delivered within a minute is superseded by the next one.
-TICK_MAX_AGE_SECONDS = 60
-# What a job-control function may do on the table: TransactWriteItems is authorised per contained action
-# (ConditionCheck, Put, Update), so it is not an action of its own here. No Scan, no DeleteItem.
-TABLE_ACTIONS = (dynamodb_actions.ConditionCheckItem, dynamodb_actions.GetItem, dynamodb_actions.PutItem,
-                 dynamodb_actions.Query, dynamodb_actions.UpdateItem)
+TICK_MAX_AGE_SECONDS = aws_facts.EVENTBRIDGE_MIN_EVENT_AGE_SECONDS
+TABLE_ACTIONS = blocks.JOB_TABLE_ACTIONS  # shared with network's DynamoDB endpoint policy
 # What DynamoDB does with the table's key on a caller's behalf (encrypt, decrypt, re-encrypt the table keys).
 TABLE_KEY_ACTIONS = (kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt,
                      kms_actions.Action("GenerateDataKey*"), kms_actions.Action("ReEncrypt*"))

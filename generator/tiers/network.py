@@ -251,11 +251,9 @@ def interface_endpoint_policy(actions: tuple[str, ...]) -> PolicyDocument:
 
 def dynamodb_endpoint_policy() -> PolicyDocument:
     """This account's principals on this account's tables in the region, with the actions job control uses."""
-    from generator.tiers.jobs import TABLE_ACTIONS
-
     return PolicyDocument(Version="2012-10-17", Statement=[Statement(
         Sid="ThisAccountsTables", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
-        Action=list(TABLE_ACTIONS),
+        Action=list(blocks.JOB_TABLE_ACTIONS),
         Resource=[Sub("arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*")],
         Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
     )])

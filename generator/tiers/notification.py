@@ -12,7 +12,7 @@ from troposphere import Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
-from generator import blocks, contracts, names
+from generator import aws_facts, blocks, contracts, names
 from generator.config import EnvConfig
 
 CONSUMES = (contracts.NOTIFICATION_EMAIL,)
@@ -20,7 +20,7 @@ PRODUCES = (contracts.COMPLETION_TOPIC_ARN, contracts.COMPLETION_TOPIC_NAME, con
             contracts.ERROR_TOPIC_NAME, contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN,
             contracts.DEAD_LETTER_QUEUE_NAME)
 
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
+DLQ_RETENTION_SECONDS = aws_facts.SQS_MAX_RETENTION_SECONDS  # time to find and replay failed deliveries
 HAS_EMAIL = "HasNotificationEmail"
 
 TOPICS = (
