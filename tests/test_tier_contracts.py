@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from troposphere import Output, Parameter, Template
 
-from generator import config, contracts, parent, tiers
+from generator import config, contracts, names, parent, tiers
 from generator.errors import WiringError
 from generator.tiers import TIERS, Tier
 
@@ -71,12 +71,54 @@ def test_an_unregistered_tier_is_a_wiring_error():
         tiers.title("uploads")
 
 
-def test_the_project_prefix_is_spelled_only_in_config_and_names():
-    spelled = [f"{path.relative_to(ROOT)}:{n}" for path in sorted((ROOT / "generator").rglob("*.py"))
-               if path.name not in ("config.py", "names.py")
-               for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-               if config.PROJECT in line]
+# Where a prefix may be spelled outside generator/names.py, and why it is not a physical name there. Tests spell the
+# names they expect (the other side of the contract operators and alarms rely on), README and docs show them, and
+# templates/ is generated: none of those is searched.
+NOT_A_PHYSICAL_NAME = {
+    "setup.cfg": "the Python distribution's name",
+    "scripts/pr_comment.py": "the HTML marker by which the review job finds its own pull-request comment",
+}
+
+
+def code_files() -> list[Path]:
+    """Every file that builds or uses names: the generator, the deploy tools and scripts, CI and the root's files."""
+    files = [p for p in ROOT.iterdir() if p.is_file() and p.suffix not in (".md",) and not p.name.startswith(".")]
+    for folder in ("generator", "deploytools", "scripts", ".github", ".ci"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return sorted(files)
+
+
+@pytest.mark.parametrize("prefix", names.PREFIXES)
+def test_each_name_prefix_is_spelled_only_in_names(prefix):
+    """One place for every physical name: deploy.sh and the deploy tools ask generator/names.py for theirs."""
+    assert {"deploy.sh", "deploytools/smoke.py", "generator/config.py"} <= {
+        str(p.relative_to(ROOT)) for p in code_files()}  # the search reaches where the prefixes used to be
+    spelled = [f"{path.relative_to(ROOT)}:{n}" for path in code_files()
+               if path != ROOT / "generator" / "names.py" and str(path.relative_to(ROOT)) not in NOT_A_PHYSICAL_NAME
+               for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+               if prefix in line]
     assert spelled == []
+
+
+def test_names_prints_what_deploy_sh_asks_for():
+    def run(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "generator.names", *args], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout
+
+    assert run("stack", "--env", "staging") == names.parent_stack("staging") + "\n"
+    assert run("artifact-bucket", "--account", "123456789012", "--region", "eu-west-1") == (
+        names.artifact_bucket("123456789012", "eu-west-1") + "\n")
+    bad = subprocess.run([sys.executable, "-m", "generator.names", "stack"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--env" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_deployment_names_start_with_the_deployment_prefix_and_fit_aws():
+    stack, bucket = names.parent_stack("prod"), names.artifact_bucket("123456789012", "ap-northeast-1")
+    assert stack.startswith(f"{names.DEPLOYMENT}-") and bucket.startswith(f"{names.DEPLOYMENT}-")
+    # S3 bucket names: 3-63 characters, https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+    assert len(names.artifact_bucket("123456789012", "ap-southeast-4")) <= 63
+    # SQS queue names: at most 80 characters, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html
+    assert len(names.smoke_queue("0123abcd")) <= 80
 
 
 def test_tiers_read_parameters_by_contract_not_by_literal_key():
