@@ -17,12 +17,14 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
   --env E          environment: dev (default) or another that `python -m generator environments` lists
   --region R       AWS region such as eu-west-1 (default: the environment's, as `python -m generator
                    environments` lists it)
-  --stack-name N   parent stack name (default video-pipeline-<env>); a stack deploy.sh creates is tagged
-                   Environment=<env> and Project=<project>, and another environment's stack is refused
+  --stack-name N   parent stack name (default: the environment's, as `python -m generator.names stack --env E`
+                   prints it); a stack deploy.sh creates is tagged Environment=<env> and Project=<project>,
+                   and another environment's stack is refused
   --stack-env-override STACK_ENV:ENV
                    deploy (or --delete) ENV over a stack of STACK_ENV anyway; must name both
-  --bucket B       artifact bucket (default video-pipeline-artifacts-<account>-<region>; created
-                   encrypted, versioned and private when missing); must follow S3's bucket naming rules
+  --bucket B       artifact bucket (default: the account's and region's, as `python -m generator.names
+                   artifact-bucket --account A --region R` prints it; created encrypted, versioned and private
+                   when missing); must follow S3's bucket naming rules
   --param K=V      a parent template parameter (repeatable), e.g. ProcessorImage=repo/image:1.2.3
   --plan           show the change set, then delete it: change nothing
   --yes            do not ask for confirmation (required without a terminal)
@@ -84,7 +86,6 @@ done
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 (( BOOTSTRAP + REMOVE_RETAINED + DELETE + PLAN <= 1 )) \
   || usage_error "--bootstrap, --remove-retained, --delete and --plan do not go together"
-STACK_NAME="${STACK_NAME:-video-pipeline-$ENV_NAME}"
 
 # --- bad input: refused in one line before anything is installed, started or created ----------------------
 # S3's rules for general purpose bucket names:
@@ -118,8 +119,6 @@ if [[ $LOCAL -eq 1 ]]; then
     || usage_error "LOCAL_AWS_PORT '$port' is not a port this user can listen on: choose one from 1024 to 65535"
 fi
 BUILD_DIR="${BUILD_DIR:-build}"
-# One directory per stack: two deploys of different stacks at once (--local tests) never share their files.
-OUT_DIR="$BUILD_DIR/$ENV_NAME/$STACK_NAME"
 
 # --- tools --------------------------------------------------------------------------------------------------
 VENV="$ROOT/.venv"
@@ -149,6 +148,11 @@ if [[ -z "$ENV_REGION" ]]; then
   usage_error "--env must be $choices, not '$ENV_NAME'"
 fi
 REGION="${REGION:-$ENV_REGION}"
+# Physical names are the generator's (generator/names.py), the defaults of the stack and the bucket included.
+names() { "$PY" -m generator.names "$@" || die "cannot compute a name (python -m generator.names $* failed)"; }
+STACK_NAME="${STACK_NAME:-$(names stack --env "$ENV_NAME")}"
+# One directory per stack: two deploys of different stacks at once (--local tests) never share their files.
+OUT_DIR="$BUILD_DIR/$ENV_NAME/$STACK_NAME"
 # The parent stack's tags are the generator's for the environment (Environment=<env>, Project=<project>).
 read -r -a STACK_TAGS <<<"$("$PY" -c 'import sys; from generator import config
 print(" ".join(f"Key={k},Value={v}" for k, v in config.get(sys.argv[1]).tags))' "$ENV_NAME")"
@@ -192,7 +196,7 @@ ACCOUNT="${ACCOUNT##*$'\n'}"  # the last line: the CLI may warn on stderr before
 echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL}, stack $STACK_NAME"
 # Never one environment's templates over another environment's stack (its Environment tag), --delete included.
 cfn check-env --stack "$STACK_NAME" --env "$ENV_NAME" ${OVERRIDE:+--override "$OVERRIDE"} || exit $?
-BUCKET="${BUCKET:-video-pipeline-artifacts-$ACCOUNT-$REGION}"
+BUCKET="${BUCKET:-$(names artifact-bucket --account "$ACCOUNT" --region "$REGION")}"
 
 # --- account bootstrap (issue #11): what is one per account and region, never in an environment's stacks -----
 # deploytools/bootstrap.py: the ECS service-linked role, API Gateway's CloudWatch role and account setting, the

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from generator import config, errors, names
+from generator import errors, names
 from generator.aws_facts import ECS_SERVICE, ECS_SERVICE_LINKED_ROLE
 
 # IAM propagates a new role within seconds, but not at once: API Gateway refuses a role it cannot assume yet.
@@ -119,7 +119,7 @@ def _ensure_api_gateway_role(acct: Account) -> tuple[bool, str]:
     try:
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
                               Description=f"API Gateway writes the logs of the REST APIs in {acct.region}",
-                              Tags=[{"Key": "Project", "Value": config.PROJECT}])["Role"]["Arn"]
+                              Tags=[{"Key": "Project", "Value": names.PROJECT}])["Role"]["Arn"]
     except Exception as e:
         # A concurrent bootstrap created it between the two calls: its run writes the policy, and the account
         # setting below retries until the role works.

@@ -1,6 +1,6 @@
 """A video through the local pipeline: submit, let the state machine run, show the notification.
 
-    python -m deploytools.smoke [--stack video-pipeline-dev] [--case success|failure|both] [--timeout S]
+    python -m deploytools.smoke [--stack NAME] [--case success|failure|both] [--timeout S]
 
 Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
 endpoint and dummy credentials set). For each case it subscribes an SQS queue to the completion and error
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator import errors
+from generator import errors, names
 
 FAILING_VIDEO_PREFIX = "fail-"  # deploytools.moto_layer.stepfunctions.FAILING_VIDEO_PREFIX (no moto import here)
 POLL_S = 0.2
@@ -74,7 +74,7 @@ class Inbox:
 
     def __init__(self, sns: Any, sqs: Any, topic_arns: list[str]):
         self.sns, self.sqs = sns, sqs
-        self.url = sqs.create_queue(QueueName=f"video-pipeline-smoke-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        self.url = sqs.create_queue(QueueName=names.smoke_queue(uuid.uuid4().hex[:8]))["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
                               for t in topic_arns]
@@ -185,7 +185,8 @@ def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float,
 def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m deploytools.smoke", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stack", default="video-pipeline-dev", help="parent stack (default video-pipeline-dev)")
+    default_stack = names.parent_stack("dev")
+    p.add_argument("--stack", default=default_stack, help=f"parent stack (default {default_stack})")
     p.add_argument("--case", choices=("success", "failure", "both"), default="both")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per video (default 60)")
     a = p.parse_args(argv)

@@ -33,7 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m generator",
         description="Generate the pipeline's CloudFormation templates: for each environment, "
                     "templates/<env>/main.json (the parent) and one <tier>.json per tier.",
-        epilog="Exit status: 0 success; 1 --check found stale, missing or extra files, or a stale generated block of docs/; "
+        epilog="Exit status: 0 success; 1 --check found stale, missing or extra files, a stale generated block of "
+               "docs/ or a rule finding; "
                "2 bad input or an unwritable --out (one line on stderr, nothing replaced); 70 internal error "
                "(a bug: the traceback is in a log file, see the message); 130 interrupted (nothing replaced). "
                "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "
@@ -102,7 +103,7 @@ def generate(argv: list[str]) -> int:
     return docs_blocks(args, rendered)
 
 
-def docs_blocks(args: argparse.Namespace | SimpleNamespace, rendered: dict[str, dict[str, str]]) -> int:
+def docs_blocks(args: argparse.Namespace, rendered: dict[str, dict[str, str]]) -> int:
     """The generated blocks of docs/ follow a run over the committed templates (generator/docs.py)."""
     from generator import docs
 

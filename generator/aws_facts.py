@@ -1,10 +1,14 @@
-"""Facts about AWS, in one place for the review diff, the deploy report, the preflight, the capacity plan and the tests.
+"""Facts about AWS, in one place for the settings' checks, the generator, the review diff, the deploy report, the
+preflight, the capacity plan and the tests.
 
 Which types hold data (replacing or removing one loses it), which DeletionPolicy/UpdateReplacePolicy keeps
-that data, and which properties are create-only (from the resource schemas cfn-lint ships); the account's
-quotas and rates the preflight and `python -m generator capacity` weigh the settings against, each with the
-documentation page that states it. Importing this module is cheap and needs neither boto3 nor cfn-lint: the
-schemas are read on first use and cached.
+that data, and which properties are create-only (from the resource schemas cfn-lint ships); which IAM actions
+cannot be scoped to a resource (from the Service Authorization Reference data cfn-lint ships); the service
+limits the settings are checked against and the templates must fit; the account's quotas and rates the
+preflight and `python -m generator capacity` weigh the settings against. Each with the documentation page that
+states it. Facts know nothing of this project's settings: this module imports nothing of the generator (config
+imports it, not the other way round). Importing it is cheap and needs neither boto3 nor cfn-lint: cfn-lint's
+data is read on first use and cached.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-
-from generator.config import CPU_UNITS_PER_VCPU, DEFAULT_REGION, MAX_DB_CONNECTIONS
 
 NESTED_STACK_TYPE = "AWS::CloudFormation::Stack"
 
@@ -77,7 +79,60 @@ LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # "Concurrent executions", service code
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html
 FARGATE_ON_DEMAND_VCPU_QUOTA = "L-3032A538"
 FARGATE_SPOT_VCPU_QUOTA = "L-36FBB829"
-FARGATE_CPU_UNITS_PER_VCPU = CPU_UNITS_PER_VCPU  # task_cpu's unit (config.FARGATE_SIZES are in it)
+
+# --- service limits the settings (generator/config.py) and the templates must stay inside --------------------
+# A task's cpu is in CPU units, 1024 to a vCPU; Fargate accepts only these cpu -> memory (MiB) combinations (the
+# 8 and 16 vCPU sizes exist too; no environment offers them):
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+FARGATE_CPU_UNITS_PER_VCPU = 1024
+FARGATE_TASK_SIZES = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: (2048, 3072, 4096, 5120, 6144, 7168, 8192),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+# CloudWatch Logs accepts only these retention periods (days):
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+# API Gateway's default throttling per account and region (a stage limit above it never applies):
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
+API_GATEWAY_ACCOUNT_RATE_LIMIT = 10_000  # requests per second
+API_GATEWAY_ACCOUNT_BURST_LIMIT = 5_000  # requests
+# RDS gp3 storage for PostgreSQL, GiB: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Storage.html
+RDS_GP3_STORAGE_GIB = (20, 65536)
+# Storage autoscaling's ceiling (maximum storage threshold) must be at least 10% above the allocated storage:
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIOPS.Autoscaling.html
+RDS_AUTOSCALING_MIN_CEILING_RATIO = 1.1
+# Automated backups are kept 1-35 days (0 turns them off):
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithAutomatedBackups.BackupRetention.html
+RDS_MAX_BACKUP_RETENTION_DAYS = 35
+# ElastiCache keeps automatic snapshots at most 35 days (SnapshotRetentionLimit):
+# https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_CreateReplicationGroup.html
+ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS = 35
+# CloudFormation's quotas for one template: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+CLOUDFORMATION_MAX_TEMPLATE_BYTES = 1_000_000  # template body uploaded to S3
+CLOUDFORMATION_MAX_RESOURCES = 500
+CLOUDFORMATION_MAX_PARAMETERS = 200
+CLOUDFORMATION_MAX_OUTPUTS = 200
+# An EventBridge target's retry policy: events are kept at most 24 hours and retried at most 185 times, and an
+# event age below 60 seconds is refused: https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_RetryPolicy.html
+EVENTBRIDGE_MAX_EVENT_AGE_SECONDS = 24 * 3600
+EVENTBRIDGE_MIN_EVENT_AGE_SECONDS = 60
+EVENTBRIDGE_MAX_RETRIES = 185
+# SQS keeps a message at most 14 days (MessageRetentionPeriod):
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
+SQS_MAX_RETENTION_SECONDS = 14 * 24 * 3600
+# API Gateway waits at most 29 seconds for an integration (REST APIs, by default):
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
+API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
+# An execution's (or a task's) failure cause is at most 32,768 characters:
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_ExecutionFailedEventDetails.html
+STEP_FUNCTIONS_CAUSE_MAX_CHARS = 32768
+# A DynamoDB item, attribute names and values together, is at most 400 KB:
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+DYNAMODB_ITEM_MAX_BYTES = 400 * 1024
 
 # --- capacity: the limits `python -m generator capacity` weighs max_concurrent_videos against ----------------
 # Each figure with the AWS page that states it; figures of our own design are Assumptions, with where they come
@@ -139,7 +194,7 @@ STANDARD_EXECUTION_MAX_MINUTES = Fact("Step Functions Standard execution, longes
 # RDS for PostgreSQL's default max_connections is LEAST({DBInstanceClassMemory/9531392}, 5000).
 RDS_POSTGRES_BYTES_PER_CONNECTION = Fact("RDS for PostgreSQL default max_connections, DBInstanceClassMemory per "
                                          "connection", 9531392, "bytes", RDS_MAX_CONNECTIONS_PAGE)
-RDS_POSTGRES_MAX_CONNECTIONS = Fact("RDS for PostgreSQL default max_connections, at most", MAX_DB_CONNECTIONS,
+RDS_POSTGRES_MAX_CONNECTIONS = Fact("RDS for PostgreSQL default max_connections, at most", 5000,
                                     "connections", RDS_MAX_CONNECTIONS_PAGE)
 # Nominal memory of the instance classes config.py uses. DBInstanceClassMemory, the figure the formula divides, is
 # somewhat less (RDS subtracts what the operating system and its own processes hold), so max_connections computed
@@ -190,8 +245,9 @@ CAPACITY_ASSUMPTIONS: tuple[Assumption, ...] = (
     DB_CONNECTIONS_PER_TASK, EXECUTIONS_PER_VIDEO, RUN_TASK_CALLS_PER_VIDEO, API_REQUESTS_PER_VIDEO,
 )
 
-# Schemas are read for the pipeline's region, and for us-east-1 (where every type exists first) when missing.
-SCHEMA_REGIONS = (DEFAULT_REGION, "us-east-1")
+# Schemas are read as us-east-1 has them, where every type exists first. For the types the templates use they are
+# the same in every environment's region (tests/test_aws_facts.py checks it).
+SCHEMA_REGION = "us-east-1"
 
 
 def _schemas():
@@ -209,7 +265,7 @@ def _provider_index(region: str) -> dict[str, str]:
 @cache
 def resource_schema(resource_type: str) -> dict | None:
     """The CloudFormation resource schema of a type, or None for a type cfn-lint does not know."""
-    digest = next((d for d in (_provider_index(r).get(resource_type) for r in SCHEMA_REGIONS) if d), None)
+    digest = _provider_index(SCHEMA_REGION).get(resource_type)
     if digest is None:
         return None
     return json.loads((_schemas() / "resources" / f"{digest}.json").read_text(encoding="utf-8"))
@@ -225,3 +281,36 @@ def create_only(resource_type: str) -> tuple[tuple[tuple[str, ...], ...], tuple[
     def pointers(key: str) -> tuple[tuple[str, ...], ...]:
         return tuple(tuple(p.split("/")[2:]) for p in schema.get(key, ()) if p.startswith("/properties/"))
     return pointers("createOnlyProperties"), pointers("conditionalCreateOnlyProperties")
+
+
+# --- IAM: actions AWS cannot scope to a resource ---------------------------------------------------------------
+# The Service Authorization Reference lists, for each action, the resource types a policy may name; an action with
+# none takes only Resource "*" (https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
+# cfn-lint ships that reference as data (its AdditionalSpecs/Policies.json, refreshed from AWS's machine-readable
+# https://servicereference.us-east-1.amazonaws.com by its maintainers, pinned with cfn-lint in setup.cfg): read
+# here rather than kept by hand.
+
+
+@cache
+def _iam_service_map() -> dict:
+    """Service prefix -> {"Actions": {lower-case action: {"Resources": [type, ...]} or {}}, "Resources": ...}."""
+    from importlib import resources  # the cfn-lint package is imported only when the data is needed
+
+    data = resources.files("cfnlint.data.AdditionalSpecs") / "Policies.json"
+    return json.loads(data.read_text(encoding="utf-8"))
+
+
+@cache
+def unscopable_actions() -> frozenset[str]:
+    """Every IAM action that names no resource type, so that a policy can grant it only on Resource "*", as
+    `service:action` in lower case (IAM compares action names case-insensitively)."""
+    return frozenset(f"{service}:{action}" for service, spec in _iam_service_map().items()
+                     for action, resource_types in spec.get("Actions", {}).items()
+                     if not resource_types.get("Resources"))
+
+
+def is_unscopable(action: str) -> bool:
+    """True for an action (any case, such as `xray:PutTraceSegments`) that AWS cannot scope to a resource. False
+    for one it can, for a wildcard (`logs:*Delivery` may match scopable actions) and for an action the reference
+    does not know: a rule allowing Resource "*" only where this is True fails closed on a typo."""
+    return action.lower() in unscopable_actions()

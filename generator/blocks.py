@@ -55,6 +55,12 @@ from generator.errors import SkipError
 TEMPLATE_FORMAT_VERSION = "2010-09-09"
 
 
+def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
+    """Spot where interruptions are acceptable (dev); on-demand Fargate elsewhere: the cluster's default (compute)
+    and what the state machine's RunTask asks for (workflow)."""
+    return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
+
+
 def new_template(cfg: EnvConfig, description: str) -> Template:
     t = Template(Description=f"{description} ({cfg.name})")
     t.set_version(TEMPLATE_FORMAT_VERSION)

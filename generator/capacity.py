@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from generator import aws_facts
-from generator.config import CPU_UNITS_PER_VCPU, EnvConfig, shown
+from generator.config import EnvConfig, shown
 from generator.errors import ConfigError, InputError
 
 DEFAULT_MINUTES = 10.0
@@ -94,7 +94,7 @@ def capacity(cfg: EnvConfig, minutes: float = DEFAULT_MINUTES) -> Capacity:
         """Videos at once that `rate` per second sustains when each needs `per_video` every `minutes`."""
         return math.floor(rate * seconds / per_video)
 
-    task_vcpu = cfg.task_cpu / CPU_UNITS_PER_VCPU
+    task_vcpu = cfg.task_cpu / aws_facts.FARGATE_CPU_UNITS_PER_VCPU
     spot = cfg.spot_default
     max_connections = aws_facts.default_max_connections(cfg.db_instance_class)
     if max_connections is None:
@@ -110,7 +110,7 @@ def capacity(cfg: EnvConfig, minutes: float = DEFAULT_MINUTES) -> Capacity:
     launch_bucket, launch_rate = aws_facts.FARGATE_LAUNCH_BURST.value, aws_facts.FARGATE_LAUNCH_RATE.value
     limits = (
         Limit(f"Fargate {'Spot' if spot else 'On-Demand'} vCPU", peak * task_vcpu, cfg.fargate_vcpu_quota, "vCPU",
-              cfg.fargate_vcpu_quota * CPU_UNITS_PER_VCPU // cfg.task_cpu,
+              cfg.fargate_vcpu_quota * aws_facts.FARGATE_CPU_UNITS_PER_VCPU // cfg.task_cpu,
               f"{cfg.fargate_vcpu_quota} assumed (fargate_vcpu_quota)"),
         Limit("database connections", peak * per_task, max_connections, "connections", max_connections // per_task,
               f"~{max_connections} max_connections ({cfg.db_instance_class})"),

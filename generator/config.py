@@ -13,42 +13,35 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from generator.aws_facts import (
+    API_GATEWAY_ACCOUNT_BURST_LIMIT,
+    API_GATEWAY_ACCOUNT_RATE_LIMIT,
+    ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS,
+    FARGATE_CPU_UNITS_PER_VCPU,
+    FARGATE_TASK_SIZES,
+    LOG_RETENTION_DAYS,
+    RDS_AUTOSCALING_MIN_CEILING_RATIO,
+    RDS_GP3_STORAGE_GIB,
+    RDS_MAX_BACKUP_RETENTION_DAYS,
+    RDS_POSTGRES_MAX_CONNECTIONS,
+)
 from generator.errors import ConfigError
+from generator.names import PROJECT
 
-PROJECT = "video-processing"
 DEFAULT_REGION = "ap-northeast-1"
 
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
-# Fargate's valid cpu -> memory (MiB) combinations for the sizes this pipeline uses.
-FARGATE_SIZES = {
-    256: (512, 1024, 2048),
-    512: (1024, 2048, 3072, 4096),
-    1024: (2048, 3072, 4096, 5120, 6144, 7168, 8192),
-    2048: tuple(range(4096, 16385, 1024)),
-    4096: tuple(range(8192, 30721, 1024)),
-}
-CPU_UNITS_PER_VCPU = 1024  # task_cpu's unit, as in FARGATE_SIZES
 AZ_COUNTS = (2, 3)
-# API Gateway's default account quota per region: a stage limit above it would never apply.
-MAX_API_RATE_LIMIT = 10_000  # requests per second
-MAX_API_BURST_LIMIT = 5_000  # requests
 VPC_PREFIX_LENGTH = 16
-# gp3 storage bounds (GiB); RDS storage autoscaling wants a ceiling at least 10% above the allocation.
-DB_STORAGE_GIB = (20, 65536)
-# AWS caps automated backups (RDS) and snapshots (ElastiCache) at 35 days.
-MAX_RETENTION_DAYS = 35
 # Matched with fullmatch: `$` alone would accept a value ending in a newline.
 DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 # An AWS region name (ap-northeast-1, us-gov-west-1); deploy.sh checks the same shape.
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
-# PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
-MAX_DB_CONNECTIONS = 5000
 # Above this the Fargate launch rate (20 tasks/s) and the quota check would need a real capacity plan
 # (`python -m generator capacity` is the one on paper).
 MAX_CONCURRENT_VIDEOS = 1000
+# An alarm threshold above RDS for PostgreSQL's default max_connections never fires.
+MAX_DB_CONNECTIONS = RDS_POSTGRES_MAX_CONNECTIONS.value
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -120,27 +113,29 @@ class EnvConfig:
         _check(self.az_count in AZ_COUNTS, self.name, "az_count", self.az_count, " or ".join(map(str, AZ_COUNTS)))
         _check(self.log_retention_days in LOG_RETENTION_DAYS, self.name, "log_retention_days",
                self.log_retention_days, "one of " + ", ".join(map(str, LOG_RETENTION_DAYS)))
-        _check(self.task_cpu in FARGATE_SIZES, self.name, "task_cpu", self.task_cpu,
-               "one of " + ", ".join(map(str, FARGATE_SIZES)))
-        _check(self.task_memory in FARGATE_SIZES[self.task_cpu], self.name, "task_memory", self.task_memory,
-               f"for task_cpu {self.task_cpu}: {FARGATE_SIZES[self.task_cpu][0]}-"
-               f"{FARGATE_SIZES[self.task_cpu][-1]} MiB in 1024 steps")
-        _check(0 < self.api_rate_limit <= MAX_API_RATE_LIMIT, self.name, "api_rate_limit", self.api_rate_limit,
-               f"1-{MAX_API_RATE_LIMIT} requests per second")
-        _check(self.api_rate_limit <= self.api_burst_limit <= MAX_API_BURST_LIMIT, self.name, "api_burst_limit",
-               self.api_burst_limit, f"api_rate_limit ({self.api_rate_limit}) to {MAX_API_BURST_LIMIT} requests")
+        _check(self.task_cpu in FARGATE_TASK_SIZES, self.name, "task_cpu", self.task_cpu,
+               "one of " + ", ".join(map(str, FARGATE_TASK_SIZES)))
+        _check(self.task_memory in FARGATE_TASK_SIZES[self.task_cpu], self.name, "task_memory", self.task_memory,
+               f"for task_cpu {self.task_cpu}: {FARGATE_TASK_SIZES[self.task_cpu][0]}-"
+               f"{FARGATE_TASK_SIZES[self.task_cpu][-1]} MiB in 1024 steps")
+        _check(0 < self.api_rate_limit <= API_GATEWAY_ACCOUNT_RATE_LIMIT, self.name, "api_rate_limit",
+               self.api_rate_limit, f"1-{API_GATEWAY_ACCOUNT_RATE_LIMIT} requests per second")
+        _check(self.api_rate_limit <= self.api_burst_limit <= API_GATEWAY_ACCOUNT_BURST_LIMIT, self.name,
+               "api_burst_limit", self.api_burst_limit,
+               f"api_rate_limit ({self.api_rate_limit}) to {API_GATEWAY_ACCOUNT_BURST_LIMIT} requests")
         _check(bool(REGION_NAME.fullmatch(self.region)), self.name, "region", self.region,
                "an AWS region name such as ap-northeast-1")
         _check(bool(DB_INSTANCE_CLASS.fullmatch(self.db_instance_class)), self.name, "db_instance_class",
                self.db_instance_class, "an RDS instance class such as db.t4g.micro")
-        low, high = DB_STORAGE_GIB
+        low, high = RDS_GP3_STORAGE_GIB
         _check(low <= self.db_storage_gib <= high, self.name, "db_storage_gib", self.db_storage_gib,
                f"{low}-{high} GiB")
-        ceiling = math.ceil(self.db_storage_gib * 1.1)
+        ceiling = math.ceil(self.db_storage_gib * RDS_AUTOSCALING_MIN_CEILING_RATIO)
         _check(ceiling <= self.db_max_storage_gib <= high, self.name, "db_max_storage_gib",
                self.db_max_storage_gib, f"{ceiling}-{high} GiB (at least 10% above db_storage_gib)")
-        _check(1 <= self.backup_retention_days <= MAX_RETENTION_DAYS, self.name, "backup_retention_days",
-               self.backup_retention_days, f"1-{MAX_RETENTION_DAYS} days (0 would turn backups off)")
+        _check(1 <= self.backup_retention_days <= RDS_MAX_BACKUP_RETENTION_DAYS, self.name,
+               "backup_retention_days", self.backup_retention_days,
+               f"1-{RDS_MAX_BACKUP_RETENTION_DAYS} days (0 would turn backups off)")
         _check(1 <= self.db_min_free_storage_gib < self.db_storage_gib, self.name, "db_min_free_storage_gib",
                self.db_min_free_storage_gib, f"1-{self.db_storage_gib - 1} GiB (below db_storage_gib)")
         _check(1 <= self.db_min_freeable_memory_mib <= 65536, self.name, "db_min_freeable_memory_mib",
@@ -149,18 +144,19 @@ class EnvConfig:
                self.db_max_connections, f"1-{MAX_DB_CONNECTIONS} connections")
         _check(bool(CACHE_NODE_TYPE.fullmatch(self.cache_node_type)), self.name, "cache_node_type",
                self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
-        _check(0 <= self.cache_snapshot_retention_days <= MAX_RETENTION_DAYS, self.name,
-               "cache_snapshot_retention_days", self.cache_snapshot_retention_days, f"0-{MAX_RETENTION_DAYS} days")
+        _check(0 <= self.cache_snapshot_retention_days <= ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS, self.name,
+               "cache_snapshot_retention_days", self.cache_snapshot_retention_days,
+               f"0-{ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS} days")
         _check(0 <= self.api_reserved_concurrency <= self.api_burst_limit, self.name, "api_reserved_concurrency",
                self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
         _check(1 <= self.max_concurrent_videos <= MAX_CONCURRENT_VIDEOS, self.name, "max_concurrent_videos",
                self.max_concurrent_videos, f"1-{MAX_CONCURRENT_VIDEOS} videos")
-        task_vcpu = self.task_cpu / CPU_UNITS_PER_VCPU
+        task_vcpu = self.task_cpu / FARGATE_CPU_UNITS_PER_VCPU
         capacity_type = "Spot" if self.spot_default else "On-Demand"
-        _check(self.fargate_vcpu_quota * CPU_UNITS_PER_VCPU >= self.task_cpu, self.name, "fargate_vcpu_quota",
-               self.fargate_vcpu_quota, f"a whole number of vCPU from {math.ceil(task_vcpu)} (one task of task_cpu "
-               f"{self.task_cpu}): the account's Fargate {capacity_type} vCPU quota, as assumed")
-        fits = self.fargate_vcpu_quota * CPU_UNITS_PER_VCPU // self.task_cpu
+        _check(self.fargate_vcpu_quota * FARGATE_CPU_UNITS_PER_VCPU >= self.task_cpu, self.name,
+               "fargate_vcpu_quota", self.fargate_vcpu_quota, f"a whole number of vCPU from {math.ceil(task_vcpu)} "
+               f"(one task of task_cpu {self.task_cpu}): the account's Fargate {capacity_type} vCPU quota, as assumed")
+        fits = self.fargate_vcpu_quota * FARGATE_CPU_UNITS_PER_VCPU // self.task_cpu
         _check(self.max_concurrent_videos <= fits, self.name, "max_concurrent_videos", self.max_concurrent_videos,
                f"1-{fits} videos: max_concurrent_videos x {task_vcpu:g} vCPU (task_cpu {self.task_cpu}) must fit "
                f"fargate_vcpu_quota {self.fargate_vcpu_quota}, the Fargate {capacity_type} vCPU quota assumed for "

@@ -134,3 +134,6 @@ DATABASE_NAME = "videoprocessing"
 # generator/functions/db_bootstrap/): read and write in that schema, nothing else; IAM authentication on RDS.
 DATABASE_APP_ROLE = "video_processor"
 DATABASE_APP_SCHEMA = "video_processing"
+# The media directory's owner, created by storage's access point (every client of it becomes this user) and the
+# user workflow's processing container runs as: files on the media and scratch volumes belong to one user.
+MEDIA_UID = MEDIA_GID = "1000"

@@ -1,13 +1,19 @@
-"""Physical names: every name built from the project prefix (config.PROJECT) lives here, nowhere else.
+"""Physical names: every name and prefix that names something in AWS lives here, nowhere else.
 
 Physical names appear only where they are a contract: the sketch's `<project>-<kind>-<env>` resources that
 operators and alarms know, and names AWS derives log groups from (cluster, function). Key
 aliases, Name tags and our own log groups use `<project>-<env>-<purpose>` and `/<project>/<env>/<what>`.
+What deploy.sh creates outside the templates (the parent stack, the artifact bucket) and the smoke's queues use
+the deployment prefix. deploy.sh asks this module for them: `python -m generator.names stack --env dev`.
 """
 
 from __future__ import annotations
 
-from generator.config import PROJECT
+PROJECT = "video-processing"
+# The prefix of what deploy.sh and its tools name outside the templates: the parent stack (whose name starts every
+# nested stack's), the artifact bucket, the smoke's queues.
+DEPLOYMENT = "video-pipeline"
+PREFIXES = (PROJECT, DEPLOYMENT)
 
 # The processor's awslogs stream prefix: its streams read `<project>/<container>/<task id>`.
 LOG_STREAM_PREFIX = PROJECT
@@ -111,3 +117,37 @@ def dashboard(env: str) -> str:
 def api_gateway_logs_role(region: str) -> str:
     """The account bootstrap's API Gateway CloudWatch role, one per region (its policy names the region)."""
     return f"{PROJECT}-apigateway-logs-{region}"
+
+
+def parent_stack(env: str) -> str:
+    """deploy.sh's default parent stack name, `<deployment>-<env>` (its nested stacks' names start with it)."""
+    return f"{DEPLOYMENT}-{env}"
+
+
+def artifact_bucket(account: str, region: str) -> str:
+    """deploy.sh's default artifact bucket, one per account and region (S3 bucket names are global)."""
+    return f"{DEPLOYMENT}-artifacts-{account}-{region}"
+
+
+def smoke_queue(suffix: str) -> str:
+    """A queue the smoke subscribes to the topics for one run (`suffix` keeps runs apart)."""
+    return f"{DEPLOYMENT}-smoke-{suffix}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m generator.names stack --env E` and `artifact-bucket --account A --region R`, for deploy.sh."""
+    import argparse  # here: generation imports this module and needs no argument parser
+
+    p = argparse.ArgumentParser(prog="python -m generator.names", description="Print a name deploy.sh uses.")
+    which = p.add_subparsers(dest="what", required=True)
+    which.add_parser("stack", help="the parent stack's default name").add_argument("--env", required=True)
+    bucket = which.add_parser("artifact-bucket", help="the artifact bucket's default name")
+    bucket.add_argument("--account", required=True)
+    bucket.add_argument("--region", required=True)
+    args = p.parse_args(argv)
+    print(parent_stack(args.env) if args.what == "stack" else artifact_bucket(args.account, args.region))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

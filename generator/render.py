@@ -7,18 +7,18 @@ import json
 import orjson
 from troposphere import Template
 
-from generator import parent
+from generator import aws_facts, parent
 from generator.config import EnvConfig
 from generator.errors import LimitError  # raised here and by tiers; the CLI reports it
 from generator.tiers import TIERS
 
 PARENT_FILE = "main.json"
 
-# CloudFormation quotas for one template (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
-MAX_TEMPLATE_BYTES = 1_000_000  # template body uploaded to S3
-MAX_RESOURCES = 500
-MAX_PARAMETERS = 200
-MAX_OUTPUTS = 200
+# CloudFormation's quotas for one template (aws_facts, with their page); module names so a test can lower one.
+MAX_TEMPLATE_BYTES = aws_facts.CLOUDFORMATION_MAX_TEMPLATE_BYTES
+MAX_RESOURCES = aws_facts.CLOUDFORMATION_MAX_RESOURCES
+MAX_PARAMETERS = aws_facts.CLOUDFORMATION_MAX_PARAMETERS
+MAX_OUTPUTS = aws_facts.CLOUDFORMATION_MAX_OUTPUTS
 
 
 # orjson writes exactly what json.dumps(sort_keys=True, indent=2, ensure_ascii=False) writes (tests/test_golden.py

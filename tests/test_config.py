@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from generator import config
+from generator import aws_facts, config
 from generator.config import ConfigError
 
 
@@ -94,7 +94,7 @@ def test_max_concurrent_videos_fits_the_fargate_vcpu_quota_assumed_for_the_accou
     assert [c.max_concurrent_videos for c in (dev, staging, prod)] == [2, 5, 48]
     assert [c.fargate_vcpu_quota for c in (dev, staging, prod)] == [6, 6, 64]
     for cfg in (dev, staging, prod):
-        assert cfg.max_concurrent_videos * cfg.task_cpu <= cfg.fargate_vcpu_quota * config.CPU_UNITS_PER_VCPU
+        assert cfg.max_concurrent_videos * cfg.task_cpu <= cfg.fargate_vcpu_quota * aws_facts.FARGATE_CPU_UNITS_PER_VCPU
     # The message says which quota is assumed: Spot where Spot is the default.
     with pytest.raises(ConfigError, match="Fargate Spot vCPU quota assumed"):
         config.override(dev, max_concurrent_videos=7)

@@ -1,18 +1,20 @@
 """Every template stays inside CloudFormation's quotas; exceeding one fails generation by name.
 
 That the committed templates are within the quotas needs no test of its own: rendering (the `rendered` fixture,
-`python -m generator`) runs `render.check_limits` on every template. What can break is the check itself: its
-quotas drifting from CloudFormation's, or an off-by-one at the boundary.
+`python -m generator`) runs `render.check_limits` on every template. What can break is the check itself: an
+off-by-one at the boundary, or a quota that is not the one aws_facts states.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from generator import render
+from generator import aws_facts, render
 
-# CloudFormation's documented quotas: template body in S3, resources, parameters and outputs per template.
-QUOTAS = {"bytes": 1_000_000, "resources": 500, "parameters": 200, "outputs": 200}
+# CloudFormation's documented quotas (aws_facts, with their page): template body in S3, resources, parameters and
+# outputs per template.
+QUOTAS = {"bytes": aws_facts.CLOUDFORMATION_MAX_TEMPLATE_BYTES, "resources": aws_facts.CLOUDFORMATION_MAX_RESOURCES,
+          "parameters": aws_facts.CLOUDFORMATION_MAX_PARAMETERS, "outputs": aws_facts.CLOUDFORMATION_MAX_OUTPUTS}
 
 
 def body_with(what: str, count: int) -> tuple[dict, int]:

@@ -31,20 +31,79 @@ def file_system(templates, env="dev") -> dict:
 
 # --- data key -------------------------------------------------------------------------------------------------
 
-def test_data_key_rotates_and_admits_the_account_through_data_services(templates):
-    key = storage(templates)["Resources"]["DataKey"]["Properties"]
+# The service that encrypts with a key named in a resource's property: by where the property is, else by the type.
+SERVICE_OF_KEY_PROPERTY = {"MasterUserSecret": "secretsmanager"}
+SERVICE_OF_TYPE = {"AWS::RDS": "rds", "AWS::EFS": "elasticfilesystem", "AWS::SecretsManager": "secretsmanager",
+                   "AWS::S3": "s3", "AWS::DynamoDB": "dynamodb", "AWS::Logs": "logs"}
+
+
+def services_encrypting_with(templates, env: str, key: tuple[str, str]) -> set[str]:
+    """The services whose resources (in any tier) name `key` in a KMS property (KmsKeyId, KMSMasterKeyID, ...)."""
+    found = set()
+
+    def walk(value, path: tuple[str, ...], tier: str, rtype: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if "kms" in k.lower() and key in sources(templates, env, tier, v):
+                    where = next((SERVICE_OF_KEY_PROPERTY[p] for p in path if p in SERVICE_OF_KEY_PROPERTY), None)
+                    service = where or SERVICE_OF_TYPE.get("::".join(rtype.split("::")[:2]))
+                    assert service, f"{tier} {rtype} uses {key}: name its service in SERVICE_OF_TYPE"
+                    found.add(service)
+                else:
+                    walk(v, (*path, k), tier, rtype)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, path, tier, rtype)
+
+    for tier, body in templates[env].items():
+        for r in body.get("Resources", {}).values():
+            if r["Type"] != "AWS::IAM::Role":  # a grant to use the key is not a resource encrypted with it
+                walk(r.get("Properties", {}), (), tier, r["Type"])
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_data_key_rotates_and_admits_the_account_only_through_the_services_that_store_data_with_it(templates, env):
+    key = storage(templates, env)["Resources"]["DataKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
-    by_sid = {s["Sid"]: s for s in statements(key["KeyPolicy"])}
-    # No log-group statement: RDS names (and creates) the exported log groups after its generated identifier.
-    assert sorted(by_sid) == ["AccountAdministers", "AccountPrincipalsThroughServices"]
-    services = by_sid["AccountPrincipalsThroughServices"]
-    [account] = services["Principal"]["AWS"]
-    assert set(services["Principal"]) == {"AWS"} and account["Fn::Sub"].endswith(":iam::${AWS::AccountId}:root")
-    [(operator, condition)] = services["Condition"].items()
-    assert operator == "StringEquals" and condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
-    via = {v["Fn::Sub"].split(".")[0] for v in condition["kms:ViaService"]}
-    assert via == {"elasticfilesystem", "rds", "secretsmanager"}, "only the services that store data with it"
-    assert "kms:*" not in services["Action"]
+    policy = statements(key["KeyPolicy"])
+    account = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    assert all(s["Effect"] == "Allow" and s["Principal"] == {"AWS": [account]} for s in policy), (
+        "only the account (its principals, by their own policies); no service principal: RDS names and creates "
+        "its exported log groups after its generated identifier, so no log group is encrypted with this key")
+    users = [s for s in policy if "Condition" in s]
+    administers = [s for s in policy if "Condition" not in s]
+    assert administers and not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
+                                   or a == "kms:*" for s in administers for a in s["Action"]), "no unconditioned use"
+    assert users, "someone may use the key"
+    for s in users:
+        [(operator, condition)] = s["Condition"].items()
+        assert operator == "StringEquals" and condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+        via = {v["Fn::Sub"].split(".")[0] for v in condition["kms:ViaService"]}
+        assert via == services_encrypting_with(templates, env, ("storage", "DataKey")), (
+            "through exactly the services that store data with it")
+        assert "kms:*" not in s["Action"]
+
+
+def test_the_services_of_the_data_key_are_found_where_its_users_are():
+    """services_encrypting_with follows a key through the parent's wiring into any resource's KMS property."""
+    fake = {"dev": {
+        "main": {"Resources": {"StorageStack": {"Type": "AWS::CloudFormation::Stack",
+                                                "Properties": {"TemplateURL": "storage.json"}},
+                               "OtherStack": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+                                   "TemplateURL": "other.json", "Parameters": {"DataKeyArn": {
+                                       "Fn::GetAtt": ["StorageStack", "Outputs.DataKeyArn"]}}}}}},
+        "storage": {"Resources": {"DataKey": {"Type": "AWS::KMS::Key"},
+                                  "Db": {"Type": "AWS::RDS::DBInstance", "Properties": {
+                                      "KmsKeyId": {"Ref": "DataKey"},
+                                      "MasterUserSecret": {"KmsKeyId": {"Ref": "DataKey"}}}}},
+                    "Outputs": {"DataKeyArn": {"Value": {"Fn::GetAtt": ["DataKey", "Arn"]}}}},
+        "other": {"Parameters": {"DataKeyArn": {"Type": "String"}},
+                  "Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketEncryption": {
+                      "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {
+                          "KMSMasterKeyID": {"Ref": "DataKeyArn"}}}]}}}}},
+    }}
+    assert services_encrypting_with(fake, "dev", ("storage", "DataKey")) == {"rds", "secretsmanager", "s3"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -1,10 +1,15 @@
-"""workflow: task definition, state machine definition and role, logs, and the timeout/abort rule."""
+"""workflow: task definition, state machine definition and role, logs, and the timeout/abort rule.
+
+Properties of the template (what a state or a grant must do, where a value comes from), not copies of it: the
+definition's behaviour is executed in test_workflow_behaviour.py, the committed JSON is checked by test_golden.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from generator import config
+from generator import aws_facts, config, names
+from generator.functions.video_jobs import contract as jobs_contract
 
 from conftest import (
     grants,
@@ -31,11 +36,22 @@ def states(templates, env="dev") -> dict:
     return machine(templates, env)["Definition"]["States"]
 
 
+def retry_waits(retrier: dict) -> float:
+    """Seconds a retrier can wait in all (its intervals, growing by its backoff rate, each capped)."""
+    interval, rate = retrier.get("IntervalSeconds", 1), retrier.get("BackoffRate", 2.0)
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate ** n, cap) for n in range(retrier.get("MaxAttempts", 3)))
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_state_machine_name_timeout_logging_and_tracing(templates, env):
+    """The name operators and alarms know; a timeout that ends a stuck execution, long enough for the task's
+    retries to wait out their intervals, within what a Standard execution may run; full logs and traces."""
     m = machine(templates, env)
-    assert m["StateMachineName"] == f"video-processing-workflow-{env}"
-    assert m["Definition"]["TimeoutSeconds"] == 30 * 60
+    assert m["StateMachineName"] == names.state_machine(env)
+    timeout = m["Definition"]["TimeoutSeconds"]
+    waits = sum(retry_waits(r) for r in states(templates, env)["ProcessVideo"]["Retry"])
+    assert waits < timeout <= aws_facts.STANDARD_EXECUTION_MAX_MINUTES.value * 60
     assert m["LoggingConfiguration"]["Level"] == "ALL"
     assert m["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert m["TracingConfiguration"]["Enabled"] is True
@@ -45,7 +61,9 @@ def test_state_machine_name_timeout_logging_and_tracing(templates, env):
 def test_state_machine_logs_under_vendedlogs_encrypted_with_retention(templates, env):
     r = templates[env]["workflow"]["Resources"]
     group = r["StateMachineLogGroup"]["Properties"]
-    assert group["LogGroupName"] == f"/aws/vendedlogs/states/video-processing-{env}"
+    # Under /aws/vendedlogs/, so CloudWatch Logs' resource policy for delivery stays small.
+    assert group["LogGroupName"] == names.state_machine_log_group(env)
+    assert group["LogGroupName"].startswith("/aws/vendedlogs/")
     assert group["RetentionInDays"] == config.get(env).log_retention_days
     assert built_from(templates, group["KmsKeyId"], env) == {("workflow", "WorkflowLogsKey")}
     destinations = machine(templates, env)["LoggingConfiguration"]["Destinations"]
@@ -56,22 +74,32 @@ def test_dev_keeps_logs_a_week_as_in_the_sketch(templates):
     assert templates["dev"]["workflow"]["Resources"]["StateMachineLogGroup"]["Properties"]["RetentionInDays"] == 7
 
 
-def test_task_definition_is_linux_x86_fargate_1vcpu_2gib_with_the_compute_roles(templates):
-    td = one_resource(templates["dev"]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]
-    assert (td["Cpu"], td["Memory"], td["NetworkMode"], td["RequiresCompatibilities"]) == (
-        "1024", "2048", "awsvpc", ["FARGATE"])
+@pytest.mark.parametrize("env", ENVS)
+def test_task_definition_is_linux_x86_fargate_of_the_configured_size_with_the_compute_roles(templates, env):
+    td = one_resource(templates[env]["workflow"], "AWS::ECS::TaskDefinition")["Properties"]
+    cfg = config.get(env)
+    assert (td["Cpu"], td["Memory"]) == (str(cfg.task_cpu), str(cfg.task_memory)), "the settings' size"
+    assert (td["NetworkMode"], td["RequiresCompatibilities"]) == ("awsvpc", ["FARGATE"])
     platform = td["RuntimePlatform"]
     assert (platform["OperatingSystemFamily"], platform["CpuArchitecture"]) == ("LINUX", "X86_64")
-    assert built_from(templates, td["ExecutionRoleArn"]) == {("compute", "TaskExecutionRole")}
-    assert built_from(templates, td["TaskRoleArn"]) == {("compute", "TaskRole")}
+    assert built_from(templates, td["ExecutionRoleArn"], env) == {("compute", "TaskExecutionRole")}
+    assert built_from(templates, td["TaskRoleArn"], env) == {("compute", "TaskRole")}
     [container] = td["ContainerDefinitions"]
-    assert container["Name"] == "VideoProcessingContainer"
-    assert built_from(templates, container["Image"]) == {("main", "ProcessorImage")}, "chosen at deploy time"
-    assert {"Name": "ENVIRONMENT", "Value": "dev"} in container["Environment"]
+    assert built_from(templates, container["Image"], env) == {("main", "ProcessorImage")}, "chosen at deploy time"
+    assert {"Name": "ENVIRONMENT", "Value": env} in container["Environment"]
     assert container["ReadonlyRootFilesystem"] is True
     logs = container["LogConfiguration"]
     assert logs["LogDriver"] == "awslogs"
-    assert built_from(templates, logs["Options"]["awslogs-group"]) == {("workflow", "ProcessorLogGroup")}
+    assert built_from(templates, logs["Options"]["awslogs-group"], env) == {("workflow", "ProcessorLogGroup")}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_container_runs_as_the_media_directory_owner(templates, env):
+    """One unprivileged user owns what the task writes: the access point's, not root (a numeric uid:gid)."""
+    user = container(templates, env)["User"]
+    access_point = templates[env]["storage"]["Resources"]["MediaAccessPoint"]["Properties"]
+    assert user == f"{access_point['PosixUser']['Uid']}:{access_point['PosixUser']['Gid']}"
+    assert all(part.isdigit() and part != "0" for part in user.split(":"))
 
 
 def container(templates, env="dev") -> dict:
@@ -139,14 +167,14 @@ def test_default_image_is_pinned_never_latest(templates):
 def test_invalid_input_goes_straight_to_the_failure_notification(templates):
     validate = states(templates)["ValidateInput"]
     assert validate["Type"] == "Choice" and validate["Default"] == "ProcessVideo"
-    assert [c["Next"] for c in validate["Choices"]] == ["RejectInput"] * 3
+    assert validate["Choices"] and {c["Next"] for c in validate["Choices"]} == {"RejectInput"}, "only valid input runs"
     assert states(templates)["RejectInput"]["Next"] == "NotifyFailure"
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_process_video_runs_the_exact_task_on_private_subnets_without_public_ip(templates, env):
     task = states(templates, env)["ProcessVideo"]
-    assert task["Resource"] == "arn:aws:states:::ecs:runTask.sync"
+    assert task["Resource"] == "arn:aws:states:::ecs:runTask.sync", "waits for the task to stop"
     p = task["Parameters"]
     assert (p["Cluster"], p["TaskDefinition"]) == ("${ClusterArn}", "${TaskDefinitionArn}")
     vpc = p["NetworkConfiguration"]["AwsvpcConfiguration"]
@@ -154,9 +182,12 @@ def test_process_video_runs_the_exact_task_on_private_subnets_without_public_ip(
     assert vpc["Subnets"] == [f"${{PrivateSubnet{i + 1}}}" for i in range(config.get(env).az_count)]
     [override] = p["Overrides"]["ContainerOverrides"]
     assert override["Name"] == container(templates, env)["Name"], "overrides the task definition's container"
-    assert override["Environment"] == [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}]
-    assert {c["CapacityProvider"] for c in p["CapacityProviderStrategy"]} <= {"FARGATE", "FARGATE_SPOT"}
-    assert task["ResultPath"] == "$.taskResult"
+    assert {"Name": "VIDEO_ID", "Value.$": "$.videoId"} in override["Environment"]
+    cluster = templates[env]["compute"]["Resources"]["Cluster"]["Properties"]
+    assert p["CapacityProviderStrategy"] == cluster["DefaultCapacityProviderStrategy"], "the cluster's capacity"
+    assert {c["CapacityProvider"] for c in p["CapacityProviderStrategy"]} == {
+        "FARGATE_SPOT" if config.get(env).spot_default else "FARGATE"}
+    assert task["ResultPath"] == "$.taskResult", "the input (videoId) stays for the notifications"
     subs = machine(templates, env)["DefinitionSubstitutions"]
     assert subs["TaskDefinitionArn"] == {"Ref": "TaskDefinition"}  # Ref is the exact revision's ARN
     assert built_from(templates, subs["ClusterArn"], env) == {("compute", "Cluster")}
@@ -167,20 +198,38 @@ def test_process_video_runs_the_exact_task_on_private_subnets_without_public_ip(
                for _, subnets in picked)
 
 
+def first_matching(rules: list[dict], error: str) -> int:
+    """Index of the retrier or catcher Step Functions applies to `error` (the first whose ErrorEquals matches;
+    States.ALL matches everything, States.TaskFailed every task error but a timeout)."""
+    for i, rule in enumerate(rules):
+        matched = rule["ErrorEquals"]
+        task_failed = "States.TaskFailed" in matched and error != "States.Timeout"
+        if error in matched or "States.ALL" in matched or task_failed:
+            return i
+    raise AssertionError(f"nothing matches {error}")
+
+
 def test_process_video_retries_like_the_sketch_and_catches_everything(templates):
     task = states(templates)["ProcessVideo"]
-    # The sketch's retry for a task that fails; capacity errors first (the first matching retrier applies).
-    capacity, sketch = task["Retry"]
-    assert sketch == {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
-                      "BackoffRate": 2.0}
-    assert "ECS.AmazonECSException" in capacity["ErrorEquals"] and capacity["JitterStrategy"] == "FULL"
-    assert capacity["MaxDelaySeconds"] <= 60, "capacity waits happen in the queue, not while holding a slot"
-    to_queue, everything = task["Catch"]
-    assert to_queue == {"ErrorEquals": capacity["ErrorEquals"], "ResultPath": "$.error", "Next": "AwaitCapacity"}
-    assert everything == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}
+    retries = task["Retry"]
+    # The sketch's retry of a task that fails: every 30 s, 3 times, backing off x2.
+    sketch = retries[first_matching(retries, "States.TaskFailed")]
+    assert (sketch["IntervalSeconds"], sketch["MaxAttempts"], sketch["BackoffRate"]) == (30, 3, 2.0)
+    # Capacity errors get their own short, jittered retries, which apply before the sketch's (first match wins):
+    # longer waits happen in the queue (job control), not while the execution holds a slot.
+    capacity = retries[first_matching(retries, "ECS.AmazonECSException")]
+    assert capacity is not sketch and capacity["JitterStrategy"] == "FULL" and capacity["MaxDelaySeconds"] <= 60
+    catches = task["Catch"]
+    to_queue = catches[first_matching(catches, "ECS.AmazonECSException")]
+    assert to_queue["ErrorEquals"] == capacity["ErrorEquals"] and to_queue["Next"] == "AwaitCapacity"
     assert states(templates)["AwaitCapacity"]["Type"] == "Fail", "requeued by job control, no notification"
+    everything = catches[-1]
+    assert everything["ErrorEquals"] == ["States.ALL"] and everything["Next"] == "ExamineError", "catches the rest"
+    assert {c["ResultPath"] for c in catches} == {"$.error"}, "the input (videoId) stays beside the error"
     examine = states(templates)["ExamineError"]
-    assert examine["Choices"] == [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}]
+    [with_cause] = examine["Choices"]
+    assert (with_cause["Variable"], with_cause.get("IsPresent"), with_cause["Next"]) == (
+        "$.error.Cause", True, "DescribeTaskError")
     assert examine["Default"] == "DescribeCauselessError"
     assert states(templates)["DescribeTaskError"]["Next"] == "NotifyFailure"
     assert states(templates)["DescribeCauselessError"]["Next"] == "NotifyFailure"
@@ -191,9 +240,11 @@ def test_a_non_zero_exit_code_is_a_failure_not_a_success(templates):
     assert task_next(s, "ProcessVideo") == "CheckExitCode"
     check = s["CheckExitCode"]
     success = [c for c in check["Choices"] if c["Next"] == "DescribeSuccess"]
-    assert success == [{"Variable": "$.taskResult.Containers[0].ExitCode", "NumericEquals": 0,
-                        "Next": "DescribeSuccess"}]
-    assert check["Default"] == "DescribeNonZeroExit"
+    assert success, "a zero exit code succeeds"
+    for rule in success:  # each way to success demands exit code 0 of the processing container, nothing looser
+        assert {k: v for k, v in rule.items() if k != "Next"} == {
+            "Variable": "$.taskResult.Containers[0].ExitCode", "NumericEquals": 0}, rule
+    assert check["Default"] != "DescribeSuccess" and check["Default"] == "DescribeNonZeroExit"
     assert s["DescribeNonZeroExit"]["Next"] == "NotifyFailure"
 
 
@@ -201,16 +252,22 @@ def task_next(s: dict, name: str) -> str:
     return s[name]["Next"]
 
 
-def test_success_notification_carries_video_execution_status_and_task(templates):
-    s = states(templates)
-    assert s["DescribeSuccess"]["Parameters"] == {
-        "videoId.$": "$.videoId", "executionArn.$": "$$.Execution.Id", "status": "SUCCEEDED",
-        "taskArn.$": "$.taskResult.TaskArn"}
-    notify = s["NotifySuccess"]
+def published_topic(templates, notify: dict, env="dev") -> set[tuple[str, str]]:
+    """The topic resource a Notify state publishes to (through the definition's substitutions)."""
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
-    assert notify["Parameters"] == {"TopicArn": "${CompletionTopicArn}", "Subject": "Video Processing Completed",
-                                    "Message.$": "$.notification"}
-    assert notify["Next"] == "VideoProcessingSucceeded" and s["VideoProcessingSucceeded"]["Type"] == "Succeed"
+    substitution = notify["Parameters"]["TopicArn"].strip("${}")
+    return built_from(templates, machine(templates, env)["DefinitionSubstitutions"][substitution], env)
+
+
+def test_success_is_described_then_published_on_the_completion_topic_then_succeeds(templates):
+    """What the message holds is executed in test_workflow_behaviour.py; here: where it goes and what follows."""
+    s = states(templates)
+    assert s["DescribeSuccess"]["Parameters"]["status"] == "SUCCEEDED"
+    assert s["DescribeSuccess"]["ResultPath"] == "$.notification"
+    notify = s["NotifySuccess"]
+    assert published_topic(templates, notify) == {("notification", "CompletionTopic")}
+    assert notify["Parameters"]["Message.$"] == "$.notification" and notify["Parameters"]["Subject"]
+    assert s[notify["Next"]]["Type"] == "Succeed"
 
 
 def test_failure_notification_carries_video_execution_error_and_cause_then_fails(templates):
@@ -219,11 +276,14 @@ def test_failure_notification_carries_video_execution_error_and_cause_then_fails
     assert params["videoId.$"] == "$.videoId" and params["executionArn.$"] == "$$.Execution.Id"
     assert params["error.$"] == "$.error.Error" and params["cause.$"] == "$.error.Cause"
     notify = s["NotifyFailure"]
-    assert notify["Parameters"] == {"TopicArn": "${ErrorTopicArn}", "Subject": "Video Processing Error",
-                                    "Message.$": "$.notification"}
-    # The job record's lastError comes from this cause: the notification itself.
-    assert s[notify["Next"]] == {"Type": "Fail", "Error": "ProcessingError",
-                                 "CausePath": "States.JsonToString($.notification)"}
+    assert published_topic(templates, notify) == {("notification", "ErrorTopic")}
+    assert notify["Parameters"]["Message.$"] == "$.notification"
+    assert notify["Parameters"]["Subject"] not in ("", s["NotifySuccess"]["Parameters"]["Subject"])
+    # The execution then fails with the error job control knows as notified (it does not notify again), and the
+    # job record's lastError comes from the cause: the notification itself.
+    failed = s[notify["Next"]]
+    assert failed["Type"] == "Fail" and failed["Error"] == jobs_contract.NOTIFIED_FAILURE
+    assert "$.notification" in failed["CausePath"]
 
 
 def test_every_ended_execution_is_handed_to_the_scheduler_which_may_report_on_the_error_topic(templates):
@@ -258,7 +318,7 @@ def test_state_machine_role_runs_this_task_on_this_cluster_publishes_outcomes_an
         [rule] = allowed.pop(action)
         assert rule.endswith(':rule/StepFunctionsGetEventsForECSTaskRule"}'), "only the rule AWS manages for .sync"
     for action in [a for a in allowed if a.startswith(("logs:", "xray:"))]:
-        assert allowed.pop(action) == {"*"}, action
+        assert allowed.pop(action) == {"*"} and aws_facts.is_unscopable(action), action
         # Vended log delivery and its resource policy, never writing or reading log events as such.
         assert action.startswith("xray:") or "LogDeliver" in action or "ResourcePolic" in action or (
             action == "logs:DescribeLogGroups"), action

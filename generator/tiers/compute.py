@@ -24,11 +24,6 @@ PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUT
 CACHE_GROUP = contracts.CACHE_REPLICATION_GROUP_ID.name
 
 
-def capacity_provider_strategy(cfg: EnvConfig) -> list[dict]:
-    """Spot where interruptions are acceptable (dev); on-demand Fargate elsewhere."""
-    return [{"CapacityProvider": "FARGATE_SPOT" if cfg.spot_default else "FARGATE", "Weight": 1}]
-
-
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing compute: ECS Fargate cluster and task roles")
     p = blocks.parameters(t, CONSUMES)
@@ -46,7 +41,7 @@ def build(cfg: EnvConfig) -> Template:
         ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")],
         CapacityProviders=["FARGATE", "FARGATE_SPOT"],
         DefaultCapacityProviderStrategy=[CapacityProviderStrategyItem(**item)
-                                         for item in capacity_provider_strategy(cfg)],
+                                         for item in blocks.capacity_provider_strategy(cfg)],
         Tags=blocks.tags(cfg),
     ))
 

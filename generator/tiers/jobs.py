@@ -31,7 +31,7 @@ from troposphere.dynamodb import (
 from troposphere.events import DeadLetterConfig as RuleDeadLetterConfig
 from troposphere.events import RetryPolicy, Rule, Target
 
-from generator import blocks, contracts, names
+from generator import aws_facts, blocks, contracts, names
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
@@ -98,10 +98,10 @@ SCHEDULER_TIMEOUT_SECONDS = 60
 EXECUTION_ENDINGS = ("ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT")
 STATUS_CHANGE = "Step Functions Execution Status Change"
 # EventBridge's maximum: an ended execution is retried for a day before it is dead-lettered.
-END_EVENT_MAX_AGE_SECONDS = 24 * 3600
-END_EVENT_MAX_RETRIES = 185
+END_EVENT_MAX_AGE_SECONDS = aws_facts.EVENTBRIDGE_MAX_EVENT_AGE_SECONDS
+END_EVENT_MAX_RETRIES = aws_facts.EVENTBRIDGE_MAX_RETRIES
 # EventBridge's minimum: a reconciliation tick not delivered within a minute is superseded by the next one.
-TICK_MAX_AGE_SECONDS = 60
+TICK_MAX_AGE_SECONDS = aws_facts.EVENTBRIDGE_MIN_EVENT_AGE_SECONDS
 
 def schedule_expression(minutes: int) -> str:
     """EventBridge's rate(): `rate(1 minute)` but `rate(5 minutes)`, anything else is refused."""

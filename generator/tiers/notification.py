@@ -12,7 +12,7 @@ from troposphere import Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue, QueuePolicy
 
-from generator import blocks, contracts, names
+from generator import aws_facts, blocks, contracts, names
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
 
@@ -40,7 +40,7 @@ ALARMS = (
         "the scheduler works again (the reconciliation releases its slot); then delete the messages"),
 )
 
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to find and replay failed deliveries
+DLQ_RETENTION_SECONDS = aws_facts.SQS_MAX_RETENTION_SECONDS  # time to find and replay failed deliveries
 HAS_EMAIL = "HasNotificationEmail"
 
 TOPICS = (

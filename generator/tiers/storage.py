@@ -69,9 +69,8 @@ POSTGRES_MAJOR_VERSION = "17"
 DATABASE_USERNAME = "videoprocessing"
 PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention tier
 POSTGRES_LOG_EXPORTS = ("postgresql", "upgrade")
-# The media directory's owner: the access point makes every client this user, whatever the container runs as.
+# The media directory, owned by contracts.MEDIA_UID: the access point makes every client that user.
 MEDIA_DIRECTORY = "/media"
-MEDIA_UID = MEDIA_GID = "1000"
 MEDIA_PERMISSIONS = "750"
 # Services that encrypt and decrypt with the data key on behalf of this account's principals.
 DATA_KEY_SERVICES = ("elasticfilesystem", "rds", "secretsmanager")
@@ -201,9 +200,9 @@ def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref],
     access_point = t.add_resource(AccessPoint(
         "MediaAccessPoint",
         FileSystemId=Ref(file_system),
-        PosixUser=PosixUser(Uid=MEDIA_UID, Gid=MEDIA_GID),
+        PosixUser=PosixUser(Uid=contracts.MEDIA_UID, Gid=contracts.MEDIA_GID),
         RootDirectory=RootDirectory(Path=MEDIA_DIRECTORY, CreationInfo=CreationInfo(
-            OwnerUid=MEDIA_UID, OwnerGid=MEDIA_GID, Permissions=MEDIA_PERMISSIONS)),
+            OwnerUid=contracts.MEDIA_UID, OwnerGid=contracts.MEDIA_GID, Permissions=MEDIA_PERMISSIONS)),
         AccessPointTags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name, "media")),
     ))
     return file_system, access_point

@@ -38,8 +38,6 @@ from troposphere.stepfunctions import (
 from generator import blocks, contracts, names, state_machine
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
-from generator.tiers.compute import capacity_provider_strategy
-from generator.tiers.storage import MEDIA_GID, MEDIA_UID
 
 CONSUMES = (
     contracts.PROCESSOR_IMAGE, contracts.PRIVATE_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID,
@@ -134,7 +132,7 @@ def build(cfg: EnvConfig) -> Template:
             Image=p[contracts.PROCESSOR_IMAGE],
             Essential=True,
             # The media access point's user: files on /mnt/media and /tmp belong to one unprivileged user.
-            User=f"{MEDIA_UID}:{MEDIA_GID}",
+            User=f"{contracts.MEDIA_UID}:{contracts.MEDIA_GID}",
             ReadonlyRootFilesystem=True,
             MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
                          MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
@@ -175,7 +173,7 @@ def build(cfg: EnvConfig) -> Template:
         StateMachineName=names.state_machine(cfg.name),
         StateMachineType="STANDARD",
         RoleArn=GetAtt(role, "Arn"),
-        Definition=state_machine.definition(cfg.az_count, capacity_provider_strategy(cfg)),
+        Definition=state_machine.definition(cfg.az_count, blocks.capacity_provider_strategy(cfg)),
         DefinitionSubstitutions=substitutions,
         LoggingConfiguration=LoggingConfiguration(
             Level="ALL", IncludeExecutionData=True,
