@@ -95,9 +95,24 @@ def test_rules_command_names_each_finding_by_rule_and_resource(tmp_path, capsys)
     assert "VP301 prod/tier.json K: key rotation is not enabled" in err and "rule finding(s) in" in err
 
 
-def test_rules_command_refuses_a_directory_without_templates_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("files, message", [
+    ({}, "no <env>/*.json templates"),
+    ({"dev/main.json": "{"}, "is not JSON"),
+    ({"dev/main.json": '{"Resources": {"R": {"Properties": {}}}}'}, "Resources each have a Type"),
+    ({"dev/main.json": "[]"}, "is not a CloudFormation template"),
+])
+def test_rules_command_refuses_what_is_not_templates_in_one_line(tmp_path, capsys, files, message):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert cli.main(["rules", "--templates", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_rules_command_refuses_a_missing_directory_in_one_line(tmp_path, capsys):
     assert cli.main(["rules", "--templates", str(tmp_path / "absent")]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    assert "no templates directory" in capsys.readouterr().err
 
 
 def test_rules_command_lists_the_table(capsys):

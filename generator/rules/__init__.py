@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from generator.errors import EXIT_OK, EXIT_STALE, PipelineError
+from generator.errors import EXIT_OK, EXIT_STALE, InputError, TemplateError
 from generator.rules import data_safety, encryption, iam, network, privilege
 from generator.rules.common import Rule, Templates
 
@@ -37,21 +37,26 @@ def parse_rendered(rendered: dict[str, dict[str, str]]) -> dict[str, dict[str, d
 
 
 def read_templates(directory: Path) -> dict[str, dict[str, dict]]:
-    """env -> template name -> template, from DIR/<env>/*.json; PipelineError for what cannot be read."""
+    """env -> template name -> template, from DIR/<env>/*.json; one-line errors for what cannot be read."""
     if not directory.is_dir():
-        raise PipelineError(f"no templates directory {directory}; run `python -m generator` first")
-    rendered: dict[str, dict[str, str]] = {}
+        raise InputError(f"no templates directory {directory}; run `python -m generator` first")
+    found: dict[str, dict[str, dict]] = {}
     for path in sorted(directory.glob("*/*.json")):
         try:
-            rendered.setdefault(path.parent.name, {})[path.name] = path.read_text(encoding="utf-8")
+            template = json.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
-            raise PipelineError(f"cannot read {path}: {e.strerror}") from None
-    if not rendered:
-        raise PipelineError(f"no <env>/*.json templates under {directory}")
-    try:
-        return parse_rendered(rendered)
-    except ValueError as e:
-        raise PipelineError(f"a template under {directory} is not JSON: {e}") from None
+            raise TemplateError(f"cannot read {path}: {e.strerror}") from None
+        except ValueError as e:
+            raise TemplateError(f"{path} is not JSON: {e}") from None
+        resources = template.get("Resources", {}) if isinstance(template, dict) else None
+        if not isinstance(resources, dict) or not all(
+                isinstance(r, dict) and isinstance(r.get("Type"), str) for r in resources.values()):
+            raise TemplateError(f"{path} is not a CloudFormation template: expected an object whose Resources "
+                                "each have a Type")
+        found.setdefault(path.parent.name, {})[path.name.removesuffix(".json")] = template
+    if not found:
+        raise InputError(f"no <env>/*.json templates under {directory}")
+    return found
 
 
 def report(findings: list[str], where: str) -> int:
