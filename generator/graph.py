@@ -122,15 +122,18 @@ def _one_reference(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _hop(stacks: Stacks, tier: str, name: str, attribute: str) -> tuple[str, Any] | None:
-    """The next (template, value) along the wiring from a reference in `tier`: a nested stack's Output to that
-    Output's value in the child, a child's Parameter to the value the parent passes it; None otherwise."""
+def _hop(stacks: Stacks, tier: str, name: str, attribute: str, wired: bool) -> tuple[str, Any, bool] | None:
+    """The next (template, value, wired) along the wiring from a reference in `tier`: a child's Parameter to the
+    value the parent passes it (wired), and from there a nested stack's Output to that Output's value in its
+    template; None where the wiring ends. A value of the parent's own (its Outputs) names its nested stacks as
+    resources of the parent."""
     body = stacks[tier]
-    child = nested_stacks(body).get(name)
-    if child is not None and attribute.startswith("Outputs."):
-        return child, output_value(stacks, child, attribute.removeprefix("Outputs."))
+    if wired:
+        child = nested_stacks(body).get(name)
+        if child is not None and attribute.startswith("Outputs."):
+            return child, output_value(stacks, child, attribute.removeprefix("Outputs.")), False
     if tier != PARENT and name in (body.get("Parameters") or {}):
-        return PARENT, wiring(stacks, tier, name)
+        return PARENT, wiring(stacks, tier, name), True
     return None
 
 
@@ -141,23 +144,23 @@ def trace(stacks: Stacks, tier: str, value: Any) -> set[Source]:
     Parameter of the parent is (PARENT, its name, ""); pseudo parameters (AWS::...) and imports are not followed.
     """
     found: set[Source] = set()
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, bool]] = set()
 
-    def walk(v: Any, in_tier: str) -> None:
+    def walk(in_tier: str, v: Any, wired: bool) -> None:
         body = stacks[in_tier]
         for _path, name, attribute in references(v):
-            if attribute == IMPORT or name.startswith("AWS::") or (in_tier, name, attribute) in seen:
+            if attribute == IMPORT or name.startswith("AWS::") or (in_tier, name, attribute, wired) in seen:
                 continue
-            seen.add((in_tier, name, attribute))
-            step = _hop(stacks, in_tier, name, attribute)
+            seen.add((in_tier, name, attribute, wired))
+            step = _hop(stacks, in_tier, name, attribute, wired)
             if step is not None:
-                walk(step[1], step[0])
+                walk(*step)
             elif name in (body.get("Resources") or {}):
                 found.add((in_tier, name, attribute))
             elif name in (body.get("Parameters") or {}):
                 found.add((PARENT, name, ""))
 
-    walk(value, tier)
+    walk(tier, value, False)
     return found
 
 
@@ -166,24 +169,24 @@ def sources(stacks: Stacks, tier: str, value: Any) -> set[tuple[str, str]]:
     return {(t, name) for t, name, _ in trace(stacks, tier, value)}
 
 
-def resolve(stacks: Stacks, tier: str, value: Any) -> tuple[str, str] | None:
+def resolve(stacks: Stacks, tier: str, value: Any, wired: bool = False) -> tuple[str, str] | None:
     """(template, logical id) of the one resource a Ref or Fn::GetAtt names, through the parent's wiring; None
     for any other value, a deploy-time parameter or a name the templates do not hold."""
     reference = _one_reference(value)
     if reference is None:
         return None
-    step = _hop(stacks, tier, *reference)
+    step = _hop(stacks, tier, *reference, wired)
     if step is not None:
         return resolve(stacks, *step)
     return (tier, reference[0]) if reference[0] in (stacks[tier].get("Resources") or {}) else None
 
 
-def literal(stacks: Stacks, tier: str, value: Any) -> str | None:
+def literal(stacks: Stacks, tier: str, value: Any, wired: bool = False) -> str | None:
     """The literal string a value is, through the parent's wiring (a Parameter fed by an Output), else None."""
     if isinstance(value, str):
         return value
     reference = _one_reference(value)
-    step = _hop(stacks, tier, *reference) if reference else None
+    step = _hop(stacks, tier, *reference, wired) if reference else None
     return literal(stacks, *step) if step else None
 
 

@@ -53,6 +53,13 @@ def test_trace_follows_a_sub_through_the_parent_to_the_resource_and_its_attribut
     assert graph.sources(tiny(), "reader", value) == {("store", "Bucket"), ("reader", "Queue"), ("main", "Email")}
 
 
+def test_a_value_of_the_parent_itself_names_the_nested_stack():
+    """The parent's own Outputs surface a stack's Output: that stack is what they are built from."""
+    surfaced = {"Fn::GetAtt": ["StoreStack", "Outputs.BucketArn"]}
+    assert graph.sources(tiny(), "main", surfaced) == {("main", "StoreStack")}
+    assert graph.resolve(tiny(), "main", surfaced) == ("main", "StoreStack")
+
+
 def test_resolve_names_one_resource_or_nothing():
     stacks = tiny()
     assert graph.resolve(stacks, "reader", {"Ref": "TopicArn"}) == ("store", "Topic")
