@@ -4,6 +4,7 @@
     python -m generator diff [--base REV | --stack NAME] ...   (see generator/diff/cli.py)
     python -m generator capacity [--env NAME ...] [--minutes M] [--config FILE]   (see generator/capacity.py)
     python -m generator cost [--env NAME ...] [--videos-per-month N] ...   (see generator/cost/cli.py)
+    python -m generator rules [--templates DIR] [--list]   (see generator/rules/__init__.py)
     python -m generator environments
 """
 
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["diff"]:
         from generator.diff import cli as diff_cli
         return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
+    if argv[:1] == ["rules"]:
+        from generator import rules
+        return errors.run(rules.command, argv[1:], "python -m generator rules")
     if argv[:1] == ["capacity"]:
         return errors.run(capacity_command, argv[1:], "python -m generator capacity")
     if argv[:1] == ["cost"]:
@@ -95,7 +99,11 @@ def generate(argv: list[str]) -> int:
     rendered = {cfg.name: render_environment(cfg) for cfg in envs}
     if args.check:
         # Without --env the whole directory is compared: an entry beside the environments is extra too.
-        return max(check(args.out, rendered, whole_directory=not args.env), docs_blocks(args, rendered))
+        stale = check(args.out, rendered, whole_directory=not args.env)
+        from generator import rules  # the security and reliability rules, over what is generated
+
+        broken = rules.check_rendered(rendered)
+        return max(stale, broken, docs_blocks(args, rendered))
     # SIGTERM ends a run like Ctrl-C: the write below cleans up, errors.run reports one line.
     signal.signal(signal.SIGTERM, _interrupt)
     write(args.out, rendered)

@@ -156,6 +156,12 @@ def runbook_block(rendered: Rendered) -> str:
     return runbook.markdown()
 
 
+def rules_table() -> str:
+    from generator import rules
+
+    return rules.markdown_table()
+
+
 def cost_block(rendered: Rendered) -> str:
     from generator.cost import render  # reads the templates just written (or checked fresh) and the price snapshot
 
@@ -166,6 +172,7 @@ BLOCKS = (
     Block("docs/architecture.md", "tiers", lambda rendered: tier_diagram()),
     Block("docs/operations.md", "runbook", runbook_block),
     Block("docs/capacity.md", "capacity", capacity_block),
+    Block("docs/security.md", "rules", lambda rendered: rules_table()),
     Block("docs/security.md", "security-skips", security_skips),
     Block("docs/cost.md", "cost", cost_block),
 )

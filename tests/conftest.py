@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from generator import config
+from generator import config, graph
 from generator.render import render_environment
+from generator.rules.common import each_resource  # noqa: F401 - for the tests
 
 # moto's EC2 loads some 7,800 default AMIs whenever a backend starts (a third of a second, for every test that makes
 # a VPC); nothing here runs an instance. The emulator started by deploy.sh is a separate process and unaffected.
@@ -74,93 +74,15 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def each_resource(templates: dict, *types: str):
-    """(label, env, tier, logical id, resource) for every resource, optionally of the given types."""
-    for env, tiers in sorted(templates.items()):
-        for tier, body in sorted(tiers.items()):
-            for logical_id, resource in sorted(body.get("Resources", {}).items()):
-                if not types or resource["Type"] in types:
-                    yield f"{env}/{tier}.json {logical_id}", env, tier, logical_id, resource
-
-
 def resolve(templates: dict, env: str, tier: str, value) -> tuple[str, str] | None:
-    """(tier, logical id) of the resource a Ref/GetAtt names, through the parent for a Parameter."""
-    if not isinstance(value, dict):
-        return None
-    if "Ref" in value:
-        name = value["Ref"]
-    elif "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"]
-        name = target[0] if isinstance(target, list) else target.split(".")[0]
-    else:
-        return None
-    body = templates[env][tier]
-    if name in body.get("Resources", {}):
-        return tier, name
-    if name not in body.get("Parameters", {}) or tier == "main":
-        return None
-    stacks = {r["Properties"]["TemplateURL"]: r for r in templates[env]["main"]["Resources"].values()
-              if r["Type"] == "AWS::CloudFormation::Stack"}
-    wiring = stacks[f"{tier}.json"]["Properties"]["Parameters"].get(name)
-    if not isinstance(wiring, dict) or "Fn::GetAtt" not in wiring:
-        return None  # a deploy-time parameter of the parent
-    producer_stack, output = wiring["Fn::GetAtt"]
-    producer = templates[env]["main"]["Resources"][producer_stack]["Properties"]["TemplateURL"].removesuffix(".json")
-    value = templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"]
-    return resolve(templates, env, producer, value)
+    """(tier, logical id) of the resource a Ref/GetAtt names, through the parent for a Parameter (see graph)."""
+    return graph.resolve(templates[env], tier, value)
 
 
 def sources(templates: dict, env: str, tier: str, value) -> set[tuple[str, str]]:
-    """Every resource a value is built from, as (tier, logical id), through the parent's wiring.
-
-    Follows Ref, Fn::GetAtt and the ${Name} variables of Fn::Sub (not AWS:: pseudo parameters) anywhere inside
-    the value; a tier Parameter is followed to the output of the tier that produces it, and a deploy-time
-    parameter of the parent is ("main", its name).
-    """
-    found: set[tuple[str, str]] = set()
-
-    def named(name: str, in_tier: str) -> None:
-        name = name.split(".")[0]
-        body = templates[env][in_tier]
-        if name.startswith("AWS::"):
-            return
-        if name in body.get("Resources", {}):
-            found.add((in_tier, name))
-        elif in_tier == "main":
-            found.add(("main", name))
-        elif name in body.get("Parameters", {}):
-            stacks = {r["Properties"]["TemplateURL"]: r for r in templates[env]["main"]["Resources"].values()
-                      if r["Type"] == "AWS::CloudFormation::Stack"}
-            wiring = stacks[f"{in_tier}.json"]["Properties"]["Parameters"][name]
-            walk(wiring, "main", producer_outputs=True)
-
-    def walk(v, in_tier: str, producer_outputs: bool = False) -> None:
-        if isinstance(v, list):
-            for item in v:
-                walk(item, in_tier)
-        elif isinstance(v, dict):
-            if "Ref" in v:
-                named(v["Ref"], in_tier)
-            elif "Fn::GetAtt" in v:
-                target = v["Fn::GetAtt"]
-                stack, attribute = target if isinstance(target, list) else target.split(".", 1)
-                if producer_outputs and attribute.startswith("Outputs."):
-                    producer = templates[env]["main"]["Resources"][stack]["Properties"]["TemplateURL"]
-                    producer = producer.removesuffix(".json")
-                    walk(templates[env][producer]["Outputs"][attribute.removeprefix("Outputs.")]["Value"], producer)
-                else:
-                    named(stack, in_tier)
-            elif "Fn::Sub" in v:
-                text, variables = (v["Fn::Sub"], {}) if isinstance(v["Fn::Sub"], str) else v["Fn::Sub"]
-                for name in re.findall(r"\$\{([^!][^}]*)\}", text):
-                    if name not in variables:
-                        named(name, in_tier)
-                walk(list(variables.values()), in_tier)
-            else:
-                walk(list(v.values()), in_tier)
-
-    walk(value, tier)
-    return found
+    """Every resource a value is built from, as (tier, logical id), through the parent's wiring; a deploy-time
+    parameter of the parent is ("main", its name) (see graph.trace)."""
+    return graph.sources(templates[env], tier, value)
 
 
 def inline_statements(role: dict) -> list[dict]:

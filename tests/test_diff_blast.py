@@ -10,8 +10,8 @@ from test_diff import generated, new, old  # noqa: F401 - fixtures
 
 from generator import config
 from generator.diff import REPLACED, diff_templates, render
-from generator.diff.blast import references
 from generator.diff.cli import failing
+from generator.graph import references
 from generator.render import render_environment
 
 ENV = "dev"

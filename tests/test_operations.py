@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from generator import alarms, config, contracts, dashboard, docs, names, runbook, tiers
+from generator import alarms, config, contracts, dashboard, docs, graph, names, runbook, tiers
 from generator.alarms import AlarmSpec
 from generator.errors import WiringError
 from generator.tiers import operations
@@ -82,18 +82,7 @@ def error_topics(templates: dict, env: str) -> set[tuple[str, str]]:
 
 def literal_of(templates: dict, env: str, tier: str, value):
     """The literal string a value is, through the parent's wiring (a Parameter fed by an Output), else None."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Ref" in value and value["Ref"] in templates[env][tier].get("Parameters", {}):
-        stacks = {r["Properties"]["TemplateURL"]: r for r in templates[env]["main"]["Resources"].values()
-                  if r["Type"] == "AWS::CloudFormation::Stack"}
-        wiring = stacks[f"{tier}.json"]["Properties"]["Parameters"][value["Ref"]]
-        if isinstance(wiring, dict) and "Fn::GetAtt" in wiring:
-            stack, output = wiring["Fn::GetAtt"]
-            producer = templates[env]["main"]["Resources"][stack]["Properties"]["TemplateURL"].removesuffix(".json")
-            return literal_of(templates, env, producer,
-                              templates[env][producer]["Outputs"][output.removeprefix("Outputs.")]["Value"])
-    return None
+    return graph.literal(templates[env], tier, value)
 
 
 def named_resources(templates: dict, env: str, tier: str, value, type_: str) -> set[tuple[str, str]]:

@@ -11,21 +11,17 @@ fixed point; every consequence keeps the chain that leads to it.
 from __future__ import annotations
 
 import builtins
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from generator.aws_facts import NESTED_STACK_TYPE
 from generator.diff.replacement import MAY_BE_REPLACED, REPLACED, replacement_for
-from generator.diff.values import path_text, ref_name
-
-# ${Name} or ${Name.Attribute} in an Fn::Sub string (${!Literal} is not a reference).
-_SUB_REF = re.compile(r"\$\{([^!}][^}]*)\}")
+from generator.diff.values import path_text
+from generator.graph import IMPORT, export_key, nested_stacks, references
 
 # A node whose value changes: ("resource", key, logical id), ("parameter", key, name), ("output", key, name).
 Node = tuple[str, str, str]
-IMPORT = "Fn::ImportValue"  # the attribute `references` gives an imported export name
 
 
 @dataclass
@@ -43,39 +39,6 @@ class Consequence:
         return " <- ".join(self.chain)
 
 
-def references(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str, str]]:
-    """(path, name, attribute or "") for every Ref, Fn::GetAtt and Fn::Sub reference inside a value, and
-    (path, export name, IMPORT) for every Fn::ImportValue."""
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from references(item, (*path, i))
-    elif isinstance(value, dict):
-        if len(value) == 1:
-            (k, arg), = value.items()
-            if k == "Ref" and isinstance(arg, str):
-                yield path, arg, ""
-                return
-            if k == "Fn::GetAtt":
-                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
-                if len(parts) == 2 and isinstance(parts[0], str):
-                    yield path, parts[0], parts[1] if isinstance(parts[1], str) else ""
-                    return
-            if k == "Fn::ImportValue":  # resolved through the exports of every template
-                yield path, ref_name(arg), IMPORT
-                return
-            if k == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1]) if (
-                    isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict)) else ("", {})
-                for name in _SUB_REF.findall(text if isinstance(text, str) else ""):
-                    target, _, attr = name.partition(".")
-                    if target not in variables:  # a variable of this Sub is resolved just below
-                        yield path, target, attr
-                yield from references(variables, path)
-                return
-        for k, v in value.items():
-            yield from references(v, (*path, k))
-
-
 def _label(node: Node, effect: str = "") -> str:
     kind, key, name = node
     tier = key.split("/", 1)[-1].removesuffix(".json")
@@ -85,8 +48,8 @@ def _label(node: Node, effect: str = "") -> str:
 
 
 def _exports(templates: dict[str, dict]) -> dict[str, Node]:
-    """Export name (as written, intrinsics in short form) -> the output that exports it."""
-    return {ref_name(o["Export"]["Name"]): ("output", key, name)
+    """Export name (graph.export_key) -> the output that exports it."""
+    return {export_key(o["Export"]["Name"]): ("output", key, name)
             for key, t in templates.items() for name, o in (t.get("Outputs") or {}).items()
             if isinstance(o, dict) and isinstance(o.get("Export"), dict) and "Name" in o["Export"]}
 
@@ -104,9 +67,9 @@ def _edges(templates: dict[str, dict]) -> dict[Node, list[tuple[Node, tuple, str
 def _template_edges(key: str, t: dict, exports: dict[str, Node]) -> Iterator[tuple[Node, Node, tuple, str]]:
     env = key.split("/", 1)[0]
     resources, params = t.get("Resources") or {}, t.get("Parameters") or {}
-    children = {lid: f"{env}/{str(r['Properties']['TemplateURL']).rsplit('/', 1)[-1]}"
-                for lid, r in resources.items() if r.get("Type") == NESTED_STACK_TYPE
-                and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
+    # The parent's wiring (graph): Fn::GetAtt [Stack, Outputs.X] is its child's output X, and the stack's
+    # Parameters feed the child's Parameters of the same name.
+    children = {lid: f"{env}/{child}.json" for lid, child in nested_stacks(t).items()}
 
     def source(name: str, attr: str) -> Node | None:
         if attr == IMPORT:

@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from generator import config, errors
+from generator import config, errors, graph
 from generator.aws_facts import NESTED_STACK_TYPE
 from generator.cost import review as cost_review
 from generator.diff.render import render
@@ -257,9 +257,8 @@ def failing(report: Report, fail_on: list[str]) -> list[str]:
 
 
 def _parent_files(new: dict[str, dict], env: str) -> dict[str, str]:
-    parent = new.get(f"{env}/{PARENT_FILE}", {}).get("Resources") or {}
-    return {lid: r["Properties"]["TemplateURL"] for lid, r in parent.items()
-            if r.get("Type") == NESTED_STACK_TYPE and isinstance((r.get("Properties") or {}).get("TemplateURL"), str)}
+    """Nested stack logical id -> the repository file of its child, as the repository's parent wires them."""
+    return {lid: f"{child}.json" for lid, child in graph.nested_stacks(new.get(f"{env}/{PARENT_FILE}", {})).items()}
 
 
 def load_sides(args: argparse.Namespace, ids: dict[str, str] | None = None
