@@ -18,11 +18,11 @@ import pytest
 
 from generator.cost import calls
 
-from jobs_harness import Pipeline, jobs, table_properties
+from jobs_harness import Pipeline, api, scheduler, table_properties
 from moto_sfn import REGION, generated_definition
 
 pytestmark = pytest.mark.slow
-CLIENTS = ("dynamodb", "sns", "stepfunctions")  # every client jobs.client() makes
+CLIENTS = ("dynamodb", "sns", "stepfunctions")  # every client lifecycle.from_environment makes
 
 
 def record_lifecycle(templates: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> dict:
@@ -38,7 +38,8 @@ def record_lifecycle(templates: dict, monkeypatch: pytest.MonkeyPatch, capsys: p
                   monkeypatch=monkeypatch) as p:
         session = boto3.Session(region_name=REGION)
         recorder.attach(session)
-        jobs._clients.update({name: session.client(name) for name in CLIENTS})
+        for handler in (api, scheduler):  # each function's instance keeps its clients in CLIENTS
+            handler.CLIENTS.update({name: session.client(name) for name in CLIENTS})
         phase["name"] = "submit"
         assert p.post("cost-video")[0] == 202
         phase["name"] = "test"
