@@ -44,7 +44,8 @@ DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 CACHE_NODE_TYPE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 # An AWS region name (ap-northeast-1, us-gov-west-1); deploy.sh checks the same shape.
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
-# PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires.
+# PostgreSQL on RDS caps its default max_connections at 5000; an alarm threshold above it never fires (and a
+# smaller instance class allows fewer: check_against_facts).
 MAX_DB_CONNECTIONS = 5000
 # Above this the Fargate launch rate (20 tasks/s) and the quota check would need a real capacity plan
 # (`python -m generator capacity` is the one on paper).
@@ -234,6 +235,23 @@ def check_environments(envs: dict[str, EnvConfig]) -> None:
             if ipaddress.ip_network(a.vpc_cidr).overlaps(ipaddress.ip_network(b.vpc_cidr)):
                 raise ConfigError(f"invalid vpc_cidr: {a.name} ({a.vpc_cidr}) overlaps {b.name} "
                                   f"({b.vpc_cidr}); accepted: non-overlapping ranges per environment")
+
+
+def check_against_facts(cfg: EnvConfig) -> None:
+    """Rules that need generator.aws_facts (which imports this module, so they run at generation, not in
+    EnvConfig): the database-connections alarm (threshold db_max_connections) must be able to fire, i.e. stay
+    below what the instance class allows. RDS for PostgreSQL's default max_connections is
+    LEAST({DBInstanceClassMemory/9531392}, 5000) (aws_facts.RDS_MAX_CONNECTIONS_PAGE); a class without a memory
+    figure is the capacity command's to refuse."""
+    from generator import aws_facts
+
+    allowed = aws_facts.default_max_connections(cfg.db_instance_class)
+    if allowed is not None:
+        _check(cfg.db_max_connections < allowed, cfg.name, "db_max_connections", cfg.db_max_connections,
+               f"1-{allowed - 1} connections for db_instance_class {cfg.db_instance_class}, whose default "
+               f"max_connections is at most {allowed} (LEAST(DBInstanceClassMemory/9531392, 5000), "
+               f"{aws_facts.RDS_MAX_CONNECTIONS_PAGE}): above it the database-connections alarm can never fire; "
+               "lower db_max_connections or choose a larger db_instance_class")
 
 
 def get(name: str) -> EnvConfig:

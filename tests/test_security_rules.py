@@ -113,9 +113,20 @@ def problems_wildcard_actions(templates: dict) -> list[str]:
             if negation in s:
                 problems.append(f"{where}: Allow with {negation}")
         if s.get("Principal") in ("*", {"AWS": "*"}, {"AWS": ["*"]}) and not (
-                _kind == "endpoint" and names_aws_owned_objects(s)):
+                _kind == "endpoint" and (names_aws_owned_objects(s) or narrowed_to_principals(s))):
             problems.append(f"{where}: allows any principal")
     return problems
+
+
+# A gateway endpoint's policy must name its principals by condition, "*" in Principal (an account root there means
+# the root user alone): https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
+PRINCIPAL_CONDITION_KEYS = ("aws:PrincipalAccount", "aws:PrincipalArn")
+
+
+def narrowed_to_principals(statement: dict) -> bool:
+    """An endpoint statement whose "*" principal a StringEquals on the principal's account or ARN narrows."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return any(key in equals for key in PRINCIPAL_CONDITION_KEYS)
 
 
 def names_aws_owned_objects(statement: dict) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from generator import config
+from generator.functions.video_jobs import contract
 
 from conftest import (
     grants,
@@ -89,7 +90,8 @@ def test_container_learns_where_the_database_cache_and_media_are_and_no_secret_f
                          "DATABASE_USERNAME": {("schema", "DatabaseBootstrap")},
                          "REDIS_USERNAME": {("cache", "ProcessorCacheUser")},
                          "REDIS_HOST": {("cache", "CacheReplicationGroup")},
-                         "REDIS_PORT": {("cache", "CacheReplicationGroup")}}
+                         "REDIS_PORT": {("cache", "CacheReplicationGroup")},
+                         "REDIS_REPLICATION_GROUP_ID": {("cache", "CacheReplicationGroup")}}
     assert environment["REDIS_TLS"] == "true", "the cache requires TLS"
     assert environment["MEDIA_PATH"] in {m["ContainerPath"] for m in container(templates, env)["MountPoints"]
                                          if m["SourceVolume"] == "media"}
@@ -178,7 +180,9 @@ def test_process_video_retries_like_the_sketch_and_catches_everything(templates)
     to_queue, everything = task["Catch"]
     assert to_queue == {"ErrorEquals": capacity["ErrorEquals"], "ResultPath": "$.error", "Next": "AwaitCapacity"}
     assert everything == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}
-    assert states(templates)["AwaitCapacity"]["Type"] == "Fail", "requeued by job control, no notification"
+    await_capacity = states(templates)["AwaitCapacity"]
+    assert await_capacity["Parameters"][contract.OUTCOME] == contract.CAPACITY_UNAVAILABLE
+    assert states(templates)[await_capacity["Next"]]["Type"] == "Succeed", "requeued by job control: no failure"
     examine = states(templates)["ExamineError"]
     assert examine["Choices"] == [{"Variable": "$.error.Cause", "IsPresent": True, "Next": "DescribeTaskError"}]
     assert examine["Default"] == "DescribeCauselessError"

@@ -34,7 +34,8 @@ def execution_ended(detail):
     if found is None:
         LOG.warning("ignoring %s: its input names no videoId and attempt", detail.get("executionArn"))
         return None
-    return jobs.end(*found, detail.get("executionArn"), detail["status"], detail.get("error"), detail.get("cause"))
+    return jobs.end(*found, detail.get("executionArn"), detail["status"], detail.get("error"), detail.get("cause"),
+                    detail.get("output"))
 
 
 def lambda_handler(event, context):
