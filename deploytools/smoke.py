@@ -35,6 +35,8 @@ from generator import errors, names
 
 FAILING_VIDEO_PREFIX = "fail-"  # deploytools.moto_layer.stepfunctions.FAILING_VIDEO_PREFIX (no moto import here)
 POLL_S = 0.2
+# After the last video ended, how long the inbox keeps listening for a late second notice of any video.
+SETTLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,17 @@ class Case:
     status: str  # the execution's expected status
     topic_output: str  # the stack output naming the topic that must carry the message
     subject: str
+    error: str | None  # the job's lastError.error it must end with (None: no error at all)
     says: str  # what the video does, for the report
 
 
 CASES = {
-    "success": Case("success", "smoke-", "SUCCEEDED", "CompletionTopicArn", "Video Processing Completed",
+    "success": Case("success", "smoke-", "SUCCEEDED", "CompletionTopicArn", "Video Processing Completed", None,
                     "its task exits 0"),
+    # runTask.sync fails the state when the essential container exits non-zero: the state machine's failure path
+    # notifies once and the job records the task's error, not one of the failure path itself.
     "failure": Case("failure", FAILING_VIDEO_PREFIX, "FAILED", "ErrorTopicArn", "Video Processing Error",
-                    "its task exits 1: emulator only, the videoId starts 'fail-'"),
+                    "States.TaskFailed", "its task exits 1: emulator only, the videoId starts 'fail-'"),
 }
 
 
@@ -70,7 +75,8 @@ def stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
 
 
 class Inbox:
-    """An SQS queue subscribed to topics; removed again by close()."""
+    """An SQS queue subscribed to topics, and every notice it received, per video (each SNS message once, however
+    often SQS redelivers it); removed again by close()."""
 
     def __init__(self, sns: Any, sqs: Any, topic_arns: list[str]):
         self.sns, self.sqs = sns, sqs
@@ -78,19 +84,35 @@ class Inbox:
         arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
                               for t in topic_arns]
+        self.notices: dict[str, dict[str, dict[str, Any]]] = {}  # videoId -> SNS MessageId -> envelope
+
+    def poll(self) -> None:
+        for m in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+            envelope = json.loads(m["Body"])
+            with contextlib.suppress(ValueError):  # a message that is not JSON stays a string
+                envelope["Message"] = json.loads(envelope["Message"])
+            message = envelope["Message"]
+            if isinstance(message, dict) and isinstance(message.get("videoId"), str):
+                self.notices.setdefault(message["videoId"], {})[str(envelope.get("MessageId"))] = envelope
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
 
     def wait_for(self, video_id: str, deadline: float) -> dict[str, Any] | None:
         """The first SNS envelope (TopicArn, Subject, Message parsed) whose message names the video."""
+        while not self.notices.get(video_id) and time.monotonic() < deadline:
+            self.poll()
+            if not self.notices.get(video_id):
+                time.sleep(POLL_S)
+        return next(iter(self.notices.get(video_id, {}).values()), None)
+
+    def settle(self, seconds: float) -> None:
+        """Keep receiving for `seconds`: a second notice of a video comes after its job ended."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for m in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
-                envelope = json.loads(m["Body"])
-                with contextlib.suppress(ValueError):  # a message that is not JSON stays a string
-                    envelope["Message"] = json.loads(envelope["Message"])
-                message = envelope["Message"]
-                if isinstance(message, dict) and message.get("videoId") == video_id:
-                    return envelope
+            self.poll()
             time.sleep(POLL_S)
-        return None
+
+    def count(self, video_id: str) -> int:
+        return len(self.notices.get(video_id, {}))
 
     def close(self) -> None:
         for arn in self.subscriptions:
@@ -148,10 +170,10 @@ def reconcile_tick(environment: dict[str, str]) -> None:
                 os.environ[k] = v
 
 
-def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float,
+def run_case(case: Case, video_id: str, outputs: dict[str, str], inbox: Inbox, timeout: float,
              scheduler_environment: dict[str, str]) -> list[str]:
-    """Run one video; print what happened; return what was wrong (empty: the outcome is right)."""
-    video_id = f"{case.video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    """Run one video; print what happened; return what was wrong (empty: the outcome is right). How often it was
+    notified is checked once every video ended (notices_wrong)."""
     print(f"\n==> video {video_id} ({case.says})")
     status_code, body = call_api("POST", "/videos", body=json.dumps({"videoId": video_id}),
                                  requestContext={"requestId": f"smoke-{uuid.uuid4()}"})
@@ -177,8 +199,23 @@ def run_case(case: Case, outputs: dict[str, str], inbox: Inbox, timeout: float,
     wrong = []
     if body.get("status") != case.status:
         wrong.append(f"{case.name}: job {body.get('status')}, expected {case.status}")
+    error = (body.get("lastError") or {}).get("error")
+    if error != case.error:
+        wrong.append(f"{case.name}: the job ended with error {error}, expected {case.error or 'none'}")
     if envelope is None or envelope.get("TopicArn") != topic_arn or envelope.get("Subject") != case.subject:
         wrong.append(f"{case.name}: expected a {case.subject!r} message on {topic_arn.rsplit(':', 1)[-1]}")
+    return wrong
+
+
+def notices_wrong(videos: dict[str, str], inbox: Inbox) -> list[str]:
+    """Each video is notified exactly once: a second notice means two parts of the pipeline each thought nobody
+    had been told (a state machine failure path that failed, then the scheduler)."""
+    wrong = []
+    for name, video_id in videos.items():
+        count = inbox.count(video_id)
+        print(f"{video_id}: notified {count} time{'' if count == 1 else 's'}")
+        if count != 1:
+            wrong.append(f"{name}: video {video_id} was notified {count} times, expected once")
     return wrong
 
 
@@ -210,9 +247,13 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
     print(f"stack {stack}: state machine {outputs['StateMachineArn']}, job table {os.environ.get('JOBS_TABLE')}")
     inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), [outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
+    videos = {name: f"{CASES[name].video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+              for name in (("success", "failure") if which == "both" else (which,))}
     try:
-        wrong = [w for name in (("success", "failure") if which == "both" else (which,))
-                 for w in run_case(CASES[name], outputs, inbox, timeout, scheduler_environment)]
+        wrong = [w for name, video_id in videos.items()
+                 for w in run_case(CASES[name], video_id, outputs, inbox, timeout, scheduler_environment)]
+        inbox.settle(SETTLE_S)
+        wrong += notices_wrong(videos, inbox)
     finally:
         inbox.close()
     if wrong:

@@ -23,7 +23,9 @@ from generator.aws_facts import (
     RDS_AUTOSCALING_MIN_CEILING_RATIO,
     RDS_GP3_STORAGE_GIB,
     RDS_MAX_BACKUP_RETENTION_DAYS,
+    RDS_MAX_CONNECTIONS_PAGE,
     RDS_POSTGRES_MAX_CONNECTIONS,
+    default_max_connections,
 )
 from generator.errors import ConfigError
 from generator.names import PROJECT
@@ -142,6 +144,16 @@ class EnvConfig:
                self.db_min_freeable_memory_mib, "1-65536 MiB")
         _check(1 <= self.db_max_connections <= MAX_DB_CONNECTIONS, self.name, "db_max_connections",
                self.db_max_connections, f"1-{MAX_DB_CONNECTIONS} connections")
+        # The database-connections alarm (threshold db_max_connections) must be able to fire: RDS for PostgreSQL's
+        # default max_connections is LEAST({DBInstanceClassMemory/9531392}, 5000) (RDS_MAX_CONNECTIONS_PAGE); a class
+        # without a memory figure is the capacity command's to refuse.
+        allowed = default_max_connections(self.db_instance_class)
+        if allowed is not None:
+            _check(self.db_max_connections < allowed, self.name, "db_max_connections", self.db_max_connections,
+                   f"1-{allowed - 1} connections for db_instance_class {self.db_instance_class}, whose default "
+                   f"max_connections is at most {allowed} (LEAST(DBInstanceClassMemory/9531392, 5000), "
+                   f"{RDS_MAX_CONNECTIONS_PAGE}): above it the database-connections alarm can never fire; "
+                   "lower db_max_connections or choose a larger db_instance_class")
         _check(bool(CACHE_NODE_TYPE.fullmatch(self.cache_node_type)), self.name, "cache_node_type",
                self.cache_node_type, "an ElastiCache node type such as cache.t4g.micro")
         _check(0 <= self.cache_snapshot_retention_days <= ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS, self.name,

@@ -22,7 +22,8 @@ PROCESS_RETRY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "M
 # RunTask found no capacity: throttled, the account's Fargate vCPU quota reached, or no Fargate capacity in the
 # subnets' zones. Step Functions reports a capacity failure as ECS.AmazonECSException
 # (https://repost.aws/knowledge-center/ecs-fargate-runtask-capacity). A few short retries with full jitter, then
-# the execution ends CapacityUnavailable and job control requeues the video with a longer backoff: not a failure.
+# the execution succeeds with the outcome CapacityUnavailable and job control requeues the video with a longer
+# backoff: not a failure.
 CAPACITY_ERRORS = ["ECS.AmazonECSException", "ECS.ThrottlingException", "ECS.LimitExceededException"]
 CAPACITY_RETRY = {"ErrorEquals": CAPACITY_ERRORS, "IntervalSeconds": 5, "MaxAttempts": 3, "BackoffRate": 2.0,
                   "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
@@ -31,6 +32,7 @@ PUBLISH_RETRY = {"ErrorEquals": ["States.TaskFailed", "SNS.SdkClientException"],
                  "MaxAttempts": 3, "BackoffRate": 2.0}
 
 INVALID_INPUT_CAUSE = "The execution input must be a JSON object with a non-empty string videoId"
+CAPACITY_CAUSE = "RunTask found no capacity after its retries; the video waits in the queue"
 
 # Placeholders filled by DefinitionSubstitutions, named after the contracts whose values fill them.
 CLUSTER_ARN = contracts.CLUSTER_ARN.name
@@ -48,12 +50,21 @@ def _sub(name: str) -> str:
     return "${" + name + "}"
 
 
+# Where a notifying state keeps what SNS answered: the message id only, beside the input, which passes on
+# unchanged. Not `"ResultPath": null` ("discard the result"): the emulator drops a null from the Definition (so
+# the publish result replaced the input and the failure path failed a second time), and no template may carry one
+# (generator/render.py). https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html
+NOTIFY_RESULT_PATH = "$.notified"
+NOTIFY_RESULT_SELECTOR = {"messageId.$": "$.MessageId"}  # SNS Publish always answers a MessageId
+
+
 def _notify(topic: str, subject: str, next_state: str) -> dict:
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::sns:publish",
         "Parameters": {"TopicArn": _sub(topic), "Subject": subject, "Message.$": "$.notification"},
-        "ResultPath": None,
+        "ResultSelector": NOTIFY_RESULT_SELECTOR,
+        "ResultPath": NOTIFY_RESULT_PATH,
         "Retry": [PUBLISH_RETRY],
         "Next": next_state,
     }
@@ -174,7 +185,15 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             "VideoProcessingFailed": {"Type": "Fail", "Error": jobs_contract.NOTIFIED_FAILURE,
                                       "CausePath": "States.JsonToString($.notification)"},
             # No notification: job control puts the video back in the queue (its slot freed) and starts it later.
-            "AwaitCapacity": {"Type": "Fail", "Error": jobs_contract.CAPACITY_UNAVAILABLE,
-                              "Cause": "RunTask found no capacity after its retries; the video waits in the queue"},
+            # Not a Fail state: every Fail counts in the ExecutionsFailed metric, and its alarm would page for
+            # each requeue (a new account short of quota). The execution succeeds with an output that says
+            # "requeue" (jobs_contract.capacity_shortage reads it).
+            "AwaitCapacity": {
+                "Type": "Pass",
+                "Parameters": {"videoId.$": "$.videoId", jobs_contract.OUTCOME: jobs_contract.CAPACITY_UNAVAILABLE,
+                               "cause": CAPACITY_CAUSE, "error.$": "$.error"},
+                "Next": "RequeueForCapacity",
+            },
+            "RequeueForCapacity": {"Type": "Succeed", "Comment": "Job control requeues the video: no capacity"},
         },
     }

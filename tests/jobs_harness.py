@@ -5,8 +5,8 @@ What stands in for AWS, and why:
 
 * **EventBridge.** moto's Step Functions emits no status-change events. The harness hooks the interpreter's
   end of execution (``BaseExecutionWorkerCommunication.terminated``) and delivers the event AWS would send
-  (``Step Functions Execution Status Change``: executionArn, status, input, error, cause) to the scheduler handler
-  on dispatcher threads, as EventBridge invokes the function asynchronously. ``drop`` loses chosen events.
+  (``Step Functions Execution Status Change``: executionArn, status, input, output, error, cause) to the scheduler
+  handler on dispatcher threads, as EventBridge invokes the function asynchronously. ``drop`` loses chosen events.
 * **Lambda.** moto runs functions only in docker: the handlers are called in-process, each call like one
   invocation (the API in the caller's thread, the scheduler on the dispatchers).
 * **DynamoDB atomicity.** moto 5.2.5 runs ``TransactWriteItems`` by deep-copying the table and restoring the copy
@@ -261,6 +261,7 @@ class Pipeline:
             pipeline.emit({"executionArn": e.exec_arn, "stateMachineArn": e.state_machine.arn, "name": e.name,
                            "status": str(e.exec_status.value if hasattr(e.exec_status, "value") else e.exec_status),
                            "input": json.dumps(e.input_data) if e.input_data is not None else None,
+                           "output": json.dumps(e.output) if e.output is not None else None,
                            "error": e.error, "cause": e.cause})
 
         worker.terminated, execution_module.Execution.start = terminated, start

@@ -110,6 +110,7 @@ def test_the_smoke_command_shows_a_video_processed_and_one_that_failed(deployed)
     assert failure.startswith("fail-") and "job: FAILED" in failure
     assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
     assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
+    assert out.count(": notified 1 time\n") == 2, "each video notified exactly once (issue #21 item 4)"
     assert "smoke: ok:" in out
 
 

@@ -80,6 +80,7 @@ ENDINGS = [
      "SNS.NotFoundException", 1),
     ("timeout", "TIMED_OUT", None, None, "FAILED", "States.TIMED_OUT", 1),
     ("abort", "ABORTED", None, None, "FAILED", "States.ABORTED", 1),
+    # An execution started under the older definition, whose capacity path was a Fail state.
     ("no capacity", "FAILED", contract.CAPACITY_UNAVAILABLE, "RunTask found no capacity", "QUEUED",
      contract.CAPACITY_UNAVAILABLE, 0),
 ]
@@ -120,6 +121,21 @@ def test_the_scheduler_reports_under_the_state_machines_subject_in_the_same_shap
     for notice in described:
         fields = {key.removesuffix(".$") for key in notice}
         assert fields - {"taskArn"} == set(sent.message) - {"attempt"}, fields
+
+
+def test_a_capacity_shortage_succeeds_and_the_video_goes_back_in_line_without_a_notice(queue):
+    """Issue #21 item 5: the capacity path ends in a Succeed state (ExecutionsFailed, and its alarm, count real
+    failures only) whose output says CapacityUnavailable. Fails on the code before it: the job was released
+    SUCCEEDED. Also read from DescribeExecution's output by the reconciler (lifecycle.reconcile)."""
+    job = running("v")
+    event = ended(job, "SUCCEEDED")
+    event["detail"]["output"] = json.dumps({"videoId": "v", contract.OUTCOME: contract.CAPACITY_UNAVAILABLE,
+                                            "cause": "RunTask found no capacity", "error": {"Error": "ECS.X"}})
+    scheduler.lambda_handler(event, None)
+    after = record("v", 1)
+    assert after["status"] == "QUEUED" and after["requeues"] == 1 and slots_taken() == 0
+    assert after["lastError"] == {"error": contract.CAPACITY_UNAVAILABLE, "cause": "RunTask found no capacity"}
+    assert drain_queue(queue) == []
 
 
 def test_the_slot_a_finished_execution_frees_goes_to_the_oldest_queued_video(queue):

@@ -117,7 +117,8 @@ def test_container_learns_where_the_database_cache_and_media_are_and_no_secret_f
                          "DATABASE_USERNAME": {("schema", "DatabaseBootstrap")},
                          "REDIS_USERNAME": {("cache", "ProcessorCacheUser")},
                          "REDIS_HOST": {("cache", "CacheReplicationGroup")},
-                         "REDIS_PORT": {("cache", "CacheReplicationGroup")}}
+                         "REDIS_PORT": {("cache", "CacheReplicationGroup")},
+                         "REDIS_REPLICATION_GROUP_ID": {("cache", "CacheReplicationGroup")}}
     assert environment["REDIS_TLS"] == "true", "the cache requires TLS"
     assert environment["MEDIA_PATH"] in {m["ContainerPath"] for m in container(templates, env)["MountPoints"]
                                          if m["SourceVolume"] == "media"}
@@ -222,7 +223,9 @@ def test_process_video_retries_like_the_sketch_and_catches_everything(templates)
     catches = task["Catch"]
     to_queue = catches[first_matching(catches, "ECS.AmazonECSException")]
     assert to_queue["ErrorEquals"] == capacity["ErrorEquals"] and to_queue["Next"] == "AwaitCapacity"
-    assert states(templates)["AwaitCapacity"]["Type"] == "Fail", "requeued by job control, no notification"
+    await_capacity = states(templates)["AwaitCapacity"]
+    assert await_capacity["Parameters"][jobs_contract.OUTCOME] == jobs_contract.CAPACITY_UNAVAILABLE
+    assert states(templates)[await_capacity["Next"]]["Type"] == "Succeed", "requeued by job control: no failure"
     everything = catches[-1]
     assert everything["ErrorEquals"] == ["States.ALL"] and everything["Next"] == "ExamineError", "catches the rest"
     assert {c["ResultPath"] for c in catches} == {"$.error"}, "the input (videoId) stays beside the error"

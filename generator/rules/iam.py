@@ -27,9 +27,21 @@ def wildcard_actions(templates: Templates) -> list[str]:
         for negation in ("NotAction", "NotResource", "NotPrincipal"):
             if negation in s:
                 problems.append(f"{where}: Allow with {negation}")
-        if s.get("Principal") in ANY_PRINCIPAL and not (kind == "endpoint" and names_aws_owned_objects(s)):
+        if s.get("Principal") in ANY_PRINCIPAL and not (
+                kind == "endpoint" and (names_aws_owned_objects(s) or narrowed_to_principals(s))):
             problems.append(f"{where}: allows any principal")
     return problems
+
+
+# A gateway endpoint's policy must name its principals by condition, "*" in Principal (an account root there means
+# the root user alone): https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
+PRINCIPAL_CONDITION_KEYS = ("aws:PrincipalAccount", "aws:PrincipalArn")
+
+
+def narrowed_to_principals(statement: dict) -> bool:
+    """An endpoint statement whose "*" principal a StringEquals on the principal's account or ARN narrows."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return any(key in equals for key in PRINCIPAL_CONDITION_KEYS)
 
 
 def names_aws_owned_objects(statement: dict) -> bool:

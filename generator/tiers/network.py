@@ -10,7 +10,7 @@ import ipaddress
 
 from awacs import logs as logs_actions
 from awacs.aws import Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
-from troposphere import AWS_ACCOUNT_ID, GetAtt, GetAZs, Ref, Select, Sub, Template
+from troposphere import AWS_ACCOUNT_ID, AWS_REGION, GetAtt, GetAZs, Join, Ref, Select, Split, Sub, Template
 from troposphere.ec2 import (
     EIP,
     VPC,
@@ -214,10 +214,10 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
 
 
 # What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
-# this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
-# functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, which
-# share the API function's group) starting and following executions, SDK identity. DynamoDB has a gateway
-# endpoint in every environment (free); SNS goes through the NAT.
+# this account's principals only): ECS pulling the image and writing the processor's logs, the bootstrap reading
+# the master secret, the job-control functions (API and scheduler, which share the API function's group) starting
+# and following executions, SDK identity. DynamoDB has a gateway endpoint in every environment (free); SNS goes
+# through the NAT. Lambda writes the functions' logs from the service, not through the VPC.
 INTERFACE_ENDPOINTS = {
     "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
                 "ecr:GetDownloadUrlForLayer"),
@@ -228,47 +228,96 @@ INTERFACE_ENDPOINTS = {
     "states": ("states:DescribeExecution", "states:StartExecution"),
     "sts": ("sts:AssumeRole", "sts:GetCallerIdentity"),
 }
-# AWS-owned buckets reached through the S3 gateway with URLs that AWS signs: ECR's image layers and
-# CloudFormation's custom resource responses (the database bootstrap's answer).
+# Actions with no resource type (Service Authorization Reference, ECR and STS): their statement keeps "*".
+UNSCOPABLE_ENDPOINT_ACTIONS = ("ecr:GetAuthorizationToken", "sts:GetCallerIdentity")
+
+
+def interface_endpoint_resources(cfg: EnvConfig, service: str) -> list[Sub]:
+    """What an interface endpoint's scopable actions may reach: this environment's resource where the network tier
+    can name it (the processor's log group, the state machine), else this account's and region's of the type (the
+    processor's repository comes with the image at deploy time, RDS names the master secret)."""
+    log_group = f"log-group:{names.processor_log_group(cfg.name)}"
+    machine = names.state_machine(cfg.name)
+    return {
+        "ecr": [blocks.arn("ecr", "repository/*")],
+        "logs": [blocks.arn("logs", log_group), blocks.arn("logs", f"{log_group}:log-stream:*")],
+        "secretsmanager": [blocks.arn("secretsmanager", "secret:*")],
+        "states": [blocks.arn("states", f"stateMachine:{machine}"), blocks.arn("states", f"execution:{machine}:*")],
+        "sts": [Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*")],
+    }[service.split(".")[0]]
+
+
+# CloudFormation's custom-resource response bucket is named after the region WITHOUT its dashes (us-west-2 gives
+# cloudformation-custom-resource-response-uswest2): "Access CloudFormation using an interface endpoint", custom
+# resources (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/vpc-interface-endpoints.html), and the
+# ResponseURL of the event in https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html.
+# CloudFormation has no replace function: join the region's parts split at "-".
+REGION_WITHOUT_DASHES = "RegionWithoutDashes"
+# AWS-owned buckets reached through the S3 gateway with URLs that AWS signs: ECR's image layers (the region with
+# its dashes: https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html) and CloudFormation's
+# custom resource responses (the database bootstrap's answer).
 AWS_OWNED_BUCKET_OBJECTS = {
     "s3:GetObject": "arn:${AWS::Partition}:s3:::prod-${AWS::Region}-starport-layer-bucket/*",
-    "s3:PutObject": "arn:${AWS::Partition}:s3:::cloudformation-custom-resource-response-${AWS::Region}/*",
+    "s3:PutObject": "arn:${AWS::Partition}:s3:::cloudformation-custom-resource-response-${RegionWithoutDashes}/*",
 }
+
+
+def aws_owned_bucket_objects(arn: str) -> Sub:
+    if "${" + REGION_WITHOUT_DASHES + "}" in arn:
+        return Sub(arn, **{REGION_WITHOUT_DASHES: Join("", Split("-", Ref(AWS_REGION)))})
+    return Sub(arn)
 
 
 def endpoint_title(service: str) -> str:
     return "".join(part.capitalize() for part in service.replace(".", " ").split()) + "Endpoint"
 
 
-def interface_endpoint_policy(actions: tuple[str, ...]) -> PolicyDocument:
-    """The named actions, for this account's principals only (`aws:PrincipalAccount`)."""
-    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
-        Sid="ThisAccountOnly", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
-        Action=[Action(*a.split(":")) for a in actions], Resource=["*"],
-        Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
-    )])
+def this_account_only() -> Condition:
+    return Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID)))
 
 
+def interface_endpoint_policy(cfg: EnvConfig, service: str, actions: tuple[str, ...]) -> PolicyDocument:
+    """The named actions on interface_endpoint_resources (Resource "*" only for the actions that have no resource
+    type), for this account's principals only: for an interface endpoint the account root principal means every
+    principal of the account, and `aws:PrincipalAccount` says it again."""
+    def statement(sid: str, named: list[str], resources: list) -> Statement:
+        return Statement(Sid=sid, Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+                         Action=[Action(*a.split(":")) for a in named], Resource=resources,
+                         Condition=this_account_only())
+
+    scoped = [a for a in sorted(actions) if a not in UNSCOPABLE_ENDPOINT_ACTIONS]
+    unscopable = [a for a in sorted(actions) if a in UNSCOPABLE_ENDPOINT_ACTIONS]
+    return PolicyDocument(Version="2012-10-17", Statement=[
+        *([statement("ThisAccountOnly", scoped, interface_endpoint_resources(cfg, service))] if scoped else []),
+        *([statement("ThisAccountOnlyNoResourceType", unscopable, ["*"])] if unscopable else []),
+    ])
+
+
+# A gateway endpoint's policy reads an account-root principal as the root user alone: its principal must be "*",
+# narrowed by a condition (aws:PrincipalAccount here). PrivateLink Guide, "Control access to VPC endpoints using
+# endpoint policies", Principals for gateway endpoints
+# (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html#vpc-endpoint-policies-gateway).
 def dynamodb_endpoint_policy() -> PolicyDocument:
     """This account's principals on this account's tables in the region, with the actions job control uses."""
     return PolicyDocument(Version="2012-10-17", Statement=[Statement(
-        Sid="ThisAccountsTables", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+        Sid="ThisAccountsTables", Effect=Allow, Principal=Principal("*"),
         Action=list(job_control.TABLE_ACTIONS),
         Resource=[Sub("arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*")],
-        Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
+        Condition=this_account_only(),
     )])
 
 
 def s3_endpoint_policy() -> PolicyDocument:
-    """Objects of this account's buckets for its principals; and the AWS-owned buckets above, whose URLs AWS
-    signs (so no principal of this account can be required), one named bucket and action each."""
+    """Objects of this account's buckets for its principals ("*" narrowed by condition, as a gateway endpoint
+    needs); and the AWS-owned buckets above, whose URLs AWS signs (so no principal of this account can be
+    required), one named bucket and action each."""
     return PolicyDocument(Version="2012-10-17", Statement=[
-        Statement(Sid="ThisAccountsBuckets", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+        Statement(Sid="ThisAccountsBuckets", Effect=Allow, Principal=Principal("*"),
                   Action=[Action("s3", "GetObject"), Action("s3", "PutObject")], Resource=["*"],
                   Condition=Condition(StringEquals({"aws:PrincipalAccount": Ref(AWS_ACCOUNT_ID),
                                                     "s3:ResourceAccount": Ref(AWS_ACCOUNT_ID)}))),
         *[Statement(Sid=f"AwsOwned{action.split(':')[1]}", Effect=Allow, Principal=Principal("*"),
-                    Action=[Action(*action.split(":"))], Resource=[Sub(bucket)])
+                    Action=[Action(*action.split(":"))], Resource=[aws_owned_bucket_objects(bucket)])
           for action, bucket in sorted(AWS_OWNED_BUCKET_OBJECTS.items())],
     ])
 
@@ -288,5 +337,5 @@ def _interface_endpoints(t: Template, cfg: EnvConfig, vpc: VPC, private: list[Su
             endpoint_title(service), VpcId=Ref(vpc), VpcEndpointType="Interface", PrivateDnsEnabled=True,
             ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
             SubnetIds=[Ref(s) for s in private], SecurityGroupIds=[GetAtt(group, "GroupId")],
-            PolicyDocument=interface_endpoint_policy(actions),
+            PolicyDocument=interface_endpoint_policy(cfg, service, actions),
         ))

@@ -45,7 +45,7 @@ CONSUMES = (
     contracts.COMPLETION_TOPIC_ARN, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
     contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
-    contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
+    contracts.CACHE_REPLICATION_GROUP_ID, contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
 
@@ -206,6 +206,9 @@ def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> l
         "REDIS_AUTH": "iam",
         "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
         "REDIS_PORT": p[contracts.CACHE_ENDPOINT_PORT],
+        # The IAM token is a presigned `connect` request for the replication group's id (not its host name) and
+        # the user: https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/auth-iam.html
+        "REDIS_REPLICATION_GROUP_ID": p[contracts.CACHE_REPLICATION_GROUP_ID],
         "REDIS_TLS": "true",  # the cache refuses plain-text connections
         "REDIS_USERNAME": p[contracts.CACHE_USER_ID],
     }

@@ -25,7 +25,10 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The placeholders a migration may use; their values are checked identifiers from the resource's properties.
 PLACEHOLDERS = ("app_role", "app_schema", "database")
 LOCK_ID = 0x76_69_64_65_6F  # pg_advisory_xact_lock key: one bootstrap at a time per database
-REASON_LIMIT = 3000  # CloudFormation shows the reason; keep it short of its 4 KiB response limit
+# "The total size of the response body can't exceed 4096 bytes": Custom resource response objects,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html
+RESPONSE_LIMIT = 4096
+REASON_CUT = " [cut: the function's log has it whole]"
 
 
 class BootstrapError(Exception):
@@ -127,12 +130,30 @@ def physical_id(props: dict) -> str:
     return f"{props['DatabaseName']}/{props['AppRole']}"
 
 
-def respond(event: dict, status: str, reason: str, physical: str, data: dict | None = None) -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason[:REASON_LIMIT], "PhysicalResourceId": physical,
+def response_body(event: dict, status: str, reason: str, physical: str, data: dict | None = None) -> bytes:
+    """The response as sent, at most RESPONSE_LIMIT bytes: the reason is cut (and says so) until the body fits.
+    Measured encoded, as json.dumps escapes each non-ASCII character to 6 or 12 bytes."""
+    fields = {
+        "Status": status, "Reason": reason, "PhysicalResourceId": physical,
         "StackId": event["StackId"], "RequestId": event["RequestId"],
         "LogicalResourceId": event["LogicalResourceId"], "Data": data or {},
-    }).encode("utf-8")
+    }
+
+    def encoded(kept: int) -> bytes:
+        cut = reason if kept >= len(reason) else reason[:kept] + REASON_CUT
+        return json.dumps({**fields, "Reason": cut}).encode("utf-8")
+
+    if len(encoded(len(reason))) <= RESPONSE_LIMIT:
+        return encoded(len(reason))
+    low, high = 0, len(reason) - 1  # the longest prefix whose body fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if len(encoded(middle)) <= RESPONSE_LIMIT else (low, middle - 1)
+    return encoded(low)
+
+
+def respond(event: dict, status: str, reason: str, physical: str, data: dict | None = None) -> None:
+    body = response_body(event, status, reason, physical, data)
     # The pre-signed URL is signed for an empty content type.
     request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
                                      headers={"Content-Type": "", "Content-Length": str(len(body))})

@@ -84,9 +84,12 @@ ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 ENV_MAX_CONCURRENT = "MAX_CONCURRENT_VIDEOS"
 ENV_ERROR_TOPIC_ARN = "ERROR_TOPIC_ARN"
 
-# The state machine ends with this error when RunTask had no capacity (throttled, vCPU quota, no Fargate
-# capacity) after its own short retries: the scheduler puts the video back in the queue, it is not a failure.
+# When RunTask had no capacity (throttled, vCPU quota, no Fargate capacity) after its own short retries, the
+# state machine SUCCEEDS with the output {OUTCOME: CAPACITY_UNAVAILABLE, "cause": ...}: the scheduler puts the video
+# back in the queue, it is not a failure (a Fail state would count in ExecutionsFailed and page). Executions that
+# started under the older definition end FAILED with this error instead; the scheduler reads both.
 CAPACITY_UNAVAILABLE = "CapacityUnavailable"
+OUTCOME = "outcome"
 # The state machine's Fail state after it published to the error topic; its cause is that notification as JSON.
 # Any other FAILED ending told nobody, so the scheduler notifies.
 NOTIFIED_FAILURE = "ProcessingError"

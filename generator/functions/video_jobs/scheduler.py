@@ -44,7 +44,7 @@ def execution_ended(control, detail):
         LOG.warning("ignoring %s: its input names no videoId and attempt", detail.get("executionArn"))
         return None
     return lifecycle.end(control, *found, detail.get("executionArn"), detail["status"], detail.get("error"),
-                         detail.get("cause"))
+                         detail.get("cause"), detail.get("output"))
 
 
 def backlog_metrics(table, queued, oldest_seconds, at):

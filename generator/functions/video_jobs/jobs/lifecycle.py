@@ -210,9 +210,24 @@ def error_of(status, error, cause):
     return {"error": str(error or status), "cause": str(cause or "")[:CAUSE_MAX]}
 
 
-def end(control, video_id, attempt, arn, status, error=None, cause=None):
+def capacity_shortage(output):
+    """The cause when an execution's output (JSON text, as EventBridge and DescribeExecution give it) says it found
+    no capacity (contract.OUTCOME), else None."""
+    try:
+        parsed = json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and parsed.get(c.OUTCOME) == c.CAPACITY_UNAVAILABLE:
+        return str(parsed.get("cause") or c.CAPACITY_UNAVAILABLE)
+    return None
+
+
+def end(control, video_id, attempt, arn, status, error=None, cause=None, output=None):
     """An execution ended: release its slot (once) and notify the error topic where nothing else did.
     Returns the job as written, or None when there was nothing to do."""
+    shortage = capacity_shortage(output) if status == "SUCCEEDED" else None
+    if shortage:  # succeeded only so that ExecutionsFailed counts real failures: no capacity, requeue
+        status, error, cause = "FAILED", c.CAPACITY_UNAVAILABLE, shortage
     job = records.get(control.store, video_id, attempt)
     if job is None or job.get("executionArn") != arn:
         LOG.info("no running job for %s (already released, or not started by job control)", arn)
@@ -263,6 +278,6 @@ def reconcile(control):
             continue
         if described["status"] in ENDED:
             released = end(control, job[c.PARTITION_KEY], int(job[c.SORT_KEY]), arn, described["status"],
-                           described.get("error"), described.get("cause"))
+                           described.get("error"), described.get("cause"), described.get("output"))
             reclaimed += [released] if released else []
     return reclaimed
