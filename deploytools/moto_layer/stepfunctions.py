@@ -471,6 +471,10 @@ def execution_status_changes(on_start: Callable[[str], None],
         yield
 
 
+# Each has a canary in tests/test_moto_workarounds.py.
+JOB_CONTROL_INSTRUMENTS = (scripted_ecs_tasks, sync_poll_interval, execution_status_changes)
+
+
 # --------------------------------------------------------------------------
 # Placeholders
 # --------------------------------------------------------------------------
