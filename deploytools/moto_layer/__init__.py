@@ -2,11 +2,16 @@
 
     cloudformation   workarounds for `./deploy.sh --local`'s embedded emulator (deploytools.local_aws)
     stepfunctions    patches that let moto's Step Functions interpreter run the generated state machine
-                     (tests/moto_sfn.py, tests/test_workflow_behaviour.py)
+                     (tests/moto_sfn.py, tests/test_workflow_behaviour.py), and job control's instruments
+                     (tests/jobs_harness.py: scripted tasks, the .sync poll, the status-change events)
+    threads          locks around moto's DynamoDB and ECS backends, which lose races AWS does not
+                     (tests/jobs_harness.py runs API, scheduler and executions on threads of one process)
 
-Every patch reaches into moto internals, so both halves refuse any moto but MOTO_VERSION, the same version
-setup.cfg's dev extra pins (tests/test_moto_layer.py keeps the two equal). moto is a dev-only dependency:
-only local_aws's server path and the tests import this package, never generator/ or deploytools/cfn.py.
+No test or script patches moto outside this package (tests/test_moto_layer.py looks); each patch has a canary
+that fails once moto no longer needs it. Every patch reaches into moto internals, so every entry point refuses
+any moto but MOTO_VERSION, the same version setup.cfg's dev extra pins (tests/test_moto_layer.py keeps the two
+equal). moto is a dev-only dependency: only local_aws's server path and the tests import this package, never
+generator/ or deploytools/cfn.py.
 """
 
 from __future__ import annotations
