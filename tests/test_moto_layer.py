@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import contextlib
 import os
 import re
 import subprocess
@@ -71,6 +72,38 @@ def test_every_part_of_the_layer_refuses_another_moto(monkeypatch):
     for name, enter in ENTRY_POINTS.items():
         with pytest.raises(MotoVersionError), enter():
             pytest.fail(f"{name} patched another moto")
+
+
+def patched_in_moto() -> list:
+    """The classes and modules of moto the layer's context managers patch."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+        state_task_service_callback,
+        state_task_service_ecs,
+    )
+    from moto.stepfunctions.parser.backend import execution
+
+    return [DynamoDBBackend, EC2ContainerServiceBackend, retrier_decl, state_task_service.StateTaskService,
+            state_task_service_callback, state_task_service_callback.StateTaskServiceCallback, state_task_service_ecs,
+            state_task_service_ecs.StateTaskServiceEcs, execution.Execution, execution.BaseExecutionWorkerCommunication]
+
+
+def test_leaving_the_patches_puts_back_exactly_what_moto_had():
+    """Down to the descriptor: a staticmethod put back as its bare function binds as a method, and the next RunTask
+    outside the patches fails with a TypeError that looks like the defect ecs_task_level_memory works around."""
+    before = [dict(vars(target)) for target in patched_in_moto()]
+    with contextlib.ExitStack() as stack:
+        for enter in ENTRY_POINTS.values():
+            stack.enter_context(enter())
+        assert [dict(vars(target)) for target in patched_in_moto()] != before
+    after = [dict(vars(target)) for target in patched_in_moto()]
+    assert [sorted(names) for names in after] == [sorted(names) for names in before]
+    changed = [f"{target.__name__}.{name}" for target, old, new in zip(patched_in_moto(), before, after, strict=True)
+               for name in old if new[name] is not old[name]]
+    assert changed == []
 
 
 def test_every_job_control_instrument_is_an_entry_point():

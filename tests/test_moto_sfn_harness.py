@@ -199,7 +199,7 @@ def _run_fargate_task_without_container_memory() -> list:
 
 def test_unpatched_moto_cannot_run_a_task_whose_containers_give_no_memory():
     """If this fails, moto places such a task: drop ecs_task_level_memory."""
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+=: 'int' and 'NoneType'"):
         _run_fargate_task_without_container_memory()
 
 

@@ -16,6 +16,10 @@ generator/ or deploytools/cfn.py.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import moto
 
 MOTO_VERSION = "5.2.5"
@@ -33,3 +37,22 @@ def require_moto_version() -> None:
             "install setup.cfg's pin (.venv/bin/pip install -e '.[dev]'), or, to upgrade, re-run "
             "tests/test_moto_workarounds.py and tests/test_moto_sfn_harness.py (their canaries show which "
             "workarounds are still needed) and update MOTO_VERSION with setup.cfg's pin")
+
+
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def patched(target: Any, name: str, value: Any) -> Iterator[None]:
+    """``target.name`` (a class or module of moto's) is ``value`` for a while. Puts back what ``target`` itself
+    held: ``getattr`` would hand back a staticmethod's bare function, which then binds as a method."""
+    getattr(target, name)  # a name moto no longer has fails here, loudly
+    own = vars(target).get(name, _ABSENT)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        if own is _ABSENT:
+            delattr(target, name)  # it was inherited: the base class's serves again
+        else:
+            setattr(target, name, own)

@@ -55,19 +55,9 @@ from typing import Any
 
 import botocore.session
 
-from deploytools.moto_layer import require_moto_version
+from deploytools.moto_layer import patched, require_moto_version
 
 _PARSER = "moto.stepfunctions.parser"
-
-
-@contextlib.contextmanager
-def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(target, name)
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, original)
 
 
 @functools.cache
@@ -112,8 +102,8 @@ def service_normalisation() -> contextlib.ExitStack:
             self._from_boto_response(response, shape)
 
     stack = contextlib.ExitStack()
-    stack.enter_context(_patched(sts.StateTaskService, "_normalise_parameters", normalise_parameters))
-    stack.enter_context(_patched(sts.StateTaskService, "_normalise_response", normalise_response))
+    stack.enter_context(patched(sts.StateTaskService, "_normalise_parameters", normalise_parameters))
+    stack.enter_context(patched(sts.StateTaskService, "_normalise_response", normalise_response))
     return stack
 
 
@@ -161,7 +151,7 @@ def ecs_run_task_parameters(*extra: str) -> contextlib.AbstractContextManager[No
 
     bindings = dict(ecs_service._SUPPORTED_API_PARAM_BINDINGS)
     bindings["runtask"] = bindings["runtask"] | {"CapacityProviderStrategy", *extra}
-    return _patched(ecs_service, "_SUPPORTED_API_PARAM_BINDINGS", bindings)
+    return patched(ecs_service, "_SUPPORTED_API_PARAM_BINDINGS", bindings)
 
 
 def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[None]:
@@ -203,7 +193,7 @@ def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[No
             event_details=EventDetails(taskFailedEventDetails=details),
         )
 
-    return _patched(StateTaskServiceEcs, "_from_error", from_error)
+    return patched(StateTaskServiceEcs, "_from_error", from_error)
 
 
 def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
@@ -244,7 +234,7 @@ def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
 
         return resolver
 
-    return _patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
+    return patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
 
 
 _MEMORY_KEYS = ("memory", "Memory", "memoryReservation", "MemoryReservation")
@@ -263,14 +253,14 @@ def ecs_task_level_memory() -> contextlib.AbstractContextManager[None]:
                       for c in task_definition.container_definitions]
         return original(types.SimpleNamespace(container_definitions=containers))
 
-    return _patched(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
+    return patched(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
 
 
 def recorded_retry_sleeps(sleeps: list[float]) -> contextlib.AbstractContextManager[None]:
     """Append each retry interval to ``sleeps`` instead of sleeping it."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    return _patched(retrier_decl, "time", types.SimpleNamespace(sleep=sleeps.append))
+    return patched(retrier_decl, "time", types.SimpleNamespace(sleep=sleeps.append))
 
 
 @contextlib.contextmanager
@@ -314,7 +304,7 @@ def ecs_task_outcome(
                 container.last_status = "STOPPED"
         return tasks
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
 def ecs_run_task_error(
@@ -330,7 +320,7 @@ def ecs_run_task_error(
         calls.append(_run_task_arguments(self, args, kwargs))
         raise JsonRESTError(code, message)
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
 @functools.cache
@@ -356,7 +346,7 @@ def counted_run_task(calls: list[dict[str, Any]]) -> contextlib.AbstractContextM
         calls.append(_run_task_arguments(self, args, kwargs))
         return original(self, *args, **kwargs)
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
 # --------------------------------------------------------------------------
@@ -417,8 +407,8 @@ def scripted_ecs_tasks(
         # The task's status is the script's alone: no automatic progression.
         state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
         try:
-            with _patched(EC2ContainerServiceBackend, "run_task", run), \
-                    _patched(EC2ContainerServiceBackend, "describe_tasks", describe):
+            with patched(EC2ContainerServiceBackend, "run_task", run), \
+                    patched(EC2ContainerServiceBackend, "describe_tasks", describe):
                 yield
         finally:
             state_manager.unset_transition("ecs::task")
@@ -433,7 +423,7 @@ def sync_poll_interval(seconds: float) -> contextlib.AbstractContextManager[None
     require_moto_version()
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
-    return _patched(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", seconds)
+    return patched(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", seconds)
 
 
 def _status_change_detail(execution: Any) -> dict[str, Any]:
@@ -466,8 +456,8 @@ def execution_status_changes(on_start: Callable[[str], None],
         original_terminated(self)
         on_end(_status_change_detail(self.execution))
 
-    with _patched(execution_module.Execution, "start", start), \
-            _patched(execution_module.BaseExecutionWorkerCommunication, "terminated", terminated):
+    with patched(execution_module.Execution, "start", start), \
+            patched(execution_module.BaseExecutionWorkerCommunication, "terminated", terminated):
         yield
 
 
@@ -525,7 +515,7 @@ def retried_sync_task_waits_again() -> contextlib.AbstractContextManager[None]:
             endpoint._notify_event.clear()  # interrupted by the previous attempt, never notified
         return original(self, env, *args, **kwargs)
 
-    return _patched(StateTaskServiceCallback, "_eval_integration_pattern", eval_integration_pattern)
+    return patched(StateTaskServiceCallback, "_eval_integration_pattern", eval_integration_pattern)
 
 
 WORKAROUNDS = (

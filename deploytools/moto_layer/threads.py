@@ -15,14 +15,13 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from deploytools.moto_layer import require_moto_version
+from deploytools.moto_layer import patched, require_moto_version
 
 
 @contextlib.contextmanager
 def _serialised(cls: Any, names: tuple[str, ...]) -> Iterator[None]:
     """Run the named methods of ``cls`` one at a time (a re-entrant lock: moto's methods call each other)."""
     lock = threading.RLock()
-    originals = {name: getattr(cls, name) for name in names}
 
     def locked(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
@@ -31,13 +30,10 @@ def _serialised(cls: Any, names: tuple[str, ...]) -> Iterator[None]:
                 return original(self, *args, **kwargs)
         return call
 
-    for name, original in originals.items():
-        setattr(cls, name, locked(original))
-    try:
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(patched(cls, name, locked(getattr(cls, name))))
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(cls, name, original)
 
 
 def serialised_dynamodb() -> contextlib.AbstractContextManager[None]:
