@@ -115,7 +115,9 @@ def test_a_rollback_that_cannot_delete_everything_ends_rollback_failed_naming_wh
 # and fails once moto no longer loses the race.
 
 RACE_REGION = "us-east-1"
-LATE_CALL_SECONDS = 0.3  # how long a racing call may take; with a workaround it waits for the lock instead
+# How long the racing call is given: unpatched it ends in milliseconds (the wait ends with it; generous against a
+# loaded machine), with a workaround it waits for the lock, and the wait must end first.
+UNPATCHED_SECONDS, PATCHED_SECONDS = 10.0, 0.5
 
 
 @pytest.fixture
@@ -131,8 +133,8 @@ def account(monkeypatch):
         yield
 
 
-def _meanwhile(call) -> Callable[[], None]:
-    """Start ``call`` in another thread, give it LATE_CALL_SECONDS, return what waits for it to end."""
+def _meanwhile(call, seconds: float) -> Callable[[], None]:
+    """Start ``call`` in another thread, give it ``seconds`` to end, return what waits for it to end."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -143,7 +145,7 @@ def _meanwhile(call) -> Callable[[], None]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(timeout=LATE_CALL_SECONDS)
+    thread.join(timeout=seconds)
 
     def finished() -> None:
         thread.join(timeout=30)
@@ -151,7 +153,7 @@ def _meanwhile(call) -> Callable[[], None]:
     return finished
 
 
-def _transaction_racing_a_put() -> list[str]:
+def _transaction_racing_a_put(seconds: float) -> list[str]:
     """A TransactWriteItems whose condition fails, while another thread puts an item into the same table after the
     transaction began. Returns the table's keys once both ended."""
     import boto3
@@ -168,7 +170,7 @@ def _transaction_racing_a_put() -> list[str]:
     def get_item_while_another_thread_writes(*args, **kwargs):
         # The transaction has taken its copy of the table; the other thread's put arrives now.
         if not waits:
-            waits.append(_meanwhile(lambda: ddb.put_item(TableName="race", Item={"k": {"S": "other"}})))
+            waits.append(_meanwhile(lambda: ddb.put_item(TableName="race", Item={"k": {"S": "other"}}), seconds))
         return get_item(*args, **kwargs)
 
     backend.get_item = get_item_while_another_thread_writes
@@ -184,12 +186,13 @@ def _transaction_racing_a_put() -> list[str]:
 
 def test_unpatched_moto_undoes_another_threads_write_when_a_transaction_fails(account):
     """If this fails, moto isolates a transaction from other writers: drop serialised_dynamodb."""
-    assert _transaction_racing_a_put() == [], "moto put its copy of the table back over the other thread's item"
+    keys = _transaction_racing_a_put(UNPATCHED_SECONDS)
+    assert keys == [], "moto put its copy of the table back over the other thread's item"
 
 
 def test_serialised_dynamodb_keeps_the_other_threads_write(account):
     with threads.serialised_dynamodb():
-        assert _transaction_racing_a_put() == ["other"]
+        assert _transaction_racing_a_put(PATCHED_SECONDS) == ["other"]
 
 
 def _ecs():
@@ -217,7 +220,7 @@ def _fargate_task_runner(cluster: str, **container) -> Callable[[], str]:
     return run_task
 
 
-def _describe_racing_a_run_task() -> list[str]:
+def _describe_racing_a_run_task(seconds: float) -> list[str]:
     """DescribeTasks of one task while another thread's RunTask starts a second one in the same cluster. Returns
     the ARNs DescribeTasks answered."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -230,7 +233,7 @@ def _describe_racing_a_run_task() -> list[str]:
 
     def advance_while_another_thread_runs_a_task() -> None:
         # DescribeTasks is inside its loop over the cluster's tasks; the other thread's RunTask arrives now.
-        waits.append(_meanwhile(run_task))
+        waits.append(_meanwhile(run_task, seconds))
 
     task.advance = advance_while_another_thread_runs_a_task
     try:
@@ -245,12 +248,12 @@ def _describe_racing_a_run_task() -> list[str]:
 def test_unpatched_moto_fails_a_describe_tasks_that_races_a_run_task(account):
     """If this fails, moto's DescribeTasks copes with a concurrent RunTask: drop serialised_ecs_tasks."""
     with pytest.raises(RuntimeError, match="dictionary changed size during iteration"):
-        _describe_racing_a_run_task()
+        _describe_racing_a_run_task(UNPATCHED_SECONDS)
 
 
 def test_serialised_ecs_tasks_answers_the_describe(account):
     with threads.serialised_ecs_tasks():
-        assert len(_describe_racing_a_run_task()) == 1
+        assert len(_describe_racing_a_run_task(PATCHED_SECONDS)) == 1
 
 
 def test_every_thread_workaround_has_a_canary_and_says_why():
