@@ -164,3 +164,21 @@ def emulator_env(tmp: Path) -> dict[str, str]:
     env.update(LOCAL_AWS_PORT=str(port), LOCAL_AWS_STATE_DIR=str(tmp / "local-aws"), BUILD_DIR=str(tmp / "build"),
                DEPLOY_POLL_SECONDS="0.2", NO_COLOR="1")
     return env
+
+
+# --- CI runs every test: a skip there is a failure that names its reason -----------------------------------------
+
+
+def running_in_ci() -> bool:
+    """GitHub Actions sets CI=true (https://docs.github.com/en/actions/reference/variables-reference); .ci/run too."""
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.skipped and running_in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {reason.removeprefix('Skipped: ')}"
+    return report

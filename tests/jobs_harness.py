@@ -9,14 +9,16 @@ What stands in for AWS, and why:
   handler on dispatcher threads, as EventBridge invokes the function asynchronously. ``drop`` loses chosen events.
 * **Lambda.** moto runs functions only in docker: the handlers are called in-process, each call like one
   invocation (the API in the caller's thread, the scheduler on the dispatchers).
-* **DynamoDB atomicity.** moto 5.2.5 runs ``TransactWriteItems`` by deep-copying the table and restoring the copy
-  when a condition fails, so a concurrent write from another thread is undone. DynamoDB serialises items; the
-  harness serialises moto's DynamoDB calls with one lock (``atomic_dynamodb``).
-* **ECS atomicity.** moto's ECS backend is not thread-safe either (DescribeTasks iterates the tasks RunTask adds to):
-  the harness serialises those two calls.
+* **Thread safety.** moto 5.2.5's DynamoDB and ECS backends lose races that AWS does not (a failed transaction
+  undoes other threads' writes; DescribeTasks iterates the tasks RunTask adds to): the harness serialises them
+  with ``deploytools.moto_layer.threads``.
 * **Task duration.** A task reports RUNNING until ``task_seconds`` after RunTask, then STOPPED with the exit code
   ``exit_code(video_id, n)`` chooses for the n-th task of that video; the interpreter's ``.sync`` poll
   interval (0.5 s) is shortened.
+
+Every patch of moto this needs lives in deploytools/moto_layer (the event hook, the scripted tasks and the poll
+interval in its ``stepfunctions``, the locks in its ``threads``), each with a canary that fails once moto no
+longer needs it; here is only what the pipeline does with them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deploytools.moto_layer.stepfunctions import moto_patches, substitute
+from deploytools.moto_layer.stepfunctions import (
+    execution_status_changes,
+    moto_patches,
+    scripted_ecs_tasks,
+    substitute,
+    sync_poll_interval,
+)
+from deploytools.moto_layer.threads import serialised_backends
 
 from moto_sfn import EXECUTE, REGION, create_resources, drain_queue
 
@@ -59,29 +68,6 @@ def table_properties(templates: dict) -> dict[str, Any]:
     return {k: v for k, v in table["Properties"].items() if k in wanted}
 
 
-@contextlib.contextmanager
-def atomic_dynamodb() -> Iterator[None]:
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    names = ("transact_write_items", "put_item", "update_item", "get_item", "query", "scan", "delete_item")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-
-    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(self, *args, **kwargs)
-        return call
-
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
-
-
 @dataclass
 class Tasks:
     """Tasks RunTask started: when, for which video, and the most ever running at once (sampled)."""
@@ -99,65 +85,31 @@ class Tasks:
             return len(self.started) - len(self.stopped)
 
 
-@contextlib.contextmanager
-def timed_tasks(tasks: Tasks) -> Iterator[None]:
+def timed_tasks(tasks: Tasks) -> contextlib.AbstractContextManager[None]:
     """RunTask records the task; DescribeTasks shows it RUNNING for ``tasks.seconds``, then STOPPED."""
-    from moto.core.exceptions import JsonRESTError
-    from moto.ecs.models import EC2ContainerServiceBackend
-    from moto.moto_api import state_manager
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 
-    run_task, describe_tasks = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.describe_tasks
-    # moto 5.2.5's describe_tasks iterates the cluster's task dict while another execution's RunTask may add to
-    # it ("dictionary changed size during iteration", about one execution in a few hundred): one at a time.
-    backend_lock = threading.RLock()
+    def started(task_arn: str, overrides: dict[str, Any]) -> None:
+        video = next((e["value"] for c in overrides.get("containerOverrides", []) for e in c.get("environment", [])
+                      if e.get("name") == "VIDEO_ID"), "")
+        with tasks.lock:
+            tasks.started[task_arn] = (time.monotonic(), video)
 
-    def video_of(task: Any) -> str:
-        overrides = task.overrides or {}
-        return next((e["value"] for c in overrides.get("containerOverrides", []) for e in c.get("environment", [])
-                     if e.get("name") == "VIDEO_ID"), "")
+    def exit_code_once_stopped(task_arn: str) -> int | None:
+        with tasks.lock:
+            begun, video = tasks.started.get(task_arn, (0.0, ""))
+            if time.monotonic() - begun < tasks.seconds:
+                return None
+            tasks.stopped.add(task_arn)
+            nth = sum(1 for _, v in tasks.started.values() if v == video)  # tasks of this video so far
+        return tasks.exit_code(video, nth)
 
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def refuse() -> str | None:
         code = tasks.refuse()
         if code:
             tasks.refused += 1
-            raise JsonRESTError(code, "Rate exceeded")
-        with backend_lock:
-            started = run_task(self, *args, **kwargs)
-        with tasks.lock:
-            for task in started:
-                task.status = "RUNNING"
-                tasks.started[task.task_arn] = (time.monotonic(), video_of(task))
-        return started
+        return code
 
-    def describe(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with backend_lock:
-            found = describe_tasks(self, *args, **kwargs)
-        for task in found:
-            with tasks.lock:
-                begun, video = tasks.started.get(task.task_arn, (0.0, ""))
-                if task.task_arn in tasks.stopped or time.monotonic() - begun < tasks.seconds:
-                    continue
-                tasks.stopped.add(task.task_arn)
-                nth = sum(1 for _, v in tasks.started.values() if v == video)  # tasks of this video so far
-            task.status = "STOPPED"
-            task.stop_code, task.stopped_reason = "EssentialContainerExited", "Essential container in task exited"
-            for container in task.containers:
-                container.exitCode = tasks.exit_code(video, nth)
-                container.last_status = "STOPPED"
-        return found
-
-    # The task's status is ours alone: no automatic progression.
-    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
-    delay = state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK
-    EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.describe_tasks = run, describe
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = POLL_SECONDS
-    try:
-        yield
-    finally:
-        EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.describe_tasks = run_task, describe_tasks
-        state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = delay
-        state_manager.unset_transition("ecs::task")
+    return scripted_ecs_tasks(started=started, exit_code_once_stopped=exit_code_once_stopped, refuse=refuse)
 
 
 class Pipeline:
@@ -197,9 +149,10 @@ class Pipeline:
             self.monkeypatch.setenv(name, value)
         stack.enter_context(mock_aws(config=EXECUTE))
         stack.enter_context(moto_patches(run_task_calls=[], retry_sleeps=self.retry_sleeps, leave_out=self.leave_out))
+        stack.enter_context(serialised_backends())
         stack.enter_context(timed_tasks(self.tasks))
-        stack.enter_context(atomic_dynamodb())
-        stack.enter_context(self._event_bus())
+        stack.enter_context(sync_poll_interval(POLL_SECONDS))
+        stack.enter_context(execution_status_changes(self._started, self._ended))
         self.resources = create_resources()
         sfn = boto3.client("stepfunctions", region_name=REGION)
         asl = substitute(self.definition, {**self.resources.default_substitutions(), **self.substitutions})
@@ -238,37 +191,16 @@ class Pipeline:
             thread.join(timeout=10)
         self._stack.close()
 
-    @contextlib.contextmanager
-    def _event_bus(self) -> Iterator[None]:
-        from moto.stepfunctions.parser.backend import execution as execution_module
+    def _started(self, name: str) -> None:
+        with self.lock:
+            self.running_executions += 1
+            self.max_running_executions = max(self.max_running_executions, self.running_executions)
+            self.start_order.append(name)
 
-        worker = execution_module.BaseExecutionWorkerCommunication
-        original_terminated, original_start = worker.terminated, execution_module.Execution.start
-        pipeline = self
-
-        def start(self: Any) -> None:
-            with pipeline.lock:
-                pipeline.running_executions += 1
-                pipeline.max_running_executions = max(pipeline.max_running_executions, pipeline.running_executions)
-                pipeline.start_order.append(self.name)
-            original_start(self)
-
-        def terminated(self: Any) -> None:
-            original_terminated(self)
-            e = self.execution
-            with pipeline.lock:
-                pipeline.running_executions -= 1
-            pipeline.emit({"executionArn": e.exec_arn, "stateMachineArn": e.state_machine.arn, "name": e.name,
-                           "status": str(e.exec_status.value if hasattr(e.exec_status, "value") else e.exec_status),
-                           "input": json.dumps(e.input_data) if e.input_data is not None else None,
-                           "output": json.dumps(e.output) if e.output is not None else None,
-                           "error": e.error, "cause": e.cause})
-
-        worker.terminated, execution_module.Execution.start = terminated, start
-        try:
-            yield
-        finally:
-            worker.terminated, execution_module.Execution.start = original_terminated, original_start
+    def _ended(self, detail: dict) -> None:
+        with self.lock:
+            self.running_executions -= 1
+        self.emit(detail)
 
     # --- the event bus -----------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 tests/test_security_rules.py runs every rule over every template and over its good and bad fixture; here the
 rules also meet the shape the templates had before issue #13 (master credentials in the container, a generated
 master secret that never rotates, task-token grants, a container running as root), as one synthetic set of
-templates and, when git has it, as the committed templates of the commit before that change.
+templates and, when git has it, as the committed templates of the commit before that change. CI checks out the
+full history for the latter (a clone without it skips them, and under CI a skip fails).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def before() -> dict:
     listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", BEFORE, "templates"], cwd=REPO,
                              capture_output=True, text=True, check=False)
     if listing.returncode != 0:
-        pytest.skip(f"commit {BEFORE} is not in this clone (shallow?); the synthetic cases below still run")
+        pytest.skip(f"commit {BEFORE} is not in this clone (a shallow clone? `git fetch --unshallow` fetches it); "
+                    "the synthetic cases below still run")
     for path in listing.stdout.split():
         _, env, name = path.split("/")
         text = subprocess.run(["git", "show", f"{BEFORE}:{path}"], cwd=REPO, capture_output=True, text=True,
@@ -62,6 +64,16 @@ def before() -> dict:
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
 def test_rules_fail_on_the_templates_before_issue_13(before, rule):
     assert rule(before), f"{rule.id} finds nothing in the templates of {BEFORE}"
+
+
+def test_ci_checks_out_the_history_the_cases_before_issue_13_read():
+    """actions/checkout fetches one commit unless asked for more; these cases would then skip (fail, under CI)."""
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    [checkout] = [step for step in workflow["jobs"]["ci"]["steps"]
+                  if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == 0, "0 is every commit of every branch and tag"
 
 
 def _old_shape() -> dict:

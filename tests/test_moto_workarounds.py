@@ -1,18 +1,22 @@
-"""Each CloudFormation workaround of deploytools.moto_layer is still needed (unpatched moto misbehaves) and
-still works (patched moto doesn't).
+"""Each workaround of deploytools.moto_layer is still needed (unpatched moto misbehaves) and still works
+(patched moto doesn't): the CloudFormation ones (the emulator's), the thread-safety ones and job control's
+instruments (tests/jobs_harness.py's). The Step Functions workarounds' canaries are in test_moto_sfn_harness.py.
 
-When a moto upgrade fixes a behaviour, the `still_needed` case fails: delete that workaround.
+When a moto upgrade fixes a behaviour, its `still_needed` / `test_unpatched_` case fails: delete that workaround.
 """
 
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from deploytools.moto_layer import MOTO_VERSION, cloudformation
+from deploytools.moto_layer import MOTO_VERSION, cloudformation, stepfunctions, threads
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = [w.__name__ for w in cloudformation.WORKAROUNDS]
@@ -103,3 +107,271 @@ def test_a_rollback_that_cannot_delete_everything_ends_rollback_failed_naming_wh
     assert result["status"] == "ROLLBACK_FAILED"
     assert result["reason"].startswith("The following resource(s) failed to delete: [Vpc].")
     assert result["resources"] == ["Vpc"], "the stack still lists what is left, and only that"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Thread safety (deploytools.moto_layer.threads), for job control's harness: each canary makes another thread's
+# call land at the one moment unpatched moto mishandles it (a hook on that backend object, this test's alone),
+# and fails once moto no longer loses the race.
+
+RACE_REGION = "us-east-1"
+# How long the racing call is given: unpatched it ends in milliseconds (the wait ends with it; generous against a
+# loaded machine), with a workaround it waits for the lock, and the wait must end first.
+UNPATCHED_SECONDS, PATCHED_SECONDS = 10.0, 0.5
+
+
+@pytest.fixture
+def account(monkeypatch):
+    from moto import mock_aws
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (("AWS_DEFAULT_REGION", RACE_REGION), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+def _meanwhile(call, seconds: float) -> Callable[[], None]:
+    """Start ``call`` in another thread, give it ``seconds`` to end, return what waits for it to end."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+
+    def finished() -> None:
+        thread.join(timeout=30)
+        assert not thread.is_alive() and not errors, errors
+    return finished
+
+
+def _transaction_racing_a_put(seconds: float) -> list[str]:
+    """A TransactWriteItems whose condition fails, while another thread puts an item into the same table after the
+    transaction began. Returns the table's keys once both ended."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    ddb = boto3.client("dynamodb", region_name=RACE_REGION)
+    ddb.create_table(TableName="race", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][RACE_REGION]
+    get_item, waits = backend.get_item, []
+
+    def get_item_while_another_thread_writes(*args, **kwargs):
+        # The transaction has taken its copy of the table; the other thread's put arrives now.
+        if not waits:
+            waits.append(_meanwhile(lambda: ddb.put_item(TableName="race", Item={"k": {"S": "other"}}), seconds))
+        return get_item(*args, **kwargs)
+
+    backend.get_item = get_item_while_another_thread_writes
+    try:
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            ddb.transact_write_items(TransactItems=[{"ConditionCheck": {
+                "TableName": "race", "Key": {"k": {"S": "missing"}}, "ConditionExpression": "attribute_exists(k)"}}])
+    finally:
+        del backend.get_item
+    waits[0]()
+    return sorted(item["k"]["S"] for item in ddb.scan(TableName="race")["Items"])
+
+
+def test_unpatched_moto_undoes_another_threads_write_when_a_transaction_fails(account):
+    """If this fails, moto isolates a transaction from other writers: drop serialised_dynamodb."""
+    keys = _transaction_racing_a_put(UNPATCHED_SECONDS)
+    assert keys == [], "moto put its copy of the table back over the other thread's item"
+
+
+def test_serialised_dynamodb_keeps_the_other_threads_write(account):
+    with threads.serialised_dynamodb():
+        assert _transaction_racing_a_put(PATCHED_SECONDS) == ["other"]
+
+
+def _ecs():
+    import boto3
+
+    return boto3.client("ecs", region_name=RACE_REGION)
+
+
+def _fargate_task_runner(cluster: str, **container) -> Callable[[], str]:
+    """A cluster and a Fargate task definition of that name (in a VPC of their own); returns a RunTask of it."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=RACE_REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # else moto's ENI has no DNS name
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    _ecs().create_cluster(clusterName=cluster)
+    _ecs().register_task_definition(family=cluster, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                    cpu="256", memory="512", containerDefinitions=[
+                                        {"name": "c", "image": "x", "essential": True, "memory": 512, **container}])
+
+    def run_task() -> str:
+        return _ecs().run_task(cluster=cluster, taskDefinition=cluster, launchType="FARGATE", networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})["tasks"][0]["taskArn"]
+    return run_task
+
+
+def _describe_racing_a_run_task(seconds: float) -> list[str]:
+    """DescribeTasks of one task while another thread's RunTask starts a second one in the same cluster. Returns
+    the ARNs DescribeTasks answered."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ecs.models import ecs_backends
+
+    run_task = _fargate_task_runner("race")
+    first = run_task()
+    [task] = ecs_backends[DEFAULT_ACCOUNT_ID][RACE_REGION].tasks["race"].values()
+    waits = []
+
+    def advance_while_another_thread_runs_a_task() -> None:
+        # DescribeTasks is inside its loop over the cluster's tasks; the other thread's RunTask arrives now.
+        waits.append(_meanwhile(run_task, seconds))
+
+    task.advance = advance_while_another_thread_runs_a_task
+    try:
+        described = [t["taskArn"] for t in _ecs().describe_tasks(cluster="race", tasks=[first])["tasks"]]
+    finally:
+        del task.advance
+        if waits:
+            waits[0]()
+    return described
+
+
+def test_unpatched_moto_fails_a_describe_tasks_that_races_a_run_task(account):
+    """If this fails, moto's DescribeTasks copes with a concurrent RunTask: drop serialised_ecs_tasks."""
+    with pytest.raises(RuntimeError, match="dictionary changed size during iteration"):
+        _describe_racing_a_run_task(UNPATCHED_SECONDS)
+
+
+def test_serialised_ecs_tasks_answers_the_describe(account):
+    with threads.serialised_ecs_tasks():
+        assert len(_describe_racing_a_run_task(PATCHED_SECONDS)) == 1
+
+
+def test_every_thread_workaround_has_a_canary_and_says_why():
+    canaries = [f.__doc__ or "" for name, f in globals().items() if name.startswith("test_unpatched_")]
+    for workaround in threads.WORKAROUNDS:
+        assert any(f"drop {workaround.__name__}." in doc for doc in canaries), workaround.__name__
+        assert f"moto {MOTO_VERSION}" in (workaround.__doc__ or ""), workaround.__name__
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Job control's instruments (deploytools.moto_layer.stepfunctions.JOB_CONTROL_INSTRUMENTS): what moto lacks, so
+# that each canary fails once moto offers it (then use moto's way and drop the instrument).
+
+PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+def _run_pass_execution(name: str) -> str:
+    """Run a one-state machine to its end in moto's interpreter; returns the execution ARN."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=RACE_REGION)
+    machine = sfn.create_state_machine(name="pass", definition=PASS_MACHINE,
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input='{"videoId": "v"}')["executionArn"]
+    deadline = time.monotonic() + 30
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.02)
+    return arn
+
+
+def test_unpatched_moto_sends_no_status_change_event_when_an_execution_ends(account):
+    """If this fails, moto sends AWS's status-change event to EventBridge: drop execution_status_changes (let a rule
+    deliver it)."""
+    import boto3
+
+    events, sqs = boto3.client("events", region_name=RACE_REGION), boto3.client("sqs", region_name=RACE_REGION)
+    queue = sqs.create_queue(QueueName="ended")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="ended", EventPattern=json.dumps({"source": ["aws.states", "canary"]}))
+    events.put_targets(Rule="ended", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    events.put_events(Entries=[{"Source": "canary", "DetailType": "probe", "Detail": "{}"}])
+    _run_pass_execution("ended")
+    time.sleep(0.2)  # an event sent when the execution ended has arrived by now
+    sources = [json.loads(m["Body"])["source"]
+               for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])]
+    assert sources == ["canary"], "the rule delivers (the canary's own event), and moto sent nothing of its own"
+
+
+def test_execution_status_changes_hands_over_the_event_aws_would_send(account):
+    started, ended = [], []
+    with stepfunctions.execution_status_changes(started.append, ended.append):
+        arn = _run_pass_execution("hooked")
+        deadline = time.monotonic() + 10
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert started == ["hooked"]
+    [detail] = ended
+    assert detail["executionArn"] == arn and detail["name"] == "hooked" and detail["status"] == "SUCCEEDED"
+    assert json.loads(detail["input"]) == {"videoId": "v"} and detail["error"] is None
+    assert set(detail) >= {"stateMachineArn", "cause"}
+
+
+def test_unpatched_moto_has_no_setting_for_the_sync_poll_interval():
+    """If this fails, moto offers a setting: drop sync_poll_interval (use the setting)."""
+    from moto.core.config import default_user_config
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+    assert set(default_user_config["stepfunctions"]) == {"execute_state_machine"}
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.5
+
+
+def test_sync_poll_interval_sets_it_for_a_while():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+    with stepfunctions.sync_poll_interval(0.01):
+        assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.01
+    assert state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK == 0.5
+
+
+def test_unpatched_moto_stops_every_task_with_exit_code_0(account):
+    """If this fails, moto's task has an outcome of its own: drop scripted_ecs_tasks (and look again at
+    ecs_task_outcome)."""
+    from moto.moto_api import state_manager
+
+    run_task = _fargate_task_runner("outcome", command=["false"])
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "immediate"})
+    try:
+        [task] = _ecs().describe_tasks(cluster="outcome", tasks=[run_task()])["tasks"]
+    finally:
+        state_manager.unset_transition("ecs::task")
+    assert task["lastStatus"] == "STOPPED"
+    assert [c.get("exitCode") for c in task["containers"]] == [0], "`false` exits 1; moto reports 0"
+    assert "stopCode" not in task
+
+
+def test_scripted_ecs_tasks_run_until_the_script_stops_them(account):
+    from botocore.exceptions import ClientError
+
+    run_task = _fargate_task_runner("scripted")
+    started, refusals, stopping = [], iter(["ClientException", None]), []
+    with stepfunctions.scripted_ecs_tasks(started=lambda arn, overrides: started.append(arn),
+                                          exit_code_once_stopped=lambda arn: 3 if stopping else None,
+                                          refuse=lambda: next(refusals)):
+        with pytest.raises(ClientError, match="ClientException"):
+            run_task()
+        arn = run_task()
+        assert started == [arn]
+        [task] = _ecs().describe_tasks(cluster="scripted", tasks=[arn])["tasks"]
+        assert task["lastStatus"] == "RUNNING", "until the script stops it"
+        stopping.append(True)
+        [task] = _ecs().describe_tasks(cluster="scripted", tasks=[arn])["tasks"]
+    assert task["lastStatus"] == "STOPPED" and task["stopCode"] == "EssentialContainerExited"
+    assert [c["exitCode"] for c in task["containers"]] == [3]
+
+
+def test_every_job_control_instrument_has_a_canary_and_checks_the_moto_version():
+    canaries = [f.__doc__ or "" for name, f in globals().items() if name.startswith("test_unpatched_")]
+    for instrument in stepfunctions.JOB_CONTROL_INSTRUMENTS:
+        assert any(f"drop {instrument.__name__} " in doc for doc in canaries), instrument.__name__
+        assert f"moto {MOTO_VERSION}" in (instrument.__doc__ or ""), instrument.__name__

@@ -30,8 +30,13 @@ them; :func:`fast_ecs_tasks` stops ECS tasks at once through moto's public state
 ``.sync`` task costs ~2 s of polling); moto's fake ECS task always reports ``exitCode`` 0, so
 :func:`ecs_task_outcome` makes it report any exit code (plus StopCode / StoppedReason) and
 :func:`ecs_run_task_error` makes RunTask raise a client error; :func:`counted_run_task` records RunTask calls.
-:func:`moto_patches` applies them all (``leave_out`` names workarounds to skip, for the canaries in
-tests/test_moto_sfn_harness.py, which fail once moto no longer needs one) after the layer's version check.
+For job control's harness (tests/jobs_harness.py), each with a canary in tests/test_moto_workarounds.py:
+:func:`scripted_ecs_tasks` lets the caller decide when a task stops and with which exit code (or that RunTask
+refuses), :func:`sync_poll_interval` shortens the interpreter's private 0.5 s ``.sync`` poll, and
+:func:`execution_status_changes` hands over the status-change event moto never sends to EventBridge.
+:func:`moto_patches` applies the workarounds and the instruments before this list (``leave_out`` names
+workarounds to skip, for the canaries in tests/test_moto_sfn_harness.py, which fail once moto no longer needs
+one) after the layer's version check; the job-control instruments check the version themselves.
 :func:`substitute` fills a definition's ``${Name}`` placeholders like ``Fn::Sub``.
 """
 
@@ -43,25 +48,16 @@ import inspect
 import json
 import re
 import sys
+import threading
 import types
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import botocore.session
 
-from deploytools.moto_layer import require_moto_version
+from deploytools.moto_layer import patched, require_moto_version
 
 _PARSER = "moto.stepfunctions.parser"
-
-
-@contextlib.contextmanager
-def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(target, name)
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, original)
 
 
 @functools.cache
@@ -106,8 +102,8 @@ def service_normalisation() -> contextlib.ExitStack:
             self._from_boto_response(response, shape)
 
     stack = contextlib.ExitStack()
-    stack.enter_context(_patched(sts.StateTaskService, "_normalise_parameters", normalise_parameters))
-    stack.enter_context(_patched(sts.StateTaskService, "_normalise_response", normalise_response))
+    stack.enter_context(patched(sts.StateTaskService, "_normalise_parameters", normalise_parameters))
+    stack.enter_context(patched(sts.StateTaskService, "_normalise_response", normalise_response))
     return stack
 
 
@@ -155,7 +151,7 @@ def ecs_run_task_parameters(*extra: str) -> contextlib.AbstractContextManager[No
 
     bindings = dict(ecs_service._SUPPORTED_API_PARAM_BINDINGS)
     bindings["runtask"] = bindings["runtask"] | {"CapacityProviderStrategy", *extra}
-    return _patched(ecs_service, "_SUPPORTED_API_PARAM_BINDINGS", bindings)
+    return patched(ecs_service, "_SUPPORTED_API_PARAM_BINDINGS", bindings)
 
 
 def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[None]:
@@ -197,7 +193,7 @@ def ecs_client_errors_as_task_failures() -> contextlib.AbstractContextManager[No
             event_details=EventDetails(taskFailedEventDetails=details),
         )
 
-    return _patched(StateTaskServiceEcs, "_from_error", from_error)
+    return patched(StateTaskServiceEcs, "_from_error", from_error)
 
 
 def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
@@ -238,7 +234,7 @@ def ecs_sync_fails_like_aws() -> contextlib.AbstractContextManager[None]:
 
         return resolver
 
-    return _patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
+    return patched(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
 
 
 _MEMORY_KEYS = ("memory", "Memory", "memoryReservation", "MemoryReservation")
@@ -257,14 +253,14 @@ def ecs_task_level_memory() -> contextlib.AbstractContextManager[None]:
                       for c in task_definition.container_definitions]
         return original(types.SimpleNamespace(container_definitions=containers))
 
-    return _patched(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
+    return patched(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
 
 
 def recorded_retry_sleeps(sleeps: list[float]) -> contextlib.AbstractContextManager[None]:
     """Append each retry interval to ``sleeps`` instead of sleeping it."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    return _patched(retrier_decl, "time", types.SimpleNamespace(sleep=sleeps.append))
+    return patched(retrier_decl, "time", types.SimpleNamespace(sleep=sleeps.append))
 
 
 @contextlib.contextmanager
@@ -308,7 +304,7 @@ def ecs_task_outcome(
                 container.last_status = "STOPPED"
         return tasks
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
 def ecs_run_task_error(
@@ -324,7 +320,7 @@ def ecs_run_task_error(
         calls.append(_run_task_arguments(self, args, kwargs))
         raise JsonRESTError(code, message)
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
 
 
 @functools.cache
@@ -350,7 +346,124 @@ def counted_run_task(calls: list[dict[str, Any]]) -> contextlib.AbstractContextM
         calls.append(_run_task_arguments(self, args, kwargs))
         return original(self, *args, **kwargs)
 
-    return _patched(EC2ContainerServiceBackend, "run_task", run_task)
+    return patched(EC2ContainerServiceBackend, "run_task", run_task)
+
+
+# --------------------------------------------------------------------------
+# Job control's instruments (tests/jobs_harness.py): tasks that take a while, a shorter .sync poll, and the
+# status-change events moto does not send. Not workarounds of a wrong answer: moto 5.2.5 has no public way to
+# do any of these. Each has a canary in tests/test_moto_workarounds.py that fails once moto offers one.
+# --------------------------------------------------------------------------
+
+
+def scripted_ecs_tasks(
+    *,
+    started: Callable[[str, dict[str, Any]], None],
+    exit_code_once_stopped: Callable[[str], int | None],
+    refuse: Callable[[], str | None] = lambda: None,
+) -> contextlib.AbstractContextManager[None]:
+    """Tasks whose run the caller scripts. RunTask first asks ``refuse()`` for an ECS error code to fail with
+    (``None``: start the task), then reports each task RUNNING and calls ``started(task_arn, overrides)``.
+    DescribeTasks asks ``exit_code_once_stopped(task_arn)`` of each task still running: ``None`` keeps it
+    RUNNING, a number stops it (``EssentialContainerExited``) with that exit code. moto 5.2.5's own task has no
+    outcome of its own: it always exits 0, and its public state manager advances it by DescribeTasks calls
+    or seconds, never by what the test wants."""
+    require_moto_version()
+    from moto.core.exceptions import JsonRESTError
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.moto_api import state_manager
+
+    run_task, describe_tasks = EC2ContainerServiceBackend.run_task, EC2ContainerServiceBackend.describe_tasks
+    lock = threading.Lock()  # two DescribeTasks of one task must not both stop it
+
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        code = refuse()
+        if code:
+            raise JsonRESTError(code, "Rate exceeded")
+        tasks = run_task(self, *args, **kwargs)
+        for task in tasks:
+            task.status = "RUNNING"
+            started(task.task_arn, task.overrides or {})
+        return tasks
+
+    def describe(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = describe_tasks(self, *args, **kwargs)
+        for task in found:
+            with lock:
+                if task.status == "STOPPED":
+                    continue
+                exit_code = exit_code_once_stopped(task.task_arn)
+                if exit_code is None:
+                    continue
+                task.status = "STOPPED"
+            task.stop_code, task.stopped_reason = "EssentialContainerExited", "Essential container in task exited"
+            for container in task.containers:
+                container.exitCode = exit_code
+                container.last_status = "STOPPED"
+        return found
+
+    @contextlib.contextmanager
+    def scripted() -> Iterator[None]:
+        # The task's status is the script's alone: no automatic progression.
+        state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+        try:
+            with patched(EC2ContainerServiceBackend, "run_task", run), \
+                    patched(EC2ContainerServiceBackend, "describe_tasks", describe):
+                yield
+        finally:
+            state_manager.unset_transition("ecs::task")
+
+    return scripted()
+
+
+def sync_poll_interval(seconds: float) -> contextlib.AbstractContextManager[None]:
+    """Poll a ``.sync`` task every ``seconds``. moto 5.2.5's interpreter polls DescribeTasks every 0.5 s (the
+    private ``_DELAY_SECONDS_SYNC_CONDITION_CHECK``, no setting), so a test whose tasks run 50 ms waits ten
+    times longer than they run."""
+    require_moto_version()
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+    return patched(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", seconds)
+
+
+def _status_change_detail(execution: Any) -> dict[str, Any]:
+    """The detail of the ``Step Functions Execution Status Change`` event AWS sends when ``execution`` ends
+    (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html)."""
+    status = execution.exec_status
+    return {"executionArn": execution.exec_arn, "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name, "status": str(getattr(status, "value", status)),
+            "input": json.dumps(execution.input_data) if execution.input_data is not None else None,
+            "output": json.dumps(execution.output) if execution.output is not None else None,
+            "error": execution.error, "cause": execution.cause}
+
+
+@contextlib.contextmanager
+def execution_status_changes(on_start: Callable[[str], None],
+                             on_end: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Call ``on_start(name)`` as an execution starts, and ``on_end(detail)`` with the detail of the status-change
+    event AWS sends to EventBridge once it ended (in the execution's thread, after its status is final).
+    moto 5.2.5's Step Functions sends no status-change event at all: a rule on ``aws.states`` never fires."""
+    require_moto_version()
+    from moto.stepfunctions.parser.backend import execution as execution_module
+
+    original_start = execution_module.Execution.start
+    original_terminated = execution_module.BaseExecutionWorkerCommunication.terminated
+
+    def start(self: Any) -> None:
+        on_start(self.name)
+        original_start(self)
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        on_end(_status_change_detail(self.execution))
+
+    with patched(execution_module.Execution, "start", start), \
+            patched(execution_module.BaseExecutionWorkerCommunication, "terminated", terminated):
+        yield
+
+
+# Each has a canary in tests/test_moto_workarounds.py.
+JOB_CONTROL_INSTRUMENTS = (scripted_ecs_tasks, sync_poll_interval, execution_status_changes)
 
 
 # --------------------------------------------------------------------------
@@ -403,7 +516,7 @@ def retried_sync_task_waits_again() -> contextlib.AbstractContextManager[None]:
             endpoint._notify_event.clear()  # interrupted by the previous attempt, never notified
         return original(self, env, *args, **kwargs)
 
-    return _patched(StateTaskServiceCallback, "_eval_integration_pattern", eval_integration_pattern)
+    return patched(StateTaskServiceCallback, "_eval_integration_pattern", eval_integration_pattern)
 
 
 WORKAROUNDS = (
