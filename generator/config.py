@@ -42,6 +42,7 @@ REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 MAX_CONCURRENT_VIDEOS = 1000
 # An alarm threshold above RDS for PostgreSQL's default max_connections never fires.
 MAX_DB_CONNECTIONS = RDS_POSTGRES_MAX_CONNECTIONS.value
+MAX_SOURCE_EXPIRY_DAYS = 3650
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -98,6 +99,10 @@ class EnvConfig:
     vpc_endpoints: bool = False
     # The processor image must be pinned by digest (`@sha256:`), never by a tag that can be moved.
     require_image_digest: bool = False
+    # The media bucket (media tier): sources expire this many days after their upload, with their older versions
+    # (0: kept, as prod keeps them); an alarm fires when the bucket's standard storage exceeds the budget.
+    media_source_expiry_days: int = 0
+    media_bucket_budget_gib: int = 100
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -151,6 +156,10 @@ class EnvConfig:
                self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
         _check(1 <= self.max_concurrent_videos <= MAX_CONCURRENT_VIDEOS, self.name, "max_concurrent_videos",
                self.max_concurrent_videos, f"1-{MAX_CONCURRENT_VIDEOS} videos")
+        _check(0 <= self.media_source_expiry_days <= MAX_SOURCE_EXPIRY_DAYS, self.name, "media_source_expiry_days",
+               self.media_source_expiry_days, f"0 (kept) to {MAX_SOURCE_EXPIRY_DAYS} days")
+        _check(self.media_bucket_budget_gib >= 1, self.name, "media_bucket_budget_gib", self.media_bucket_budget_gib,
+               "1 GiB or more")
         task_vcpu = self.task_cpu / FARGATE_CPU_UNITS_PER_VCPU
         capacity_type = "Spot" if self.spot_default else "On-Demand"
         _check(self.fargate_vcpu_quota * FARGATE_CPU_UNITS_PER_VCPU >= self.task_cpu, self.name,
@@ -194,6 +203,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
         api_reserved_concurrency=0, max_concurrent_videos=2, fargate_vcpu_quota=6,
+        media_source_expiry_days=7, media_bucket_budget_gib=50,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -203,6 +213,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
         api_reserved_concurrency=100, max_concurrent_videos=5, fargate_vcpu_quota=6,
+        media_source_expiry_days=30, media_bucket_budget_gib=500,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -214,6 +225,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         # 48 x 1 vCPU of the 64 On-Demand vCPU to request before the first deploy (16 to spare for other tasks).
         api_reserved_concurrency=200, max_concurrent_videos=48, fargate_vcpu_quota=64, snapshot_on_delete=True,
         retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
+        media_source_expiry_days=0, media_bucket_budget_gib=20000,
         tags=_base_tags("prod"),
     ),
 }

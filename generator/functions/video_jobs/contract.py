@@ -25,6 +25,20 @@ SUBMIT_VIDEO_SCHEMA = {
 }
 
 
+# The media bucket's layout: a video's source is one object, sources/<videoId> (a re-upload is a new version of
+# it: the version is what a job is admitted for); what an attempt produced is under outputs/<videoId>/<attempt>/.
+SOURCES_PREFIX = "sources/"
+OUTPUTS_PREFIX = "outputs/"
+
+
+def source_key(video_id):
+    return f"{SOURCES_PREFIX}{video_id}"
+
+
+def outputs_prefix(video_id, attempt):
+    return f"{OUTPUTS_PREFIX}{video_id}/{int(attempt)}/"
+
+
 class Route(NamedTuple):
     """One route of the video API. The api tier builds its API Gateway resource, method, model and Lambda
     permission from this row, and api.py's function named `handler` answers it: a new route is one row here
