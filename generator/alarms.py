@@ -53,6 +53,8 @@ class AlarmSpec:
     periods: int = 1  # evaluation periods, all of which must breach
     scale: int = 1  # multiplies a setting (GiB, MiB to bytes)
     per_cache_node: bool = False  # one alarm per member node of the replication group the dimension names
+    fixed_dimensions: tuple[tuple[str, str], ...] = ()  # dimensions whose value is a constant (S3's StorageType)
+    period: int = PERIOD  # seconds; S3 storage metrics are reported once a day (86400)
     tier: str = ""  # the tier that declares it: set by `collect`
 
     def threshold_for(self, cfg: EnvConfig) -> float:
@@ -82,7 +84,8 @@ def expanded(cfg: EnvConfig, specs: Iterable[AlarmSpec]) -> list[Alarm]:
     for spec in specs:
         if not spec.per_cache_node:
             found.append(Alarm(spec.title, spec.name, spec,
-                               {name: Ref(contract.name) for name, contract in spec.dimensions}))
+                               {**{name: Ref(contract.name) for name, contract in spec.dimensions},
+                                **dict(spec.fixed_dimensions)}))
             continue
         for node in cache_node_ids(cfg):
             found.append(Alarm(spec.title.replace("Cache", f"CacheNode{node}", 1),
@@ -118,6 +121,8 @@ def spec_problems(spec: AlarmSpec, produces: tuple[Contract, ...]) -> list[str]:
     if spec.per_cache_node and not (spec.title.startswith("Cache") and spec.name.startswith("cache-")):
         problems.append(f"{where}: a per-node alarm's title starts with Cache and its name with cache- (the node "
                         "is inserted there)")
+    if spec.period not in (10, 30) and spec.period % 60:
+        problems.append(f"{where}: period {spec.period}; accepted: 10, 30 or a multiple of 60 seconds")
     if spec.periods < 1:
         problems.append(f"{where}: periods {spec.periods}; accepted: 1 or more")
     return problems

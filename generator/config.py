@@ -44,6 +44,10 @@ REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 MAX_CONCURRENT_VIDEOS = 1000
 # An alarm threshold above RDS for PostgreSQL's default max_connections never fires.
 MAX_DB_CONNECTIONS = RDS_POSTGRES_MAX_CONNECTIONS.value
+MAX_SOURCE_EXPIRY_DAYS = 3650
+MAX_UPLOAD_GIB = 1024
+CONTENT_TYPE = re.compile(r"video/[a-z0-9.+-]+")
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
 MAX_VALUE_SHOWN = 60  # characters of a rejected value echoed in a message
 
 
@@ -100,6 +104,15 @@ class EnvConfig:
     vpc_endpoints: bool = False
     # The processor image must be pinned by digest (`@sha256:`), never by a tag that can be moved.
     require_image_digest: bool = False
+    # The media bucket (media tier): sources expire this many days after their upload, with their older versions
+    # (0: kept, as prod keeps them); an alarm fires when the bucket's standard storage exceeds the budget.
+    media_source_expiry_days: int = 0
+    media_bucket_budget_gib: int = 100
+    # Uploads (POST /videos/{videoId}/upload): the largest source accepted, the content types accepted, and how
+    # long a presigned URL is valid (at most: the signing role's session may end first).
+    upload_max_gib: int = 20
+    upload_content_types: tuple[str, ...] = ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska")
+    upload_url_seconds: int = 3600
     tags: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -163,6 +176,17 @@ class EnvConfig:
                self.api_reserved_concurrency, f"0 (none) to api_burst_limit ({self.api_burst_limit})")
         _check(1 <= self.max_concurrent_videos <= MAX_CONCURRENT_VIDEOS, self.name, "max_concurrent_videos",
                self.max_concurrent_videos, f"1-{MAX_CONCURRENT_VIDEOS} videos")
+        _check(0 <= self.media_source_expiry_days <= MAX_SOURCE_EXPIRY_DAYS, self.name, "media_source_expiry_days",
+               self.media_source_expiry_days, f"0 (kept) to {MAX_SOURCE_EXPIRY_DAYS} days")
+        _check(self.media_bucket_budget_gib >= 1, self.name, "media_bucket_budget_gib", self.media_bucket_budget_gib,
+               "1 GiB or more")
+        _check(1 <= self.upload_max_gib <= MAX_UPLOAD_GIB, self.name, "upload_max_gib", self.upload_max_gib,
+               f"1-{MAX_UPLOAD_GIB} GiB (S3's 10,000 parts of at most 5 GiB hold more; the processor's disk less)")
+        _check(bool(self.upload_content_types) and all(CONTENT_TYPE.fullmatch(t) for t in self.upload_content_types)
+               and list(self.upload_content_types) == sorted(set(self.upload_content_types)), self.name,
+               "upload_content_types", self.upload_content_types, "sorted, distinct types such as video/mp4")
+        _check(60 <= self.upload_url_seconds <= MAX_PRESIGNED_SECONDS, self.name, "upload_url_seconds",
+               self.upload_url_seconds, f"60-{MAX_PRESIGNED_SECONDS} seconds (SigV4's 7-day maximum)")
         task_vcpu = self.task_cpu / FARGATE_CPU_UNITS_PER_VCPU
         capacity_type = "Spot" if self.spot_default else "On-Demand"
         _check(self.fargate_vcpu_quota * FARGATE_CPU_UNITS_PER_VCPU >= self.task_cpu, self.name,
@@ -206,6 +230,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
         api_reserved_concurrency=0, max_concurrent_videos=2, fargate_vcpu_quota=6,
+        media_source_expiry_days=7, media_bucket_budget_gib=50,
         tags=_base_tags("dev"),
     ),
     "staging": EnvConfig(
@@ -215,6 +240,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
         api_reserved_concurrency=100, max_concurrent_videos=5, fargate_vcpu_quota=6,
+        media_source_expiry_days=30, media_bucket_budget_gib=500, upload_max_gib=50,
         tags=_base_tags("staging"),
     ),
     "prod": EnvConfig(
@@ -226,6 +252,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         # 48 x 1 vCPU of the 64 On-Demand vCPU to request before the first deploy (16 to spare for other tasks).
         api_reserved_concurrency=200, max_concurrent_videos=48, fargate_vcpu_quota=64, snapshot_on_delete=True,
         retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
+        media_source_expiry_days=0, media_bucket_budget_gib=20000, upload_max_gib=200,
         tags=_base_tags("prod"),
     ),
 }

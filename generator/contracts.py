@@ -58,6 +58,12 @@ ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media 
 ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
 DATABASE_IDENTIFIER = _c("DatabaseIdentifier", "Identifier of the PostgreSQL database instance")
 
+# media
+MEDIA_BUCKET_NAME = _c("MediaBucketName", "Name of the media bucket (generated): sources/ uploaded by clients, "
+                       "outputs/ written by the processor")
+MEDIA_BUCKET_ARN = _c("MediaBucketArn", "ARN of the media bucket")
+MEDIA_KEY_ARN = _c("MediaKeyArn", "ARN of the KMS key encrypting the media bucket (used through S3 only)")
+
 # cache
 CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis primary endpoint")
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from generator import tiers
-from generator.alarms import COMPARISONS, GIB, MIB, MISSING, PERIOD, AlarmSpec, runbook_key
+from generator.alarms import COMPARISONS, GIB, MIB, MISSING, AlarmSpec, runbook_key
 
 HEADER = ("| alarm (`<project>-<env>-…`) | metric | fires when | missing data | what it means | first check "
           "| recover |\n|---|---|---|---|---|---|---|\n")
@@ -26,7 +26,8 @@ def threshold_text(spec: AlarmSpec) -> str:
 
 def row(spec: AlarmSpec) -> str:
     span = "a" if spec.periods == 1 else f"{spec.periods} consecutive"
-    fires = (f"{spec.statistic} {threshold_text(spec)} in {span} {PERIOD // 60}-minute period"
+    length = f"{spec.period // 60}-minute" if spec.period < 86400 else f"{spec.period // 86400}-day"
+    fires = (f"{spec.statistic} {threshold_text(spec)} in {span} {length} period"
              + ("s" if spec.periods > 1 else ""))
     return (f"| `{runbook_key(spec)}` ({spec.tier}) | {spec.namespace} {spec.metric} | {fires} | "
             f"`{spec.missing}`: {MISSING[spec.missing]} | {spec.means} | {spec.check} | {spec.recover} |")

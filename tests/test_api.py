@@ -65,7 +65,10 @@ def test_function_environment_holds_the_contracts_table_machine_and_limit_and_no
     """The variables contract.py names for the API function; a secret here would be readable by anyone who can
     read the function."""
     variables = props(templates, "Function", env)["Environment"]["Variables"]
-    assert set(variables) == {contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN, contract.ENV_MAX_CONCURRENT}
+    assert set(variables) == {contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN, contract.ENV_MAX_CONCURRENT,
+                              "MEDIA_BUCKET", "UPLOAD_MAX_BYTES", "UPLOAD_CONTENT_TYPES", "UPLOAD_URL_SECONDS"}
+    assert sources(templates, env, "api", variables["MEDIA_BUCKET"]) == {("media", "MediaBucket")}
+    assert variables["UPLOAD_MAX_BYTES"] == str(config.get(env).upload_max_gib * 2 ** 30)
     assert sources(templates, env, "api", variables[contract.ENV_STATE_MACHINE_ARN]) == {("workflow",
                                                                                           "StateMachine")}
     assert sources(templates, env, "api", variables[contract.ENV_TABLE]) == {("jobs", "JobsTable")}
@@ -147,14 +150,22 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
     for action in ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
                    "dynamodb:UpdateItem"):
         assert allowed.pop(action) == {("jobs", "JobsTable")}, action
-    for action in ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
+    # Presigning uploads: only what an upload of a source needs, only under sources/ (checked below).
+    for action in ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"):
+        assert allowed.pop(action) == {("media", "MediaBucket")}, action
+    assert allowed.pop("kms:GenerateDataKey") == {("media", "MediaKey")}
+    assert allowed.pop("kms:Decrypt") == {("jobs", "JobsKey"), ("media", "MediaKey")}
+    for action in ("kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
         assert allowed.pop(action) == {("jobs", "JobsKey")}, action
     pop_vpc_function_grants(allowed, f"/aws/lambda/video-processing-api-{env}", ("network", "ApiFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
+    [uploads] = [s for s in inline_statements(role) if s.get("Sid") == "UploadSources"]
+    assert [r["Fn::Sub"][0] for r in uploads["Resource"]] == ["${Bucket}/sources/*"], "sources/ only, never outputs/"
     conditioned = [s for s in inline_statements(role) if "Condition" in s]
     assert [s["Condition"] for s in conditioned] == [
-        {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}}], \
-        "the table's key only through DynamoDB"
+        {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}},
+        {"StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}}], \
+        "the table's key only through DynamoDB, the media key only through S3"
 
 
 def test_rest_api_is_regional(templates):
@@ -359,4 +370,4 @@ def test_api_consumes_only_the_private_subnets_its_group_the_state_machine_and_t
     consumed = set().union(*(sources(templates, "dev", "api", {"Ref": p}) for p in params))
     assert consumed == subnets_of_kind(templates, "dev", "Private") | {
         ("network", "ApiFunctionSecurityGroup"), ("workflow", "StateMachine"), ("jobs", "JobsTable"),
-        ("jobs", "JobsKey")}
+        ("jobs", "JobsKey"), ("media", "MediaBucket"), ("media", "MediaKey")}

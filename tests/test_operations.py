@@ -43,11 +43,14 @@ DIMENSIONS = {
     ("AWS/SNS", "TopicName"): "AWS::SNS::Topic",
     ("AWS/Events", "RuleName"): "AWS::Events::Rule",
     ("ECS/ContainerInsights", "ClusterName"): "AWS::ECS::Cluster",
+    ("AWS/S3", "BucketName"): "AWS::S3::Bucket",
     # The scheduler's own backlog metrics (embedded metric format), per job table.
     ("VideoProcessing/Jobs", "JobsTable"): "AWS::DynamoDB::Table",
 }
 # Dimensions whose value is a literal route of the API named beside them (per-method metrics).
 ROUTE_DIMENSIONS = {("AWS/ApiGateway", "Resource"), ("AWS/ApiGateway", "Method")}
+# Dimensions whose value is a constant of S3's metrics (the storage class; a metrics filter's id) beside the bucket.
+CONSTANT_DIMENSIONS = {("AWS/S3", "StorageType"), ("AWS/S3", "FilterId")}
 # The property holding a resource's physical name, for dimension values that are literal names.
 NAME_PROPERTIES = {"AWS::ApiGateway::RestApi": "Name"}
 
@@ -111,7 +114,7 @@ def alarm_metrics(alarm: dict) -> list[tuple[str, str, dict]]:
 def dimension_problems(templates, env, tier, where, namespace, dims, resolve_value) -> list[str]:
     problems = []
     for name, value in sorted(dims.items()):
-        if (namespace, name) in ROUTE_DIMENSIONS:
+        if (namespace, name) in ROUTE_DIMENSIONS | CONSTANT_DIMENSIONS:
             continue
         type_ = DIMENSIONS.get((namespace, name))
         if type_ is None:
@@ -322,7 +325,7 @@ def test_the_operations_tier_builds_exactly_the_alarms_the_tiers_declare(templat
             spec.namespace, spec.metric, spec.comparison), title
         assert p.get("Statistic", p.get("ExtendedStatistic")) == spec.statistic, title
         assert p["EvaluationPeriods"] == p["DatapointsToAlarm"] == spec.periods, "every period must breach"
-        assert p["Period"] == alarms.PERIOD and p["TreatMissingData"] == spec.missing, title
+        assert p["Period"] == spec.period and p["TreatMissingData"] == spec.missing, title
 
 
 def test_thresholds_given_by_a_setting_follow_each_environment(templates):
@@ -347,6 +350,8 @@ def test_each_alarm_watches_a_resource_of_the_tier_that_declares_it(templates):
     for env in templates:
         for title, (p, alarm) in built_alarms(templates, env).items():
             for dimension in p["Dimensions"]:
+                if (p["Namespace"], dimension["Name"]) in CONSTANT_DIMENSIONS:
+                    continue
                 type_ = DIMENSIONS[(p["Namespace"], dimension["Name"])]
                 value = dimension["Value"]
                 if isinstance(value, dict) and "Fn::Sub" in value:  # a cache node: <group id>-00N

@@ -56,6 +56,11 @@ OUTPUT_MONTHS_KEPT = 1.0
 JOB_RECORD_KB = 1.0
 NAT_GB_PER_VIDEO = 0.0
 DATA_OUT_GB_PER_VIDEO = 0.0
+S3_PUT_REQUESTS_PER_VIDEO = 20  # the source's parts, the outputs (renditions, segments aside), the manifest
+S3_GET_REQUESTS_PER_VIDEO = 20
+# S3 request metrics are billed as CloudWatch metrics: 16 per filter (requests by kind, bytes, errors, latency).
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/metrics-dimensions.html#s3-request-cloudwatch-metrics
+S3_REQUEST_METRICS_PER_FILTER = 16
 FARGATE_INCLUDED_EPHEMERAL_GIB = 20  # https://aws.amazon.com/fargate/pricing/ (20 GB included per task)
 
 ASSUMPTIONS = (
@@ -84,6 +89,9 @@ ASSUMPTIONS = (
                "each DynamoDB item read or written is under 1 KB; each write also writes every index"),
     Assumption("NAT traffic per video", NAT_GB_PER_VIDEO, "GB",
                "media moves over EFS; image layers come from S3 through the gateway endpoint"),
+    Assumption("media bucket requests per video", S3_PUT_REQUESTS_PER_VIDEO, "PUT-class requests",
+               f"and {S3_GET_REQUESTS_PER_VIDEO} GET-class: the source's parts, the outputs and the manifest; "
+               "the source is assumed as large as the outputs"),
     Assumption("data out per video", DATA_OUT_GB_PER_VIDEO, "GB", "nothing serves the outputs to the internet yet"),
 )
 
@@ -544,6 +552,21 @@ def file_system(ctx: Context, r: Resource) -> tuple[list[Line], list[Line]]:
     return [], lines
 
 
+def bucket(ctx: Context, r: Resource) -> tuple[list[Line], list[Line]]:
+    """The media bucket: the source and the outputs kept OUTPUT_MONTHS_KEPT in S3 Standard, their requests, and
+    the request metrics of each metrics filter."""
+    gb = ctx.usage.gb_per_video * 2  # source and outputs
+    filters = len(r.properties.get("MetricsConfigurations") or [])
+    fixed = [ctx.line(r, f"request metrics ({filters} filter(s))", filters * S3_REQUEST_METRICS_PER_FILTER,
+                      "metric-month", "cloudwatch_metric_month")] if filters else []
+    return fixed, [
+        ctx.line(r, f"source and outputs kept {OUTPUT_MONTHS_KEPT:g} month in S3 Standard", gb * OUTPUT_MONTHS_KEPT,
+                 "GB-month", "s3_standard_gb_month"),
+        ctx.line(r, "PUT-class requests", S3_PUT_REQUESTS_PER_VIDEO, "request", "s3_put_request"),
+        ctx.line(r, "GET-class requests", S3_GET_REQUESTS_PER_VIDEO, "request", "s3_get_request"),
+    ]
+
+
 def kms_key(ctx: Context, r: Resource) -> tuple[list[Line], list[Line]]:
     return ([ctx.line(r, "customer managed key", 1, "key-month", "kms_key_month")],
             [ctx.line(r, "KMS requests", KMS_REQUESTS_PER_KEY_PER_VIDEO, "request", "kms_request")])
@@ -581,6 +604,7 @@ RULES: dict[str, Rule] = {
     "AWS::KMS::Key": kms_key,
     "AWS::Lambda::Function": lambda_function,
     "AWS::RDS::DBInstance": db_instance,
+    "AWS::S3::Bucket": bucket,
     "AWS::StepFunctions::StateMachine": state_machine,
 }
 
@@ -624,6 +648,7 @@ FREE = {
     "AWS::Lambda::Permission": "no charge",
     "AWS::RDS::DBParameterGroup": "no charge",
     "AWS::RDS::DBSubnetGroup": "no charge",
+    "AWS::S3::BucketPolicy": "no charge",
     "AWS::SNS::TopicPolicy": "no charge",
     "AWS::SQS::QueuePolicy": "no charge",
     "Custom::DatabaseBootstrap": "runs its function at deploy time only: a few invocations, not priced",

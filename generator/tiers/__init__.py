@@ -24,6 +24,7 @@ from generator.tiers import (
     cache,
     compute,
     jobs,
+    media,
     network,
     notification,
     operations,
@@ -82,6 +83,7 @@ def check_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
 
 WATCHED = (
     tier("network", "NetworkStack", network),
+    tier("media", "MediaStack", media),
     tier("storage", "StorageStack", storage),
     tier("schema", "SchemaStack", schema),
     tier("cache", "CacheStack", cache),

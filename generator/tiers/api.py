@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from awacs.aws import Statement
+from awacs import kms as kms_actions
+from awacs import s3 as s3_actions
+from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
@@ -35,7 +37,8 @@ from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
-            contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN)
+            contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN, contracts.MEDIA_BUCKET_NAME,
+            contracts.MEDIA_BUCKET_ARN, contracts.MEDIA_KEY_ARN)
 PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
             contracts.API_STAGE_NAME)
 
@@ -76,10 +79,12 @@ STAGE_NAME = "v1"
 FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration timeout
 
 # API Gateway answers for a route's model before the handler runs; its templates cannot quote the validator's
-# own message safely, so this one states the whole rule. It is one response for the whole API: POST /videos is
-# the only route with a body (a second one would need a message that fits both).
-BAD_BODY_MESSAGE = (f'Invalid request body: expected {{"videoId": "..."}} and no other field, the videoId being '
-                    f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'")
+# own message safely, so this one states every route's rule (one response serves the whole API).
+BAD_BODY_MESSAGE = (f'Invalid request body: POST /videos expects {{"videoId": "..."}}, the videoId being '
+                    f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'; POST /videos/{{videoId}}/upload "
+                    '{"size": bytes (a whole number from 1), "contentType": "video/...", "sha256": 64 hex digits}; '
+                    'POST /videos/{videoId}/upload/complete {"parts": [{"partNumber": n, "etag": "..."}]}; '
+                    "no other field")
 # One JSON object per request; only $context values that never contain a double quote.
 ACCESS_LOG_FORMAT = {
     "caller": "$context.identity.caller",
@@ -119,7 +124,8 @@ def build(cfg: EnvConfig) -> Template:
     # In the VPC, behind the API function security group (HTTPS out through NAT only): the network tier
     # made that group for this function, and its traffic then shows in the VPC flow logs.
     function = t.add_resource(job_control.job_control_function(
-        "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN], environment={},
+        "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN],
+        environment=upload_environment(cfg, p),
         FunctionName=function_name,
         Description=f"Submits and reports video jobs for the video API ({cfg.name})",
         Handler=contract.API_HANDLER,
@@ -287,12 +293,39 @@ def fingerprint(resources_: list) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def upload_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> dict:
+    """What the upload routes read (generator/functions/video_jobs/jobs/uploads.py): the bucket and this environment's
+    limits."""
+    return {"MEDIA_BUCKET": p[contracts.MEDIA_BUCKET_NAME], "UPLOAD_MAX_BYTES": str(cfg.upload_max_gib * 2 ** 30),
+            "UPLOAD_CONTENT_TYPES": ",".join(cfg.upload_content_types),
+            "UPLOAD_URL_SECONDS": str(cfg.upload_url_seconds)}
+
+
+# What presigning uploads of sources needs: the URLs the function signs carry its permissions. PutObject covers
+# CreateMultipartUpload, UploadPart and CompleteMultipartUpload; nothing outside sources/, no read, no delete.
+UPLOAD_ACTIONS = (s3_actions.AbortMultipartUpload, s3_actions.ListMultipartUploadParts, s3_actions.PutObject)
+
+
+def upload_statements(p: dict[contracts.Contract, Ref]) -> list[Statement]:
+    """Upload sources (and abort or list an upload's parts) under sources/ of the media bucket; use the media key
+    only through S3 (SSE-KMS uploads need GenerateDataKey, multipart uploads Decrypt as well)."""
+    return [
+        Statement(Sid="UploadSources", Effect=Allow, Action=list(UPLOAD_ACTIONS),
+                  Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
+        Statement(Sid="UseMediaKeyThroughS3", Effect=Allow,
+                  Action=[kms_actions.Decrypt, kms_actions.GenerateDataKey], Resource=[p[contracts.MEDIA_KEY_ARN]],
+                  Condition=Condition(StringEquals("kms:ViaService", Sub(f"s3.${{{AWS_REGION}}}.amazonaws.com")))),
+    ]
+
+
 def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:
     """Read and write job records, start executions of this one state machine (a submission admitted at once);
-    write own logs, traces and ENIs. Job records answer GET: no execution is described."""
+    presign uploads of sources; write own logs, traces and ENIs. Job records answer GET: no execution is
+    described."""
     return [
         *job_control.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
         job_control.start_statement(p[contracts.STATE_MACHINE_ARN]),
+        *upload_statements(p),
         *blocks.vpc_function_statements(names.function_log_group(cfg.name),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

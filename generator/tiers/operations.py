@@ -71,7 +71,7 @@ def build(cfg: EnvConfig, specs: tuple[AlarmSpec, ...]) -> Template:
             Namespace=spec.namespace,
             MetricName=spec.metric,
             Dimensions=[MetricDimension(Name=name, Value=value) for name, value in alarm.dimensions.items()],
-            Period=alarms.PERIOD,
+            Period=spec.period,
             EvaluationPeriods=spec.periods,
             DatapointsToAlarm=spec.periods,
             Threshold=spec.threshold_for(cfg),

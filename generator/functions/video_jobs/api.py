@@ -9,9 +9,10 @@ import logging
 import re
 from decimal import Decimal
 
+import boto3
 import contract as c
 from botocore.exceptions import ClientError
-from jobs import lifecycle, records
+from jobs import lifecycle, records, uploads
 
 LOG = logging.getLogger(__name__)
 LIST_PARAMETERS = c.route("list_videos").query
@@ -139,6 +140,75 @@ def list_videos(event, control):
             raise
         return reply(400, {"message": "next is not a token of this listing (start again without it)"})
     return reply(200, {"jobs": [view(job) for job in found], "next": next_token})
+
+
+def s3_client():
+    if "s3" not in CLIENTS:
+        CLIENTS["s3"] = boto3.client("s3")
+    return CLIENTS["s3"]
+
+
+def path_video_id(event):
+    """(videoId, None) or (None, a 400 reply)."""
+    video_id = (event.get("pathParameters") or {}).get("videoId")
+    error = video_id_error(video_id)
+    return (None, reply(400, {"message": error})) if error else (video_id, None)
+
+
+def json_object(raw, example):
+    """(object, None) or (None, what is wrong)."""
+    if not (raw or "").strip():
+        return None, f"request body is required: {example}"
+    try:
+        body = json.loads(raw, object_pairs_hook=unique_fields)
+    except RecursionError:
+        return None, "request body is nested too deeply"
+    except ValueError as e:
+        return None, e.args[0] if "repeats" in e.args[0] else "request body is not valid JSON"
+    return (body, None) if isinstance(body, dict) else (None, f"request body must be a JSON object: {example}")
+
+
+def start_upload(event, control):
+    video_id, bad = path_video_id(event)
+    if bad:
+        return bad
+    body, error = json_object(event.get("body"), '{"size": N, "contentType": "video/mp4", "sha256": "..."}')
+    if error:
+        return reply(400, {"message": error})
+    return reply(*uploads.start(s3_client(), control.store, video_id, body, lifecycle.now()))
+
+
+def get_upload(event, control):
+    video_id, bad = path_video_id(event)
+    if bad:
+        return bad
+    query = event.get("queryStringParameters") or {}
+    unknown = sorted(set(query) - set(c.route("get_upload").query))
+    if unknown:
+        return reply(400, {"message": f"unknown query parameter(s): {', '.join(unknown)}; accepted: partsFrom"})
+    first = query.get("partsFrom", "1")
+    if not (first.isascii() and first.isdigit() and len(first) <= 5):
+        return reply(400, {"message": f"partsFrom must be a part number (got {first[:40]!r})"})
+    return reply(*uploads.status(s3_client(), control.store, video_id, int(first), lifecycle.now()))
+
+
+def complete_upload(event, control):
+    video_id, bad = path_video_id(event)
+    if bad:
+        return bad
+    body, error = json_object(event.get("body"), '{"parts": [{"partNumber": 1, "etag": "..."}]}')
+    if error:
+        return reply(400, {"message": error})
+    if set(body) != {"parts"}:
+        return reply(400, {"message": 'expected {"parts": [...]} and no other field'})
+    return reply(*uploads.complete(s3_client(), control.store, video_id, body["parts"]))
+
+
+def abort_upload(event, control):
+    video_id, bad = path_video_id(event)
+    if bad:
+        return bad
+    return reply(*uploads.abort(s3_client(), control.store, video_id))
 
 
 def dispatch_table(routes, functions):

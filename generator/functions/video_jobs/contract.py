@@ -25,6 +25,54 @@ SUBMIT_VIDEO_SCHEMA = {
 }
 
 
+# The media bucket's layout: a video's source is one object, sources/<videoId> (a re-upload is a new version of
+# it: the version is what a job is admitted for); what an attempt produced is under outputs/<videoId>/<attempt>/.
+SOURCES_PREFIX = "sources/"
+OUTPUTS_PREFIX = "outputs/"
+
+
+def source_key(video_id):
+    return f"{SOURCES_PREFIX}{video_id}"
+
+
+def outputs_prefix(video_id, attempt):
+    return f"{OUTPUTS_PREFIX}{video_id}/{int(attempt)}/"
+
+
+# S3's limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html): a part is 5 MiB to 5 GiB (the
+# last may be smaller), at most 10,000 parts; one PUT carries at most 5 GiB.
+S3_MIN_PART_BYTES = 5 * 1024 ** 2
+S3_MAX_PART_BYTES = 5 * 1024 ** 3
+S3_MAX_PARTS = 10_000
+S3_MAX_PUT_BYTES = 5 * 1024 ** 3
+# Up to this size one presigned PUT (AWS advises multipart from about 100 MB); above it, parts of at least 16 MiB.
+SINGLE_PUT_MAX_BYTES = 100 * 1024 ** 2
+PART_DEFAULT_BYTES = 16 * 1024 ** 2
+PART_URLS_PER_PAGE = 100  # presigned part URLs in one answer (each ~1.5 KB: far below Lambda's 6 MB)
+
+SHA256_SCHEMA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+START_UPLOAD_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "StartUpload",
+    "type": "object",
+    "properties": {"size": {"type": "integer", "minimum": 1}, "contentType": {"type": "string", "maxLength": 100},
+                   "sha256": SHA256_SCHEMA},
+    "required": ["size", "contentType", "sha256"],
+    "additionalProperties": False,
+}
+COMPLETE_UPLOAD_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "CompleteUpload",
+    "type": "object",
+    "properties": {"parts": {"type": "array", "minItems": 1, "maxItems": S3_MAX_PARTS, "items": {
+        "type": "object", "properties": {"partNumber": {"type": "integer", "minimum": 1, "maximum": S3_MAX_PARTS},
+                                         "etag": {"type": "string", "maxLength": 100}},
+        "required": ["partNumber", "etag"], "additionalProperties": False}}},
+    "required": ["parts"],
+    "additionalProperties": False,
+}
+
+
 class Route(NamedTuple):
     """One route of the video API. The api tier builds its API Gateway resource, method, model and Lambda
     permission from this row, and api.py's function named `handler` answers it: a new route is one row here
@@ -51,6 +99,21 @@ ROUTES = (
     Route("GET", "/videos/{videoId}", "get_video",
           "The video's newest attempt (status, attempt, times, lastError, position while queued): 200; 404 never "
           "submitted"),
+    Route("POST", "/videos/{videoId}/upload", "start_upload",
+          'Start uploading the source {"size", "contentType", "sha256"}: 201 one presigned PUT (with the headers to '
+          "send) or a multipart upload (its first page of part URLs); 200 the open multipart upload of this video "
+          "(resume); 400 naming a refused size, content type or checksum; 409 another file's upload is open",
+          body=START_UPLOAD_SCHEMA),
+    Route("GET", "/videos/{videoId}/upload", "get_upload",
+          "The open multipart upload: the parts S3 holds and a page of URLs for the others from partsFrom: 200; "
+          "404 none open",
+          query=("partsFrom",)),
+    Route("POST", "/videos/{videoId}/upload/complete", "complete_upload",
+          'Complete the multipart upload {"parts": [{"partNumber", "etag"}]}: 200 the source\'s key and version; '
+          "400 naming missing, repeated or foreign parts; 404 none open",
+          body=COMPLETE_UPLOAD_SCHEMA),
+    Route("DELETE", "/videos/{videoId}/upload", "abort_upload",
+          "Abort the open multipart upload (S3 drops its parts): 200; 404 none open"),
 )
 
 

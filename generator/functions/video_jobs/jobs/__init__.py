@@ -1,5 +1,6 @@
 """Job control on DynamoDB, shared by the API function and the scheduler: `records` (the items, their encoding, reads,
-the status index's pages) and `lifecycle` (submit, admit, release, reconcile, notify).
+the status index's pages), `lifecycle` (submit, admit, release, reconcile, notify) and `uploads` (sources into the
+media bucket through presigned URLs; the open upload recorded under `#upload#<videoId>`).
 
 One item per video and attempt (contract.PARTITION_KEY, contract.SORT_KEY). A control item holds `running`, the
 number of slots taken, and `nextSeq`, the submission counter. Every change of a job's status that takes or frees a

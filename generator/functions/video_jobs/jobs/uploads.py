@@ -1,0 +1,205 @@
+"""Uploads of a video's source into the media bucket, straight from the client to S3 through presigned URLs.
+
+A source up to contract.SINGLE_PUT_MAX_BYTES is one presigned PUT; a larger one is a multipart upload whose part
+URLs are handed out in pages (one response with every part's URL would reach Lambda's 6 MB response limit near
+4,000 parts). The open upload of a video is recorded in the job table under `#upload#<videoId>` (no videoId can
+name it: '#' is not allowed in one), so a second request resumes it and completion knows its plan.
+
+Checksums: the single PUT's presigned URL signs x-amz-checksum-sha256, so S3 refuses bytes of another SHA-256. A
+multipart upload is created with ChecksumAlgorithm SHA256 and each part is sent with its x-amz-checksum-sha256,
+which S3 checks per part; S3 offers a full-object checksum type for multipart uploads only with CRC algorithms,
+not SHA-256 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html), so the whole
+file's SHA-256 travels as x-amz-meta-sha256 and the processor verifies it after download.
+
+A presigned URL stops working when the credentials that signed it expire, whatever lifetime it names
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html): the function's role session may
+end first; a client that gets 403 asks for the page again (GET /videos/{videoId}/upload).
+"""
+
+import base64
+import math
+import os
+import re
+
+import contract as c
+
+from . import records
+
+ENV_BUCKET = "MEDIA_BUCKET"
+ENV_MAX_BYTES = "UPLOAD_MAX_BYTES"
+ENV_CONTENT_TYPES = "UPLOAD_CONTENT_TYPES"  # comma-joined
+ENV_URL_SECONDS = "UPLOAD_URL_SECONDS"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+FIELDS = ("size", "contentType", "sha256")
+
+
+def settings():
+    return (os.environ[ENV_BUCKET], int(os.environ[ENV_MAX_BYTES]), os.environ[ENV_CONTENT_TYPES].split(","),
+            int(os.environ[ENV_URL_SECONDS]))
+
+
+def part_size(size):
+    """The smallest whole MiB, at least PART_DEFAULT_BYTES, that splits `size` into at most S3_MAX_PARTS parts
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html: 5 MiB to 5 GiB a part, 10,000 parts)."""
+    mib = 1024 * 1024
+    wanted = max(c.PART_DEFAULT_BYTES, math.ceil(size / c.S3_MAX_PARTS / mib) * mib)
+    if wanted > c.S3_MAX_PART_BYTES:
+        raise ValueError(f"size {size} needs parts above S3's {c.S3_MAX_PART_BYTES} bytes")
+    return wanted
+
+
+def request_error(body, max_bytes, content_types):
+    """What is wrong with a POST /videos/{videoId}/upload body (a dict), or None."""
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        return "unexpected field(s): " + ", ".join(unknown)
+    missing = [f for f in FIELDS if f not in body]
+    if missing:
+        return "required: " + ", ".join(missing)
+    size = body["size"]
+    if not isinstance(size, int) or isinstance(size, bool):
+        return "size must be a whole number of bytes"
+    if not 1 <= size <= max_bytes:
+        return f"size must be 1 to {max_bytes} bytes, this environment's maximum (got {size})"
+    if body["contentType"] not in content_types:
+        return f"contentType must be one of {', '.join(content_types)} (got {str(body['contentType'])[:40]!r})"
+    if not (isinstance(body["sha256"], str) and SHA256_HEX.fullmatch(body["sha256"])):
+        return "sha256 must be the file's SHA-256 as 64 lower-case hexadecimal digits"
+    return None
+
+
+def upload_key(video_id):
+    return f"#upload#{video_id}"
+
+
+def recorded(store, video_id):
+    item = records.get(store, upload_key(video_id), 0)
+    return item if item and item.get("state") == "OPEN" else None
+
+
+def record(store, video_id, values):
+    store.dynamodb.put_item(TableName=store.table, Item=records.encode(
+        {c.PARTITION_KEY: upload_key(video_id), c.SORT_KEY: 0, **values}))
+
+
+def sha256_base64(hex_digest):
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def part_urls(s3, bucket, key, upload, first, seconds):
+    """One page of presigned UploadPart URLs, from part `first`; and the next page's first part, or None."""
+    count = int(upload["partCount"])
+    last = min(count, first + c.PART_URLS_PER_PAGE - 1)
+    urls = [{"partNumber": n, "url": s3.generate_presigned_url(
+        "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload["uploadId"], "PartNumber": n,
+                               "ChecksumAlgorithm": "SHA256"}, ExpiresIn=seconds)}
+            for n in range(first, last + 1)]
+    return urls, (last + 1 if last < count else None)
+
+
+def held_parts(s3, bucket, key, upload_id):
+    """The parts S3 holds for the upload: partNumber -> {etag, size, checksumSHA256}."""
+    held = {}
+    for page in s3.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+        for part in page.get("Parts", []):
+            held[part["PartNumber"]] = {"etag": part["ETag"], "size": part["Size"],
+                                        "checksumSHA256": part.get("ChecksumSHA256")}
+    return held
+
+
+def start(s3, store, video_id, body, now):
+    """(status, answer): a presigned PUT, a new multipart upload, or the open one of this video (resume)."""
+    bucket, max_bytes, content_types, seconds = settings()
+    error = request_error(body, max_bytes, content_types)
+    if error:
+        return 400, {"message": error}
+    key = c.source_key(video_id)
+    open_upload = recorded(store, video_id)
+    if open_upload:
+        if (int(open_upload["size"]), open_upload["sha256"]) != (body["size"], body["sha256"]):
+            return 409, {"message": f"an upload of another file is open for {video_id}: abort it first "
+                                    f"(DELETE /videos/{video_id}/upload)"}
+        return 200, multipart_answer(s3, bucket, key, open_upload, 1, seconds, now, resumed=True)
+    headers = {"Content-Type": body["contentType"], "x-amz-checksum-sha256": sha256_base64(body["sha256"]),
+               "x-amz-meta-sha256": body["sha256"]}
+    if body["size"] <= c.SINGLE_PUT_MAX_BYTES:
+        url = s3.generate_presigned_url("put_object", Params={
+            "Bucket": bucket, "Key": key, "ContentType": body["contentType"],
+            "ChecksumSHA256": headers["x-amz-checksum-sha256"], "Metadata": {"sha256": body["sha256"]}},
+            ExpiresIn=seconds)
+        return 201, {"method": "PUT", "url": url, "headers": headers, "expiresAt": records.iso(now + seconds),
+                     "key": key}
+    size_of_part = part_size(body["size"])
+    created = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=body["contentType"],
+                                         ChecksumAlgorithm="SHA256", Metadata={"sha256": body["sha256"]})
+    upload = {"state": "OPEN", "uploadId": created["UploadId"], "size": body["size"], "sha256": body["sha256"],
+              "contentType": body["contentType"], "partSize": size_of_part,
+              "partCount": math.ceil(body["size"] / size_of_part), "startedAt": records.iso(now)}
+    record(store, video_id, upload)
+    return 201, multipart_answer(s3, bucket, key, upload, 1, seconds, now)
+
+
+def multipart_answer(s3, bucket, key, upload, first, seconds, now, resumed=False):
+    held = held_parts(s3, bucket, key, upload["uploadId"]) if resumed or first > 1 else {}
+    urls, next_part = part_urls(s3, bucket, key, upload, first, seconds)
+    return {"method": "MULTIPART", "uploadId": upload["uploadId"], "key": key, "partSize": int(upload["partSize"]),
+            "partCount": int(upload["partCount"]), "size": int(upload["size"]),
+            "parts": [{"partNumber": n, **p} for n, p in sorted(held.items())],
+            "urls": [u for u in urls if u["partNumber"] not in held], "nextPart": next_part,
+            "partHeaders": ["x-amz-checksum-sha256"], "expiresAt": records.iso(now + seconds)}
+
+
+def status(s3, store, video_id, first, now):
+    bucket, _max, _types, seconds = settings()
+    upload = recorded(store, video_id)
+    if not upload:
+        return 404, {"message": f"no upload of {video_id} is open (POST /videos/{video_id}/upload starts one)"}
+    if not 1 <= first <= int(upload["partCount"]):
+        return 400, {"message": f"partsFrom must be 1 to {int(upload['partCount'])}"}
+    return 200, multipart_answer(s3, bucket, c.source_key(video_id), upload, first, seconds, now, resumed=True)
+
+
+def complete_error(parts, held, count):
+    """What is wrong with the client's part list against what S3 holds, or None."""
+    if not isinstance(parts, list) or not all(isinstance(p, dict) and isinstance(p.get("partNumber"), int)
+                                              and isinstance(p.get("etag"), str) for p in parts):
+        return 'parts must be a list of {"partNumber": n, "etag": "..."}'
+    numbers = [p["partNumber"] for p in parts]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated:
+        return "parts repeated: " + ", ".join(map(str, repeated))
+    foreign = sorted(p["partNumber"] for p in parts if held.get(p["partNumber"], {}).get("etag") != p["etag"])
+    if foreign:
+        return "parts this upload does not hold with that etag: " + ", ".join(map(str, foreign[:20]))
+    missing = sorted(set(range(1, count + 1)) - set(numbers))
+    if missing:
+        return f"parts missing (of {count}): " + ", ".join(map(str, missing[:20]))
+    return None
+
+
+def complete(s3, store, video_id, parts):
+    bucket = settings()[0]
+    upload = recorded(store, video_id)
+    if not upload:
+        return 404, {"message": f"no upload of {video_id} is open"}
+    key = c.source_key(video_id)
+    held = held_parts(s3, bucket, key, upload["uploadId"])
+    error = complete_error(parts, held, int(upload["partCount"]))
+    if error:
+        return 400, {"message": error}
+    done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["uploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": held[n]["etag"],
+                   **({"ChecksumSHA256": held[n]["checksumSHA256"]} if held[n]["checksumSHA256"] else {})}
+                  for n in range(1, int(upload["partCount"]) + 1)]})
+    record(store, video_id, {**upload, "state": "COMPLETED", "versionId": done.get("VersionId")})
+    return 200, {"key": key, "versionId": done.get("VersionId"), "sha256": upload["sha256"]}
+
+
+def abort(s3, store, video_id):
+    bucket = settings()[0]
+    upload = recorded(store, video_id)
+    if not upload:
+        return 404, {"message": f"no upload of {video_id} is open"}
+    s3.abort_multipart_upload(Bucket=bucket, Key=c.source_key(video_id), UploadId=upload["uploadId"])
+    record(store, video_id, {**upload, "state": "ABORTED"})
+    return 200, {"message": f"upload of {video_id} aborted", "uploadId": upload["uploadId"]}
