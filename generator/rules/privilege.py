@@ -240,7 +240,7 @@ def image_pull_scope(templates: Templates) -> list[str]:
             if "*" in json.dumps(resource)]
 
 
-INTERFACE_SERVICES = ("secretsmanager", "logs", "ecr.api", "ecr.dkr", "sts", "states")
+INTERFACE_SERVICES = ("secretsmanager", "logs", "ecr.api", "ecr.dkr", "sns", "sts", "states")
 
 
 @rule("VP510", "Every VPC endpoint has a policy; interface endpoints admit only this account's principals; prod has "
