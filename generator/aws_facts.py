@@ -57,6 +57,11 @@ RETAINING_POLICY = {
     # retained old topic would be an orphan nobody publishes to. (A replaced topic's e-mail subscriptions
     # must be confirmed again: the diff shows that as a replacement, not as lost data.)
 }
+# Custom resources that own a resource of an AWS type (a log group a service names and creates, adopted by the
+# stack: generator/functions/rds_log_groups/), with that type's properties: the diff, the deploy report and the rules
+# read them as that type (what holds data, what keeps it, which property changes replace it).
+CUSTOM_TYPES_AS_AWS = {"Custom::AdoptedLogGroup": "AWS::Logs::LogGroup"}
+RETAINING_POLICY.update({custom: RETAINING_POLICY[aws] for custom, aws in sorted(CUSTOM_TYPES_AS_AWS.items())})
 STATEFUL_TYPES = frozenset(RETAINING_POLICY)
 
 # The actions a topic policy may name (the topic's own API), as AWS's default topic policy lists them:
@@ -273,8 +278,9 @@ def resource_schema(resource_type: str) -> dict | None:
 
 @cache
 def create_only(resource_type: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
-    """(create-only, conditionally create-only) property pointers of a type, as segment tuples."""
-    schema = resource_schema(resource_type)
+    """(create-only, conditionally create-only) property pointers of a type, as segment tuples (a custom type of
+    CUSTOM_TYPES_AS_AWS: its AWS type's)."""
+    schema = resource_schema(CUSTOM_TYPES_AS_AWS.get(resource_type, resource_type))
     if schema is None:
         return (), ()
 

@@ -57,6 +57,8 @@ FILE_SYSTEM_ARN = _c("FileSystemArn", "ARN of the EFS file system holding the me
 ACCESS_POINT_ID = _c("AccessPointId", "ID of the EFS access point for the media directory")
 ACCESS_POINT_ARN = _c("AccessPointArn", "ARN of the EFS access point for the media directory")
 DATABASE_IDENTIFIER = _c("DatabaseIdentifier", "Identifier of the PostgreSQL database instance")
+DATABASE_LOG_GROUPS_FUNCTION_NAME = _c("DatabaseLogGroupsFunctionName", "Name of the function owning the log groups "
+                                      "the database exports to (custom resource)")
 
 # media
 MEDIA_BUCKET_NAME = _c("MediaBucketName", "Name of the media bucket (generated): sources/ uploaded by clients, "

@@ -89,6 +89,12 @@ def function_log_group(env: str) -> str:
     return lambda_log_group(api(env))
 
 
+def rds_log_group(instance_identifier: str, log_type: str) -> str:
+    """The group RDS exports a database log to (one per EnableCloudwatchLogsExports value), named by RDS after the
+    instance's identifier: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_LogAccess.Procedural.UploadtoCloudWatch.html"""
+    return f"/aws/rds/instance/{instance_identifier}/{log_type}"
+
+
 def scheduler(env: str) -> str:
     """The job-control scheduler function (its log group is named after it)."""
     return physical("scheduler", env)

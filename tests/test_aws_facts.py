@@ -21,10 +21,20 @@ from generator.diff import diff_templates
 STATEFUL = sorted(aws_facts.STATEFUL_TYPES)
 
 
-@pytest.mark.parametrize("rtype", [*STATEFUL, aws_facts.NESTED_STACK_TYPE])
+@pytest.mark.parametrize("rtype", [*[t for t in STATEFUL if not t.startswith("Custom::")],
+                                   *aws_facts.CUSTOM_TYPES_AS_AWS.values(), aws_facts.NESTED_STACK_TYPE])
 def test_every_type_exists_in_the_pipeline_region(rtype):
     assert PROVIDER_SCHEMA_MANAGER.get_resource_schema(DEFAULT_REGION, rtype).schema["typeName"] == rtype
     assert aws_facts.resource_schema(rtype)["typeName"] == rtype
+
+
+def test_a_custom_type_standing_for_an_aws_type_is_read_as_it():
+    """The adopted RDS log groups (issue 25): stateful, kept like a log group, replaced when their name changes."""
+    for custom, aws in aws_facts.CUSTOM_TYPES_AS_AWS.items():
+        assert custom.startswith("Custom::") and custom in aws_facts.STATEFUL_TYPES
+        assert aws_facts.RETAINING_POLICY[custom] == aws_facts.RETAINING_POLICY[aws]
+        assert aws_facts.create_only(custom) == aws_facts.create_only(aws)
+    assert ("LogGroupName",) in aws_facts.create_only("Custom::AdoptedLogGroup")[0]
 
 
 def test_every_retaining_policy_keeps_data():

@@ -132,8 +132,19 @@ def test_rule_master_readers_admits_only_the_bootstrap_function():
     resources = templates["prod"]["storage"]["Resources"]
     resources["Fn"] = {"Type": "AWS::Lambda::Function", "Properties": {"Role": {"Fn::GetAtt": ["TaskRole", "Arn"]}}}
     resources["Bootstrap"] = {"Type": "Custom::DatabaseBootstrap",
-                              "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]}}}
+                              "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]},
+                                             "MasterSecretArn": {"Ref": "DatabaseSecret"}}}
     assert privilege.master_readers(templates) == []
+
+
+def test_rule_master_readers_refuses_a_custom_resource_function_not_handed_the_secret():
+    """Being a custom resource's function (the database's log groups) is no licence to read the master's secret."""
+    templates = _old_shape()
+    resources = templates["prod"]["storage"]["Resources"]
+    resources["Fn"] = {"Type": "AWS::Lambda::Function", "Properties": {"Role": {"Fn::GetAtt": ["TaskRole", "Arn"]}}}
+    resources["LogGroup"] = {"Type": "Custom::AdoptedLogGroup",
+                             "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]}, "LogGroupName": "/g"}}
+    assert privilege.master_readers(templates) == ["prod/storage.json TaskRole: may read the database master's secret"]
 
 
 def test_every_statement_walker_sees_the_new_roles(templates):

@@ -18,6 +18,7 @@ import pwd
 import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
@@ -30,6 +31,8 @@ import pytest
 
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
+
+from tls_servers import PostgresTlsProxy, make_authority, server_context
 
 pytestmark = pytest.mark.slow
 
@@ -318,3 +321,49 @@ def test_a_failure_is_reported_not_raised(response_url):
     body = Recorder.received[0][2]
     assert body["Status"] == "FAILED"
     assert body["Reason"] == "ConnectionRefusedError: database unreachable (log stream 2026/01/01/[$LATEST]abc)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Verified TLS (issue 25): the bootstrap checks the server's certificate and host name. The embedded server has no
+# SSL: a TLS-terminating proxy (tests/tls_servers.py) answers PostgreSQL's SSLRequest with a certificate from a CA
+# this test makes, then relays to it.
+
+
+@pytest.fixture(scope="module")
+def tls(server, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    authority = make_authority(directory, "Test RDS CA")
+    impostor = make_authority(directory, "Impostor CA")
+    proxies = {host: PostgresTlsProxy(server_context(directory, authority, host), server.port)
+               for host in ("localhost", "other-db.example.internal")}
+    yield authority, impostor, proxies
+    for proxy in proxies.values():
+        proxy.close()
+
+
+def tls_connect(proxy, cafile):
+    return bootstrap.open_connection("localhost", proxy.port, contracts.DATABASE_NAME, MASTER, MASTER_PASSWORD,
+                                     cafile=cafile)
+
+
+def test_the_bootstrap_connects_when_the_certificate_chains_to_its_ca_and_names_the_host(tls):
+    authority, _, proxies = tls
+    connection = tls_connect(proxies["localhost"], authority.pem)
+    try:
+        assert connection.run("SELECT current_user") == [[MASTER]]
+    finally:
+        connection.close()
+
+
+def test_the_bootstrap_refuses_a_certificate_from_another_ca(tls):
+    """Whoever answers in the database's place with a certificate of their own gets no IAM token or password."""
+    _, impostor, proxies = tls
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+        tls_connect(proxies["localhost"], impostor.pem)
+
+
+def test_the_bootstrap_refuses_a_certificate_for_another_host(tls):
+    """A valid RDS certificate of another instance is no proof of being this one (verify-full, not verify-ca)."""
+    authority, _, proxies = tls
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        tls_connect(proxies["other-db.example.internal"], authority.pem)

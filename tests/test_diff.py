@@ -100,8 +100,13 @@ def test_create_only_change_on_the_database_replaces_it_and_is_a_data_loss_risk(
     [change] = rc.changes
     assert (change.path, change.new, change.replacement) == ("Properties.StorageEncrypted",
                                                              db["Properties"]["StorageEncrypted"], REPLACED)
-    [risk] = report.data_loss
+    risks = {r.logical_id: r for r in report.data_loss}
+    risk = risks.pop(lid)
     assert (risk.stack, risk.logical_id, risk.risk) == (key, lid, REPLACED)
+    # The log groups RDS exports to are named after the identifier: a new database writes to new groups, and the
+    # diff says so as for any log group whose name changes (issue 25).
+    assert {(r.logical_id, r.risk) for r in risks.values()} == {
+        ("DatabasePostgresqlLogGroup", REPLACED), ("DatabaseUpgradeLogGroup", REPLACED)}
     policy = old[key]["Resources"][lid].get("UpdateReplacePolicy", "Delete")
     assert risk.retained == ("" if policy == "Delete" else policy)
     assert render(report, "text").index("DATA-LOSS RISK") < render(report, "text").index(f"== {ENV} ==")
@@ -111,7 +116,7 @@ def test_conditionally_create_only_change_may_replace(old, new):
     report, key, lid, _ = flip_database(old, new, "MultiAZ")
     rc = resource(report, key, lid)
     assert (rc.replacement, rc.reason) == (MAY_BE_REPLACED, "conditionally create-only: Properties.MultiAZ")
-    assert [r.risk for r in report.data_loss] == [MAY_BE_REPLACED]
+    assert [r.risk for r in report.data_loss] == [MAY_BE_REPLACED] * 3  # the database and its two log groups
     assert "DBInstance) MAY BE REPLACED" in render(report, "text")
 
 

@@ -141,4 +141,6 @@ def test_fail_on_stateful_counts_replaced_stateful_resources_not_interruptions(o
             if r["Type"] == "AWS::RDS::DBInstance":
                 r["Properties"]["StorageEncrypted"] = not r["Properties"].get("StorageEncrypted", False)
     [reason] = failing(diff_templates(old, new), ["stateful"])
-    assert reason.startswith("1 stateful resource(s)") and "storage.json Database" in reason
+    # The database and the two log groups named after its identifier (issue 25).
+    assert reason.startswith("3 stateful resource(s)") and "storage.json Database," in reason
+    assert "storage.json DatabasePostgresqlLogGroup" in reason

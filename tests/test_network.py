@@ -8,7 +8,7 @@ import pytest
 
 from generator import config
 
-from conftest import one_resource, resources_of_type, sources
+from conftest import as_list, grants, one_resource, resources_of_type, sources
 
 ENVS = ("dev", "staging", "prod")
 
@@ -171,3 +171,47 @@ def test_outputs_cover_vpc_subnets_per_kind_and_every_group(templates):
         assert sources(templates, "prod", "network", outputs[f"{kind}SubnetIds"]["Value"]) == {
             ("network", title) for title in resources_of_type(templates["prod"]["network"], "AWS::EC2::Subnet")
             if title.startswith(f"{kind}Subnet")}, f"{kind}SubnetIds lists every {kind.lower()} subnet and no other"
+
+
+def _sub_arn(value) -> str:
+    """`arn:${AWS::Partition}:sns:...:<name>` of an endpoint policy's Resource, as written (Fn::Sub)."""
+    return value["Fn::Sub"] if isinstance(value, dict) else value
+
+
+def test_vpc_functions_publish_to_sns_through_an_endpoint_admitting_exactly_their_topics(templates):
+    """Prod keeps every AWS call of the VPC-attached functions inside the VPC: SNS too (issue 25). Each topic such
+    a function may publish to (its role's sns:Publish, traced to the notification tier's topic) is admitted by the
+    SNS endpoint's policy, named by partition, region, account and physical name, and no other topic is; its
+    security group may reach the endpoint. Step Functions publishes from the service and is not covered here."""
+    t = templates["prod"]
+    network = t["network"]["Resources"]
+    endpoint = network["SnsEndpoint"]["Properties"]
+    assert endpoint["VpcEndpointType"] == "Interface" and endpoint["PrivateDnsEnabled"] is True
+    [statement] = endpoint["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["sns:Publish"]
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+    admitted = {_sub_arn(r) for r in as_list(statement["Resource"])}
+    endpoint_groups = {sources(templates, "prod", "network", rule["SourceSecurityGroupId"]).pop()
+                       for rule in network["EndpointSecurityGroup"]["Properties"]["SecurityGroupIngress"]}
+
+    published = set()
+    for tier, template in sorted(t.items()):
+        for title, function in resources_of_type(template, "AWS::Lambda::Function").items():
+            props = function["Properties"]
+            if "VpcConfig" not in props:
+                continue
+            [(role_tier, role)] = sources(templates, "prod", tier, props["Role"])
+            for tier_and_topic in grants(templates, "prod", role_tier, role).get("sns:Publish", set()):
+                topic_tier, topic = tier_and_topic
+                name = t[topic_tier]["Resources"][topic]["Properties"]["TopicName"]
+                published.add(f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{name}")
+                groups = {sources(templates, "prod", tier, g).pop() for g in props["VpcConfig"]["SecurityGroupIds"]}
+                assert groups & endpoint_groups, f"{tier}/{title} cannot reach the SNS endpoint"
+    assert published, "the scheduler publishes to the error topic from the VPC"
+    assert admitted == published
+
+
+@pytest.mark.parametrize("env", ("dev", "staging"))
+def test_environments_without_interface_endpoints_reach_sns_through_the_nat(templates, env):
+    assert not config.get(env).vpc_endpoints
+    assert "SnsEndpoint" not in templates[env]["network"]["Resources"]

@@ -34,7 +34,8 @@ def file_system(templates, env="dev") -> dict:
 # The service that encrypts with a key named in a resource's property: by where the property is, else by the type.
 SERVICE_OF_KEY_PROPERTY = {"MasterUserSecret": "secretsmanager"}
 SERVICE_OF_TYPE = {"AWS::RDS": "rds", "AWS::EFS": "elasticfilesystem", "AWS::SecretsManager": "secretsmanager",
-                   "AWS::S3": "s3", "AWS::DynamoDB": "dynamodb", "AWS::Logs": "logs"}
+                   "AWS::S3": "s3", "AWS::DynamoDB": "dynamodb", "AWS::Logs": "logs",
+                   "Custom::AdoptedLogGroup": "logs"}
 
 
 def services_encrypting_with(templates, env: str, key: tuple[str, str]) -> set[str]:
@@ -68,11 +69,13 @@ def test_data_key_rotates_and_admits_the_account_only_through_the_services_that_
     assert key["EnableKeyRotation"] is True
     policy = statements(key["KeyPolicy"])
     account = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
-    assert all(s["Effect"] == "Allow" and s["Principal"] == {"AWS": [account]} for s in policy), (
-        "only the account (its principals, by their own policies); no service principal: RDS names and creates "
-        "its exported log groups after its generated identifier, so no log group is encrypted with this key")
-    users = [s for s in policy if "Condition" in s]
-    administers = [s for s in policy if "Condition" not in s]
+    # CloudWatch Logs encrypts the database's log groups as itself (below); everything else is the account's.
+    by_account = [s for s in policy if s["Principal"] == {"AWS": [account]}]
+    [logs] = [s for s in policy if s not in by_account]
+    assert logs["Principal"] == {"Service": [{"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}]}
+    assert all(s["Effect"] == "Allow" for s in policy)
+    users = [s for s in by_account if "Condition" in s]
+    administers = [s for s in by_account if "Condition" not in s]
     assert administers and not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
                                    or a == "kms:*" for s in administers for a in s["Action"]), "no unconditioned use"
     assert users, "someone may use the key"
@@ -80,9 +83,23 @@ def test_data_key_rotates_and_admits_the_account_only_through_the_services_that_
         [(operator, condition)] = s["Condition"].items()
         assert operator == "StringEquals" and condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
         via = {v["Fn::Sub"].split(".")[0] for v in condition["kms:ViaService"]}
-        assert via == services_encrypting_with(templates, env, ("storage", "DataKey")), (
+        assert via == services_encrypting_with(templates, env, ("storage", "DataKey")) - {"logs"}, (
             "through exactly the services that store data with it")
         assert "kms:*" not in s["Action"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cloudwatch_logs_may_use_the_data_key_only_for_the_database_log_groups_and_their_function(templates, env):
+    """The database's identifier is generated (and the database uses the key: naming it here is a cycle), so the
+    context admits `/aws/rds/instance/*` groups of this account and region, and the function's own group."""
+    policy = statements(storage(templates, env)["Resources"]["DataKey"]["Properties"]["KeyPolicy"])
+    [logs] = [s for s in policy if "Service" in s["Principal"]]
+    [(operator, condition)] = logs["Condition"].items()
+    assert operator == "ArnLike"
+    arns = sorted(a["Fn::Sub"] for a in condition["kms:EncryptionContext:aws:logs:arn"])
+    prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    assert arns == [f"{prefix}/aws/lambda/video-processing-rds-log-groups-{env}", f"{prefix}/aws/rds/instance/*/*"]
+    assert not any(a.startswith("kms:Create") or a == "kms:*" for a in logs["Action"])
 
 
 def test_the_services_of_the_data_key_are_found_where_its_users_are():
@@ -180,12 +197,15 @@ def test_no_password_in_parameters_or_outputs(templates):
 
 
 def test_performance_insights_and_postgres_logs_exported(templates):
-    """RDS creates the exported groups, named after its generated identifier (no DBInstanceIdentifier)."""
+    """RDS names the exported groups after its generated identifier (no DBInstanceIdentifier): the stack owns them
+    through custom resources (tests/test_rds_log_groups.py), not as AWS::Logs::LogGroup."""
     props = database(templates)["Properties"]
+    assert "DBInstanceIdentifier" not in props
     assert props["EnablePerformanceInsights"] is True
     assert built_from(templates, props["PerformanceInsightsKMSKeyId"]) == {("storage", "DataKey")}
     assert props["EnableCloudwatchLogsExports"] == ["postgresql", "upgrade"]
-    assert not resources_of_type(storage(templates), "AWS::Logs::LogGroup")
+    assert list(resources_of_type(storage(templates), "AWS::Logs::LogGroup")) == [
+        "DatabaseLogGroupsFunctionLogGroup"], "the only group of its own: the log groups function's"
 
 
 # --- file system ----------------------------------------------------------------------------------------------
@@ -250,7 +270,8 @@ def test_outputs_endpoint_secret_file_system_and_access_point_each_from_the_reso
                 "DatabaseMasterSecretArn": "Database", "DatabaseResourceId": "Database",
                 "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
                 "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint",
-                "DatabaseIdentifier": "Database"}  # its metrics' dimension (operations)
+                "DatabaseIdentifier": "Database",  # its metrics' dimension (operations)
+                "DatabaseLogGroupsFunctionName": "DatabaseLogGroupsFunction"}  # its alarms' dimension
     assert {name: built_from(templates, o["Value"]) for name, o in outputs.items()} == {
         name: {("storage", title)} for name, title in expected.items()}
     assert all(o["Description"] for o in outputs.values())

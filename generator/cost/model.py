@@ -651,6 +651,8 @@ FREE = {
     "AWS::S3::BucketPolicy": "no charge",
     "AWS::SNS::TopicPolicy": "no charge",
     "AWS::SQS::QueuePolicy": "no charge",
+    "Custom::AdoptedLogGroup": "runs its function at deploy time only: a few invocations, not priced (a log group "
+                               "is billed for what it receives: the database's exports, whose volume is not priced)",
     "Custom::DatabaseBootstrap": "runs its function at deploy time only: a few invocations, not priced",
 }
 

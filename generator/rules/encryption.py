@@ -17,7 +17,9 @@ def key_rotation(templates: Templates) -> list[str]:
 @rule("VP302", "Every log group has a retention and a KMS key",
       "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html")
 def log_groups(templates: Templates) -> list[str]:
-    return [f"{where}: no {prop}" for where, *_, r in each_resource(templates, "AWS::Logs::LogGroup")
+    # Custom::AdoptedLogGroup: a group RDS names and creates, owned by the stack with the same properties.
+    return [f"{where}: no {prop}"
+            for where, *_, r in each_resource(templates, "AWS::Logs::LogGroup", "Custom::AdoptedLogGroup")
             for prop in ("RetentionInDays", "KmsKeyId") if prop not in r["Properties"]]
 
 

@@ -38,10 +38,12 @@ def containers(templates: Templates) -> Iterator[tuple[str, str, str, dict, dict
 
 
 def bootstrap_roles(templates: Templates) -> set[tuple[str, str, str]]:
-    """Roles of functions that CloudFormation runs as custom resources (the database bootstrap)."""
+    """Roles of functions that CloudFormation runs as custom resources handed a master's secret (the database
+    bootstrap); other custom resources' functions (the database's log groups) are no readers."""
     roles = set()
     for _label, env, tier, _id, r in each_resource(templates):
-        if r["Type"].startswith("Custom::") or r["Type"] == "AWS::CloudFormation::CustomResource":
+        if (r["Type"].startswith("Custom::") or r["Type"] == "AWS::CloudFormation::CustomResource") and \
+                trace(templates, env, tier, r["Properties"]) & master_secrets(templates, env):
             for t, function, _ in trace(templates, env, tier, r["Properties"].get("ServiceToken")):
                 fn = templates[env][t]["Resources"][function]
                 roles |= {(env, rt, ri) for rt, ri, _ in trace(templates, env, t, fn["Properties"].get("Role"))}
@@ -240,7 +242,7 @@ def image_pull_scope(templates: Templates) -> list[str]:
             if "*" in json.dumps(resource)]
 
 
-INTERFACE_SERVICES = ("secretsmanager", "logs", "ecr.api", "ecr.dkr", "sts", "states")
+INTERFACE_SERVICES = ("secretsmanager", "logs", "ecr.api", "ecr.dkr", "sns", "sts", "states")
 
 
 @rule("VP510", "Every VPC endpoint has a policy; interface endpoints admit only this account's principals; prod has "

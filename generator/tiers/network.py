@@ -214,10 +214,10 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
 
 
 # What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
-# this account's principals only): ECS pulling the image and writing the processor's logs, the bootstrap reading
-# the master secret, the job-control functions (API and scheduler, which share the API function's group) starting
-# and following executions, SDK identity. DynamoDB has a gateway endpoint in every environment (free); SNS goes
-# through the NAT. Lambda writes the functions' logs from the service, not through the VPC.
+# this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
+# functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, which
+# share the API function's group) starting and following executions, SDK identity. DynamoDB has a gateway
+# endpoint in every environment (free); SNS has its own endpoint below (SNS_ENDPOINT), scoped to topics.
 INTERFACE_ENDPOINTS = {
     "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
                 "ecr:GetDownloadUrlForLayer"),
@@ -268,12 +268,33 @@ def aws_owned_bucket_objects(arn: str) -> Sub:
     return Sub(arn)
 
 
+# SNS for the VPC-attached functions: the scheduler reports executions that ended without a handler on the error
+# topic. Step Functions publishes the outcomes from the service itself, not from the VPC, so no endpoint carries
+# its calls (https://docs.aws.amazon.com/step-functions/latest/dg/connect-sns.html), and the completion topic has no
+# publisher here. The network comes before the notification tier, so the topic is named by its physical name.
+SNS_ENDPOINT = "sns"
+SNS_ENDPOINT_ACTIONS = ("sns:Publish",)
+SNS_TOPIC_KINDS_PUBLISHED_FROM_VPC = ("error",)
+
+
 def endpoint_title(service: str) -> str:
     return "".join(part.capitalize() for part in service.replace(".", " ").split()) + "Endpoint"
 
 
 def this_account_only() -> Condition:
     return Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID)))
+
+
+def sns_endpoint_policy(cfg: EnvConfig) -> PolicyDocument:
+    """Publishing, by this account's principals, to this environment's topics that VPC-attached callers publish to
+    (`arn:<partition>:sns:<region>:<account>:<name>`)."""
+    return PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Sid="ThisEnvironmentsTopics", Effect=Allow, Principal=Principal("AWS", [blocks.account_root()]),
+        Action=[Action(*a.split(":")) for a in SNS_ENDPOINT_ACTIONS],
+        Resource=[blocks.arn("sns", names.topic(kind, cfg.name))
+                  for kind in sorted(SNS_TOPIC_KINDS_PUBLISHED_FROM_VPC)],
+        Condition=Condition(StringEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID))),
+    )])
 
 
 def interface_endpoint_policy(cfg: EnvConfig, service: str, actions: tuple[str, ...]) -> PolicyDocument:
@@ -339,3 +360,9 @@ def _interface_endpoints(t: Template, cfg: EnvConfig, vpc: VPC, private: list[Su
             SubnetIds=[Ref(s) for s in private], SecurityGroupIds=[GetAtt(group, "GroupId")],
             PolicyDocument=interface_endpoint_policy(cfg, service, actions),
         ))
+    t.add_resource(VPCEndpoint(
+        endpoint_title(SNS_ENDPOINT), VpcId=Ref(vpc), VpcEndpointType="Interface", PrivateDnsEnabled=True,
+        ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{SNS_ENDPOINT}"),
+        SubnetIds=[Ref(s) for s in private], SecurityGroupIds=[GetAtt(group, "GroupId")],
+        PolicyDocument=sns_endpoint_policy(cfg),
+    ))

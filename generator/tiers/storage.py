@@ -1,10 +1,25 @@
-"""storage: the data KMS key, RDS PostgreSQL with its generated credentials, and EFS for the media."""
+"""storage: the data KMS key, RDS PostgreSQL with its generated credentials and its log groups, and EFS for the
+media.
+
+RDS names the groups it exports the database's logs to after the instance's generated identifier and would create
+them itself, under CloudWatch Logs' own key and kept forever. A custom resource per exported log (Custom::
+AdoptedLogGroup, code in generator/functions/rds_log_groups/) creates each group under the data key with the
+environment's retention, or adopts it where RDS created it first. Its template names a local zip,
+`functions/rds_log_groups.zip` beside the template: deploy.sh builds it like the schema tier's bootstrap.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from awacs import elasticfilesystem as efs_actions
+from awacs import kms as kms_actions
+from awacs import logs as logs_actions
+from awacs import xray as xray_actions
 from awacs.aws import Allow, ArnLike, Bool, Condition, PolicyDocument, Principal, Statement
-from troposphere import GetAtt, Ref, Select, Template
+from troposphere import GetAtt, Ref, Select, Sub, Template
+from troposphere.awslambda import Code, Function, LoggingConfig, TracingConfig
+from troposphere.cloudformation import CustomResource
 from troposphere.efs import (
     AccessPoint,
     BackupPolicy,
@@ -26,11 +41,26 @@ CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.DATA_SUBNET_IDS, contracts.D
 PRODUCES = (contracts.DATA_KEY_ARN, contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT,
             contracts.DATABASE_MASTER_SECRET_ARN, contracts.DATABASE_RESOURCE_ID, contracts.FILE_SYSTEM_ID,
             contracts.FILE_SYSTEM_ARN, contracts.ACCESS_POINT_ID, contracts.ACCESS_POINT_ARN,
-            contracts.DATABASE_IDENTIFIER)
+            contracts.DATABASE_IDENTIFIER, contracts.DATABASE_LOG_GROUPS_FUNCTION_NAME)
 
 # Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
 DATABASE_DIMENSIONS = (("DBInstanceIdentifier", contracts.DATABASE_IDENTIFIER),)
+LOG_GROUPS_FUNCTION = (("FunctionName", contracts.DATABASE_LOG_GROUPS_FUNCTION_NAME),)
 ALARMS = (
+    AlarmSpec(
+        "DatabaseLogGroupsErrorsAlarm", "db-log-groups-errors", "AWS/Lambda", "Errors", LOG_GROUPS_FUNCTION, "Sum", GT,
+        0, "notBreaching",
+        "The function owning the database's log groups raised (a timeout, or a failure before it could answer "
+        "CloudFormation): the deploy that ran it failed or waited for its service timeout",
+        "The function's log group (/aws/lambda/<function>) and the storage stack's events",
+        "Fix the function (generator/functions/rds_log_groups/) or its role and deploy again; the groups RDS "
+        "created meanwhile are adopted then"),
+    AlarmSpec(
+        "DatabaseLogGroupsThrottlesAlarm", "db-log-groups-throttles", "AWS/Lambda", "Throttles", LOG_GROUPS_FUNCTION,
+        "Sum", GT, 0, "notBreaching",
+        "The log groups function was refused for lack of Lambda concurrency in the account: its deploy waits or fails",
+        "The account's ConcurrentExecutions against its Lambda concurrency quota; other functions' reservations",
+        "Deploy again once the account has free concurrency, or raise the account's Lambda concurrency quota"),
     AlarmSpec(
         "DatabaseCpuAlarm", "database-cpu", "AWS/RDS", "CPUUtilization", DATABASE_DIMENSIONS, "Average", GT, 80,
         "ignore",
@@ -76,8 +106,51 @@ MEDIA_PERMISSIONS = "750"
 DATA_KEY_SERVICES = ("elasticfilesystem", "rds", "secretsmanager")
 
 
+# The function owning RDS's log groups: out of the VPC (it calls only the CloudWatch Logs API, and the prod VPC's
+# logs endpoint admits only log writes). Its package is built by deploy.sh from generator/functions/rds_log_groups/.
+LOG_GROUPS_PACKAGE_PATH = "functions/rds_log_groups.zip"
+LOG_GROUPS_RUNTIME = "python3.14"
+LOG_GROUPS_TIMEOUT_SECONDS = 60
+# CloudFormation fails the resource if no response arrives in this time (instead of the default hour).
+LOG_GROUPS_SERVICE_TIMEOUT_SECONDS = 300
+
+
+class AdoptedLogGroup(CustomResource):
+    """A log group an AWS service names and creates, owned by the stack (properties as AWS::Logs::LogGroup's)."""
+    resource_type = "Custom::AdoptedLogGroup"
+    props: ClassVar[dict] = {"ServiceToken": (str, True), "ServiceTimeout": (int, False)}
+
+
+def log_groups_function_name(cfg: EnvConfig) -> str:
+    return names.physical("rds-log-groups", cfg.name)
+
+
+def rds_log_group_names(instance_identifier: str) -> dict[str, str]:
+    """Exported log type -> the group RDS writes it to, for the instance named `instance_identifier`."""
+    return {log_type: names.rds_log_group(instance_identifier, log_type) for log_type in POSTGRES_LOG_EXPORTS}
+
+
 def data_key_statements(cfg: EnvConfig) -> list[Statement]:
-    return [blocks.via_services_statement(list(DATA_KEY_SERVICES))]
+    return [blocks.via_services_statement(list(DATA_KEY_SERVICES)), logs_key_statement(cfg)]
+
+
+def logs_key_statement(cfg: EnvConfig) -> Statement:
+    """CloudWatch Logs encrypts RDS's log groups and the function's own with the data key. The database's
+    identifier cannot appear here (the database uses the key: a cycle), so the context admits every
+    `/aws/rds/instance/` group of this account and region; a group uses the key only once associated with it,
+    which only the log groups function's role may do (for this database's groups)."""
+    return Statement(
+        Sid="CloudWatchLogsEncryptsDatabaseLogGroups",
+        Effect=Allow,
+        Principal=blocks.service_principal_regional("logs"),
+        Action=[kms_actions.Encrypt, kms_actions.Decrypt, kms_actions.ReEncryptFrom, kms_actions.ReEncryptTo,
+                kms_actions.GenerateDataKey, kms_actions.GenerateDataKeyWithoutPlaintext, kms_actions.DescribeKey],
+        Resource=["*"],  # in a key policy, "*" means this key
+        Condition=Condition(ArnLike("kms:EncryptionContext:aws:logs:arn", [
+            blocks.arn("logs", f"log-group:{names.lambda_log_group(log_groups_function_name(cfg))}"),
+            blocks.arn("logs", f"log-group:{names.rds_log_group('*', '*')}"),
+        ])),
+    )
 
 
 def build(cfg: EnvConfig) -> Template:
@@ -89,6 +162,7 @@ def build(cfg: EnvConfig) -> Template:
     key_arn = GetAtt(key, "Arn")
 
     database = _database(t, cfg, p, key_arn)
+    log_groups_function = _database_log_groups(t, cfg, database, key_arn)
     file_system, access_point = _file_system(t, cfg, p, key_arn)
 
     blocks.output(t, contracts.DATA_KEY_ARN, key_arn)
@@ -102,6 +176,7 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.ACCESS_POINT_ID, GetAtt(access_point, "AccessPointId"))
     blocks.output(t, contracts.ACCESS_POINT_ARN, GetAtt(access_point, "Arn"))
     blocks.output(t, contracts.DATABASE_IDENTIFIER, Ref(database))
+    blocks.output(t, contracts.DATABASE_LOG_GROUPS_FUNCTION_NAME, Ref(log_groups_function))
     return t
 
 
@@ -128,7 +203,7 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
     ))
     # No DBInstanceIdentifier: CloudFormation refuses to replace a custom-named resource, so a fixed name would
     # turn every create-only change into a failed update. RDS therefore names the log groups it exports to
-    # after the generated identifier and creates them itself (README, "First deploy to an AWS account").
+    # after the generated identifier: _database_log_groups owns them.
     database = t.add_resource(DBInstance(
         "Database",
         Engine="postgres",
@@ -173,6 +248,66 @@ def _database(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref], key
         **blocks.snapshot_policies(cfg),
     ))
     return database
+
+
+def _database_log_groups(t: Template, cfg: EnvConfig, database: DBInstance, key_arn) -> Function:
+    """One Custom::AdoptedLogGroup per exported log, served by a function allowed to change only this database's
+    groups (and its own log group's streams)."""
+    function_logs = blocks.encrypted_log_group(t, cfg, "DatabaseLogGroupsFunctionLogGroup",
+                                               names.lambda_log_group(log_groups_function_name(cfg)), key_arn)
+    database_groups = blocks.arn("logs", "log-group:" + names.rds_log_group("${Database}", "*"))
+    actions = [logs_actions.CreateLogGroup, logs_actions.AssociateKmsKey, logs_actions.PutRetentionPolicy,
+               # Deletion only where the groups go with the stack; protection only where they are kept.
+               logs_actions.PutLogGroupDeletionProtection if cfg.retain_data else logs_actions.DeleteLogGroup]
+    role = blocks.function_role(t, cfg, "DatabaseLogGroupsFunctionRole",
+                                "Creates or adopts the database's log groups under the data key",
+                                "OwnDatabaseLogGroups", [
+        Statement(Sid="OwnThisDatabasesLogGroups", Effect=Allow, Action=actions, Resource=[database_groups]),
+        Statement(Sid="WriteFunctionLogs", Effect=Allow,
+                  Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+                  Resource=[Sub("${Group}:log-stream:*", Group=GetAtt(function_logs, "Arn"))]),
+        Statement(Sid="TraceWithXRay", Effect=Allow,
+                  Action=[xray_actions.PutTelemetryRecords, xray_actions.PutTraceSegments],
+                  Resource=["*"]),  # X-Ray actions support no resource-level permissions
+    ])
+    function = t.add_resource(Function(
+        "DatabaseLogGroupsFunction",
+        FunctionName=log_groups_function_name(cfg),
+        Description=f"Creates or adopts the database's log groups under the data key ({cfg.name})",
+        Runtime=LOG_GROUPS_RUNTIME,
+        Architectures=["arm64"],
+        Handler="handler.handler",
+        Code=Code(ZipFile="placeholder"),  # replaced below by the local package path
+        Role=GetAtt(role, "Arn"),
+        MemorySize=128,
+        Timeout=LOG_GROUPS_TIMEOUT_SECONDS,
+        LoggingConfig=LoggingConfig(LogGroup=Ref(function_logs)),
+        TracingConfig=TracingConfig(Mode="Active"),
+        Tags=blocks.tags(cfg),
+        Metadata=blocks.checkov_skip(
+            ("CKV_AWS_117", "calls only the CloudWatch Logs API and reaches nothing in the VPC"),
+            ("CKV_AWS_116", "invoked only by CloudFormation, which fails the stack on a missing response; a queued "
+                            "event could not be answered later"),
+            ("CKV_AWS_115", "runs a few times per deploy; a reservation would need more than a new account's "
+                            "Lambda concurrency quota (issue 11, defect 3)"),
+            # A local Code path is the point: `aws cloudformation package` uploads it.
+            metadata={"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
+        ),
+    ))
+    # `aws cloudformation package` uploads a local path given as Code and replaces it with the S3 location.
+    function.properties["Code"] = LOG_GROUPS_PACKAGE_PATH
+    for log_type, name in sorted(rds_log_group_names("${" + database.title + "}").items()):
+        t.add_resource(AdoptedLogGroup(
+            f"Database{log_type.capitalize()}LogGroup",
+            ServiceToken=GetAtt(function, "Arn"),
+            ServiceTimeout=LOG_GROUPS_SERVICE_TIMEOUT_SECONDS,
+            LogGroupName=Sub(name),
+            KmsKeyId=key_arn,
+            RetentionInDays=cfg.log_retention_days,
+            **({"DeletionProtectionEnabled": "true"} if cfg.retain_data else {}),
+            **blocks.retention_policies(cfg),
+        ))
+    return function
 
 
 def _file_system(t: Template, cfg: EnvConfig, p: dict[contracts.Contract, Ref],

@@ -1,7 +1,8 @@
 """Database bootstrap: a CloudFormation custom resource that applies versioned SQL migrations as the master user.
 
 Runs in the VPC (the storage tier's database is reachable only from its security group). On Create and Update
-it reads the RDS-managed master secret, connects over TLS and applies, in order, every `migrations/NNNN_*.sql`
+it reads the RDS-managed master secret, connects over verified TLS (the packaged RDS certificate authorities, the
+endpoint's host name) and applies, in order, every `migrations/NNNN_*.sql`
 not yet recorded in `db_bootstrap.applied_migrations` (each in its own transaction with its record, under an
 advisory lock: idempotent and safe to re-run). An applied migration whose text changed fails the run: migrations
 are append-only. On Delete it changes nothing (the data stays) and reports success. Every outcome is sent to
@@ -20,6 +21,9 @@ import urllib.request
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The RDS certificate authorities, packaged with the function (provenance: rds-ca-bundle.json; refreshed by
+# python -m deploytools.rds_ca_bundle).
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The placeholders a migration may use; their values are checked identifiers from the resource's properties.
@@ -103,22 +107,27 @@ def master_credentials(secret_arn: str) -> tuple[str, str]:
     return value["username"], value["password"]
 
 
-def tls_context() -> ssl.SSLContext:
-    # The database requires TLS (rds.force_ssl). The RDS certificate authority is not in the runtime's trust
-    # store and not packaged yet, so the certificate is not verified (docs/known-gaps.md); the link is encrypted.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+def tls_context(cafile: Path = RDS_CA_BUNDLE) -> ssl.SSLContext:
+    """TLS that verifies the server's certificate against the RDS certificate authorities only (not the runtime's
+    public ones) and its host name against the endpoint: libpq's sslmode=verify-full. The RDS CAs are in no public
+    trust store: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html"""
+    context = ssl.create_default_context(cafile=str(cafile))  # CERT_REQUIRED, check_hostname, only this bundle
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
-def connect(props: dict):
+def open_connection(host: str, port: int, database: str, user: str, password: str, cafile: Path = RDS_CA_BUNDLE):
+    """A pg8000 connection over verified TLS (pg8000 sends PostgreSQL's SSLRequest, then checks the certificate
+    and that it names `host`)."""
     import pg8000.native
 
+    return pg8000.native.Connection(user, password=password, host=host, port=port, database=database,
+                                    ssl_context=tls_context(cafile), timeout=60)
+
+
+def connect(props: dict):
     user, password = master_credentials(props["MasterSecretArn"])
-    return pg8000.native.Connection(user, password=password, host=props["DatabaseHost"],
-                                    port=int(props["DatabasePort"]), database=props["DatabaseName"],
-                                    ssl_context=tls_context(), timeout=60)
+    return open_connection(props["DatabaseHost"], int(props["DatabasePort"]), props["DatabaseName"], user, password)
 
 
 def values_of(props: dict) -> dict[str, str]:
