@@ -61,9 +61,12 @@ def test_every_resource_type_the_templates_create_has_a_price_rule_or_a_reason_t
 
 
 def test_a_new_billable_type_without_a_rule_fails_the_guard_and_the_command():
-    tiers = {"media": {"Resources": {"Stream": {"Type": "AWS::Kinesis::Stream"}, "Role": {"Type": "AWS::IAM::Role"}}}}
-    assert model.unpriced_types(tiers) == ["AWS::Kinesis::Stream"]
-    with pytest.raises(InputError, match="no price rule for AWS::Kinesis::Stream"):
+    """A type the model has no rule for (not one the project uses: that one may gain a rule) fails by name."""
+    unknown = "AWS::Future::Service"
+    assert unknown not in {*model.RULES, *model.PRICED_AT, *model.FREE}
+    tiers = {"media": {"Resources": {"Thing": {"Type": unknown}, "Role": {"Type": "AWS::IAM::Role"}}}}
+    assert model.unpriced_types(tiers) == [unknown]
+    with pytest.raises(InputError, match=f"no price rule for {unknown}"):
         estimate(tiers)
 
 

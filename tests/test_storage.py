@@ -264,14 +264,16 @@ def test_file_system_policy_denies_non_tls_and_admits_no_anonymous_client_nor_ro
 
 # --- outputs --------------------------------------------------------------------------------------------------
 
-def test_outputs_endpoint_secret_file_system_and_access_point_each_from_the_resource_it_names(templates):
+def test_every_output_is_built_from_one_storage_resource_and_the_known_ones_from_the_resource_they_name(templates):
+    """Each output names one resource of this tier (which outputs exist is PRODUCES, test_tier_contracts); those
+    the other tiers rely on come from the resource whose name they carry. A new output adds nothing here."""
     outputs = storage(templates)["Outputs"]
-    expected = {"DataKeyArn": "DataKey", "DatabaseEndpointAddress": "Database", "DatabaseEndpointPort": "Database",
-                "DatabaseMasterSecretArn": "Database", "DatabaseResourceId": "Database",
-                "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
-                "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint",
-                "DatabaseIdentifier": "Database",  # its metrics' dimension (operations)
-                "DatabaseLogGroupsFunctionName": "DatabaseLogGroupsFunction"}  # its alarms' dimension
-    assert {name: built_from(templates, o["Value"]) for name, o in outputs.items()} == {
-        name: {("storage", title)} for name, title in expected.items()}
+    built = {name: built_from(templates, o["Value"]) for name, o in outputs.items()}
+    assert all(len(refs) == 1 and next(iter(refs))[0] == "storage" for refs in built.values()), built
+    named = {"DataKeyArn": "DataKey", "DatabaseEndpointAddress": "Database", "DatabaseEndpointPort": "Database",
+             "DatabaseMasterSecretArn": "Database", "DatabaseResourceId": "Database",
+             "FileSystemId": "FileSystem", "FileSystemArn": "FileSystem",
+             "AccessPointId": "MediaAccessPoint", "AccessPointArn": "MediaAccessPoint",
+             "DatabaseIdentifier": "Database"}  # its metrics' dimension (operations)
+    assert {name: built[name] for name in named} == {name: {("storage", title)} for name, title in named.items()}
     assert all(o["Description"] for o in outputs.values())
