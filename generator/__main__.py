@@ -25,10 +25,14 @@ def _stopped_while_loading(signum: int, frame: object) -> None:
     os._exit(130)  # errors.EXIT_INTERRUPTED, not imported yet
 
 
-if __name__ == "__main__" and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-    # The modules below take a quarter of a second to load: a SIGTERM meanwhile ends the run in one line too (it
-    # used to kill the process silently, exit 143). errors.run installs the handler for the rest of the run.
-    signal.signal(signal.SIGTERM, _stopped_while_loading)
+if __name__ == "__main__":
+    # The modules below take a quarter of a second to load: a SIGTERM or Ctrl-C meanwhile ends the run in one line
+    # too (SIGTERM used to kill the process silently, exit 143; Ctrl-C printed a traceback). errors.run takes over
+    # SIGTERM for the rest of the run; Ctrl-C is Python's KeyboardInterrupt again below, once they are loaded.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stopped_while_loading)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _stopped_while_loading)
 
 import orjson  # noqa: E402 - after the handler above
 
@@ -338,4 +342,6 @@ def print_summary(rendered: dict[str, dict[str, str]]) -> None:
 
 
 if __name__ == "__main__":
+    if signal.getsignal(signal.SIGINT) is _stopped_while_loading:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

@@ -7,7 +7,6 @@ deploy.sh's in test_bad_input.py."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -78,12 +77,12 @@ import os, signal, sys
 class SigtermOnImport:
     def find_spec(self, name, path=None, target=None):
         if name == {module!r}:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.{signal})
         return None
 sys.meta_path.insert(0, SigtermOnImport())
 """
 SIGTERM_IN = ("import os, signal\nimport {module} as m\n_real = m.{function}\n"
-              "def sigterm(*a, **k):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return _real(*a, **k)\n"
+              "def sigterm(*a, **k):\n    os.kill(os.getpid(), signal.{signal})\n    return _real(*a, **k)\n"
               "m.{function} = sigterm\n")
 
 INTERRUPTIONS = [
@@ -97,21 +96,24 @@ INTERRUPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("case, where, args, says", INTERRUPTIONS, ids=[c[0] for c in INTERRUPTIONS])
-def test_sigterm_at_any_moment_is_one_line_exit_130_and_writes_nothing(tmp_path, case, where, args, says):
+def test_sigterm_or_ctrl_c_at_any_moment_is_one_line_exit_130_and_writes_nothing(tmp_path, case, where, args, says,
+                                                                               sig):
     out = tmp_path / "out"
     hook = tmp_path / "hook"
     hook.mkdir()
     env = {**os.environ, "PIPELINE_LOG_DIR": str(tmp_path / "logs")}
     if isinstance(where, str):  # only `python -m generator` itself runs the code before errors.run
-        (hook / "sitecustomize.py").write_text(SIGTERM_ON_IMPORT.format(module=where))
+        (hook / "sitecustomize.py").write_text(SIGTERM_ON_IMPORT.format(module=where, signal=sig))
         env["PYTHONPATH"] = os.pathsep.join([str(hook), str(REPO)])
         command = [sys.executable, "-m", "generator"]
     else:
-        command = [sys.executable, "-c", RUN.format(patch=SIGTERM_IN.format(module=where[0], function=where[1]))]
+        patch = SIGTERM_IN.format(module=where[0], function=where[1], signal=sig)
+        command = [sys.executable, "-c", RUN.format(patch=patch)]
     result = subprocess.run([*command, *args, *(["--out", str(out)] if not args else [])], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 130, (result.returncode, -signal.SIGTERM, result.stderr)
+    assert result.returncode == 130, (result.returncode, result.stderr)
     [line] = result.stderr.splitlines()
     assert line.startswith("interrupted: ") and says in line, line
     assert not out.exists() and not (tmp_path / "logs").exists()
