@@ -37,7 +37,8 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
   --smoke          with --local: run a video through the deployed local pipeline (one that succeeds, one
-                   whose task fails), print each execution's status and notification, and exit
+                   whose task fails), print each execution's status and notification, and exit; needs the
+                   emulator a deploy started (it never starts one)
   --template-dir D deploy the templates in D instead of templates/<env>/ (tests; skips the
                    generator freshness check, not cfn-lint)
   -h, --help       this help

@@ -15,7 +15,8 @@ The failing case uses the emulator's local-only switch (deploytools.moto_layer.s
 starting `fail-` makes the processing container exit 1. AWS has no such switch.
 
 Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, or
-another AWS error (one line); 70 internal error.
+another AWS error (one line); 70 internal error; 130 interrupted (Ctrl-C, SIGTERM): its queue and subscriptions
+are removed, and the line names the videos whose executions may still run.
 """
 
 from __future__ import annotations
