@@ -39,19 +39,24 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
   --smoke          with --local: run a video through the deployed local pipeline (one that succeeds, one
-                   whose task fails), print each execution's status and notification, and exit
+                   whose task fails), print each execution's status and notification, and exit; needs the
+                   emulator a deploy started (it never starts one)
   --template-dir D deploy the templates in D instead of templates/<env>/ (tests; skips the
                    generator freshness check, not cfn-lint)
   -h, --help       this help
 
 Environment: LOCAL_AWS_PORT (default 4599; 1024-65535), LOCAL_AWS_STATE_DIR (default build/local-aws),
 BUILD_DIR (default build), DEPLOY_POLL_SECONDS (default 5).
-Exit status: 0 deployed, nothing to change, planned or deleted; 1 failure; 2 bad usage or input (one line on
-stderr, nothing created); 130 interrupted (one line: the stack's state and what to run next).
+Exit status: 0 deployed, nothing to change, planned or deleted; 1 the deployment (or deletion) failed, or was
+cancelled at the prompt; 2 bad usage or input, or a problem of the environment (no credentials, no network, a
+missing tool, no emulator for --smoke, a stack in a state that refuses the action): one line on stderr, nothing
+changed; 130 interrupted (Ctrl-C or SIGTERM): one line with the state things are in and what to run next.
 EOF
 }
 
-die() { echo "deploy.sh: error: $*" >&2; exit "${EXIT:-1}"; }
+die() { echo "deploy.sh: error: $*" >&2; exit 1; }
+# A problem of the environment or of the input that stops deploy.sh before it changes anything: exit 2.
+refuse() { echo "deploy.sh: error: $*" >&2; exit 2; }
 usage_error() { echo "deploy.sh: error: $* (see ./deploy.sh --help)" >&2; exit 2; }
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -83,6 +88,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $STOP -eq 1 && $LOCAL -eq 0 ]] && usage_error "--stop only goes with --local"
 [[ ${SMOKE:-0} -eq 1 && $LOCAL -eq 0 ]] && usage_error "--smoke only goes with --local"
+[[ $STOP -eq 1 && ${SMOKE:-0} -eq 1 ]] && usage_error "--stop and --smoke do not go together (--stop ends the emulator and its stacks)"
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 (( BOOTSTRAP + REMOVE_RETAINED + DELETE + PLAN <= 1 )) \
   || usage_error "--bootstrap, --remove-retained, --delete and --plan do not go together"
@@ -120,26 +126,51 @@ if [[ $LOCAL -eq 1 ]]; then
 fi
 BUILD_DIR="${BUILD_DIR:-build}"
 
+# --- interruption (Ctrl-C, SIGTERM): one line saying what state things are in and what to run next, exit 130 ---
+# bash runs a trap only once the foreground command has ended, so every longer step runs in the background and is
+# waited for: the trap then runs at once. A step started with `run` ignores SIGINT and SIGTERM (a signal sent to
+# the whole process group, as Ctrl-C is, must not make it print a line of its own): the trap ends it with SIGKILL
+# and says the state itself ($ON_INTERRUPT). A step started with `run_reporting` (executing or deleting a stack,
+# the bootstrap, removing log groups) knows better: it gets SIGTERM, which deploytools' entry points take like
+# Ctrl-C (generator.errors.run), and says itself what state it leaves (exit 130).
+CHILD="" CHILD_SAYS=0 ON_INTERRUPT="nothing was changed; run ./deploy.sh again"
+interrupted() {
+  trap '' INT TERM  # one is enough: the clean-up below and the EXIT trap must not be cut short
+  local rc=0
+  if [[ -n "$CHILD" ]]; then
+    if [[ $CHILD_SAYS -eq 1 ]]; then kill -TERM "$CHILD" 2>/dev/null || true; else kill -KILL "$CHILD" 2>/dev/null || true; fi
+    wait "$CHILD" 2>/dev/null || rc=$?  # 2>/dev/null: no "Killed" line from bash
+  fi
+  [[ $CHILD_SAYS -eq 1 && $rc -eq 130 ]] || echo "interrupted: deploy.sh stopped; $ON_INTERRUPT" >&2
+  exit 130
+}
+trap interrupted INT TERM
+wait_child() { local rc=0; wait "$CHILD" || rc=$?; CHILD=""; return "$rc"; }
+run() { ( trap '' TERM; exec "$@" ) & CHILD=$! CHILD_SAYS=0; wait_child; }
+run_reporting() { "$@" & CHILD=$! CHILD_SAYS=1; wait_child; }
+
 # --- tools --------------------------------------------------------------------------------------------------
 VENV="$ROOT/.venv"
 bootstrap_venv() {
   # dev.sh owns the venv: it installs setup.cfg's dev extra (pinned aws CLI and moto included) on first use
   # or when setup.cfg changed, and is a no-op otherwise.
-  command -v python3 >/dev/null || [[ -x "$VENV/bin/python" ]] || die "python3 (3.10 or newer) is required"
-  ./dev.sh setup
+  command -v python3 >/dev/null || [[ -x "$VENV/bin/python" ]] || refuse "python3 (3.10 or newer) is required"
+  ON_INTERRUPT="the project's .venv may be half-installed: run ./dev.sh setup, then ./deploy.sh again"
+  run ./dev.sh setup
+  ON_INTERRUPT="nothing was changed; run ./deploy.sh again"
 }
 
 if [[ $LOCAL -eq 1 ]]; then
   bootstrap_venv
 fi
 if [[ -x "$VENV/bin/python" ]]; then PY="$VENV/bin/python"; else PY="$(command -v python3 || true)"; fi
-[[ -n "$PY" ]] || die "python3 not found; install Python 3.10+ (or run ./deploy.sh --local to bootstrap .venv)"
+[[ -n "$PY" ]] || refuse "python3 not found; install Python 3.10+ (or run ./deploy.sh --local to bootstrap .venv)"
 PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 # The environments and their regions are the generator's (generator/config.py): one `<name> <region>` a line.
 ENV_TABLE="$("$PY" -m generator environments)" \
-  || die "cannot list the environments (python -m generator environments failed); install the project with: \
+  || refuse "cannot list the environments (python -m generator environments failed); install the project with: \
 python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
 ENV_REGION="$(awk -v env="$ENV_NAME" '$1 == env { print $2 }' <<<"$ENV_TABLE")"
 if [[ -z "$ENV_REGION" ]]; then
@@ -160,8 +191,16 @@ print(" ".join(f"Key={k},Value={v}" for k, v in config.get(sys.argv[1]).tags))' 
 if [[ $LOCAL -eq 1 ]]; then
   export LOCAL_AWS_PORT="${LOCAL_AWS_PORT:-4599}"
   if [[ $STOP -eq 1 ]]; then exec "$PY" -m deploytools.local_aws stop; fi
-  step "Starting the local AWS emulator"
-  "$PY" -m deploytools.local_aws start
+  if [[ ${SMOKE:-0} -eq 1 ]]; then
+    # The smoke needs the emulator a deploy started (and its stacks): a fresh one would hold nothing.
+    "$PY" -m deploytools.local_aws status >/dev/null \
+      || refuse "no local AWS is running (LOCAL_AWS_PORT $LOCAL_AWS_PORT): deploy first with ./deploy.sh --local, then --smoke"
+  else
+    step "Starting the local AWS emulator"
+    ON_INTERRUPT="the local AWS may be starting or running: ./deploy.sh --local --stop stops it"
+    run "$PY" -m deploytools.local_aws start
+    ON_INTERRUPT="nothing was changed; the local AWS keeps running (./deploy.sh --local --stop stops it)"
+  fi
   export AWS_ENDPOINT_URL="http://localhost:$LOCAL_AWS_PORT"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
   unset AWS_PROFILE AWS_DEFAULT_PROFILE
@@ -173,9 +212,9 @@ missing=()
 for tool in aws cfn-lint; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 "$PY" -c 'import boto3, deploytools, generator' 2>/dev/null || missing+=("python packages (boto3, this project)")
 if [[ ${#missing[@]} -gt 0 ]]; then
-  die "missing: ${missing[*]}. Install them with: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
+  refuse "missing: ${missing[*]}. Install them with: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
 fi
-cfn() { "$PY" -m deploytools.cfn "$@"; }
+cfn() { run "$PY" -m deploytools.cfn "$@"; }
 # awsq WHAT ARGS...: the aws CLI; on failure one line naming WHAT and AWS's message instead of its raw error.
 awsq() {
   local what="$1" err; shift
@@ -185,11 +224,11 @@ awsq() {
 step "Checking credentials"
 if [[ $LOCAL -eq 1 ]]; then
   ACCOUNT="$(aws sts get-caller-identity --query Account --output text 2>/dev/null)" \
-    || die "the local AWS at $AWS_ENDPOINT_URL does not answer; restart it: ./deploy.sh --local --stop, then ./deploy.sh --local"
+    || refuse "the local AWS at $AWS_ENDPOINT_URL does not answer; restart it: ./deploy.sh --local --stop, then ./deploy.sh --local"
 elif ! ACCOUNT="$(aws sts get-caller-identity --query Account --output text 2>&1)"; then
   [[ "$ACCOUNT" != *"Could not connect to the endpoint URL"* ]] \
-    || die "cannot reach AWS in region $REGION: check --region (does that region exist?) and the network"
-  die "no usable AWS credentials for region $REGION: configure a profile (aws configure, AWS_PROFILE) or \
+    || refuse "cannot reach AWS in region $REGION: check --region (does that region exist?) and the network"
+  refuse "no usable AWS credentials for region $REGION: configure a profile (aws configure, AWS_PROFILE) or \
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; or try everything locally with ./deploy.sh --local"
 fi
 ACCOUNT="${ACCOUNT##*$'\n'}"  # the last line: the CLI may warn on stderr before it
@@ -197,13 +236,16 @@ echo "account $ACCOUNT, region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOI
 # Never one environment's templates over another environment's stack (its Environment tag), --delete included.
 cfn check-env --stack "$STACK_NAME" --env "$ENV_NAME" ${OVERRIDE:+--override "$OVERRIDE"} || exit $?
 BUCKET="${BUCKET:-$(names artifact-bucket --account "$ACCOUNT" --region "$REGION")}"
+UNCHANGED="stack $STACK_NAME was not changed"
+[[ $LOCAL -eq 0 ]] || UNCHANGED+=" (the local AWS keeps running: ./deploy.sh --local --stop stops it)"
+ON_INTERRUPT="$UNCHANGED; run ./deploy.sh again"
 
 # --- account bootstrap (issue #11): what is one per account and region, never in an environment's stacks -----
 # deploytools/bootstrap.py: the ECS service-linked role, API Gateway's CloudWatch role and account setting, the
 # artifact bucket. Explicit on AWS (--bootstrap, once per account and region); every --local run (a fresh emulator).
 if [[ $BOOTSTRAP -eq 1 || ( $LOCAL -eq 1 && $DELETE -eq 0 && $REMOVE_RETAINED -eq 0 ) ]]; then
   step "Account bootstrap ($ACCOUNT, $REGION)"
-  "$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" || exit $?
+  run_reporting "$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" || exit $?
   [[ $BOOTSTRAP -eq 1 ]] && exit 0
 fi
 
@@ -224,23 +266,28 @@ if [[ $DELETE -eq 1 ]]; then
   if [[ "$status" == NONE ]]; then echo "stack $STACK_NAME does not exist: nothing to delete"; exit 0; fi
   step "Deleting $STACK_NAME ($status)"
   cfn retained --stack "$STACK_NAME"
+  ON_INTERRUPT="stack $STACK_NAME was not deleted"
   confirm "delete stack $STACK_NAME and its nested stacks"
-  cfn delete --stack "$STACK_NAME"
+  ON_INTERRUPT="stack $STACK_NAME may be deleting: CloudFormation carries on without deploy.sh; watch it with \
+\`aws cloudformation describe-stacks --stack-name $STACK_NAME\`, then run ./deploy.sh --delete again if it fails"
+  run_reporting "$PY" -m deploytools.cfn delete --stack "$STACK_NAME"
   exit $?
 fi
 
 # --- retained log groups (issue #11): a re-create after a delete needs their fixed names free ----------------
 if [[ $REMOVE_RETAINED -eq 1 ]]; then
   [[ "$(cfn stack-status --stack "$STACK_NAME")" == NONE ]] \
-    || die "stack $STACK_NAME exists: its log groups are in use, not retained leftovers"
+    || refuse "stack $STACK_NAME exists: its log groups are in use, not retained leftovers"
   step "Log groups retained by a deleted $STACK_NAME"
-  found="$("$PY" -m deploytools.preflight retained-log-groups --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" \
+  found="$(run "$PY" -m deploytools.preflight retained-log-groups --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" \
     --region "$REGION")" || exit $?
   if [[ -z "$found" ]]; then echo "none: nothing to remove"; exit 0; fi
   echo "$found"
   echo "Their events are deleted with them; export what you need first (aws logs create-export-task)."
+  ON_INTERRUPT="no log group was deleted"
   confirm "delete these log groups"
-  "$PY" -m deploytools.preflight remove-retained --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" --region "$REGION"
+  ON_INTERRUPT="some of these log groups may be deleted: run ./deploy.sh --remove-retained again for the rest"
+  run_reporting "$PY" -m deploytools.preflight remove-retained --template-dir "${TEMPLATE_DIR:-templates/$ENV_NAME}" --region "$REGION"
   exit $?
 fi
 
@@ -248,13 +295,13 @@ fi
 step "Checking templates"
 if [[ -z "$TEMPLATE_DIR" ]]; then
   TEMPLATE_DIR="templates/$ENV_NAME"
-  "$PY" -m generator --check --env "$ENV_NAME" || die "templates/$ENV_NAME is stale: run \`python -m generator\`, review and commit templates/, then deploy"
+  run "$PY" -m generator --check --env "$ENV_NAME" || die "templates/$ENV_NAME is stale: run \`python -m generator\`, review and commit templates/, then deploy"
 else
   echo "using $TEMPLATE_DIR (not checked against the generator)"
 fi
-[[ -f "$TEMPLATE_DIR/main.json" ]] || die "$TEMPLATE_DIR/main.json not found"
+[[ -f "$TEMPLATE_DIR/main.json" ]] || refuse "$TEMPLATE_DIR/main.json not found"
 # Errors block the deploy; warnings are shown. W3002: local TemplateURLs are what `package` is for.
-cfn-lint --non-zero-exit-code error --ignore-checks W3002 -- "$TEMPLATE_DIR"/*.json \
+run cfn-lint --non-zero-exit-code error --ignore-checks W3002 -- "$TEMPLATE_DIR"/*.json \
   || die "cfn-lint found errors in $TEMPLATE_DIR (above): fix the generator, not the JSON"
 mkdir -p "$OUT_DIR"
 PARAM_ARGS=()
@@ -265,10 +312,10 @@ cfn params --template "$TEMPLATE_DIR/main.json" --out "$OUT_DIR/parameters.json"
 status="$(cfn stack-status --stack "$STACK_NAME")"
 case "$status" in
   NONE|REVIEW_IN_PROGRESS) CS_TYPE=CREATE ;;
-  ROLLBACK_COMPLETE) die "stack $STACK_NAME is ROLLBACK_COMPLETE (its first create failed; it holds nothing): \
+  ROLLBACK_COMPLETE) refuse "stack $STACK_NAME is ROLLBACK_COMPLETE (its first create failed; it holds nothing): \
 delete it with ./deploy.sh --delete --env $ENV_NAME, then deploy again" ;;
-  *_IN_PROGRESS) die "stack $STACK_NAME is $status: another operation is running; wait for it to finish" ;;
-  *_FAILED) die "stack $STACK_NAME is $status: resolve it in the console first (see its events)" ;;
+  *_IN_PROGRESS) refuse "stack $STACK_NAME is $status: another operation is running; wait for it to finish" ;;
+  *_FAILED) refuse "stack $STACK_NAME is $status: resolve it in the console first (see its events)" ;;
   *) CS_TYPE=UPDATE ;;
 esac
 
@@ -276,13 +323,13 @@ esac
 # deploytools/preflight.py: bootstrap present, Lambda concurrency, Fargate vCPU quota, retained names that a
 # create would collide with, engine version offered. A blocking check exits 2 here; there is no --force.
 step "Preflight"
-"$PY" -m deploytools.preflight check --env "$ENV_NAME" --template-dir "$TEMPLATE_DIR" --region "$REGION" \
+run "$PY" -m deploytools.preflight check --env "$ENV_NAME" --template-dir "$TEMPLATE_DIR" --region "$REGION" \
   --change-set-type "$CS_TYPE" || exit $?
 
 # --- artifact bucket ----------------------------------------------------------------------------------------
 # Created when missing (deploytools/bootstrap.py: encrypted, versioned, public access blocked, TLS-only policy).
 step "Artifact bucket s3://$BUCKET"
-"$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" --only artifact-bucket || exit $?
+run_reporting "$PY" -m deploytools.bootstrap --bucket "$BUCKET" --region "$REGION" --only artifact-bucket || exit $?
 
 # --- function packages --------------------------------------------------------------------------------------
 # A template names a function's code as a local zip beside it (`functions/<name>.zip`, e.g. the schema tier's
@@ -296,7 +343,7 @@ if [[ -n "$FUNCTION_CODES" ]]; then
   step "Building function packages"
   for code in $FUNCTION_CODES; do
     source_dir="$ROOT/generator/functions/$(basename "$code" .zip)"
-    "$PY" -m deploytools.package_function "$source_dir" "$PACKAGE_SRC/$code" \
+    run "$PY" -m deploytools.package_function "$source_dir" "$PACKAGE_SRC/$code" \
       || die "building $code from $source_dir failed (above)"
     echo "$code: sha256 $(sha256sum "$PACKAGE_SRC/$code" | cut -c1-16)"
   done
@@ -306,7 +353,7 @@ fi
 step "Packaging into $OUT_DIR/"
 # `package` ignores --endpoint-url; it honours AWS_ENDPOINT_URL, which --local exports.
 # Its upload progress is noise on success: keep it in a log, show it on failure.
-aws cloudformation package --use-json --template-file "$PACKAGE_SRC/main.json" --s3-bucket "$BUCKET" \
+run aws cloudformation package --use-json --template-file "$PACKAGE_SRC/main.json" --s3-bucket "$BUCKET" \
   --s3-prefix "$STACK_NAME" --output-template-file "$OUT_DIR/main.packaged.json" >"$OUT_DIR/package.log" 2>&1 \
   || { cat "$OUT_DIR/package.log" >&2; die "aws cloudformation package failed (above)"; }
 echo "children uploaded to s3://$BUCKET/$STACK_NAME/; packaged parent: $OUT_DIR/main.packaged.json"
@@ -317,12 +364,6 @@ TEMPLATE_URL="${AWS_ENDPOINT_URL:-https://s3.$REGION.amazonaws.com}/$BUCKET/$KEY
 # --- change set ---------------------------------------------------------------------------------------------
 CS_NAME="deploy-$(date -u +%Y%m%d-%H%M%S)"
 step "Creating change set $CS_NAME ($CS_TYPE)"
-CS_ARN="$(awsq "creating the change set" cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$CS_NAME" \
-  --change-set-type "$CS_TYPE" --template-url "$TEMPLATE_URL" --include-nested-stacks \
-  --parameters "file://$OUT_DIR/parameters.json" --tags "${STACK_TAGS[@]}" \
-  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
-  --description "deploy.sh $ENV_NAME $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --query Id --output text)"
 drop_change_set() {
   cleanup() { :; }  # once is enough
   aws cloudformation delete-change-set --change-set-name "$CS_ARN" >/dev/null 2>&1 || true
@@ -331,8 +372,16 @@ drop_change_set() {
     aws cloudformation delete-stack --stack-name "$STACK_NAME" >/dev/null 2>&1 || true
   fi
 }
-# Until it is executed, any exit (refusal, cancel, error, Ctrl-C) removes the change set it created.
-cleanup() { drop_change_set; }
+# Until it is executed, any exit (refusal, cancel, error, Ctrl-C, SIGTERM) removes the change set it created.
+CS_ARN=""
+cleanup() { [[ -z "$CS_ARN" ]] || drop_change_set; }
+CS_ARN="$(awsq "creating the change set" cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$CS_NAME" \
+  --change-set-type "$CS_TYPE" --template-url "$TEMPLATE_URL" --include-nested-stacks \
+  --parameters "file://$OUT_DIR/parameters.json" --tags "${STACK_TAGS[@]}" \
+  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
+  --description "deploy.sh $ENV_NAME $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --query Id --output text)"
+ON_INTERRUPT="the change set $CS_NAME was deleted; $UNCHANGED; run ./deploy.sh again"
 rc=0; cfn wait-change-set --change-set "$CS_ARN" || rc=$?
 if [[ $rc -eq 3 ]]; then
   drop_change_set
@@ -353,7 +402,9 @@ confirm "execute this change set on $STACK_NAME"
 
 step "Executing $CS_NAME"
 cleanup() { :; }  # from here on the change set belongs to the stack's history
-cfn execute --change-set "$CS_ARN"
+ON_INTERRUPT="stack $STACK_NAME may be updating: CloudFormation carries on without deploy.sh; watch it with \
+\`aws cloudformation describe-stacks --stack-name $STACK_NAME\`, then run ./deploy.sh again once it has finished"
+run_reporting "$PY" -m deploytools.cfn execute --change-set "$CS_ARN"
 if [[ $LOCAL -eq 1 ]]; then
   echo
   echo "The local AWS keeps running at $AWS_ENDPOINT_URL (state in memory). Look around with e.g."

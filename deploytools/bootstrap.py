@@ -135,8 +135,8 @@ def _ensure_api_gateway_role(acct: Account) -> tuple[bool, str]:
 
 def ensure_api_gateway_account(acct: Account, sleep: Callable[[float], None] = time.sleep) -> tuple[bool, str]:
     current = api_gateway_role_arn(acct)
-    if current:
-        return False, f"set ({current})"
+    if current:  # `exists`, as for the other pieces: a second run says so for each (README, bootstrap)
+        return False, f"exists ({current})"
     _, role_arn = _ensure_api_gateway_role(acct)
     deadline = time.monotonic() + PROPAGATION_TIMEOUT_S
     while True:
@@ -200,11 +200,19 @@ PIECES: tuple[tuple[str, Callable[[Account, str], tuple[bool, str]]], ...] = (
 
 def run(acct: Account, bucket: str, only: list[str] | None = None) -> list[str]:
     """Ensure every piece (or the ones named); one line each, then whether anything changed."""
-    lines, changed = [], False
+    lines: list[str] = []
+    changed = False
     for name, ensure in PIECES:
         if only and name not in only:
             continue
-        created, message = ensure(acct, bucket)
+        try:
+            created, message = ensure(acct, bucket)
+        except KeyboardInterrupt:  # a piece is a few calls: say which one may be half made
+            done = "; ".join(line.removeprefix("bootstrap: ") for line in lines) or "nothing"
+            raise errors.Interrupted(
+                f"bootstrap stopped while ensuring {name}, which may now exist incomplete (a bucket without its "
+                "encryption or policy, a role without its policy): check it, or delete it, then run ./deploy.sh "
+                f"--bootstrap again; done before: {done}") from None
         changed = changed or created
         lines.append(f"bootstrap: {name}: {message}")
     lines.append("bootstrap: done" if changed else "bootstrap: nothing to change")
@@ -228,7 +236,8 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.bootstrap")
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.bootstrap",
+                      interrupted="not while ensuring a piece: run ./deploy.sh --bootstrap again to see each")
 
 
 if __name__ == "__main__":

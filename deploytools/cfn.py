@@ -582,7 +582,9 @@ def aws_errors_as_pipeline_errors(func: Any, a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.cfn")
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.cfn",
+                      interrupted="CloudFormation carries on with any request already sent (a change set being "
+                                  "created, a stack operation); see the stack's events")
 
 
 if __name__ == "__main__":

@@ -226,7 +226,9 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.local_aws")
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.local_aws",
+                      interrupted="an emulator it was starting or stopping may still run: ./deploy.sh --local "
+                                  "--stop stops it")
 
 
 if __name__ == "__main__":

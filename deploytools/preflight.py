@@ -290,7 +290,9 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.preflight")
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.preflight",
+                      interrupted="its checks change nothing; remove-retained leaves deleted what it deleted (each "
+                                  "`deleted` line above): run it again for the rest")
 
 
 if __name__ == "__main__":

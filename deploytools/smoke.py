@@ -15,7 +15,8 @@ The failing case uses the emulator's local-only switch (deploytools.moto_layer.s
 starting `fail-` makes the processing container exit 1. AWS has no such switch.
 
 Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, or
-another AWS error (one line); 70 internal error.
+another AWS error (one line); 70 internal error; 130 interrupted (Ctrl-C, SIGTERM): its queue and subscriptions
+are removed, and the line names the videos whose executions may still run.
 """
 
 from __future__ import annotations
@@ -76,15 +77,21 @@ def stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
 
 class Inbox:
     """An SQS queue subscribed to topics, and every notice it received, per video (each SNS message once, however
-    often SQS redelivers it); removed again by close()."""
+    often SQS redelivers it); open() makes it, close() removes whatever of it exists (also after an open() that was
+    interrupted half-way)."""
 
-    def __init__(self, sns: Any, sqs: Any, topic_arns: list[str]):
+    def __init__(self, sns: Any, sqs: Any):
         self.sns, self.sqs = sns, sqs
-        self.url = sqs.create_queue(QueueName=names.smoke_queue(uuid.uuid4().hex[:8]))["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
-                              for t in topic_arns]
+        self.url: str | None = None
+        self.subscriptions: list[str] = []
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}  # videoId -> SNS MessageId -> envelope
+
+    def open(self, topic_arns: list[str]) -> None:
+        self.url = self.sqs.create_queue(QueueName=names.smoke_queue(uuid.uuid4().hex[:8]))["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for topic in topic_arns:
+            subscribed = self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+            self.subscriptions.append(subscribed["SubscriptionArn"])
 
     def poll(self) -> None:
         for m in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
@@ -115,9 +122,17 @@ class Inbox:
         return len(self.notices.get(video_id, {}))
 
     def close(self) -> None:
-        for arn in self.subscriptions:
-            self.sns.unsubscribe(SubscriptionArn=arn)
-        self.sqs.delete_queue(QueueUrl=self.url)
+        while self.subscriptions:
+            self.sns.unsubscribe(SubscriptionArn=self.subscriptions[-1])
+            self.subscriptions.pop()
+        if self.url:
+            self.sqs.delete_queue(QueueUrl=self.url)
+            self.url = None
+
+    def left_behind(self) -> str:
+        """What close() could not remove, for the interrupted line."""
+        left = ([f"queue {self.url}"] if self.url else []) + [f"subscription {arn}" for arn in self.subscriptions]
+        return ", ".join(left)
 
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "generator" / "functions" / "video_jobs"
@@ -171,9 +186,11 @@ def reconcile_tick(environment: dict[str, str]) -> None:
 
 
 def run_case(case: Case, video_id: str, outputs: dict[str, str], inbox: Inbox, timeout: float,
-             scheduler_environment: dict[str, str]) -> list[str]:
-    """Run one video; print what happened; return what was wrong (empty: the outcome is right). How often it was
-    notified is checked once every video ended (notices_wrong)."""
+             scheduler_environment: dict[str, str], submitted: list[str]) -> list[str]:
+    """Run one video (its id is appended to `submitted` before it is submitted); print what happened; return what
+    was wrong (empty: the outcome is right). How often it was notified is checked once every video ended
+    (notices_wrong)."""
+    submitted.append(video_id)
     print(f"\n==> video {video_id} ({case.says})")
     status_code, body = call_api("POST", "/videos", body=json.dumps({"videoId": video_id}),
                                  requestContext={"requestId": f"smoke-{uuid.uuid4()}"})
@@ -246,16 +263,23 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     os.environ.update(function_environment(functions, nested["ApiFunctionName"]))
     scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
     print(f"stack {stack}: state machine {outputs['StateMachineArn']}, job table {os.environ.get('JOBS_TABLE')}")
-    inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), [outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
+    inbox = Inbox(boto3.client("sns"), boto3.client("sqs"))
     videos = {name: f"{CASES[name].video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
               for name in (("success", "failure") if which == "both" else (which,))}
+    submitted: list[str] = []  # the videos whose executions may still run if the smoke is interrupted
     try:
+        inbox.open([outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
         wrong = [w for name, video_id in videos.items()
-                 for w in run_case(CASES[name], video_id, outputs, inbox, timeout, scheduler_environment)]
+                 for w in run_case(CASES[name], video_id, outputs, inbox, timeout, scheduler_environment, submitted)]
         inbox.settle(SETTLE_S)
         wrong += notices_wrong(videos, inbox)
-    finally:
-        inbox.close()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (errors.run): remove the queue, say what may still run
+        raise errors.Interrupted(interrupted_line(inbox, submitted)) from None
+    except BaseException:
+        with contextlib.suppress(Exception):  # the error being raised says more than a failed clean-up
+            inbox.close()
+        raise
+    inbox.close()
     if wrong:
         print("\nsmoke: FAILED: " + "; ".join(wrong), file=sys.stderr)
         return 1
@@ -264,8 +288,22 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     return 0
 
 
+def interrupted_line(inbox: Inbox, submitted: list[str]) -> str:
+    """What the interrupted smoke leaves: its inbox removed (or not), the videos whose executions may still run."""
+    with contextlib.suppress(Exception):
+        inbox.close()
+    left = inbox.left_behind()
+    removed = (f"could not remove its {left} (remove them by hand, or stop the emulator: ./deploy.sh --local --stop)"
+               if left else "its SQS queue and its topic subscriptions were removed")
+    running = (f"the executions of video(s) {', '.join(submitted)} may still run in the emulator, and a job may stay "
+               "QUEUED or RUNNING in its table (the scheduler's tick settles it, or ./deploy.sh --local --stop)"
+               if submitted else "no video was submitted")
+    return f"smoke stopped: {removed}; {running}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.smoke")
+    return errors.run(_main, sys.argv[1:] if argv is None else argv, "deploytools.smoke",
+                      interrupted="before its queue was made: nothing was submitted")
 
 
 if __name__ == "__main__":

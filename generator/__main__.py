@@ -20,11 +20,26 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import orjson
 
-from generator import config, errors
-from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: F401 - EXIT_USAGE for callers
-from generator.render import render_environment
+def _stopped_while_loading(signum: int, frame: object) -> None:
+    os.write(2, b"interrupted: python -m generator stopped while starting; nothing was written\n")
+    os._exit(130)  # errors.EXIT_INTERRUPTED, not imported yet
+
+
+if __name__ == "__main__":
+    # The modules below take a quarter of a second to load: a SIGTERM or Ctrl-C meanwhile ends the run in one line
+    # too (SIGTERM used to kill the process silently, exit 143; Ctrl-C printed a traceback). errors.run takes over
+    # SIGTERM for the rest of the run; Ctrl-C is Python's KeyboardInterrupt again below, once they are loaded.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stopped_while_loading)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _stopped_while_loading)
+
+import orjson  # noqa: E402 - after the handler above
+
+from generator import config, errors  # noqa: E402
+from generator.errors import EXIT_OK, EXIT_STALE, EXIT_USAGE  # noqa: E402, F401 - EXIT_USAGE for callers
+from generator.render import render_environment  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "templates"
 
@@ -35,9 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Generate the pipeline's CloudFormation templates: for each environment, "
                     "templates/<env>/main.json (the parent) and one <tier>.json per tier.",
         epilog="Exit status: 0 success; 1 --check found stale, missing or extra files, a stale generated block of "
-               "docs/ or a rule finding; "
-               "2 bad input or an unwritable --out (one line on stderr, nothing replaced); 70 internal error "
-               "(a bug: the traceback is in a log file, see the message); 130 interrupted (nothing replaced). "
+               "docs/ or a rule finding; 2 bad input or an unwritable --out (one line on stderr, nothing replaced); "
+               "70 internal error (a bug: the traceback is in a log file, see the message); 130 interrupted, Ctrl-C "
+               "or SIGTERM (nothing half-written). "
                "Each --out/<env>/ holds only the generated *.json files: a directory holding anything else is "
                "refused, not replaced. "
                "Review a change: `python -m generator diff --help`. "
@@ -60,8 +75,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def load_overrides(path: Path) -> object:
     """The --config file's JSON (a bad file is bad input like a bad value: ConfigError, one line)."""
+
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:  # json.loads would keep the last value silently
+                raise config.ConfigError(f"invalid --config {path}: {config.shown(key)} appears twice in one object; "
+                                         "accepted: each environment and each setting once")
+            seen.add(key)
+        return dict(pairs)
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
+    except config.ConfigError:
+        raise
     except OSError as e:
         raise config.ConfigError(f"invalid --config {path}: {e.strerror}; accepted: a readable JSON file") from None
     except RecursionError:
@@ -75,19 +102,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["diff"]:
         from generator.diff import cli as diff_cli
-        return errors.run(diff_cli.main, argv[1:], "python -m generator diff")
+        return errors.run(diff_cli.main, argv[1:], "python -m generator diff",
+                          interrupted="it changes nothing; a drift detection it started finishes on its own in "
+                                      "CloudFormation")
     if argv[:1] == ["rules"]:
         from generator import rules
-        return errors.run(rules.command, argv[1:], "python -m generator rules")
+        return errors.run(rules.command, argv[1:], "python -m generator rules", interrupted="it changes nothing")
     if argv[:1] == ["capacity"]:
-        return errors.run(capacity_command, argv[1:], "python -m generator capacity")
+        return errors.run(capacity_command, argv[1:], "python -m generator capacity", interrupted="it changes nothing")
     if argv[:1] == ["cost"]:
         from generator.cost import cli as cost_cli
-        return errors.run(cost_cli.main, argv[1:], "python -m generator cost")
+        return errors.run(cost_cli.main, argv[1:], "python -m generator cost",
+                          interrupted="it changes nothing (a --refresh-prices writes the snapshot only when done)")
     if argv[:1] == ["environments"]:  # for deploy.sh: one `<name>\t<region>` line per environment
         print(config.environments_table(), end="")
         return EXIT_OK
-    return errors.run(generate, argv, "python -m generator")
+    return errors.run(generate, argv, "python -m generator",
+                      interrupted="nothing is half-written (every environment is replaced, or none): run it again")
 
 
 def generate(argv: list[str]) -> int:
@@ -104,8 +135,7 @@ def generate(argv: list[str]) -> int:
 
         broken = rules.check_rendered(rendered)
         return max(stale, broken, docs_blocks(args, rendered))
-    # SIGTERM ends a run like Ctrl-C: the write below cleans up, errors.run reports one line.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM ends a run like Ctrl-C (errors.run): the write below cleans up, errors.run reports one line.
     write(args.out, rendered)
     print_summary(rendered)
     return docs_blocks(args, rendered)
@@ -154,10 +184,6 @@ def capacity_command(argv: list[str]) -> int:
     print(capacity.render([capacity.capacity(cfg, minutes) for name, cfg in environments.items() if name in wanted]),
           end="")
     return EXIT_OK
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def check(out: Path, rendered: dict[str, dict[str, str]], whole_directory: bool = False) -> int:
@@ -328,4 +354,6 @@ def print_summary(rendered: dict[str, dict[str, str]]) -> None:
 
 
 if __name__ == "__main__":
+    if signal.getsignal(signal.SIGINT) is _stopped_while_loading:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

@@ -14,6 +14,7 @@ only delays the last starts (throttled calls are retried), so bursts are reporte
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from generator import aws_facts
@@ -23,6 +24,7 @@ from generator.errors import ConfigError, InputError
 DEFAULT_MINUTES = 10.0
 MIN_MINUTES = 0.01
 MAX_MINUTES = aws_facts.STANDARD_EXECUTION_MAX_MINUTES.value
+MINUTES_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
 ADMISSION = "max_concurrent_videos"  # what binds when every other limit has room
 
 
@@ -73,11 +75,11 @@ def parse_minutes(text: str) -> float:
     """--minutes: a number of minutes per video in [MIN_MINUTES, MAX_MINUTES]; anything else is an InputError."""
     accepted = (f"accepted: the minutes one video takes, a number from {MIN_MINUTES:g} to {MAX_MINUTES} (a year, "
                 "the longest a Standard execution runs), such as 10 or 2.5")
-    try:
-        minutes = float(text)
-    except ValueError:
-        raise InputError(f"invalid --minutes {shown(text)}; {accepted}") from None
-    if not MIN_MINUTES <= minutes <= MAX_MINUTES:  # NaN fails too
+    # ASCII digits and one point only: float() also takes '1_0', Arabic-Indic digits, '1e1' and ' 10 '.
+    if not MINUTES_TEXT.fullmatch(text):
+        raise InputError(f"invalid --minutes {shown(text)}; {accepted} (ASCII digits and a decimal point only)")
+    minutes = float(text)
+    if not MIN_MINUTES <= minutes <= MAX_MINUTES:
         raise InputError(f"invalid --minutes {shown(text)}; {accepted}")
     return minutes
 

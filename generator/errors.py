@@ -8,9 +8,12 @@ a log file and exits EXIT_INTERNAL, which no caller can mistake for "stale" (1) 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 EXIT_OK = 0
@@ -18,7 +21,9 @@ EXIT_STALE = 1  # generator --check: files differ; deploy: the deployment failed
 EXIT_USAGE = 2  # a PipelineError: bad input or a problem of the user's environment, one line on stderr
 EXIT_FAIL_ON = 3  # diff --fail-on matched (deploytools.cfn also uses 3 for "no changes" towards deploy.sh)
 EXIT_INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback is in a log file
-EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM: 128 + SIGINT, as shells report it
+# SIGINT and SIGTERM alike: 128 + SIGINT, as shells report Ctrl-C. One code for "stopped on request, and the line
+# says what state things are in"; a raw 143 (or 137) then means killed before it could say so.
+EXIT_INTERRUPTED = 130
 
 MAX_MESSAGE = 1000  # characters of a message shown (a 10 MB value must not be echoed whole)
 LOG_DIR_VARIABLE = "PIPELINE_LOG_DIR"
@@ -109,16 +114,42 @@ def write_traceback(program: str) -> Path:
     return Path(name)
 
 
-def run(main: Callable[[list[str]], int], argv: Sequence[str], program: str) -> int:
-    """Run an entry point: a PipelineError is one line and EXIT_USAGE, a bug is EXIT_INTERNAL with a log."""
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C (its cleanup runs, one line says the state); a second one is ignored so that
+    the cleanup and the line are not cut short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the block runs (main thread only: signals are delivered there).
+    A process started with SIGTERM ignored keeps ignoring it, as Python leaves an ignored SIGINT alone: deploy.sh
+    starts the steps it reports on itself that way."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return main(list(argv))
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(main: Callable[[list[str]], int], argv: Sequence[str], program: str,
+        interrupted: str = "nothing it started runs on") -> int:
+    """Run an entry point: a PipelineError is one line and EXIT_USAGE, a bug is EXIT_INTERNAL with a log, Ctrl-C or
+    SIGTERM one line (`interrupted`: what state things are in, what may still run) and EXIT_INTERRUPTED."""
+    try:
+        with sigterm_interrupts():
+            return main(list(argv))
     except PipelineError as e:
         prefix = "interrupted" if isinstance(e, Interrupted) else "error"
         print(f"{prefix}: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"interrupted: {program} stopped", file=sys.stderr)
+        print(f"interrupted: {program} stopped; {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # the one place that turns a bug into a log file and exit code
         path = write_traceback(program)

@@ -43,6 +43,9 @@ BAD_INPUT = [
     ("a 10 MB value", {"dev": {"db_instance_class": "x" * 10_000_000}}, [],
      ["db_instance_class 'xxxx", "(10000002 characters)"]),
     ("a missing file", Path("missing.json"), [], ["--config", "a readable JSON file"]),
+    ("an environment twice", '{"dev": {"az_count": 3}, "dev": {"az_count": 2}}', [],
+     ["--config", "'dev' appears twice", "each environment and each setting once"]),
+    ("a setting twice", '{"dev": {"az_count": 3, "az_count": 2}}', [], ["'az_count' appears twice"]),
     ("more videos at once than the assumed vCPU quota holds", {"staging": {"max_concurrent_videos": 7}}, [],
      ["staging: invalid max_concurrent_videos 7", "1-6 videos", "fargate_vcpu_quota 6", "On-Demand"]),
     ("an assumed vCPU quota that cannot run one task", {"dev": {"fargate_vcpu_quota": 0}}, [],
@@ -234,6 +237,11 @@ DEPLOY_BAD_INPUT = [
     ("an option without its value", ["--stack-name"], {}, ["--stack-name needs a value"]),
     ("--stop without --local", ["--stop"], {}, ["--stop only goes with --local"]),
     ("--plan with --delete", ["--plan", "--delete"], {}, ["--plan and --delete"]),
+    # It used to stop the emulator (its stacks lost) and ignore --smoke.
+    ("--stop with --smoke", ["--local", "--stop", "--smoke"], {}, ["--stop and --smoke do not go together"]),
+    # It used to start an emulator, fail on its empty account, and leave it running.
+    ("--smoke with no emulator running", ["--local", "--smoke"], {},
+     ["no local AWS is running", "./deploy.sh --local, then --smoke"]),
 ]
 
 
@@ -282,4 +290,22 @@ def test_a_port_held_by_a_silent_listener_fails_at_once_naming_the_port(tmp_path
         elapsed = time.monotonic() - started
     line = assert_one_error_line(result, [f"port {port} is in use", "LOCAL_AWS_PORT="])
     assert elapsed < 10, f"took {elapsed:.0f}s: {line}"
+    assert not (tmp_path / "build").exists(), "nothing was built"
+
+
+# Problems of the environment, met before anything is changed: one line and exit 2, as for bad input (they used to
+# exit 1, the code of a failed deployment). (case, environment, what the line names)
+NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_CONFIG_FILE": "/nonexistent",
+          "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+DEPLOY_ENVIRONMENT_PROBLEMS = [
+    ("no credentials", NO_AWS, ["no usable AWS credentials", "AWS_PROFILE"]),
+    ("no network", {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METADATA_DISABLED": "true",
+                    "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, ["cannot reach AWS in region", "the network"]),
+]
+
+
+@pytest.mark.parametrize("case, env, names", DEPLOY_ENVIRONMENT_PROBLEMS,
+                         ids=[c[0] for c in DEPLOY_ENVIRONMENT_PROBLEMS])
+def test_deploy_environment_problems_exit_2_with_one_line_and_create_nothing(tmp_path, case, env, names):
+    assert_one_error_line(run_deploy([], env, tmp_path), names)
     assert not (tmp_path / "build").exists(), "nothing was built"

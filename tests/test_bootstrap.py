@@ -38,7 +38,8 @@ def test_moto_first_run_creates_every_piece_and_a_second_changes_nothing(acct):
     second = bootstrap.run(bootstrap.Account(REGION), BUCKET)
     assert second[-1] == "bootstrap: nothing to change"
     role = f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}"
-    assert [line.split(": ")[2] for line in second[:-1]] == ["exists", f"set ({role})", f"s3://{BUCKET} exists"]
+    # Every piece says `exists` on a second run, the API Gateway setting included (it used to say `set`).
+    assert [line.split(": ")[2] for line in second[:-1]] == ["exists", f"exists ({role})", f"s3://{BUCKET} exists"]
 
 
 def test_moto_the_pieces_are_what_aws_needs(acct):
@@ -63,7 +64,7 @@ def test_moto_an_api_gateway_setting_naming_another_role_is_left_alone(acct):
     other = "arn:aws:iam::123456789012:role/someone-elses"
     acct.client("apigateway").update_account(patchOperations=[
         {"op": "replace", "path": "/cloudwatchRoleArn", "value": other}])
-    assert bootstrap.ensure_api_gateway_account(acct) == (False, f"set ({other})")
+    assert bootstrap.ensure_api_gateway_account(acct) == (False, f"exists ({other})")
 
 
 def test_moto_only_one_piece(acct):
@@ -128,3 +129,17 @@ def test_moto_the_logging_role_created_by_a_concurrent_bootstrap_is_used_not_an_
         return real_get_role(**kwargs)
     monkeypatch.setattr(iam, "get_role", get_role)
     assert bootstrap._ensure_api_gateway_role(acct) == (False, arn)
+
+
+def test_an_interrupted_bootstrap_names_the_piece_that_may_be_incomplete_and_what_was_done(acct, monkeypatch):
+    def interrupted(acct: bootstrap.Account, bucket: str) -> tuple[bool, str]:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM through generator.errors.run
+
+    pieces = (bootstrap.PIECES[0], ("api-gateway-account", interrupted), bootstrap.PIECES[2])
+    monkeypatch.setattr(bootstrap, "PIECES", pieces)
+    with pytest.raises(bootstrap.errors.Interrupted) as e:
+        bootstrap.run(acct, BUCKET)
+    message = str(e.value)
+    assert "while ensuring api-gateway-account, which may now exist incomplete" in message
+    assert f"done before: {aws_facts.ECS_SERVICE_LINKED_ROLE}: created" in message
+    assert "./deploy.sh --bootstrap again" in message and "artifact-bucket" not in message

@@ -185,6 +185,12 @@ def test_config_overrides_are_what_if(tmp_path, capsys):
     (["--minutes", "nan"], ["invalid --minutes 'nan'"]),
     (["--minutes", "inf"], ["invalid --minutes 'inf'", "525600"]),
     (["--minutes", "x" * 10_000], ["invalid --minutes 'xxx", "(10002 characters)"]),
+    # float() takes these; a typo or another script's digits must not pass for a number of minutes.
+    (["--minutes", "1_0"], ["invalid --minutes '1_0'", "ASCII digits"]),
+    (["--minutes", "\u0661\u0660"], ["invalid --minutes '\u0661\u0660'", "ASCII digits"]),
+    (["--minutes", "1e1"], ["invalid --minutes '1e1'"]),
+    (["--minutes", " 10"], ["invalid --minutes ' 10'"]),
+    (["--minutes", "10."], ["invalid --minutes '10.'"]),
     (["--env", "qa"], ["unknown environment 'qa'", "dev, prod, staging"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, names):

@@ -233,19 +233,20 @@ def test_a_rollback_that_leaves_a_vpc_names_it_and_never_says_nothing_is_half_de
     assert live_stacks(own_emulator)["leaky"]["StackStatus"] == "ROLLBACK_FAILED"
 
 
-# Loaded by every Python process of a deploy (sitecustomize on PYTHONPATH): ExecuteChangeSet, deploy.sh's
-# point of no return, announces itself in a file and holds until released, so a test can interrupt exactly
-# there. moto executes a change set inside that one call, which is otherwise too quick to hit reliably.
-HOLD_EXECUTE = """
+# Loaded by every Python process of a deploy (sitecustomize on PYTHONPATH): one AWS call (ExecuteChangeSet,
+# deploy.sh's point of no return, by default) announces itself in a file and holds until released, so a test can
+# interrupt exactly there. moto executes a change set inside that one call, which is otherwise too quick to hit.
+HOLD_CALL = """
 import os, pathlib, time
 import botocore.client
 
 _call = botocore.client.BaseClient._make_api_call
 marker = pathlib.Path(os.environ["HOLD_EXECUTE_MARKER"])
+held = os.environ.get("HOLD_OPERATION", "ExecuteChangeSet")
 
 def _make_api_call(self, operation, params):
-    if operation == "ExecuteChangeSet":
-        marker.write_text("executing")
+    if operation == held and not marker.exists():
+        marker.write_text("holding " + operation)
         deadline = time.monotonic() + 120
         while not marker.with_suffix(".release").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -255,13 +256,14 @@ botocore.client.BaseClient._make_api_call = _make_api_call
 """
 
 
-def _deploy_held_at_execute(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """Start a dev deploy in its own process group; return it once it is inside ExecuteChangeSet."""
+def _deploy_held_at_execute(env: dict[str, str], tmp_path: Path,
+                            operation: str = "ExecuteChangeSet") -> tuple[subprocess.Popen, Path]:
+    """Start a dev deploy in its own process group; return it once it is inside `operation`."""
     hook = tmp_path / "hold-execute"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(HOLD_EXECUTE)
+    (hook / "sitecustomize.py").write_text(HOLD_CALL)
     marker = tmp_path / "execute.marker"
-    env = {**env, "PYTHONPATH": str(hook), "HOLD_EXECUTE_MARKER": str(marker)}
+    env = {**env, "PYTHONPATH": str(hook), "HOLD_EXECUTE_MARKER": str(marker), "HOLD_OPERATION": operation}
     proc = subprocess.Popen(["./deploy.sh", "--local"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 600
@@ -290,3 +292,36 @@ def test_stop_during_a_deploy_ends_in_one_line_saying_what_to_run(own_emulator, 
     assert proc.returncode == 2, (out, err)
     line, = err.splitlines()
     assert line.startswith("error: cannot reach http://localhost:") and "run ./deploy.sh --local again" in line
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["sent to deploy.sh", "sent to its process group"])
+def test_sigterm_during_execute_is_one_line_exit_130_with_the_stack_state(own_emulator, tmp_path, to_group):
+    """It used to kill deploy.sh at once (exit 143, no line) and leave the step it ran going on alone."""
+    proc, _ = _deploy_held_at_execute(own_emulator, tmp_path)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)  # what a CI runner cancelling the job does
+    else:
+        proc.terminate()  # `kill <pid>`: deploy.sh alone
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, (out, err)
+    line, = err.splitlines()
+    assert line.startswith("interrupted: ") and "stack video-pipeline-dev is" in line and "./deploy.sh" in line
+
+
+def test_sigterm_before_the_change_set_is_executed_deletes_it_and_says_the_stack_is_unchanged(own_emulator,
+                                                                                             tmp_path):
+    proc, _ = _deploy_held_at_execute(own_emulator, tmp_path, operation="DescribeChangeSet")
+    proc.terminate()
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, (out, err)
+    line, = err.splitlines()
+    assert line.startswith("interrupted: deploy.sh stopped; the change set deploy-") and "was deleted" in line
+    assert "stack video-pipeline-dev was not changed" in line and "./deploy.sh --local --stop" in line
+    assert "video-pipeline-dev" not in live_stacks(own_emulator), "the empty stack of a CREATE change set is gone"
+
+
+def test_the_remove_retained_of_a_stack_that_exists_is_a_problem_of_the_environment_exit_2(own_emulator):
+    rc, out = deploy(own_emulator, "--local", "--template-dir", FIXTURES, "--stack-name", "fx")
+    assert rc == 0, out
+    rc, out = deploy(own_emulator, "--local", "--remove-retained", "--stack-name", "fx")
+    assert rc == 2 and "stack fx exists: its log groups are in use" in out, out

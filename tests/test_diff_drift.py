@@ -117,3 +117,48 @@ def test_without_drift_the_json_says_not_checked_and_drift_needs_a_stack(capsys)
     assert json.loads(render(diff_templates({}, {}), "json"))["drift"] is None
     assert diff_cli.main(["--drift", "--env", ENV]) == 2
     assert "--drift needs --stack" in capsys.readouterr().err
+
+
+def _repository_like_the_stack(tmp_path, monkeypatch) -> list[str]:
+    for name, body in (("main.json", parent("notification.json")), ("notification.json", CHILD)):
+        (tmp_path / "templates" / ENV).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "templates" / ENV / name).write_text(json.dumps(body))
+    monkeypatch.setattr(diff_cli, "REPO", tmp_path)
+    return ["diff", "--stack", "video-dev", "--env", ENV, "--worktree", "--drift"]
+
+
+def parse_error(*args, **kwargs):
+    """What botocore raises when an emulator answers DetectStackDrift with an HTML error page (moto's server)."""
+    from botocore.parsers import ResponseParserError
+
+    raise ResponseParserError("Unable to parse response (syntax error: line 1, column 0), invalid XML received")
+
+
+@pytest.mark.parametrize("detection", [None, parse_error], ids=["moto in-process", "an emulator's error page"])
+def test_an_endpoint_without_drift_detection_says_not_checked_and_diffs_the_rest(aws, tmp_path, monkeypatch,  # noqa: F811
+                                                                                  capsys, detection):
+    """It used to crash (exit 70) instead."""
+    from generator.__main__ import main
+
+    argv = _repository_like_the_stack(tmp_path, monkeypatch)
+    if detection:
+        monkeypatch.setattr(drift_mod, "detect_drift", detection)
+    assert main([*argv, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["drift"] is None  # "not checked", as without --drift
+    [line] = captured.err.splitlines()
+    assert line.startswith("drift: not checked: ") and "does not implement drift detection" in line
+
+
+def test_a_drift_detection_the_account_refuses_is_still_an_aws_error(aws, tmp_path, monkeypatch, capsys):  # noqa: F811
+    from botocore.exceptions import ClientError
+
+    from generator.__main__ import main
+
+    def denied(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed: DetectStackDrift"}},
+                          "DetectStackDrift")
+    argv = _repository_like_the_stack(tmp_path, monkeypatch)
+    monkeypatch.setattr(drift_mod, "detect_drift", denied)
+    assert main(argv) == 2
+    assert "not allowed: DetectStackDrift" in capsys.readouterr().err

@@ -123,3 +123,50 @@ def test_the_smoke_command_fails_without_a_deployed_stack(deployed):
 def test_smoke_needs_local(deployed):
     rc, out = deploy(deployed, "--smoke")
     assert rc == 2 and "--smoke only goes with --local" in out
+
+
+def test_diff_against_the_stack_just_deployed_shows_no_change(deployed):
+    """The packaged functions' Code (S3 locations) is compared as what deploy.sh's package step produces: right
+    after a deploy, `--fail-on any` holds nothing (it used to report three changed stacks). --drift against the
+    emulator, which has no drift detection, says "not checked" instead of crashing."""
+    env = {**deployed, "AWS_ENDPOINT_URL": f"http://localhost:{deployed['LOCAL_AWS_PORT']}",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "generator", "diff", "--stack", STACK, "--env",
+                        ENV, "--region", REGION, "--fail-on", "any", "--drift", "--format", "json"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr)
+    report = json.loads(r.stdout)
+    assert report["summary"]["has_changes"] is False, [s for s in report["stacks"] if s["resources"]]
+    assert report["drift"] is None and "drift: not checked" in r.stderr
+
+
+def test_sigterm_during_the_smoke_removes_its_queue_and_subscriptions_and_says_what_may_still_run(deployed,
+                                                                                                 tmp_path):
+    """It used to die at once (exit 143, no line), leaving its SQS queue and two subscriptions behind each time."""
+    import signal
+    import time
+
+    from test_deploy_e2e import HOLD_CALL
+
+    hook = tmp_path / "hold"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOLD_CALL)
+    marker = tmp_path / "start-execution.marker"
+    env = {**deployed, "PYTHONPATH": str(hook), "HOLD_EXECUTE_MARKER": str(marker), "HOLD_OPERATION": "StartExecution"}
+    sns, sqs = client(deployed, "sns"), client(deployed, "sqs")
+    subscriptions = sns.list_subscriptions()["Subscriptions"]
+    proc = subprocess.Popen(["./deploy.sh", "--local", "--smoke"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists():  # the first video is being started: the queue is subscribed
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    assert len(sns.list_subscriptions()["Subscriptions"]) == len(subscriptions) + 2
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    line, = err.splitlines()
+    assert line.startswith("interrupted: smoke stopped: its SQS queue and its topic subscriptions were removed"), line
+    assert "the executions of video(s) smoke-" in line and "may still run in the emulator" in line
+    assert not [q for q in sqs.list_queues().get("QueueUrls", []) if "video-pipeline-smoke-" in q]
+    assert sns.list_subscriptions()["Subscriptions"] == subscriptions

@@ -83,6 +83,23 @@ def detect_drift(cfn, stacks: dict[str, str], sleep: Callable[[float], None] = t
     return [d for key, sid in stacks.items() for d in _drifts(cfn, key, sid)]
 
 
+def unsupported(error: Exception) -> bool:
+    """Whether a failed drift detection means the endpoint has none (an emulator): moto raises NotImplementedError
+    in-process and answers an HTML error page as a server (botocore cannot parse it); others answer an error code
+    saying so. Anything else (access denied, throttling) is an AWS error like any other."""
+    from botocore.exceptions import ClientError
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(error, (NotImplementedError, ResponseParserError)):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status == 501 or code in ("NotImplemented", "NotImplementedException", "InvalidAction",
+                                         "UnknownOperationException", "UnsupportedOperation")
+    return False
+
+
 def mark_reverted(drifts: list[Drift], touched: set[tuple[str, str]]) -> list[Drift]:
     """Set `reverted` on the drifts of resources this deploy updates or replaces ((stack, logical id))."""
     for d in drifts:

@@ -58,12 +58,20 @@ def unique_fields(pairs):
     return dict(pairs)
 
 
+def field_name(name):
+    """A field's name as shown: quoted as JSON when it would not be seen (empty, blank, control characters)."""
+    name = name[:40]
+    return name if name.strip() and name.isprintable() else json.dumps(name)
+
+
 def parse_body(raw):
     """(videoId, None), or (None, what is wrong)."""
     if not (raw or "").strip():
         return None, 'request body is required: {"videoId": "..."}'
     try:
-        body = json.loads(raw, object_pairs_hook=unique_fields)
+        # Decimal: a 5,000-digit number is valid JSON (int() refuses more than 4,300 digits); it is refused below
+        # as a videoId that is not a string, not called "not valid JSON".
+        body = json.loads(raw, object_pairs_hook=unique_fields, parse_int=Decimal)
     except RecursionError:
         return None, "request body is nested too deeply"
     except ValueError as e:  # not JSON, or repeats
@@ -71,7 +79,7 @@ def parse_body(raw):
     if not isinstance(body, dict):
         return None, 'request body must be a JSON object: {"videoId": "..."}'
     if set(body) - {"videoId"}:
-        return None, "unexpected field(s): " + ", ".join(sorted(set(body) - {"videoId"}))
+        return None, "unexpected field(s): " + ", ".join(map(field_name, sorted(set(body) - {"videoId"})))
     if "videoId" not in body:
         return None, "videoId is required"
     error = video_id_error(body["videoId"])
@@ -109,6 +117,8 @@ def list_parameters(query):
     """(status, limit, token, None) or (None, None, None, what is wrong)."""
     query = query or {}
     unknown = sorted(set(query) - set(LIST_PARAMETERS))
+    # An empty value means "not given": `GET /videos?status=&limit=&next=` lists like `GET /videos`.
+    query = {name: value for name, value in query.items() if value != ""}
     if unknown:
         return None, None, None, (f"unknown query parameter(s): {', '.join(unknown)}; accepted: "
                                   f"{', '.join(LIST_PARAMETERS)}")

@@ -183,11 +183,26 @@ def page_start(token):
         start = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error, UnicodeError) as e:
         raise ValueError("next is not a token this API returned") from e
-    key_ok = isinstance(start, dict) and (start.get("key") is None or (
-        isinstance(start["key"], dict) and all(isinstance(v, dict) and len(v) == 1 for v in start["key"].values())))
-    if not (key_ok and start.get("status") in c.STATUSES and set(start) == {"status", "key"}):
+    if not (isinstance(start, dict) and set(start) == {"status", "key"} and start["status"] in c.STATUSES
+            and page_key_ok(start["key"])):
         raise ValueError("next is not a token this API returned")
     return start["status"], start["key"]
+
+
+def page_key_ok(key):
+    """Whether a token's key can be what the status index's query returned as LastEvaluatedKey: None, or the table's
+    and the index's key attributes, each one typed value ({"S": text}, {"N": digits}). A forged one ({"S": 5},
+    {"BOGUS": "x"}) would fail botocore's own validation before any request: a 500, not a 400."""
+    types = {c.PARTITION_KEY: "S", c.SORT_KEY: "N", c.STATUS_INDEX_PARTITION_KEY: "S", c.STATUS_INDEX_SORT_KEY: "N"}
+    if key is None:
+        return True
+    if not (isinstance(key, dict) and set(key) == set(types)):
+        return False
+    for name, kind in types.items():
+        value = key[name].get(kind) if isinstance(key[name], dict) and len(key[name]) == 1 else None
+        if not isinstance(value, str) or (kind == "N" and not (value.isascii() and value.isdigit())):
+            return False
+    return True
 
 
 def list_jobs(store, status=None, limit=25, token=None):
