@@ -19,22 +19,23 @@ PARTITION = "aws"
 SAMPLE_DIGEST = "0" * 64
 
 
-def sample_image(region: str) -> str:
+def sample_image(region: str, account: str = ACCOUNT) -> str:
     """A processor image in this account's ECR, pinned by digest: what a real deploy passes as ProcessorImage."""
-    return f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/video-processor@sha256:{SAMPLE_DIGEST}"
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/video-processor@sha256:{SAMPLE_DIGEST}"
 
 
 class Renderer:
     """Evaluates the intrinsics of one environment's templates (`{template name: template}`) to strings."""
 
-    def __init__(self, stacks: graph.Stacks, region: str) -> None:
-        self.stacks, self.region = stacks, region
-        self.parameters = {"ProcessorImage": sample_image(region)}  # deploy-time values without a usable default
+    def __init__(self, stacks: graph.Stacks, region: str, account: str = ACCOUNT) -> None:
+        self.stacks, self.region, self.account = stacks, region, account
+        # deploy-time values without a usable default
+        self.parameters = {"ProcessorImage": sample_image(region, account)}
 
     # --- the pieces of an ARN ------------------------------------------------------------------------------
 
     def arn(self, service: str, resource: str, region: bool = True, account: bool = True) -> str:
-        return f"arn:{PARTITION}:{service}:{self.region if region else ''}:{ACCOUNT if account else ''}:{resource}"
+        return f"arn:{PARTITION}:{service}:{self.region if region else ''}:{self.account if account else ''}:{resource}"
 
     def name(self, tier: str, logical_id: str, prop: str | None) -> str:
         """A resource's physical name: the property that fixes it, else a stand-in for the generated one."""
@@ -193,7 +194,7 @@ INTRINSICS: dict[str, Callable[[Renderer, str, Any], Any]] = {
 }
 
 PSEUDO: dict[str, Callable[[Renderer], str]] = {
-    "AWS::Region": lambda r: r.region, "AWS::AccountId": lambda r: ACCOUNT, "AWS::Partition": lambda r: PARTITION,
+    "AWS::Region": lambda r: r.region, "AWS::AccountId": lambda r: r.account, "AWS::Partition": lambda r: PARTITION,
     "AWS::URLSuffix": lambda r: "amazonaws.com", "AWS::StackName": lambda r: "stack",
     "AWS::StackId": lambda r: r.arn("cloudformation", "stack/stack/0"),
 }
@@ -260,7 +261,7 @@ def _secret(r: Renderer, t: str, i: str) -> str:
 REFS: dict[str, Callable[[Renderer, str, str], str]] = {
     "AWS::DynamoDB::Table": _table,
     "AWS::SNS::Topic": _topic,
-    "AWS::SQS::Queue": lambda r, t, i: f"https://sqs.{r.region}.amazonaws.com/{ACCOUNT}/{_queue_name(r, t, i)}",
+    "AWS::SQS::Queue": lambda r, t, i: f"https://sqs.{r.region}.amazonaws.com/{r.account}/{_queue_name(r, t, i)}",
     "AWS::StepFunctions::StateMachine": _state_machine,
     "AWS::KMS::Key": _key_id,
     "AWS::ECS::TaskDefinition": _task_definition,
