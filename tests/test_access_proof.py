@@ -485,6 +485,10 @@ def _cache_user_with_password(s):
     s["cache"]["Resources"]["ProcessorCacheUser"]["Properties"]["AuthenticationMode"] = {"Type": "password"}
 
 
+def _no_table_variable(s):
+    del s["api"]["Resources"]["Function"]["Properties"]["Environment"]["Variables"]["JOBS_TABLE"]
+
+
 def _no_nat(s):
     for name in [n for n, r in s["network"]["Resources"].items() if r["Type"] == "AWS::EC2::Route"
                  and "NatGatewayId" in r["Properties"]]:
@@ -531,6 +535,8 @@ MUTANTS = [
      ["rds-db:connect", "does not enable IAM database authentication"]),
     ("a cache user with a password", mutate_everywhere(_cache_user_with_password),
      ["elasticache:Connect", "does not sign in with IAM"]),
+    ("the API function is given no table", mutate_everywhere(_no_table_variable),
+     ["api.json Function: dynamodb.GetItem on ${JOBS_TABLE}", "the function is given no JOBS_TABLE"]),
     ("no NAT gateway route in dev", lambda t: {**t, "dev": mutate_everywhere(_no_nat)({"dev": t["dev"]})["dev"]},
      ["dev/jobs.json SchedulerFunction: sns:Publish", "no route to the service"]),
 ]
@@ -547,3 +553,16 @@ def test_the_rule_reports_the_proofs_findings(fixed):
 
     mutant = mutate_everywhere(_defect_1)(fixed)
     assert rule.runtime_access(mutant) == access.prove(mutant) != []
+
+
+def test_what_the_proof_does_not_know_is_a_finding_not_a_pass(fixed):
+    """A recorded operation or a state machine integration without a model of its authorization fails the proof."""
+    unknown = [{"handler": "api.lambda_handler", "operation": "ecs.RunTask", "parameters": {}}]
+    findings = access.prove({"dev": fixed["dev"]}, recorded=unknown)
+    assert any("ecs.RunTask" in f and "does not know how AWS authorizes" in f for f in findings), findings
+    mutant = copy.deepcopy(fixed)
+    states = mutant["dev"]["workflow"]["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    states["NotifySuccess"]["Resource"] = "arn:aws:states:::dynamodb:putItem"
+    findings = access.prove({"dev": mutant["dev"]})
+    assert any("state NotifySuccess (dynamodb:putItem)" in f and "an integration the access proof does not know" in f
+               for f in findings), findings

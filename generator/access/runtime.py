@@ -287,11 +287,8 @@ def recorded_call(e: Environment, caller: str, principal: Principal, entry: dict
     operation = entry["operation"]
     origin = f"recorded {entry['handler']} {operation}"
     service, name = operation.split(".", 1)
-    missing = sorted({m for value in _flat(entry["parameters"]) for m in SYMBOL.findall(value)
-                      if m not in symbols and not m.startswith("execution of ") and m != aws.RESPONSE_URL}
-                     | {m.removeprefix("execution of ") for value in _flat(entry["parameters"])
-                        for m in SYMBOL.findall(value) if m.startswith("execution of ")
-                        and m.removeprefix("execution of ") not in symbols})
+    named = {m.removeprefix("execution of ") for value in _flat(entry["parameters"]) for m in SYMBOL.findall(value)}
+    missing = sorted(named - set(symbols) - {aws.RESPONSE_URL})
     if missing:
         request = Request(principal, operation, ", ".join(f"${{{m}}}" for m in missing))
         return [Call(caller, origin, request, IN_VPC_ROUTE, problem=f"the function is given no {', '.join(missing)}")]
@@ -510,19 +507,18 @@ def task_calls(e: Environment, launch: TaskLaunch) -> list[Call]:
     for container in props.get("ContainerDefinitions", []):
         name = container.get("Name", "?")
         if execution is not None:
-            calls += pull_and_log_calls(e, caller, name, container, execution, route_of)
+            calls += pull_and_log_calls(e, caller, t, name, container, execution, route_of)
         if task_role is not None:
             calls += contract_calls(e, caller, t, name, container, props, task_role)
     return calls
 
 
-def pull_and_log_calls(e: Environment, caller: str, name: str, container: dict, execution: Principal,
+def pull_and_log_calls(e: Environment, caller: str, t: str, name: str, container: dict, execution: Principal,
                        route_of: Any) -> list[Call]:
     """What ECS does with the execution role from the task's subnets: log in to ECR and pull the image (its layers
     come from ECR's S3 bucket: https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html), read
     the container's secrets, and ship its logs with the awslogs driver
     (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html)."""
-    t = caller.split("/", 1)[1].split(".json", 1)[0]
     calls: list[Call] = []
     image = e.r.text(t, container.get("Image"))
     ecr = ECR_IMAGE.match(image)
