@@ -1,4 +1,4 @@
-"""The access proof (generator/access, rule VP601): every AWS call the runtime makes is allowed by every policy AWS
+"""The access proof (generator/access, rule VP701): every AWS call the runtime makes is allowed by every policy AWS
 applies to it, and the proof finds, naming the call and the policy, what a real account would refuse.
 
 Three parts:
@@ -72,7 +72,8 @@ def record_job_control(templates: dict, monkeypatch: pytest.MonkeyPatch) -> list
         assert p.job("access-queued", 1)["status"] == contract.RUNNING, "the scheduler started the queued one"
         symbols = {name: os.environ[name] for name in (contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN,
                                                         contract.ENV_ERROR_TOPIC_ARN)}
-    return [record.entry(c.invocation, c.service, c.operation, c.parameters, symbols) for c in rec.calls]
+    return [record.entry("video_jobs", c.invocation, c.service, c.operation, c.parameters, symbols, c.presigned)
+            for c in rec.calls]
 
 
 def record_bootstrap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
@@ -129,8 +130,10 @@ def record_bootstrap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
                           connect_to=connect)
     assert puts == [url], "the bootstrap answers CloudFormation once, with a PUT to the ResponseURL"
     symbols = {f"ResourceProperties.{k}": v for k, v in properties.items()}
-    entries = [record.entry(c.invocation, c.service, c.operation, c.parameters, symbols) for c in rec.calls]
-    return [*entries, record.entry("handler.handler", "s3", "PutObject", [("URL", url)], {"ResponseURL": url})]
+    entries = [record.entry("db_bootstrap", c.invocation, c.service, c.operation, c.parameters, symbols, c.presigned)
+               for c in rec.calls]
+    return [*entries, record.entry("db_bootstrap", "handler.handler", "s3", "PutObject", [("URL", url)],
+                                   {"ResponseURL": url})]
 
 
 @pytest.mark.slow
@@ -138,7 +141,8 @@ def test_recorded_calls_are_what_the_functions_call(templates, monkeypatch):
     """Protects: a function that starts calling something new (or names it otherwise) changes the recorded calls,
     and this test fails until recorded_calls.json says so; every resource is named by the function's contract."""
     entries = record_job_control(templates, monkeypatch) + record_bootstrap(monkeypatch)
-    literal = [e for e in entries for k, v in e["parameters"].items() if k != "IndexName"  # a name in the table
+    literal = [e for e in entries for k, v in e["parameters"].items()
+               if k not in ("IndexName", "Key", "ServerSideEncryption")  # names inside a resource, a setting
                for x in (v if isinstance(v, list) else [v]) if "${" not in x]
     assert not literal, f"resources the proof cannot resolve (not from the function's contract): {literal}"
     fresh = record.render(entries)
@@ -557,7 +561,8 @@ def test_the_rule_reports_the_proofs_findings(fixed):
 
 def test_what_the_proof_does_not_know_is_a_finding_not_a_pass(fixed):
     """A recorded operation or a state machine integration without a model of its authorization fails the proof."""
-    unknown = [{"handler": "api.lambda_handler", "operation": "ecs.RunTask", "parameters": {}}]
+    unknown = [{"package": "video_jobs", "handler": "api.lambda_handler", "operation": "ecs.RunTask",
+                "parameters": {}}]
     findings = access.prove({"dev": fixed["dev"]}, recorded=unknown)
     assert any("ecs.RunTask" in f and "does not know how AWS authorizes" in f for f in findings), findings
     mutant = copy.deepcopy(fixed)
@@ -566,3 +571,53 @@ def test_what_the_proof_does_not_know_is_a_finding_not_a_pass(fixed):
     findings = access.prove({"dev": mutant["dev"]})
     assert any("state NotifySuccess (dynamodb:putItem)" in f and "an integration the access proof does not know" in f
                for f in findings), findings
+
+
+def media_stack(deny_other_encryption: bool) -> dict:
+    """A function that presigns uploads into an SSE-KMS bucket (a bucket key), its role allowed to write there."""
+    bucket_objects = {"Fn::Sub": "${Bucket.Arn}/*"}
+    denies = [{"Sid": "DenyOtherEncryption", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+               "Resource": bucket_objects,
+               "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}}]
+    return {"Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "media", "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [{"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["Key", "Arn"]}}}]}}},
+        "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "Bucket"}, "PolicyDocument": {"Statement": denies if deny_other_encryption else []}}},
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:root"}},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*", "Condition": {
+                "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}},
+                "ArnEquals": {"kms:EncryptionContext:aws:s3:arn": {"Fn::GetAtt": ["Bucket", "Arn"]}}}}]}}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyName": "Upload", "PolicyDocument": {
+            "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": bucket_objects},
+                          {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                           "Resource": {"Fn::GetAtt": ["Key", "Arn"]}},
+                          {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                           "Resource": "*"}]}}]}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Handler": "api.lambda_handler", "Code": "functions/video_jobs.zip",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Environment": {"Variables": {"MEDIA_BUCKET": {"Ref": "Bucket"}}}}},
+    }}
+
+
+PRESIGNED_PUT = {"package": "video_jobs", "handler": "api.lambda_handler", "operation": "s3.PutObject",
+                 "presigned": True, "parameters": {"Bucket": "${MEDIA_BUCKET}", "Key": "sources/v"}}
+
+
+def test_a_presigned_upload_is_judged_on_the_clients_route_with_the_bucket_policy_and_key():
+    """Protects the upload path: a presigned PUT is the function's role acting from the client's network; S3's
+    encryption headers are condition keys only when sent, so a Deny `...IfExists` on them refuses an upload
+    that does not send them (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
+    assert access.prove({"dev": {"api": media_stack(False)}}, recorded=[PRESIGNED_PUT]) == []
+    [put] = [c for c in access.calls_of({"dev": {"api": media_stack(False)}}, "dev", [PRESIGNED_PUT])
+             if c.request.action == "s3:PutObject"]
+    assert put.route.kind == "public endpoint" and put.request.resource == "arn:aws:s3:::media/sources/v"
+    refused = access.prove({"dev": {"api": media_stack(True)}}, recorded=[PRESIGNED_PUT])
+    assert refused == ["dev/api.json Function: s3:PutObject on arn:aws:s3:::media/sources/v (recorded "
+                       "api.lambda_handler s3.PutObject) via public endpoint: denied by statement DenyOtherEncryption "
+                       "of the resource policy dev/api.json BucketPolicy PolicyDocument"]
+    with_header = {**PRESIGNED_PUT, "parameters": {**PRESIGNED_PUT["parameters"], "ServerSideEncryption": "aws:kms"}}
+    assert access.prove({"dev": {"api": media_stack(True)}}, recorded=[with_header]) == []

@@ -11,7 +11,7 @@ of every key involved and the resource policy. A finding names the call and what
       (recorded handler.handler s3.PutObject) via the gateway endpoint prod/network.json S3GatewayEndpoint:
       no statement of the gateway endpoint policy prod/network.json S3GatewayEndpoint allows it
 
-Rule VP601 (generator.rules.access) runs it in the security gate; tests/test_access_proof.py records the calls
+Rule VP701 (generator.rules.access) runs it in the security gate; tests/test_access_proof.py records the calls
 and proves the evaluator on mutants of the templates.
 
 Recorded calls (recorded_calls.json): per handler, each API operation with the parameters that name what it acts
@@ -33,13 +33,14 @@ RECORD_COMMAND = "ACCESS_RECORD_CALLS=1 python -m pytest tests/test_access_proof
 
 
 def load_recorded(path: Path = RECORDED_CALLS) -> list[dict]:
-    """The recorded calls: [{handler, operation ("dynamodb.GetItem"), parameters {name: symbol or [symbols]}}]."""
+    """The recorded calls: [{package, handler, operation ("dynamodb.GetItem"), parameters {name: symbol or
+    [symbols]}, presigned (only when true)}]."""
     try:
         calls = json.loads(path.read_text(encoding="utf-8"))["calls"]
         for c in calls:
-            if not (isinstance(c["handler"], str) and isinstance(c["operation"], str)
-                    and isinstance(c["parameters"], dict)):
-                raise TypeError("handler, operation and parameters")
+            if not (isinstance(c["package"], str) and isinstance(c["handler"], str)
+                    and isinstance(c["operation"], str) and isinstance(c["parameters"], dict)):
+                raise TypeError("package, handler, operation and parameters")
         return calls
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None

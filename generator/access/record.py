@@ -30,19 +30,23 @@ def symbol(value: str, symbols: Mapping[str, str]) -> str:
     return value
 
 
-def entry(handler: str, service: str, operation: str, parameters: Iterable[tuple[str, Any]],
-          symbols: Mapping[str, str]) -> dict:
+def entry(package: str, handler: str, service: str, operation: str, parameters: Iterable[tuple[str, Any]],
+          symbols: Mapping[str, str], presigned: bool = False) -> dict:
+    """One recorded call: the function's package (generator/functions/<package>) and handler, the operation, its
+    resource parameters as symbols; `presigned` when the function only signed a URL for its client to call."""
     out: dict[str, Any] = {}
     for name, value in parameters:
         out[name] = [symbol(v, symbols) for v in value] if isinstance(value, tuple | list) else symbol(value, symbols)
-    return {"handler": handler, "operation": f"{service}.{operation}", "parameters": dict(sorted(out.items()))}
+    found = {"package": package, "handler": handler, "operation": f"{service}.{operation}",
+             "parameters": dict(sorted(out.items()))}
+    return {**found, "presigned": True} if presigned else found
 
 
 def render(entries: Iterable[dict]) -> str:
     unique = {json.dumps(e, sort_keys=True): e for e in entries}
     return json.dumps({
         "comment": "The AWS calls of the functions as tests/test_access_proof.py records them (botocore's "
-                   "provide-client-params event); read by the access proof (generator/access, rule VP601). Do not "
+                   "provide-client-params event); read by the access proof (generator/access, rule VP701). Do not "
                    f"edit: {RECORD_COMMAND} rewrites it.",
         "calls": [unique[k] for k in sorted(unique)]}, indent=2, sort_keys=True) + "\n"
 

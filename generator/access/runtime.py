@@ -22,7 +22,7 @@ from typing import Any
 from generator import graph
 from generator.access import semantics as aws
 from generator.access.policy import IDENTITY, KEY, RESOURCE, Policy, Principal, Request, UnknownCondition, evaluate
-from generator.access.routes import IN_VPC_ROUTE, NONE, SERVICE_SIDE_ROUTE, Route, routes
+from generator.access.routes import IN_VPC_ROUTE, NONE, PUBLIC_ROUTE, SERVICE_SIDE_ROUTE, Route, routes
 from generator.access.values import ACCOUNT, Renderer
 
 TLS = {"aws:SecureTransport": "true"}  # every SDK call and every AWS service call here is HTTPS
@@ -251,8 +251,10 @@ def function_calls(e: Environment, recorded: list[dict]) -> list[Call]:
     calls = []
     for t, i, fn in e.resources("AWS::Lambda::Function"):
         props = fn["Properties"]
-        handler = e.r.text(t, props.get("Handler"))
-        mine = [c for c in recorded if c["handler"] == handler]
+        handler, code = e.r.text(t, props.get("Handler")), json.dumps(props.get("Code"))
+        # A function runs a recorded handler when its Handler is the handler's and its Code the package's zip
+        # (functions/<package>.zip, as deploy.sh packages generator/functions/<package>/).
+        mine = [c for c in recorded if c["handler"] == handler and f"{c['package']}.zip" in code]
         principal = e.role(t, props.get("Role"))
         caller = e.label(t, i)
         if principal is None:
@@ -326,6 +328,10 @@ def recorded_call(e: Environment, caller: str, principal: Principal, entry: dict
                           "s3:PutObject", f"arn:aws:s3:::{bucket}/{aws.SAMPLE_RESPONSE_KEY}",
                           {**TLS, "aws:PrincipalAccount": "AWS", "s3:ResourceAccount": "AWS"})
         return [Call(caller, origin, request, route) for route in routes_]
+    if service == "s3" and "Bucket" in params and name in aws.S3_ACTIONS:
+        # A pre-signed URL is used by the function's client, from wherever it is, with the function's role.
+        return s3_calls(e, caller, origin, principal, name, params,
+                        [PUBLIC_ROUTE] if entry.get("presigned") else routes_)
     request = Request(principal, operation, json.dumps(params, sort_keys=True))
     return [Call(caller, origin, request, IN_VPC_ROUTE,
                  problem="the access proof does not know how AWS authorizes this operation: extend "
@@ -360,6 +366,29 @@ def dynamodb_calls(e: Environment, caller: str, origin: str, principal: Principa
             key = e.key_of(found[0], sse.get("KMSMasterKeyId"))
             calls += kms_calls(e, caller, origin, principal, key, ("kms:Decrypt",), "dynamodb",
                                {"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": ACCOUNT})
+    return calls
+
+
+def s3_calls(e: Environment, caller: str, origin: str, principal: Principal, operation: str, params: dict,
+             routes_: list[Route]) -> list[Call]:
+    """An S3 operation as the action S3 authorizes it as, judged with the bucket's policy, and its use of the
+    bucket's KMS key through S3."""
+    bucket_arn = f"arn:aws:s3:::{params['Bucket']}"
+    arn = bucket_arn if operation in aws.S3_BUCKET_OPERATIONS else f"{bucket_arn}/{params.get('Key', '')}"
+    found = e.find("AWS::S3::Bucket", params["Bucket"])
+    context = {**role_context(principal), "s3:ResourceAccount": ACCOUNT if found else "AWS"}
+    context.update({key: params[name] for name, key in aws.S3_HEADER_KEYS.items() if name in params})
+    policies = e.attached_policies("AWS::S3::BucketPolicy", "Bucket", found) if found else ()
+    calls = [Call(caller, origin, Request(principal, aws.S3_ACTIONS[operation], arn, context), route, policies)
+             for route in routes_]
+    if found:
+        rules = (e.r.resource(*found)["Properties"].get("BucketEncryption") or {}).get(
+            "ServerSideEncryptionConfiguration") or [{}]
+        default = rules[0].get("ServerSideEncryptionByDefault") or {}
+        key = e.key_of(found[0], default.get("KMSMasterKeyID"))
+        bound = bucket_arn if e.r.text(found[0], rules[0].get("BucketKeyEnabled", False)) == "true" else arn
+        calls += kms_calls(e, caller, origin, principal, key, aws.S3_KMS.get(operation, ()), "s3",
+                           {aws.S3_CONTEXT: bound})
     return calls
 
 

@@ -63,6 +63,29 @@ DYNAMODB_TRANSACTION_ITEM = {"Put": "dynamodb:PutItem", "Update": "dynamodb:Upda
                              "Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem",
                              "Get": "dynamodb:GetItem"}
 
+# The action S3 authorizes each operation as; object operations on `arn:aws:s3:::<bucket>/<key>`, bucket ones on the
+# bucket. https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html
+S3_ACTIONS = {"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
+              "CompleteMultipartUpload": "s3:PutObject", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
+              "AbortMultipartUpload": "s3:AbortMultipartUpload", "ListParts": "s3:ListMultipartUploadParts",
+              "DeleteObject": "s3:DeleteObject", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
+              "ListMultipartUploads": "s3:ListBucketMultipartUploads"}
+S3_BUCKET_OPERATIONS = ("ListObjectsV2", "HeadBucket", "ListMultipartUploads")
+# With SSE-KMS, writing an object needs kms:GenerateDataKey, reading it kms:Decrypt, and a multipart upload both;
+# S3's context is the object's ARN, or the bucket's with an S3 Bucket Key.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions
+S3_KMS = {"PutObject": ("kms:GenerateDataKey",), "CreateMultipartUpload": ("kms:GenerateDataKey", "kms:Decrypt"),
+          "UploadPart": ("kms:GenerateDataKey", "kms:Decrypt"),
+          "CompleteMultipartUpload": ("kms:GenerateDataKey", "kms:Decrypt"),
+          "GetObject": ("kms:Decrypt",), "HeadObject": ("kms:Decrypt",)}
+S3_CONTEXT = "aws:s3:arn"
+# Request headers S3 exposes as condition keys (absent when the request does not send them: a bucket's default
+# encryption applies after the policy is evaluated).
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
+S3_HEADER_KEYS = {"ServerSideEncryption": "s3:x-amz-server-side-encryption",
+                  "SSEKMSKeyId": "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
 # The rule Step Functions manages for .sync ECS tasks.
 # https://docs.aws.amazon.com/step-functions/latest/dg/ecs-iam.html
 ECS_SYNC_RULE = "StepFunctionsGetEventsForECSTaskRule"

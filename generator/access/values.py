@@ -277,6 +277,7 @@ REFS: dict[str, Callable[[Renderer, str, str], str]] = {
     "AWS::EFS::FileSystem": _file_system,
     "AWS::EFS::AccessPoint": _access_point,
     "AWS::SecretsManager::Secret": _secret,
+    "AWS::S3::Bucket": lambda r, t, i: r.name(t, i, "BucketName"),
 }
 
 ATTRIBUTES: dict[tuple[str, str], Callable[[Renderer, str, str], str]] = {
@@ -305,4 +306,5 @@ ATTRIBUTES: dict[tuple[str, str], Callable[[Renderer, str, str], str]] = {
     ("AWS::EFS::AccessPoint", "Arn"): lambda r, t, i: r.arn("elasticfilesystem",
                                                             f"access-point/{_access_point(r, t, i)}"),
     ("AWS::EFS::AccessPoint", "AccessPointId"): _access_point,
+    ("AWS::S3::Bucket", "Arn"): lambda r, t, i: f"arn:{PARTITION}:s3:::{r.name(t, i, 'BucketName')}",
 }

@@ -43,6 +43,7 @@ class Call:
     write_units: float = 0.0
     # What the call acts on (resource_parameters), for the access proof (generator/access); not summarised here.
     parameters: tuple[tuple[str, Any], ...] = ()
+    presigned: bool = False  # a URL signed for someone else to use (generate_presigned_url), not a call made here
 
 
 def request_units(service: str, operation: str, params: dict) -> tuple[float, float]:
@@ -66,7 +67,7 @@ def request_units(service: str, operation: str, params: dict) -> tuple[float, fl
 
 # The parameters that name what a call acts on: the access proof resolves them to the templates' resources.
 RESOURCE_PARAMETERS = ("TableName", "IndexName", "TopicArn", "TargetArn", "QueueUrl", "stateMachineArn",
-                       "executionArn", "SecretId")
+                       "executionArn", "SecretId", "Bucket", "Key", "ServerSideEncryption", "SSEKMSKeyId")
 
 
 def resource_parameters(params: dict) -> tuple[tuple[str, Any], ...]:
@@ -90,7 +91,9 @@ class Recorder:
     def provide_client_params(self, params: dict, model: Any, **kwargs: Any) -> None:
         service, operation = model.service_model.service_name, model.name
         reads, writes = request_units(service, operation, params)
-        self.calls.append(Call(self.label(), service, operation, reads, writes, resource_parameters(params)))
+        presigned = bool((kwargs.get("context") or {}).get("is_presign_request"))  # botocore's presign context
+        self.calls.append(Call(self.label(), service, operation, reads, writes, resource_parameters(params),
+                               presigned))
 
     def attach(self, session: Any) -> None:
         session.events.register("provide-client-params", self.provide_client_params)

@@ -1,7 +1,7 @@
 """The project's own security and reliability rules, over every environment's templates.
 
 Each rule (see common.Rule) has an id (VP1xx IAM, VP2xx network, VP3xx encryption, VP4xx data safety, VP5xx
-data and secret privilege, VP6xx access), one line saying what it enforces, the AWS page it rests on, and one good
+data and secret privilege, VP7xx access), one line saying what it enforces, the AWS page it rests on, and one good
 and one bad fixture under tests/fixtures/rules/<id>/. Rules read templates generically, by resource type and property,
 following the parent's wiring through generator.graph, so a tier added later is covered without touching them.
 
