@@ -26,7 +26,8 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
                    artifact-bucket --account A --region R` prints it; created encrypted, versioned and private
                    when missing); must follow S3's bucket naming rules
   --param K=V      a parent template parameter (repeatable), e.g. ProcessorImage=repo/image:1.2.3
-  --plan           show the change set, then delete it: change nothing
+  --plan           show the change set, then delete it: change nothing; on AWS, IAM Access Analyzer
+                   validates every policy of the templates first (an error blocks)
   --yes            do not ask for confirmation (required without a terminal)
   --delete         delete the environment's stack after confirmation; lists what is retained
   --bootstrap      create what is one per account and region (ECS service-linked role, API Gateway
@@ -325,6 +326,16 @@ esac
 step "Preflight"
 run "$PY" -m deploytools.preflight check --env "$ENV_NAME" --template-dir "$TEMPLATE_DIR" --region "$REGION" \
   --change-set-type "$CS_TYPE" || exit $?
+# --plan on a real account (issue #21): IAM Access Analyzer validates every policy of the templates; an error
+# blocks like the preflight. The emulator has no Access Analyzer.
+if [[ $PLAN -eq 1 ]]; then
+  step "IAM Access Analyzer"
+  if [[ $LOCAL -eq 1 ]]; then
+    echo "access-analyzer: not checked (the local emulator has no IAM Access Analyzer)"
+  else
+    "$PY" -m deploytools.preflight validate-policies --template-dir "$TEMPLATE_DIR" --region "$REGION" || exit $?
+  fi
+fi
 
 # --- artifact bucket ----------------------------------------------------------------------------------------
 # Created when missing (deploytools/bootstrap.py: encrypted, versioned, public access blocked, TLS-only policy).

@@ -3,6 +3,7 @@
     python -m deploytools.preflight check --env E --template-dir D --change-set-type CREATE|UPDATE
     python -m deploytools.preflight retained-log-groups --template-dir D     the ones that exist (one a line)
     python -m deploytools.preflight remove-retained --template-dir D         delete them (deploy.sh confirms)
+    python -m deploytools.preflight validate-policies --template-dir D       IAM Access Analyzer on every policy
 
 In the spirit of `rain forecast`: what would make CloudFormation fail later, or the pipeline fail once
 deployed, asked of the account now. Each check prints one line, `ok`, `warning` or `BLOCKING` with what to do;
@@ -17,6 +18,10 @@ any blocking check exits 2 before anything is changed (there is no --force: each
 | engine-version | RDS no longer offers the database's engine version in the region (create) |
 
 An API the endpoint does not implement (the local emulator lacks some) is a warning saying it was not checked.
+
+`validate-policies` (deploy.sh --plan, issue #21) sends every IAM, trust, key, resource and endpoint policy of the
+templates, rendered for the account and region, to IAM Access Analyzer's ValidatePolicy and prints its findings,
+one a line; an ERROR blocks (exit 2, like a blocking check), warnings and suggestions are shown.
 """
 
 from __future__ import annotations
@@ -224,6 +229,62 @@ def check_engine_version(acct: Account, templates: Templates, change_set_type: s
     return OK, name, ", ".join(offered) + " offered"
 
 
+# --- IAM Access Analyzer: every policy document of the templates, validated by AWS --------------------------------
+# https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_ValidatePolicy.html
+# AWS's cfn-policy-validator (PyPI) wraps the same API, but is not used: it resolves one template at a time (our
+# children's parameters come from the parent), has no parser for VPC endpoint or EFS file system policies, needs
+# botocore[crt] (awscrt, not a dependency here) and calls STS before it parses anything.
+
+POLICY_RESOURCE_TYPES = {"AWS::S3::BucketPolicy": "AWS::S3::Bucket", "AWS::DynamoDB::Table": "AWS::DynamoDB::Table"}
+ANALYZER = "access-analyzer"
+
+
+def policies_to_validate(templates: Templates, region: str, account: str) -> list[tuple[str, str, str | None, str]]:
+    """(where, policyType, validatePolicyResourceType or None, document JSON) of every policy document of one
+    environment's templates, intrinsics rendered for the account and region (generator.access.values)."""
+    from generator.access.values import Renderer
+    from generator.rules.common import IDENTITY_POLICY_TYPES, policy_documents
+
+    renderer = Renderer(templates, region, account)
+    found = []
+    for stem, template in sorted(templates.items()):
+        for logical_id, resource in sorted((template.get("Resources") or {}).items()):
+            for path, document in policy_documents(resource.get("Properties", {})):
+                if path.startswith("AssumeRolePolicyDocument"):
+                    kind, resource_type = "RESOURCE_POLICY", "AWS::IAM::AssumeRolePolicyDocument"
+                elif resource.get("Type") in IDENTITY_POLICY_TYPES:
+                    kind, resource_type = "IDENTITY_POLICY", None
+                else:
+                    kind, resource_type = "RESOURCE_POLICY", POLICY_RESOURCE_TYPES.get(resource.get("Type", ""))
+                text = json.dumps(renderer.value(stem, document), sort_keys=True, separators=(",", ":"))
+                found.append((f"{stem}.json {logical_id} {path}", kind, resource_type, text))
+    return found
+
+
+def validate_policies(acct: Account, templates: Templates) -> tuple[list[str], int]:
+    """One line per Access Analyzer finding (and a summary line), and the number of ERROR findings."""
+    analyzer = acct.client("accessanalyzer")
+    policies = policies_to_validate(templates, acct.region, acct.account_id)
+    lines, counts = [], {"ERROR": 0, "SECURITY_WARNING": 0, "WARNING": 0, "SUGGESTION": 0}
+    for where, kind, resource_type, text in policies:
+        request: dict[str, Any] = {"policyDocument": text, "policyType": kind}
+        if resource_type:
+            request["validatePolicyResourceType"] = resource_type
+        token = None
+        while True:
+            page = _call(analyzer.validate_policy, **request, **({"nextToken": token} if token else {}))
+            for f in page.get("findings", []):
+                counts[f["findingType"]] = counts.get(f["findingType"], 0) + 1
+                lines.append(f"{ANALYZER}: {f['findingType']:<16} {where}: {f['issueCode']}: {f['findingDetails']} "
+                             f"({f.get('learnMoreLink', '')})")
+            token = page.get("nextToken")
+            if not token:
+                break
+    summary = ", ".join(f"{n} {kind.lower().replace('_', ' ')}" for kind, n in counts.items())
+    lines.append(f"{ANALYZER}: {len(policies)} policies validated: {summary}")
+    return lines, counts["ERROR"]
+
+
 CHECKS = (("bootstrap", check_bootstrap), ("lambda-concurrency", check_lambda_concurrency),
           ("fargate-vcpu", check_fargate_vcpu), ("retained-names", check_retained_names),
           ("engine-version", check_engine_version))
@@ -254,6 +315,18 @@ def cmd_check(a: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def cmd_validate_policies(a: argparse.Namespace) -> int:
+    try:
+        lines, error_count = validate_policies(Account(a.region), read_templates(a.template_dir))
+    except NotImplementedByEndpoint as e:
+        print(f"{ANALYZER}: not checked: the endpoint does not implement {e}")
+        return errors.EXIT_OK
+    print("\n".join(lines))
+    if error_count:
+        raise errors.InputError(f"{ANALYZER}: {error_count} policy error(s) (above); nothing was changed")
+    return errors.EXIT_OK
+
+
 def cmd_retained_log_groups(a: argparse.Namespace) -> int:
     print("\n".join(existing_retained_log_groups(Account(a.region), read_templates(a.template_dir))))
     return errors.EXIT_OK
@@ -279,7 +352,8 @@ def _main(argv: list[str]) -> int:
     s.add_argument("--env", required=True)
     s.add_argument("--change-set-type", choices=("CREATE", "UPDATE"), required=True)
     s.set_defaults(func=cmd_check)
-    for name, func in (("retained-log-groups", cmd_retained_log_groups), ("remove-retained", cmd_remove_retained)):
+    for name, func in (("retained-log-groups", cmd_retained_log_groups), ("remove-retained", cmd_remove_retained),
+                       ("validate-policies", cmd_validate_policies)):
         s = sub.add_parser(name)
         s.set_defaults(func=func)
     for s in sub.choices.values():

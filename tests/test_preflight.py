@@ -3,8 +3,8 @@
 Against moto (mock_aws) where it models the API: IAM (the service-linked role), API Gateway's account
 setting, CloudWatch Logs (retained log groups), and the removal of those groups. With botocore's Stubber
 where moto 5.2.5 does not: Lambda's GetAccountSettings, Service Quotas for Fargate, RDS's
-DescribeDBEngineVersions (moto answers these "not implemented": the preflight then warns "not checked",
-also tested).
+DescribeDBEngineVersions, IAM Access Analyzer's ValidatePolicy (deploy.sh --plan) (moto answers these "not
+implemented": the preflight then warns "not checked", also tested).
 """
 
 from __future__ import annotations
@@ -174,3 +174,103 @@ def test_stubber_another_aws_error_is_not_hidden_as_not_checked(acct):
         stub.add_client_error("describe_db_engine_versions", "AccessDenied", "no")
         with pytest.raises(Exception, match="AccessDenied"):
             preflight.check_engine_version(acct, prod(), "CREATE")
+
+
+# --- IAM Access Analyzer (deploy.sh --plan): botocore's Stubber, and moto for "not checked" ----------------------
+
+ANALYZED_ACCOUNT = "210987654321"
+
+
+@pytest.fixture
+def analyzed(monkeypatch):
+    """An Account whose STS and Access Analyzer clients are stubbed (no network, no credentials needed)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    acct = bootstrap.Account(REGION)
+    sts = Stubber(acct.client("sts"))
+    sts.add_response("get_caller_identity", {"Account": ANALYZED_ACCOUNT, "UserId": "u",
+                                             "Arn": f"arn:aws:iam::{ANALYZED_ACCOUNT}:user/deployer"})
+    sts.activate()
+    yield acct, Stubber(acct.client("accessanalyzer"))
+    sts.deactivate()
+
+
+def finding(kind, code):
+    return {"findingType": kind, "issueCode": code, "findingDetails": f"{code} details",
+            "learnMoreLink": "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html",
+            "locations": []}
+
+
+def stub_every_policy(stub, templates, answers):
+    """Expect one ValidatePolicy per policy document, in order, each rendered for the account; answer each with
+    `answers(where)` (a list of pages)."""
+    policies = preflight.policies_to_validate(templates, REGION, ANALYZED_ACCOUNT)
+    for where, kind, resource_type, text in policies:
+        pages = answers(where)
+        for n, page in enumerate(pages):
+            expected = {"policyDocument": text, "policyType": kind,
+                        **({"validatePolicyResourceType": resource_type} if resource_type else {}),
+                        **({"nextToken": f"page{n}"} if n else {})}
+            stub.add_response("validate_policy", {**page, **({"nextToken": f"page{n + 1}"} if n + 1 < len(pages)
+                                                              else {})}, expected)
+    return policies
+
+
+def test_every_policy_of_the_templates_goes_to_access_analyzer_rendered_for_the_account(analyzed):
+    acct, stub = analyzed
+    templates = prod()
+    policies = stub_every_policy(stub, templates, lambda where: [{"findings": []}])
+    kinds = {(kind, resource_type) for _, kind, resource_type, _ in policies}
+    assert {("IDENTITY_POLICY", None), ("RESOURCE_POLICY", "AWS::IAM::AssumeRolePolicyDocument"),
+            ("RESOURCE_POLICY", None)} <= kinds, "identity, trust and key/resource/endpoint policies"
+    wheres = " ".join(where for where, *_ in policies)
+    assert "KeyPolicy" in wheres and "S3GatewayEndpoint PolicyDocument" in wheres and "FileSystemPolicy" in wheres
+    assert all(ANALYZED_ACCOUNT in text or "Service" in text for *_, text in policies if '"Resource"' in text)
+    assert not any("${" in text or '"Ref"' in text or "Fn::" in text for *_, text in policies), "rendered"
+    with stub:
+        lines, error_count = preflight.validate_policies(acct, templates)
+        stub.assert_no_pending_responses()
+    assert error_count == 0 and lines == [f"access-analyzer: {len(policies)} policies validated: 0 error, "
+                                          "0 security warning, 0 warning, 0 suggestion"]
+
+
+def test_access_analyzer_findings_are_printed_one_a_line_across_pages_and_an_error_blocks(analyzed, monkeypatch,
+                                                                                          capsys):
+    acct, stub = analyzed
+    templates = prod()
+
+    def answers(where):
+        if where.startswith("network.json S3GatewayEndpoint"):
+            return [{"findings": [finding("SECURITY_WARNING", "EXTERNAL_PRINCIPAL")]},
+                    {"findings": [finding("ERROR", "INVALID_ARN_RESOURCE")]}]  # a second page
+        return [{"findings": []}]
+
+    stub_every_policy(stub, templates, answers)
+    monkeypatch.setattr(preflight, "Account", lambda region: acct)
+    with stub:
+        code = preflight.main(["validate-policies", "--template-dir", f"{ROOT_TEMPLATES}/prod", "--region", REGION])
+    out, err = capsys.readouterr()
+    assert code == errors.EXIT_USAGE, "an error blocks, like a blocking preflight check"
+    assert ("access-analyzer: SECURITY_WARNING network.json S3GatewayEndpoint PolicyDocument: EXTERNAL_PRINCIPAL: "
+            "EXTERNAL_PRINCIPAL details (https://docs.aws.amazon.com/") in out
+    assert ("access-analyzer: ERROR            network.json S3GatewayEndpoint PolicyDocument: "
+            "INVALID_ARN_RESOURCE") in out
+    assert "1 error, 1 security warning" in out
+    assert err.strip() == "error: access-analyzer: 1 policy error(s) (above); nothing was changed"
+
+
+def test_access_analyzer_warnings_alone_do_not_block(analyzed, monkeypatch, capsys):
+    acct, stub = analyzed
+    stub_every_policy(stub, prod(), lambda where: [{"findings": [finding("SUGGESTION", "EMPTY_ARRAY_ACTION")]}]
+                      if "KeyPolicy" in where else [{"findings": []}])
+    monkeypatch.setattr(preflight, "Account", lambda region: acct)
+    with stub:
+        assert preflight.main(["validate-policies", "--template-dir", f"{ROOT_TEMPLATES}/prod", "--region",
+                               REGION]) == 0
+    assert "SUGGESTION" in capsys.readouterr().out
+
+
+def test_moto_access_analyzer_is_not_checked_against_an_endpoint_without_it(acct, monkeypatch, capsys):
+    monkeypatch.setattr(preflight, "Account", lambda region: acct)
+    assert preflight.main(["validate-policies", "--template-dir", f"{ROOT_TEMPLATES}/dev", "--region", REGION]) == 0
+    assert capsys.readouterr().out.startswith("access-analyzer: not checked: the endpoint does not implement")

@@ -41,6 +41,9 @@ class Call:
     operation: str
     read_units: float = 0.0
     write_units: float = 0.0
+    # What the call acts on (resource_parameters), for the access proof (generator/access); not summarised here.
+    parameters: tuple[tuple[str, Any], ...] = ()
+    presigned: bool = False  # a URL signed for someone else to use (generate_presigned_url), not a call made here
 
 
 def request_units(service: str, operation: str, params: dict) -> tuple[float, float]:
@@ -62,6 +65,21 @@ def request_units(service: str, operation: str, params: dict) -> tuple[float, fl
     return 0.0, 0.0
 
 
+# The parameters that name what a call acts on: the access proof resolves them to the templates' resources.
+RESOURCE_PARAMETERS = ("TableName", "IndexName", "TopicArn", "TargetArn", "QueueUrl", "stateMachineArn",
+                       "executionArn", "SecretId", "Bucket", "Key", "ServerSideEncryption", "SSEKMSKeyId")
+
+
+def resource_parameters(params: dict) -> tuple[tuple[str, Any], ...]:
+    """(name, value) of each resource-naming parameter; a transaction's items as sorted "<Kind> <TableName>"."""
+    found: list[tuple[str, Any]] = [(k, params[k]) for k in RESOURCE_PARAMETERS if isinstance(params.get(k), str)]
+    items = params.get("TransactItems")
+    if isinstance(items, list):
+        found.append(("TransactItems", tuple(sorted({f"{kind} {body.get('TableName')}" for item in items
+                                                     for kind, body in item.items() if isinstance(body, dict)}))))
+    return tuple(found)
+
+
 @dataclass
 class Recorder:
     """Registered on a boto3 Session's `provide-client-params` event: one Call per API call of its clients,
@@ -73,7 +91,9 @@ class Recorder:
     def provide_client_params(self, params: dict, model: Any, **kwargs: Any) -> None:
         service, operation = model.service_model.service_name, model.name
         reads, writes = request_units(service, operation, params)
-        self.calls.append(Call(self.label(), service, operation, reads, writes))
+        presigned = bool((kwargs.get("context") or {}).get("is_presign_request"))  # botocore's presign context
+        self.calls.append(Call(self.label(), service, operation, reads, writes, resource_parameters(params),
+                               presigned))
 
     def attach(self, session: Any) -> None:
         session.events.register("provide-client-params", self.provide_client_params)

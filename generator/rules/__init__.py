@@ -1,7 +1,8 @@
 """The project's own security and reliability rules, over every environment's templates.
 
 Each rule (see common.Rule) has an id (VP1xx IAM, VP2xx network, VP3xx encryption, VP4xx data safety, VP5xx
-data and secret privilege, VP6xx operations: alarms and the dashboard), one line saying what it enforces, the
+data and secret privilege, VP6xx operations: alarms and the dashboard,
+VP7xx access), one line saying what it enforces, the
 AWS page it rests on, and one good and one bad fixture under tests/fixtures/rules/<id>/. Rules read templates
 generically, by resource type and property, following the parent's wiring through generator.graph, so a tier
 added later is covered without touching them.
@@ -17,10 +18,10 @@ import sys
 from pathlib import Path
 
 from generator.errors import EXIT_OK, EXIT_STALE, InputError, TemplateError
-from generator.rules import data_safety, encryption, iam, network, operations, privilege
+from generator.rules import access, data_safety, encryption, iam, network, operations, privilege
 from generator.rules.common import Rule, Templates
 
-FAMILIES = (iam, network, encryption, data_safety, privilege, operations)
+FAMILIES = (iam, network, encryption, data_safety, privilege, operations, access)
 RULES: tuple[Rule, ...] = tuple(sorted((v for family in FAMILIES for v in vars(family).values()
                                         if isinstance(v, Rule)), key=lambda r: r.id))
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"

@@ -19,7 +19,6 @@ from awacs.aws import (
     Principal,
     Statement,
     StringNotEquals,
-    StringNotEqualsIfExists,
 )
 from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, Template
 from troposphere.s3 import (
@@ -150,13 +149,18 @@ def bucket_policy(bucket_arn, key_arn) -> PolicyDocument:
         Statement(Sid="DenyOtherAccounts", Effect=Deny, Principal=Principal("*"), Action=[s3_actions.Action("*")],
                   Resource=everything,
                   Condition=Condition(StringNotEquals("aws:PrincipalAccount", Ref(AWS_ACCOUNT_ID)))),
+        # Deny a request that names another encryption or key; one that names none gets the bucket's default (this
+        # key), so a client need not send the headers. Not ...IfExists: a missing key makes those true, which would
+        # deny every upload without the headers, UploadPart included (IAM User Guide, "...IfExists condition
+        # operators": https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists).
         Statement(Sid="DenyOtherEncryption", Effect=Deny, Principal=Principal("*"), Action=[s3_actions.PutObject],
                   Resource=objects,
-                  Condition=Condition(StringNotEqualsIfExists("s3:x-amz-server-side-encryption", "aws:kms"))),
+                  Condition=Condition([Null("s3:x-amz-server-side-encryption", "false"),
+                                       StringNotEquals("s3:x-amz-server-side-encryption", "aws:kms")])),
         Statement(Sid="DenyOtherKeys", Effect=Deny, Principal=Principal("*"), Action=[s3_actions.PutObject],
                   Resource=objects,
-                  Condition=Condition(StringNotEqualsIfExists("s3:x-amz-server-side-encryption-aws-kms-key-id",
-                                                              key_arn))),
+                  Condition=Condition([Null("s3:x-amz-server-side-encryption-aws-kms-key-id", "false"),
+                                       StringNotEquals("s3:x-amz-server-side-encryption-aws-kms-key-id", key_arn)])),
         Statement(Sid="DenyCustomerProvidedKeys", Effect=Deny, Principal=Principal("*"),
                   Action=[s3_actions.PutObject], Resource=objects,
                   Condition=Condition(Null("s3:x-amz-server-side-encryption-customer-algorithm", "false"))),

@@ -265,7 +265,10 @@ def _database_log_groups(t: Template, cfg: EnvConfig, database: DBInstance, key_
         Statement(Sid="OwnThisDatabasesLogGroups", Effect=Allow, Action=actions, Resource=[database_groups]),
         Statement(Sid="WriteFunctionLogs", Effect=Allow,
                   Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
-                  Resource=[Sub("${Group}:log-stream:*", Group=GetAtt(function_logs, "Arn"))]),
+                  # The group's name, not GetAtt Arn: that ARN ends in ":*", so "<Arn>:log-stream:*" matches no
+                  # stream (found by the access proof, VP701).
+                  Resource=[blocks.arn("logs", "log-group:" + names.lambda_log_group(log_groups_function_name(cfg))
+                                       + ":log-stream:*")]),
         Statement(Sid="TraceWithXRay", Effect=Allow,
                   Action=[xray_actions.PutTelemetryRecords, xray_actions.PutTraceSegments],
                   Resource=["*"]),  # X-Ray actions support no resource-level permissions

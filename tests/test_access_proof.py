@@ -1,0 +1,623 @@
+"""The access proof (generator/access, rule VP701): every AWS call the runtime makes is allowed by every policy AWS
+applies to it, and the proof finds, naming the call and the policy, what a real account would refuse.
+
+Three parts:
+  * the recorded calls (generator/access/recorded_calls.json) are the calls the functions make: the job-control
+    lifecycle (tests/jobs_harness.py against moto) and the database bootstrap run here with their boto3 clients'
+    `provide-client-params` event recorded (generator.cost.calls.Recorder), every resource named by the function's
+    contract;
+  * the evaluator (generator.access.policy) on small documents, one semantic each;
+  * the proof over every environment's templates, and over mutants of them: the three defects of issue 21 put
+    back, and more (a removed grant, a key policy without the service, a TLS deny that hits, a Deny in an endpoint
+    policy, a wrong encryption context, a wrong source ARN, ...). Each mutant must produce a finding naming the call
+    and the policy that refuses it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import threading
+
+import boto3
+import pytest
+
+from generator import access, graph
+from generator.access import policy, record
+from generator.access.policy import GATEWAY, IDENTITY, INTERFACE, KEY, RESOURCE, Policy, Principal, Request
+from generator.cost import calls as recorder
+
+ENVS = ("dev", "staging", "prod")
+
+
+# --------------------------------------------------------------------------------------------------
+# The recorded calls
+
+
+def record_job_control(templates: dict, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every call site of job control: submissions (one started, one queued), a status read, a list, a reconcile
+    that describes a running execution, and an execution that timed out (the scheduler releases it, notifies the
+    error topic and starts the queued one)."""
+    from jobs_harness import Pipeline, api, contract, scheduler, table_properties
+    from moto_sfn import REGION, generated_definition
+
+    handler = {"name": "api.lambda_handler"}
+    main_thread = threading.current_thread()
+
+    def label() -> str:
+        return handler["name"] if threading.current_thread() is main_thread else "scheduler.lambda_handler"
+
+    rec = recorder.Recorder(label)
+    # Every end event is held back: the test ends the execution itself, with the status it needs.
+    with Pipeline(generated_definition(templates), table_properties(templates), cap=1, task_seconds=30,
+                  drop=lambda event: True, monkeypatch=monkeypatch) as p:
+        session = boto3.Session(region_name=REGION)
+        rec.attach(session)
+        for module in (api, scheduler):
+            module.CLIENTS.update({name: session.client(name) for name in ("dynamodb", "sns", "stepfunctions")})
+        assert p.post("access-video")[0] == 202
+        assert p.post("access-queued")[0] == 202
+        assert p.get("access-video")[0] == 200
+        assert p.list(status="RUNNING")[0] == 200
+        handler["name"] = "scheduler.lambda_handler"
+        p.tick()  # the execution still runs: DescribeExecution
+        job = p.job("access-video", 1)
+        scheduler.lambda_handler({"detail-type": scheduler.STATUS_CHANGE, "detail": {
+            "executionArn": job["executionArn"], "status": "TIMED_OUT",
+            "input": json.dumps({"videoId": "access-video", "attempt": 1})}}, None)
+        assert p.job("access-video", 1)["status"] == contract.FAILED
+        assert sum(c.operation == "Publish" for c in rec.calls) == 1, "the timed-out video is notified"
+        assert p.job("access-queued", 1)["status"] == contract.RUNNING, "the scheduler started the queued one"
+        symbols = {name: os.environ[name] for name in (contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN,
+                                                        contract.ENV_ERROR_TOPIC_ARN)}
+    return [record.entry("video_jobs", c.invocation, c.service, c.operation, c.parameters, symbols, c.presigned)
+            for c in rec.calls]
+
+
+def record_bootstrap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The bootstrap's Create: it reads the master secret (boto3's default session, recorded) and answers
+    CloudFormation with a PUT to the request's ResponseURL (urllib, recorded as the S3 PutObject it is)."""
+    from moto import mock_aws
+
+    from generator.functions.db_bootstrap import handler as bootstrap
+
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    rec = recorder.Recorder(lambda: "handler.handler")
+    puts: list[str] = []
+
+    class Response:
+        def __enter__(self) -> Response:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return b""
+
+    def urlopen(request, timeout):  # urllib's signature
+        puts.append(request.full_url if request.get_method() == "PUT" else "")
+        return Response()
+
+    class Connection:
+        def run(self, sql: str, **params: object) -> list:
+            return []
+
+        def close(self) -> None:
+            return None
+
+    def connect(props: dict) -> Connection:
+        bootstrap.master_credentials(props["MasterSecretArn"])
+        return Connection()
+
+    url = "https://cloudformation-custom-resource-response-useast1.s3.us-east-1.amazonaws.com/r?X-Amz-Signature=a"
+    with mock_aws():
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        boto3.setup_default_session(region_name="us-east-1")
+        rec.attach(boto3.DEFAULT_SESSION)
+        secret = boto3.client("secretsmanager").create_secret(
+            Name="rds!db-1", SecretString=json.dumps({"username": "master", "password": "p"}))["ARN"]
+        rec.calls.clear()
+        properties = {"MasterSecretArn": secret, "DatabaseHost": "db", "DatabasePort": "5432",
+                      "DatabaseName": "videoprocessing", "AppRole": "video_processor", "AppSchema": "video_processing"}
+        monkeypatch.setattr(bootstrap.urllib.request, "urlopen", urlopen)
+        bootstrap.handler({"RequestType": "Create", "ResponseURL": url, "StackId": "arn:stack", "RequestId": "r",
+                           "LogicalResourceId": "DatabaseBootstrap", "ResourceProperties": properties}, None,
+                          connect_to=connect)
+    assert puts == [url], "the bootstrap answers CloudFormation once, with a PUT to the ResponseURL"
+    symbols = {f"ResourceProperties.{k}": v for k, v in properties.items()}
+    entries = [record.entry("db_bootstrap", c.invocation, c.service, c.operation, c.parameters, symbols, c.presigned)
+               for c in rec.calls]
+    return [*entries, record.entry("db_bootstrap", "handler.handler", "s3", "PutObject", [("URL", url)],
+                                   {"ResponseURL": url})]
+
+
+@pytest.mark.slow
+def test_recorded_calls_are_what_the_functions_call(templates, monkeypatch):
+    """Protects: a function that starts calling something new (or names it otherwise) changes the recorded calls,
+    and this test fails until recorded_calls.json says so; every resource is named by the function's contract."""
+    entries = record_job_control(templates, monkeypatch) + record_bootstrap(monkeypatch)
+    literal = [e for e in entries for k, v in e["parameters"].items()
+               if k not in ("IndexName", "Key", "ServerSideEncryption")  # names inside a resource, a setting
+               for x in (v if isinstance(v, list) else [v]) if "${" not in x]
+    assert not literal, f"resources the proof cannot resolve (not from the function's contract): {literal}"
+    fresh = record.render(entries)
+    if os.environ.get("ACCESS_RECORD_CALLS"):
+        access.RECORDED_CALLS.write_text(fresh, encoding="utf-8")
+    committed = access.RECORDED_CALLS.read_text(encoding="utf-8") if access.RECORDED_CALLS.exists() else ""
+    diff = "".join(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "committed", "recorded"))
+    assert fresh == committed, f"{access.RECORDED_CALLS} is stale; review and rewrite it with " \
+                               f"{access.RECORD_COMMAND}:\n{diff}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The evaluator, one documented semantic at a time
+
+ROLE = Principal("role", "arn:aws:iam::123456789012:role/r", "prod/t.json R", "123456789012")
+ROOT = {"AWS": "arn:aws:iam::123456789012:root"}
+OF_ACCOUNT = {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}
+
+
+def allow(**extra: object) -> dict:
+    return {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*", **extra}
+
+
+def verdict(kind: str, statement: dict, principal: Principal = ROLE, context: dict | None = None) -> str | None:
+    """The verdict on a GetItem by `principal` (its identity allows it) through one policy of `kind`."""
+    grants = Policy(IDENTITY, "identity", (allow(),))
+    principal = Principal(principal.kind, principal.name, principal.where, principal.account, (grants,))
+    context = {"aws:PrincipalAccount": "123456789012", **(context or {})}
+    request = Request(principal, "dynamodb:GetItem", "arn:aws:dynamodb:r:123456789012:table/t", context)
+    document = Policy(kind, "the policy", (statement,))
+    if kind in (GATEWAY, INTERFACE):
+        return policy.evaluate(request, endpoint=document)
+    return policy.evaluate(request, (document,))
+
+
+def test_a_gateway_endpoints_account_principal_is_the_root_user_alone():
+    """PrivateLink Guide, "Principals for gateway endpoints": `"*"` narrowed by a condition admits the account's
+    roles; the account root as principal admits only the root user (issue 21 defect 2)."""
+    assert verdict(GATEWAY, allow(Principal="*", Condition=OF_ACCOUNT)) is None
+    refused = verdict(GATEWAY, allow(Principal=ROOT, Condition=OF_ACCOUNT))
+    assert refused and "root user alone" in refused and "gateway endpoint policy the policy" in refused
+    root_user = Principal("role", "arn:aws:iam::123456789012:root", "", "123456789012")
+    assert policy.principal_match(allow(Principal=ROOT), root_user, GATEWAY) == "self"
+
+
+def test_an_interface_endpoints_account_principal_is_every_principal_of_the_account():
+    assert verdict(INTERFACE, allow(Principal=ROOT, Condition=OF_ACCOUNT)) is None
+    assert verdict(INTERFACE, allow(Principal={"AWS": "arn:aws:iam::210987654321:root"})) is not None
+
+
+def test_a_key_policy_naming_the_account_needs_the_identity_policy_too():
+    key = allow(Principal=ROOT, Action="kms:Decrypt")
+    request = Request(ROLE, "kms:Decrypt", "arn:aws:kms:r:123456789012:key/k")
+    refused = policy.evaluate(request, (Policy(KEY, "K KeyPolicy", (key,)),))
+    assert refused and "leaves it to the identity policies" in refused
+    named = allow(Principal={"AWS": ROLE.name}, Action="kms:Decrypt")
+    assert policy.evaluate(request, (Policy(KEY, "K KeyPolicy", (named,)),)) is None, "a key policy naming the role"
+    nothing = policy.evaluate(request, (Policy(KEY, "K KeyPolicy", (allow(Principal=ROOT),)),))
+    assert nothing and "no statement of the key policy K KeyPolicy" in nothing
+
+
+def test_kms_via_service_admits_only_requests_through_that_service():
+    statement = allow(Principal=ROOT, Condition={"StringEquals": {
+        "kms:ViaService": "dynamodb.ap-northeast-1.amazonaws.com"}})
+    assert verdict(KEY, statement, context={"kms:ViaService": "dynamodb.ap-northeast-1.amazonaws.com"}) is None
+    assert verdict(KEY, statement, context={"kms:ViaService": "sqs.ap-northeast-1.amazonaws.com"}) is not None
+    assert verdict(KEY, statement) is not None, "a direct call carries no kms:ViaService"
+
+
+def test_an_explicit_deny_wins_and_is_named():
+    deny = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    assert verdict(RESOURCE, deny, context={"aws:SecureTransport": "true"}) is None
+    refused = verdict(RESOURCE, deny, context={"aws:SecureTransport": "false"})
+    assert refused == "denied by statement DenyInsecureTransport of the resource policy the policy"
+
+
+@pytest.mark.parametrize("condition, context, holds", [
+    ({"StringLike": {"k": "arn:aws:sqs:*"}}, {"k": "arn:aws:sqs:r:a:q"}, True),
+    ({"StringLike": {"k": "arn:aws:sqs:?"}}, {"k": "arn:aws:sqs:ab"}, False),
+    ({"StringEquals": {"K": ["a", "b"]}}, {"k": "b"}, True),  # any value; key names ignore case
+    ({"StringEquals": {"k": "a"}}, {}, False),  # a missing key fails a positive operator
+    ({"StringNotEquals": {"k": "a"}}, {}, True),  # and passes a negated one
+    ({"StringEqualsIfExists": {"k": "a"}}, {}, True),
+    ({"ArnLike": {"aws:SourceArn": "arn:aws:events:*:*:rule/x"}}, {"aws:SourceArn": "arn:aws:events:r:a:rule/x"}, True),
+    ({"ArnEquals": {"aws:SourceArn": "arn:aws:events:r:a:rule/x"}}, {"aws:SourceArn": "arn:aws:events:r:a:rule/y"},
+     False),
+    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": "true"}, False),
+    ({"Null": {"k": "true"}}, {}, True),
+    ({"ForAnyValue:StringEquals": {"k": "a"}}, {"k": ["b", "a"]}, True),
+    ({"ForAllValues:StringEquals": {"k": "a"}}, {"k": ["b", "a"]}, False),
+    ({"StringEquals": {"a": "1"}, "Bool": {"b": "true"}}, {"a": "1", "b": "false"}, False),  # every operator
+])
+def test_condition_operators(condition, context, holds):
+    assert policy.condition_holds(condition, context) is holds
+
+
+def test_an_unknown_condition_operator_is_a_finding_not_a_match():
+    statement = allow(Condition={"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}})
+    with pytest.raises(policy.UnknownCondition):
+        verdict(IDENTITY, statement)
+
+
+def test_wildcards_and_not_action():
+    assert policy.action_matches({"Action": "DynamoDB:Get*"}, "dynamodb:GetItem"), "actions ignore case"
+    assert not policy.resource_matches({"Resource": "arn:aws:s3:::Bucket/*"}, "arn:aws:s3:::bucket/k"), \
+        "resources do not"
+    assert not policy.action_matches({"NotAction": "dynamodb:*"}, "dynamodb:GetItem")
+
+
+def test_the_custom_resource_response_bucket_has_the_region_without_dashes():
+    from generator.access import semantics
+
+    assert semantics.custom_resource_response_bucket("us-west-2") == "cloudformation-custom-resource-response-uswest2"
+
+
+# --------------------------------------------------------------------------------------------------
+# The proof over the templates, and over mutants of them
+
+COMMITTED = None
+
+
+def committed_templates() -> dict:
+    from generator import rules
+
+    global COMMITTED
+    if COMMITTED is None:
+        COMMITTED = rules.read_templates(rules.DEFAULT_TEMPLATES)
+    return COMMITTED
+
+
+def statements(resource: dict) -> list[dict]:
+    return resource["Properties"]["PolicyDocument"]["Statement"]
+
+
+def named(resource: dict, sid: str) -> dict:
+    [found] = [s for s in statements(resource) if s.get("Sid") == sid]
+    return found
+
+
+def role_statement(role: dict, sid: str) -> dict:
+    [found] = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+               if s.get("Sid") == sid]
+    return found
+
+
+def key_statement(key: dict, sid: str) -> dict:
+    [found] = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == sid]
+    return found
+
+
+RESPONSE_BUCKET_WITH_DASHES = {
+    "Fn::Sub": "arn:${AWS::Partition}:s3:::cloudformation-custom-resource-response-${AWS::Region}/*"}
+RESPONSE_BUCKET = {"Fn::Sub": [
+    "arn:${AWS::Partition}:s3:::cloudformation-custom-resource-response-${RegionWithoutDashes}/*",
+    {"RegionWithoutDashes": {"Fn::Join": ["", {"Fn::Split": ["-", {"Ref": "AWS::Region"}]}]}}]}
+ACCOUNT_ROOT = {"AWS": [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]}
+
+
+def fix_known_defects(templates: dict) -> dict:
+    """Issue 21's defects 1-3 fixed, as the `defects` branch fixes them; a template already fixed is unchanged."""
+    fixed = copy.deepcopy(templates)
+    for stacks in fixed.values():
+        network = stacks["network"]["Resources"]
+        for s in statements(network["S3GatewayEndpoint"]):
+            s["Resource"] = [RESPONSE_BUCKET if r == RESPONSE_BUCKET_WITH_DASHES else r for r in s["Resource"]]
+            if s.get("Sid") == "ThisAccountsBuckets" and s["Principal"] == ACCOUNT_ROOT:
+                s["Principal"] = "*"
+        for s in statements(network["DynamoDBGatewayEndpoint"]):
+            if s["Principal"] == ACCOUNT_ROOT:
+                s["Principal"] = "*"
+        task = stacks["workflow"]["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+        group = [(t, i) for t, i, r in graph.each_resource(stacks, "AWS::ElastiCache::ReplicationGroup")]
+        given = [e for e in task["Environment"] if any((t, i, "") in graph.trace(stacks, "workflow", e["Value"])
+                                                       for t, i in group)]
+        if not given:
+            stacks["workflow"]["Parameters"]["CacheReplicationGroupId"] = {"Type": "String", "Description": "id"}
+            main = stacks["main"]["Resources"]
+            main["WorkflowStack"]["Properties"]["Parameters"]["CacheReplicationGroupId"] = copy.deepcopy(
+                main["ComputeStack"]["Properties"]["Parameters"]["CacheReplicationGroupId"])
+            task["Environment"].append({"Name": "REDIS_REPLICATION_GROUP_ID",
+                                        "Value": {"Ref": "CacheReplicationGroupId"}})
+    return fixed
+
+
+def defects_in(templates: dict) -> bool:
+    return fix_known_defects(templates) != templates
+
+
+@pytest.mark.xfail(condition=defects_in(committed_templates()), strict=True,
+                   reason="defects branch: issue 21's defects 1-3 are still in the committed templates")
+def test_the_proof_holds_over_the_committed_templates():
+    assert access.prove(committed_templates()) == []
+
+
+def test_the_proof_fails_on_the_committed_templates_exactly_where_the_known_defects_are():
+    """While the committed templates still hold defects 1-3, the proof finds those and nothing else."""
+    findings = access.prove(committed_templates())
+    if not defects_in(committed_templates()):
+        assert findings == []
+        return
+    assert findings
+    for finding in findings:
+        assert (("S3GatewayEndpoint" in finding and "s3:PutObject" in finding)
+                or ("DynamoDBGatewayEndpoint" in finding and "root user alone" in finding)
+                or ("elasticache:Connect" in finding and "no variable of the container's environment" in finding)), \
+            finding
+
+
+@pytest.fixture(scope="module")
+def fixed(templates) -> dict:
+    return fix_known_defects(templates)
+
+
+def test_every_call_is_allowed_once_the_three_defects_are_fixed(fixed):
+    assert access.prove(fixed) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_environment_has_every_kind_of_call_and_route(fixed, env):
+    """Runs over all three environments, each with the recorded calls of each function, the state machine's
+    integrations, the processor's contract and AWS's deliveries, over gateway and service-side routes at least."""
+    found = access.calls_of(fixed, env)
+    origins = {c.origin.split(" ")[0] for c in found}
+    assert {"recorded", "state", "container", "EventBridge", "API", "Lambda"} <= origins, origins
+    routes_ = {c.route.kind for c in found}
+    assert {"gateway endpoint", "service-side", "in-VPC connection"} <= routes_, routes_
+    assert routes_ & {"NAT gateway", "interface endpoint"}, routes_
+    handlers = {c["handler"] for c in access.load_recorded()}
+    assert {c.origin.split(" ")[1] for c in found if c.origin.startswith("recorded")} == handlers, \
+        "every recorded handler runs in a function of this environment"
+
+
+def test_prod_reaches_step_functions_through_its_interface_endpoint_and_dev_through_nat(fixed):
+    def route(env: str) -> set[str]:
+        return {c.route.kind for c in access.calls_of(fixed, env) if c.request.action == "states:StartExecution"}
+
+    assert route("prod") == {"interface endpoint"} and route("dev") == {"NAT gateway"}
+
+
+def mutate_everywhere(change):
+    def apply(templates: dict) -> dict:
+        mutated = copy.deepcopy(templates)
+        for stacks in mutated.values():
+            change(stacks)
+        return mutated
+    return apply
+
+
+def only_prod(change):
+    def apply(templates: dict) -> dict:
+        mutated = copy.deepcopy(templates)
+        change(mutated["prod"])
+        return mutated
+    return apply
+
+
+def _defect_1(s):
+    named(s["network"]["Resources"]["S3GatewayEndpoint"], "AwsOwnedPutObject")["Resource"] = [
+        RESPONSE_BUCKET_WITH_DASHES]
+
+
+def _defect_2(s):
+    statements(s["network"]["Resources"]["DynamoDBGatewayEndpoint"])[0]["Principal"] = ACCOUNT_ROOT
+
+
+def _defect_3(s):
+    container = s["workflow"]["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    container["Environment"] = [e for e in container["Environment"] if e["Name"] != "REDIS_REPLICATION_GROUP_ID"]
+
+
+def _removed_grant(s):
+    for p in s["api"]["Resources"]["FunctionRole"]["Properties"]["Policies"]:
+        p["PolicyDocument"]["Statement"] = [x for x in p["PolicyDocument"]["Statement"]
+                                            if x.get("Sid") != "ReadAndWriteJobs"]
+
+
+def _key_without_the_service(s):
+    condition = key_statement(s["jobs"]["Resources"]["JobsKey"], "AccountPrincipalsThroughServices")["Condition"]
+    condition["StringEquals"]["kms:ViaService"] = [{"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}]
+
+
+def _tls_deny_hits(s):
+    named(s["notification"]["Resources"]["ErrorTopicPolicy"], "DenyInsecureTransport")["Condition"] = {
+        "Bool": {"aws:SecureTransport": "true"}}
+
+
+def _deny_in_endpoint(s):
+    statements(s["network"]["Resources"]["DynamoDBGatewayEndpoint"]).append(
+        {"Sid": "NoNewItems", "Effect": "Deny", "Principal": "*", "Action": "dynamodb:PutItem", "Resource": "*"})
+
+
+def _wrong_encryption_context(s):
+    condition = key_statement(s["workflow"]["Resources"]["WorkflowLogsKey"],
+                              "CloudWatchLogsEncryptsTheseLogGroups")["Condition"]
+    condition["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] = [
+        {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/somewhere/else"}]
+
+
+def _wrong_source_arn(s):
+    permission = s["jobs"]["Resources"]["ExecutionEndedPermission"]["Properties"]
+    permission["SourceArn"] = {"Fn::GetAtt": ["ReconcileRule", "Arn"]}
+
+
+def _another_cluster(s):
+    role = s["workflow"]["Resources"]["StateMachineRole"]
+    role_statement(role, "RunProcessingTask")["Condition"]["ArnEquals"]["ecs:cluster"] = "arn:aws:ecs:*:*:cluster/other"
+
+
+def _pass_role_elsewhere(s):
+    role = s["workflow"]["Resources"]["StateMachineRole"]
+    role_statement(role, "PassTaskRolesToEcs")["Condition"]["StringEquals"]["iam:PassedToService"] = \
+        "lambda.amazonaws.com"
+
+
+def _identity_via_wrong_service(s):
+    role = s["jobs"]["Resources"]["SchedulerFunctionRole"]
+    role_statement(role, "EncryptForTopicAndQueue")["Condition"]["StringEquals"]["kms:ViaService"] = [
+        {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}]
+
+
+def _interface_endpoint_without_the_action(s):
+    for x in statements(s["network"]["Resources"]["StatesEndpoint"]):
+        x["Action"] = [a for a in x["Action"] if a != "states:StartExecution"]
+
+
+def _cache_user_arn_not_granted(s):
+    role = s["compute"]["Resources"]["TaskRole"]
+    grant = role_statement(role, "ConnectAsProcessorUser")
+    grant["Resource"] = [r for r in grant["Resource"] if "replicationgroup:" in json.dumps(r)]
+
+
+def _mount_without_tls(s):
+    for volume in s["workflow"]["Resources"]["TaskDefinition"]["Properties"]["Volumes"]:
+        if "EFSVolumeConfiguration" in volume:
+            volume["EFSVolumeConfiguration"]["TransitEncryption"] = "DISABLED"
+
+
+def _database_without_iam(s):
+    s["storage"]["Resources"]["Database"]["Properties"]["EnableIAMDatabaseAuthentication"] = False
+
+
+def _cache_user_with_password(s):
+    s["cache"]["Resources"]["ProcessorCacheUser"]["Properties"]["AuthenticationMode"] = {"Type": "password"}
+
+
+def _no_table_variable(s):
+    del s["api"]["Resources"]["Function"]["Properties"]["Environment"]["Variables"]["JOBS_TABLE"]
+
+
+def _no_nat(s):
+    for name in [n for n, r in s["network"]["Resources"].items() if r["Type"] == "AWS::EC2::Route"
+                 and "NatGatewayId" in r["Properties"]]:
+        del s["network"]["Resources"][name]
+
+
+MUTANTS = [
+    # name, mutation, what a finding must name (the call, and the policy or contract that refuses it)
+    ("defect 1: the response bucket named with the region's dashes", mutate_everywhere(_defect_1),
+     ["schema.json BootstrapFunction: s3:PutObject on arn:aws:s3:::cloudformation-custom-resource-response-",
+      "gateway endpoint policy", "network.json S3GatewayEndpoint"]),
+    ("defect 2: the DynamoDB gateway endpoint admits the account root", mutate_everywhere(_defect_2),
+     ["api.json Function: dynamodb:PutItem", "network.json DynamoDBGatewayEndpoint", "root user alone"]),
+    ("defect 3: the container is given no replication group id", mutate_everywhere(_defect_3),
+     ["workflow.json TaskDefinition: elasticache:Connect on arn:aws:elasticache:", "replicationgroup:",
+      "no variable of the container's environment holds the id of"]),
+    ("a removed grant", mutate_everywhere(_removed_grant),
+     ["api.json Function: dynamodb:GetItem", "identity policies of", "api.json FunctionRole"]),
+    ("a key policy without the service's kms:ViaService", mutate_everywhere(_key_without_the_service),
+     ["kms:Decrypt on arn:aws:kms:", "dynamodb.GetItem", "jobs.json JobsKey KeyPolicy"]),
+    ("a TLS deny that hits TLS requests", mutate_everywhere(_tls_deny_hits),
+     ["sns:Publish on arn:aws:sns:", "denied by statement DenyInsecureTransport",
+      "notification.json ErrorTopicPolicy"]),
+    ("a Deny in an endpoint policy", mutate_everywhere(_deny_in_endpoint),
+     ["dynamodb:PutItem", "denied by statement NoNewItems of the gateway endpoint policy"]),
+    ("a log key bound to another group", mutate_everywhere(_wrong_encryption_context),
+     ["workflow.json TaskDefinition: kms:GenerateDataKey", "workflow.json WorkflowLogsKey KeyPolicy"]),
+    ("an invoke permission for another rule", mutate_everywhere(_wrong_source_arn),
+     ["jobs.json ExecutionEndedRule: lambda:InvokeFunction", "service principal"]),
+    ("RunTask granted in another cluster", mutate_everywhere(_another_cluster),
+     ["workflow.json StateMachine: ecs:RunTask", "identity policies of", "StateMachineRole"]),
+    ("task roles passable to another service only", mutate_everywhere(_pass_role_elsewhere),
+     ["workflow.json StateMachine: iam:PassRole", "StateMachineRole"]),
+    ("the scheduler's key grant through another service", mutate_everywhere(_identity_via_wrong_service),
+     ["jobs.json SchedulerFunction: kms:GenerateDataKey", "sns.Publish", "SchedulerFunctionRole"]),
+    ("prod's Step Functions endpoint without StartExecution", only_prod(_interface_endpoint_without_the_action),
+     ["prod/api.json Function: states:StartExecution", "interface endpoint policy prod/network.json StatesEndpoint"]),
+    ("the task role may not connect as the cache user", mutate_everywhere(_cache_user_arn_not_granted),
+     ["elasticache:Connect on arn:aws:elasticache:", ":user:", "compute.json TaskRole"]),
+    ("an EFS mount without TLS hits the file system's TLS deny", mutate_everywhere(_mount_without_tls),
+     ["elasticfilesystem:ClientMount", "denied by statement DenyInsecureTransport",
+      "storage.json FileSystem FileSystemPolicy"]),
+    ("a database without IAM authentication", mutate_everywhere(_database_without_iam),
+     ["rds-db:connect", "does not enable IAM database authentication"]),
+    ("a cache user with a password", mutate_everywhere(_cache_user_with_password),
+     ["elasticache:Connect", "does not sign in with IAM"]),
+    ("the API function is given no table", mutate_everywhere(_no_table_variable),
+     ["api.json Function: dynamodb.GetItem on ${JOBS_TABLE}", "the function is given no JOBS_TABLE"]),
+    ("no NAT gateway route in dev", lambda t: {**t, "dev": mutate_everywhere(_no_nat)({"dev": t["dev"]})["dev"]},
+     ["dev/jobs.json SchedulerFunction: sns:Publish", "no route to the service"]),
+]
+
+
+@pytest.mark.parametrize("mutation, expected", [(m, e) for _, m, e in MUTANTS], ids=[n for n, _, _ in MUTANTS])
+def test_a_mutant_is_refused_naming_the_call_and_the_policy(fixed, mutation, expected):
+    findings = access.prove(mutation(fixed))
+    assert any(all(part in f for part in expected) for f in findings), "\n".join(findings) or "no finding"
+
+
+def test_the_rule_reports_the_proofs_findings(fixed):
+    from generator.rules import access as rule
+
+    mutant = mutate_everywhere(_defect_1)(fixed)
+    assert rule.runtime_access(mutant) == access.prove(mutant) != []
+
+
+def test_what_the_proof_does_not_know_is_a_finding_not_a_pass(fixed):
+    """A recorded operation or a state machine integration without a model of its authorization fails the proof."""
+    unknown = [{"package": "video_jobs", "handler": "api.lambda_handler", "operation": "ecs.RunTask",
+                "parameters": {}}]
+    findings = access.prove({"dev": fixed["dev"]}, recorded=unknown)
+    assert any("ecs.RunTask" in f and "does not know how AWS authorizes" in f for f in findings), findings
+    mutant = copy.deepcopy(fixed)
+    states = mutant["dev"]["workflow"]["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    states["NotifySuccess"]["Resource"] = "arn:aws:states:::dynamodb:putItem"
+    findings = access.prove({"dev": mutant["dev"]})
+    assert any("state NotifySuccess (dynamodb:putItem)" in f and "an integration the access proof does not know" in f
+               for f in findings), findings
+
+
+def media_stack(deny_other_encryption: bool) -> dict:
+    """A function that presigns uploads into an SSE-KMS bucket (a bucket key), its role allowed to write there."""
+    bucket_objects = {"Fn::Sub": "${Bucket.Arn}/*"}
+    denies = [{"Sid": "DenyOtherEncryption", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+               "Resource": bucket_objects,
+               "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}}]
+    return {"Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "media", "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [{"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["Key", "Arn"]}}}]}}},
+        "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "Bucket"}, "PolicyDocument": {"Statement": denies if deny_other_encryption else []}}},
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:root"}},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*", "Condition": {
+                "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}},
+                "ArnEquals": {"kms:EncryptionContext:aws:s3:arn": {"Fn::GetAtt": ["Bucket", "Arn"]}}}}]}}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyName": "Upload", "PolicyDocument": {
+            "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": bucket_objects},
+                          {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                           "Resource": {"Fn::GetAtt": ["Key", "Arn"]}},
+                          {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                           "Resource": "*"}]}}]}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Handler": "api.lambda_handler", "Code": "functions/video_jobs.zip",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Environment": {"Variables": {"MEDIA_BUCKET": {"Ref": "Bucket"}}}}},
+    }}
+
+
+PRESIGNED_PUT = {"package": "video_jobs", "handler": "api.lambda_handler", "operation": "s3.PutObject",
+                 "presigned": True, "parameters": {"Bucket": "${MEDIA_BUCKET}", "Key": "sources/v"}}
+
+
+def test_a_presigned_upload_is_judged_on_the_clients_route_with_the_bucket_policy_and_key():
+    """Protects the upload path: a presigned PUT is the function's role acting from the client's network; S3's
+    encryption headers are condition keys only when sent, so a Deny `...IfExists` on them refuses an upload
+    that does not send them (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
+    assert access.prove({"dev": {"api": media_stack(False)}}, recorded=[PRESIGNED_PUT]) == []
+    [put] = [c for c in access.calls_of({"dev": {"api": media_stack(False)}}, "dev", [PRESIGNED_PUT])
+             if c.request.action == "s3:PutObject"]
+    assert put.route.kind == "public endpoint" and put.request.resource == "arn:aws:s3:::media/sources/v"
+    refused = access.prove({"dev": {"api": media_stack(True)}}, recorded=[PRESIGNED_PUT])
+    assert refused == ["dev/api.json Function: s3:PutObject on arn:aws:s3:::media/sources/v (recorded "
+                       "api.lambda_handler s3.PutObject) via public endpoint: denied by statement DenyOtherEncryption "
+                       "of the resource policy dev/api.json BucketPolicy PolicyDocument"]
+    with_header = {**PRESIGNED_PUT, "parameters": {**PRESIGNED_PUT["parameters"], "ServerSideEncryption": "aws:kms"}}
+    assert access.prove({"dev": {"api": media_stack(True)}}, recorded=[with_header]) == []
