@@ -8,6 +8,7 @@ import json
 import pytest
 
 from generator import config
+from generator.access.policy import condition_holds
 from generator.config import ConfigError
 from generator.functions.video_jobs import contract
 from generator.tiers import media
@@ -76,10 +77,18 @@ def test_the_bucket_policy_refuses_plain_http_other_accounts_and_other_encryptio
     assert len(tls["Resource"]) == 2, "both the bucket and its objects"
     assert statements["DenyOtherAccounts"]["Condition"] == {
         "StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
-    assert statements["DenyOtherEncryption"]["Condition"] == {
-        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}
-    assert statements["DenyOtherKeys"]["Condition"] == {"StringNotEqualsIfExists": {
-        "s3:x-amz-server-side-encryption-aws-kms-key-id": {"Fn::GetAtt": ["MediaKey", "Arn"]}}}
+    # Evaluated as IAM does (generator.access.policy): an upload naming no encryption gets the bucket's default
+    # key and passes (UploadPart names none either); one naming another algorithm or key is denied.
+    key = json.dumps({"Fn::GetAtt": ["MediaKey", "Arn"]})
+    conditions = {sid: json.loads(json.dumps(statements[sid]["Condition"]).replace(key, '"media-key"'))
+                  for sid in ("DenyOtherEncryption", "DenyOtherKeys")}
+    sse, key_id = "s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    requests = {"no header": {}, "the media key": {sse: "aws:kms", key_id: "media-key"}, "AES256": {sse: "AES256"},
+                "another key": {sse: "aws:kms", key_id: "other"}}
+    denied = {name: sorted(sid for sid, c in conditions.items() if condition_holds(c, request))
+              for name, request in requests.items()}
+    assert denied == {"no header": [], "the media key": [], "AES256": ["DenyOtherEncryption"],
+                      "another key": ["DenyOtherKeys"]}
     assert statements["DenyCustomerProvidedKeys"]["Condition"] == {
         "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}}
 
