@@ -247,3 +247,34 @@ def test_a_burst_of_100_uploads_completing_at_once_admits_each_once_within_the_c
     counts = {video_id: len(jobs_of(video_id)) for video_id in videos}
     assert set(counts.values()) == {1}, {v: n for v, n in counts.items() if n != 1}
     assert records.slots_taken(scheduler.current_control().store) == cap, "the cap held, every slot used"
+
+
+def test_get_returns_presigned_urls_from_the_attempts_manifest_once_it_succeeded(media):
+    """Outputs reach the client: GET reads the attempt's manifest (contract.MANIFEST_NAME) and presigns the MP4,
+    the poster and the manifest; no manifest (or another schema version) shows no outputs."""
+    media.upload("made", b"bytes")
+    for event in media.events():
+        deliver(event)
+    control = scheduler.current_control()
+    lifecycle.release(control, records.latest(control.store, "made"), contract.SUCCEEDED)
+
+    def get() -> dict:
+        answer = api.lambda_handler({"httpMethod": "GET", "resource": "/videos/{videoId}",
+                                     "pathParameters": {"videoId": "made"}}, None)
+        assert answer["statusCode"] == 200
+        return json.loads(answer["body"])
+
+    assert "outputs" not in get(), "no manifest yet"
+    prefix = contract.outputs_prefix("made", 1)
+    manifest = {"schemaVersion": contract.MANIFEST_SCHEMA_VERSION, "videoId": "made", "attempt": 1,
+                "durationSeconds": 4.0, "renditions": [{"name": "360p", "width": 640, "height": 360}],
+                "download": {"key": "download.mp4"}, "poster": {"key": "poster.jpg"}}
+    media.s3.put_object(Bucket=media.bucket, Key=prefix + contract.MANIFEST_NAME, Body=json.dumps(manifest).encode())
+    outputs = get()["outputs"]
+    assert outputs["durationSeconds"] == 4.0 and outputs["renditions"] == manifest["renditions"]
+    for name, key in (("manifestUrl", contract.MANIFEST_NAME), ("downloadUrl", "download.mp4"),
+                      ("posterUrl", "poster.jpg")):
+        assert f"/{prefix}{key}?" in outputs[name] and "X-Amz-Expires=900" in outputs[name], name
+    assert not any("m3u8" in str(v) for v in outputs.values()), "no presigned HLS master: it would not play"
+    media.s3.put_object(Bucket=media.bucket, Key=prefix + contract.MANIFEST_NAME, Body=b'{"schemaVersion": 99}')
+    assert "outputs" not in get(), "a manifest of another schema version is not read"
