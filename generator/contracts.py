@@ -110,6 +110,8 @@ EXECUTION_ENDED_RULE_NAME = _c("ExecutionEndedRuleName", "Name of the EventBridg
                                "execution to the scheduler")
 RECONCILE_RULE_NAME = _c("ReconcileRuleName", "Name of the EventBridge schedule running the scheduler's "
                          "reconciliation")
+SOURCE_ARRIVED_RULE_NAME = _c("SourceArrivedRuleName", "Name of the EventBridge rule handing every source uploaded "
+                              "to the media bucket to the scheduler (admission on arrival)")
 
 # api
 API_URL = _c("ApiUrl", "Invoke URL of the video API stage")

@@ -111,6 +111,11 @@ def execution_end_rule(env: str) -> str:
     return env_prefixed(env, "execution-ended")
 
 
+def source_arrived_rule(env: str) -> str:
+    """The jobs tier's EventBridge rule handing uploaded sources to the scheduler, named for the same reason."""
+    return env_prefixed(env, "source-arrived")
+
+
 def alarms_pattern(env: str) -> str:
     """Every alarm of the environment, as the ops topic policy's aws:SourceArn pattern names them."""
     return env_prefixed(env, "*")

@@ -40,6 +40,23 @@ TASK_DEFINITION_ARN = contracts.TASK_DEFINITION_ARN.name
 TASK_SECURITY_GROUP_ID = contracts.TASK_SECURITY_GROUP_ID.name
 COMPLETION_TOPIC_ARN = contracts.COMPLETION_TOPIC_ARN.name
 ERROR_TOPIC_ARN = contracts.ERROR_TOPIC_ARN.name
+MEDIA_BUCKET_NAME = contracts.MEDIA_BUCKET_NAME.name
+
+# The processing container's environment (CONTRACT-MEDIA, docs/processor.md): name -> where in the execution input.
+# Job control's input carries every one (lifecycle.execution_input); an execution started by hand with only a
+# videoId gets the video's current source and attempt 0 (LocateSource).
+CONTAINER_ENVIRONMENT = (
+    ("VIDEO_ID", "$.videoId"),
+    ("ATTEMPT", "States.Format('{}', $.attempt)"),
+    ("SOURCE_BUCKET", "$.source.bucket"),
+    ("SOURCE_KEY", "$.source.key"),
+    ("SOURCE_VERSION_ID", "$.source.versionId"),
+    ("SOURCE_SHA256", "$.source.sha256"),
+    ("OUTPUTS_BUCKET", "$.outputs.bucket"),
+    ("OUTPUTS_PREFIX", "$.outputs.prefix"),
+)
+LOCATION_STRINGS = ("$.source.bucket", "$.source.key", "$.source.versionId", "$.source.sha256", "$.outputs.bucket",
+                    "$.outputs.prefix")
 
 
 def subnet_placeholder(index: int) -> str:
@@ -105,7 +122,30 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                     {"Variable": "$.videoId", "IsString": False, **invalid},
                     {"Variable": "$.videoId", "StringEquals": "", **invalid},
                 ],
-                "Default": "ProcessVideo",
+                "Default": "CheckLocation",
+            },
+            # Job control names the source version and the attempt's outputs; anything less is replaced whole by the
+            # video's current source and attempt 0 (a comparison never meets a missing field: IsPresent first).
+            "CheckLocation": {
+                "Type": "Choice",
+                "Choices": [{"And": [
+                    {"Variable": "$.attempt", "IsPresent": True}, {"Variable": "$.attempt", "IsNumeric": True},
+                    *[rule for path in LOCATION_STRINGS for rule in (
+                        {"Variable": path, "IsPresent": True}, {"Variable": path, "IsString": True})],
+                ], "Next": "ProcessVideo"}],
+                "Default": "LocateSource",
+            },
+            "LocateSource": {
+                "Type": "Pass",
+                "Parameters": {
+                    "videoId.$": "$.videoId", "attempt": 0,
+                    "source": {"bucket": _sub(MEDIA_BUCKET_NAME),
+                               "key.$": f"States.Format('{jobs_contract.SOURCES_PREFIX}{{}}', $.videoId)",
+                               "versionId": "", "sha256": ""},
+                    "outputs": {"bucket": _sub(MEDIA_BUCKET_NAME),
+                                "prefix.$": f"States.Format('{jobs_contract.OUTPUTS_PREFIX}{{}}/0/', $.videoId)"},
+                },
+                "Next": "ProcessVideo",
             },
             "RejectInput": {
                 "Type": "Pass",
@@ -128,7 +168,7 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                     }},
                     "Overrides": {"ContainerOverrides": [{
                         "Name": CONTAINER_NAME,
-                        "Environment": [{"Name": "VIDEO_ID", "Value.$": "$.videoId"}],
+                        "Environment": [{"Name": name, "Value.$": path} for name, path in CONTAINER_ENVIRONMENT],
                     }]},
                 },
                 "ResultPath": "$.taskResult",

@@ -66,6 +66,7 @@ class Resources:
             "TaskSecurityGroupId": self.security_group_id,
             "CompletionTopicArn": self.completion_topic_arn,
             "ErrorTopicArn": self.error_topic_arn,
+            "MediaBucketName": "media-bucket",
         }
 
 

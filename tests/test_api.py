@@ -153,6 +153,8 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
     # Presigning uploads: only what an upload of a source needs, only under sources/ (checked below).
     for action in ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"):
         assert allowed.pop(action) == {("media", "MediaBucket")}, action
+    # GET /videos/{videoId} reads the manifest and presigns GETs of outputs: outputs/ only (checked below).
+    assert allowed.pop("s3:GetObject") == {("media", "MediaBucket")}
     assert allowed.pop("kms:GenerateDataKey") == {("media", "MediaKey")}
     assert allowed.pop("kms:Decrypt") == {("jobs", "JobsKey"), ("media", "MediaKey")}
     for action in ("kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
@@ -161,6 +163,8 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     [uploads] = [s for s in inline_statements(role) if s.get("Sid") == "UploadSources"]
     assert [r["Fn::Sub"][0] for r in uploads["Resource"]] == ["${Bucket}/sources/*"], "sources/ only, never outputs/"
+    [reads] = [s for s in inline_statements(role) if s.get("Sid") == "ReadOutputs"]
+    assert [r["Fn::Sub"][0] for r in reads["Resource"]] == ["${Bucket}/outputs/*"], "outputs/ only, never sources/"
     conditioned = [s for s in inline_statements(role) if "Condition" in s]
     assert [s["Condition"] for s in conditioned] == [
         {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}},

@@ -65,7 +65,11 @@ def test_a_submission_below_the_cap_starts_attempt_1_at_once_and_answers_202_run
     assert code == 202 and body["status"] == "RUNNING" and body["attempt"] == 1
     assert body["executionArn"] == execution["executionArn"] and execution["name"] == "clip-2024_01.1.1"
     started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert started == {"videoId": "clip-2024_01", "attempt": 1}, "what the state machine and scheduler read"
+    # What the state machine and scheduler read: a submission without an upload names the video's source key and no
+    # version (the current one); the bucket is the function's MEDIA_BUCKET (unset here).
+    assert started == {"videoId": "clip-2024_01", "attempt": 1,
+                       "source": {"bucket": "", "key": "sources/clip-2024_01", "versionId": "", "sha256": ""},
+                       "outputs": {"bucket": "", "prefix": "outputs/clip-2024_01/1/"}}
     assert body["submittedAt"] <= body["startedAt"] and "position" not in body
 
 

@@ -50,10 +50,31 @@ def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_syste
     [statement] = [s for s in inline_statements(compute_role(templates, "TaskRole", env))
                    if s["Action"] == ["rds-db:connect"]]
     assert statement["Resource"][0]["Fn::Sub"].endswith(":dbuser:${DatabaseResourceId}/${DatabaseAppUsername}")
+    # The media bucket: read sources, write outputs (test_task_role_reads_only_sources_and_writes_only_outputs).
+    for action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"):
+        assert allowed.pop(action) == {("media", "MediaBucket")}, action
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert allowed.pop(action) == {("media", "MediaKey")}, action
     assert allowed == {
         "elasticfilesystem:ClientMount": {("storage", "FileSystem")},
         "elasticfilesystem:ClientWrite": {("storage", "FileSystem")},
     }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_task_role_reads_only_sources_and_writes_only_outputs_and_uses_the_media_key_through_s3(templates, env):
+    """CONTRACT-MEDIA: the task reads the source it was admitted for and writes under outputs/; no list, no delete,
+    no other prefix of the bucket; the media key only through S3."""
+    by_action = {}
+    for s in inline_statements(compute_role(templates, "TaskRole", env)):
+        for action in s["Action"]:
+            if action.startswith("s3:"):
+                by_action[action] = sorted(r["Fn::Sub"][0] for r in s["Resource"])
+            if action.startswith("kms:"):
+                via = s["Condition"]["StringEquals"]["kms:ViaService"]
+                assert via == {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}
+    assert by_action == {"s3:GetObject": ["${Bucket}/sources/*"], "s3:GetObjectVersion": ["${Bucket}/sources/*"],
+                         "s3:PutObject": ["${Bucket}/outputs/*"]}
 
 
 @pytest.mark.parametrize("env", ENVS)

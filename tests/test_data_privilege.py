@@ -153,11 +153,12 @@ def test_every_statement_walker_sees_the_new_roles(templates):
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_eventbridge_may_only_dead_letter_and_only_as_the_jobs_rule(templates, env):
-    """Issue 13, item 5: the service principal is scoped with aws:SourceArn to the exact rule (named for it). Since
-    issue 12 nothing publishes to a topic as EventBridge: the scheduler reports timeouts and aborts as its role."""
-    rule = templates[env]["jobs"]["Resources"]["ExecutionEndedRule"]
-    rule_name = rule["Properties"]["Name"]
+def test_eventbridge_may_only_dead_letter_and_only_as_the_jobs_rules(templates, env):
+    """Issue 13, item 5: the service principal is scoped with aws:SourceArn to the exact rules (named for it): the
+    ended executions' and (issue 22) the uploaded sources'. Since issue 12 nothing publishes to a topic as
+    EventBridge: the scheduler reports timeouts and aborts as its role."""
+    rule_names = [templates[env]["jobs"]["Resources"][title]["Properties"]["Name"]
+                  for title in ("ExecutionEndedRule", "SourceArrivedRule")]
     events_statements = [s for t in (templates[env]["notification"],)
                          for p in [*resources_of_type(t, "AWS::SNS::TopicPolicy").values(),
                                    *resources_of_type(t, "AWS::SQS::QueuePolicy").values()]
@@ -166,5 +167,5 @@ def test_eventbridge_may_only_dead_letter_and_only_as_the_jobs_rule(templates, e
     assert len(events_statements) == 1  # dead-letter to the queue
     assert events_statements[0]["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"])
     for statement in events_statements:
-        source_arn = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
-        assert source_arn["Fn::Sub"].endswith(f":rule/{rule_name}"), statement
+        source_arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        assert [arn["Fn::Sub"].rsplit(":rule/", 1)[1] for arn in source_arns] == rule_names, statement

@@ -159,6 +159,15 @@ def test_bad_input_is_routed_to_exactly_one_error_notification(templates):
         fields = input_fields_read(d["States"], validate["Default"])
         assert fields, f"{label}: the workflow reads no input field?"
         missing = {c["Variable"].removeprefix("$.") for c in validate["Choices"] if c.get("IsPresent") is False}
+        # Issue 22: the location fields are checked present next (CheckLocation), and where any is missing a Pass
+        # state (LocateSource) writes them all: either way the task never reads a missing one.
+        located = d["States"][validate["Default"]]
+        if located["Type"] == "Choice":
+            checked = {r["Variable"].removeprefix("$.").split(".")[0] for c in located["Choices"]
+                       for r in c.get("And", []) if r.get("IsPresent") is True}
+            defaults = {k.removesuffix(".$") for k in d["States"][located["Default"]].get("Parameters", {})}
+            assert checked <= defaults, f"{label}: {sorted(checked - defaults)} checked but not defaulted"
+            missing |= checked
         assert fields <= missing, f"{label}: input fields read but not checked present: {sorted(fields - missing)}"
 
 

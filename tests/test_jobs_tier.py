@@ -122,7 +122,8 @@ def test_the_scheduler_runs_the_packaged_job_control_code_with_the_contracts_env
     assert f["FunctionName"] == names.scheduler(env)
     variables = f["Environment"]["Variables"]
     assert set(variables) == {contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN, contract.ENV_MAX_CONCURRENT,
-                              contract.ENV_ERROR_TOPIC_ARN}
+                              contract.ENV_ERROR_TOPIC_ARN, contract.ENV_MEDIA_BUCKET}
+    assert sources(templates, env, "jobs", variables[contract.ENV_MEDIA_BUCKET]) == {("media", "MediaBucket")}
     title, _ = table_of(templates, env)
     assert sources(templates, env, "jobs", variables[contract.ENV_TABLE]) == {("jobs", title)}
     assert sources(templates, env, "jobs", variables[contract.ENV_STATE_MACHINE_ARN]) == {("workflow",
@@ -188,6 +189,10 @@ def test_the_scheduler_role_may_do_exactly_its_job_and_nothing_on_star_that_aws_
         "${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}:*"], "executions of this machine only"
     assert allowed.pop("sns:Publish") == {("notification", "ErrorTopic")}
     assert allowed.pop("sqs:SendMessage") == {("notification", "DeadLetterQueue")}
+    # Admission on arrival reads a source's current version and metadata: GetObject (HeadObject) on sources/ only.
+    assert allowed.pop("s3:GetObject") == {("media", "MediaBucket")}
+    [read] = [s["Resource"] for s in inline_statements(role) if "s3:GetObject" in as_list(s["Action"])]
+    assert [r["Fn::Sub"][0] for r in read] == ["${Bucket}/sources/*"]
     pop_vpc_function_grants(allowed, f"/aws/lambda/{names.scheduler(env)}", ("network", "ApiFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     # Keys: the table's only through DynamoDB, the notification key only through SNS and SQS.
@@ -224,10 +229,28 @@ def test_every_ending_of_exactly_this_state_machine_reaches_the_scheduler_with_a
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_every_source_uploaded_to_this_bucket_reaches_the_scheduler_with_a_dead_letter_queue(templates, env):
+    rule = resources(templates, env)["SourceArrivedRule"]["Properties"]
+    assert rule["Name"] == names.source_arrived_rule(env), "the dead-letter queue admits it by this name"
+    pattern = rule["EventPattern"]
+    assert (pattern["source"], pattern["detail-type"]) == (["aws.s3"], [contract.OBJECT_CREATED])
+    [bucket] = pattern["detail"]["bucket"]["name"]
+    assert sources(templates, env, "jobs", bucket) == {("media", "MediaBucket")}
+    assert pattern["detail"]["object"]["key"] == [{"prefix": contract.SOURCES_PREFIX}], "outputs/ admit nothing"
+    [target] = rule["Targets"]
+    assert sources(templates, env, "jobs", target["DeadLetterConfig"]["Arn"]) == {("notification",
+                                                                                  "DeadLetterQueue")}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 24 * 3600
+    assert "InputTransformer" not in target and "Input" not in target, "the scheduler reads the event as sent"
+    assert templates[env]["media"]["Resources"]["MediaBucket"]["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}}, "S3 sends Object Created to EventBridge"
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_each_invoke_permission_admits_only_eventbridge_as_its_own_rule(templates, env):
     permissions = resources_of_type(templates[env]["jobs"], "AWS::Lambda::Permission")
     rules = set(resources_of_type(templates[env]["jobs"], "AWS::Events::Rule"))
-    assert rules == {"ExecutionEndedRule", "ReconcileRule"}
+    assert rules == {"ExecutionEndedRule", "ReconcileRule", "SourceArrivedRule"}
     scoped = []
     for p in permissions.values():
         p = p["Properties"]
@@ -249,8 +272,9 @@ def test_the_dead_letter_queue_admits_the_rule_by_name_and_the_schedulers_failed
         [policy] = resources_of_type(templates[env]["notification"], "AWS::SQS::QueuePolicy").values()
         [events] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
                     if s.get("Principal") == {"Service": ["events.amazonaws.com"]}]
-        assert events["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(
-            f":rule/{props(templates, 'ExecutionEndedRule', env)['Name']}")
+        admitted = [arn["Fn::Sub"].rsplit(":rule/", 1)[1] for arn in events["Condition"]["ArnEquals"]["aws:SourceArn"]]
+        assert admitted == [props(templates, title, env)["Name"] for title in ("ExecutionEndedRule",
+                                                                               "SourceArrivedRule")]
         key = templates[env]["notification"]["Resources"]["NotificationKey"]["Properties"]["KeyPolicy"]
         [through] = [s for s in statements(key) if s["Sid"] == "AccountPrincipalsThroughServices"]
         assert {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"} in through["Condition"]["StringEquals"][

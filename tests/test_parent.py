@@ -57,9 +57,10 @@ def test_no_depends_on_so_independent_tiers_deploy_in_parallel(templates):
                                if "Fn::GetAtt" in v}) for title, r in main.items()}
     assert consumed["NetworkStack"] == [] and consumed["NotificationStack"] == []
     assert consumed["StorageStack"] == ["NetworkStack"] and consumed["CacheStack"] == ["NetworkStack"]
-    # The schema waits for the database; compute for the processor's database user too (its IAM grant names it).
+    # The schema waits for the database; compute for the processor's database user too (its IAM grant names it),
+    # and for the media bucket the task reads sources from and writes outputs to.
     assert consumed["SchemaStack"] == ["NetworkStack", "StorageStack"]
-    assert consumed["ComputeStack"] == ["CacheStack", "SchemaStack", "StorageStack"]
+    assert consumed["ComputeStack"] == ["CacheStack", "MediaStack", "SchemaStack", "StorageStack"]
 
 
 def test_parent_parameters_are_deploy_time_only(templates):

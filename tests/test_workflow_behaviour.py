@@ -38,13 +38,30 @@ def test_success_publishes_one_completion_message_with_the_video_id(definition):
 
 
 def test_the_task_runs_with_the_video_id_on_private_subnets_without_public_ip(definition):
+    """An execution started with only a videoId (by hand) processes the video's current source into attempt 0."""
     result = run_execution(definition, {"videoId": "clip-7"}, execution_name="clip-7")
     [call] = result.run_task_calls
-    assert call["overrides"]["containerOverrides"] == [
-        {"name": "VideoProcessingContainer", "environment": [{"name": "VIDEO_ID", "value": "clip-7"}]}]
+    assert call["overrides"]["containerOverrides"] == [{"name": "VideoProcessingContainer", "environment": [
+        {"name": "VIDEO_ID", "value": "clip-7"}, {"name": "ATTEMPT", "value": "0"},
+        {"name": "SOURCE_BUCKET", "value": "media-bucket"}, {"name": "SOURCE_KEY", "value": "sources/clip-7"},
+        {"name": "SOURCE_VERSION_ID", "value": ""}, {"name": "SOURCE_SHA256", "value": ""},
+        {"name": "OUTPUTS_BUCKET", "value": "media-bucket"}, {"name": "OUTPUTS_PREFIX", "value": "outputs/clip-7/0/"}]}]
     network = call["networking_configuration"]["awsvpcConfiguration"]
     assert network["assignPublicIp"] == "DISABLED" and len(network["subnets"]) == 2
     assert call["capacity_provider_strategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+
+
+def test_job_controls_input_reaches_the_container_as_the_media_contracts_environment(definition):
+    """CONTRACT-MEDIA: the admitted source version and this attempt's outputs prefix, as job control passes them."""
+    given = {"videoId": "clip-8", "attempt": 2,
+             "source": {"bucket": "b", "key": "sources/clip-8", "versionId": "v2", "sha256": "ab" * 32},
+             "outputs": {"bucket": "b", "prefix": "outputs/clip-8/2/"}}
+    result = run_execution(definition, given, execution_name="clip-8")
+    [call] = result.run_task_calls
+    environment = {e["name"]: e["value"] for e in call["overrides"]["containerOverrides"][0]["environment"]}
+    assert environment == {"VIDEO_ID": "clip-8", "ATTEMPT": "2", "SOURCE_BUCKET": "b", "SOURCE_KEY": "sources/clip-8",
+                           "SOURCE_VERSION_ID": "v2", "SOURCE_SHA256": "ab" * 32, "OUTPUTS_BUCKET": "b",
+                           "OUTPUTS_PREFIX": "outputs/clip-8/2/"}
 
 
 def test_a_container_exiting_non_zero_is_retried_then_fails_with_one_error_message(definition):

@@ -167,7 +167,7 @@ def test_default_image_is_pinned_never_latest(templates):
 
 def test_invalid_input_goes_straight_to_the_failure_notification(templates):
     validate = states(templates)["ValidateInput"]
-    assert validate["Type"] == "Choice" and validate["Default"] == "ProcessVideo"
+    assert validate["Type"] == "Choice" and validate["Default"] == "CheckLocation"
     assert validate["Choices"] and {c["Next"] for c in validate["Choices"]} == {"RejectInput"}, "only valid input runs"
     assert states(templates)["RejectInput"]["Next"] == "NotifyFailure"
 

@@ -312,6 +312,9 @@ def upload_statements(p: dict[contracts.Contract, Ref]) -> list[Statement]:
     return [
         Statement(Sid="UploadSources", Effect=Allow, Action=list(UPLOAD_ACTIONS),
                   Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
+        # GET /videos/{videoId} reads an attempt's manifest and presigns GETs of its outputs: outputs/ only.
+        Statement(Sid="ReadOutputs", Effect=Allow, Action=[s3_actions.GetObject],
+                  Resource=[Sub(f"${{Bucket}}/{contract.OUTPUTS_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
         Statement(Sid="UseMediaKeyThroughS3", Effect=Allow,
                   Action=[kms_actions.Decrypt, kms_actions.GenerateDataKey], Resource=[p[contracts.MEDIA_KEY_ARN]],
                   Condition=Condition(StringEquals("kms:ViaService", Sub(f"s3.${{{AWS_REGION}}}.amazonaws.com")))),

@@ -6,18 +6,19 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 
 from __future__ import annotations
 
-from awacs import ecr, elasticache, elasticfilesystem, logs, rds_db
+from awacs import ecr, elasticache, elasticfilesystem, kms, logs, rds_db, s3
 from awacs.aws import Allow, Condition, Statement, StringEquals
-from troposphere import GetAtt, Join, Ref, Select, Split, Sub, Template
+from troposphere import AWS_REGION, GetAtt, Join, Ref, Select, Split, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
 from troposphere.iam import Role
 
 from generator import blocks, contracts, names
 from generator.config import EnvConfig
+from generator.functions.video_jobs import contract
 
 CONSUMES = (contracts.PROCESSOR_IMAGE, contracts.DATABASE_RESOURCE_ID, contracts.DATABASE_APP_USERNAME,
             contracts.CACHE_REPLICATION_GROUP_ID, contracts.CACHE_USER_ID, contracts.FILE_SYSTEM_ARN,
-            contracts.ACCESS_POINT_ARN)
+            contracts.ACCESS_POINT_ARN, contracts.MEDIA_BUCKET_ARN, contracts.MEDIA_KEY_ARN)
 PRODUCES = (contracts.CLUSTER_NAME, contracts.CLUSTER_ARN, contracts.TASK_EXECUTION_ROLE_ARN, contracts.TASK_ROLE_ARN)
 
 
@@ -89,6 +90,7 @@ def build(cfg: EnvConfig) -> Template:
                 Resource=[p[contracts.FILE_SYSTEM_ARN]],
                 Condition=Condition(StringEquals("elasticfilesystem:AccessPointArn", p[contracts.ACCESS_POINT_ARN])),
             )),
+            blocks.inline_policy("ReadSourcesWriteOutputs", *media_statements(p)),
         ],
         Tags=blocks.tags(cfg),
     ))
@@ -98,6 +100,23 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.TASK_EXECUTION_ROLE_ARN, GetAtt(execution_role, "Arn"))
     blocks.output(t, contracts.TASK_ROLE_ARN, GetAtt(task_role, "Arn"))
     return t
+
+
+def media_statements(p: dict) -> list[Statement]:
+    """The processor reads a source (the version it was admitted for: GetObjectVersion) and writes under outputs/;
+    nothing else in the media bucket (no list, no delete, no other prefix). SSE-KMS objects need the media key,
+    through S3 only: Decrypt to read, GenerateDataKey to write
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html)."""
+    bucket = p[contracts.MEDIA_BUCKET_ARN]
+    return [
+        Statement(Sid="ReadSources", Effect=Allow, Action=[s3.GetObject, s3.GetObjectVersion],
+                  Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=bucket)]),
+        Statement(Sid="WriteOutputs", Effect=Allow, Action=[s3.PutObject],
+                  Resource=[Sub(f"${{Bucket}}/{contract.OUTPUTS_PREFIX}*", Bucket=bucket)]),
+        Statement(Sid="UseMediaKeyThroughS3", Effect=Allow, Action=[kms.Decrypt, kms.GenerateDataKey],
+                  Resource=[p[contracts.MEDIA_KEY_ARN]],
+                  Condition=Condition(StringEquals("kms:ViaService", Sub(f"s3.${{{AWS_REGION}}}.amazonaws.com")))),
+    ]
 
 
 def database_user_arn() -> Sub:

@@ -13,6 +13,7 @@ What the api tier's function shares with the scheduler (package, runtime, grants
 from __future__ import annotations
 
 from awacs import kms as kms_actions
+from awacs import s3 as s3_actions
 from awacs import sns as sns_actions
 from awacs import sqs as sqs_actions
 from awacs import states as states_actions
@@ -39,9 +40,10 @@ from generator.job_control import job_control_function, start_statement, table_s
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.STATE_MACHINE_NAME, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
-            contracts.DEAD_LETTER_QUEUE_ARN)
+            contracts.DEAD_LETTER_QUEUE_ARN, contracts.MEDIA_BUCKET_NAME, contracts.MEDIA_BUCKET_ARN)
 PRODUCES = (contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN,
-            contracts.SCHEDULER_FUNCTION_NAME, contracts.EXECUTION_ENDED_RULE_NAME, contracts.RECONCILE_RULE_NAME)
+            contracts.SCHEDULER_FUNCTION_NAME, contracts.EXECUTION_ENDED_RULE_NAME, contracts.RECONCILE_RULE_NAME,
+            contracts.SOURCE_ARRIVED_RULE_NAME)
 
 # Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
 SCHEDULER_FUNCTION = (("FunctionName", contracts.SCHEDULER_FUNCTION_NAME),)
@@ -57,6 +59,15 @@ ALARMS = (
         "The scheduler function (exists? its resource policy admits the rule: ExecutionEndedPermission); the "
         "dead-letter queue holds the undelivered events",
         "Restore the function or its permission (redeploy the jobs tier); the reconciliation releases the slots"),
+    AlarmSpec(
+        "SourceArrivalsNotDeliveredAlarm", "source-arrivals-not-delivered", "AWS/Events", "FailedInvocations",
+        (("RuleName", contracts.SOURCE_ARRIVED_RULE_NAME),), "Sum", GT, 0, "notBreaching",
+        "EventBridge could not hand an uploaded source to the scheduler after a day of retries: the upload "
+        "completed but no job was submitted for it",
+        "The scheduler function (exists? its resource policy admits the rule: SourceArrivedPermission); the "
+        "dead-letter queue holds the undelivered Object Created events (bucket, key, version-id)",
+        "Restore the function or its permission (redeploy the jobs tier), then submit each dead-lettered video "
+        "(POST /videos) or upload it again"),
     AlarmSpec(
         "ReconcileFailedAlarm", "reconcile-invocations-failed", "AWS/Events", "FailedInvocations",
         (("RuleName", contracts.RECONCILE_RULE_NAME),), "Sum", GT, 0, "notBreaching",
@@ -173,7 +184,8 @@ def build(cfg: EnvConfig) -> Template:
     # endpoints already admit that group; a group of its own would repeat the same rules in two places.
     function = t.add_resource(job_control_function(
         "SchedulerFunction", cfg, Ref(table), p[contracts.STATE_MACHINE_ARN],
-        environment={contract.ENV_ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN]},
+        environment={contract.ENV_ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
+                     contract.ENV_MEDIA_BUCKET: p[contracts.MEDIA_BUCKET_NAME]},
         FunctionName=function_name,
         Description=f"Releases a slot when a video processing execution ends and admits queued jobs ({cfg.name})",
         Handler=contract.SCHEDULER_HANDLER,
@@ -216,6 +228,29 @@ def build(cfg: EnvConfig) -> Template:
                                     MaximumRetryAttempts=END_EVENT_MAX_RETRIES),
         )],
     ))
+    # Every source uploaded (a PUT or a completed multipart upload) submits its job: S3 sends Object Created to
+    # EventBridge (the media tier turned the bucket's notifications on). Delivered at least once: the scheduler
+    # admits each object version once (jobs/arrivals.py). An event not delivered after a day waits in the
+    # dead-letter queue, and FailedInvocations has its alarm (source-arrivals-not-delivered).
+    arrived = t.add_resource(Rule(
+        "SourceArrivedRule",
+        Name=names.source_arrived_rule(cfg.name),  # the dead-letter queue admits it by this name
+        Description=f"Hands every source uploaded to the media bucket to the scheduler ({cfg.name})",
+        State="ENABLED",
+        EventPattern={
+            "source": ["aws.s3"],
+            "detail-type": [contract.OBJECT_CREATED],
+            "detail": {"bucket": {"name": [p[contracts.MEDIA_BUCKET_NAME]]},
+                       "object": {"key": [{"prefix": contract.SOURCES_PREFIX}]}},
+        },
+        Targets=[Target(
+            Id="Scheduler",
+            Arn=GetAtt(function, "Arn"),
+            DeadLetterConfig=RuleDeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
+            RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=END_EVENT_MAX_AGE_SECONDS,
+                                    MaximumRetryAttempts=END_EVENT_MAX_RETRIES),
+        )],
+    ))
     # A tick lost is superseded by the next one: no dead-letter queue (it would fill with stale ticks), a short
     # retry, and the FailedInvocations alarm of the operations tier.
     reconcile = t.add_resource(Rule(
@@ -229,7 +264,7 @@ def build(cfg: EnvConfig) -> Template:
             RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=TICK_MAX_AGE_SECONDS),
         )],
     ))
-    for rule in (ended, reconcile):
+    for rule in (ended, arrived, reconcile):
         t.add_resource(Permission(
             f"{rule.title.removesuffix('Rule')}Permission",
             Action="lambda:InvokeFunction",
@@ -245,6 +280,7 @@ def build(cfg: EnvConfig) -> Template:
     # Ref of a rule on the default event bus is its name, the RuleName dimension of its metrics.
     blocks.output(t, contracts.EXECUTION_ENDED_RULE_NAME, Ref(ended))
     blocks.output(t, contracts.RECONCILE_RULE_NAME, Ref(reconcile))
+    blocks.output(t, contracts.SOURCE_ARRIVED_RULE_NAME, Ref(arrived))
     return t
 
 
@@ -270,6 +306,10 @@ def scheduler_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref], table
                   Resource=[p[contracts.NOTIFICATION_KEY_ARN]],
                   Condition=Condition(StringEquals("kms:ViaService", [
                       Sub(f"{service}.${{{AWS_REGION}}}.amazonaws.com") for service in ("sns", "sqs")]))),
+        # Admission on arrival reads the source's current version and its metadata (HeadObject needs GetObject);
+        # nothing outside sources/, and no KMS: a HEAD decrypts nothing.
+        Statement(Sid="ReadSourceMetadata", Effect=Allow, Action=[s3_actions.GetObject],
+                  Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
         *blocks.vpc_function_statements(names.lambda_log_group(names.scheduler(cfg.name)),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

@@ -70,6 +70,10 @@ def execution_end_rule_arn(cfg: EnvConfig) -> Sub:
     return blocks.arn("events", f"rule/{names.execution_end_rule(cfg.name)}")
 
 
+def source_arrived_rule_arn(cfg: EnvConfig) -> Sub:
+    return blocks.arn("events", f"rule/{names.source_arrived_rule(cfg.name)}")
+
+
 def build(cfg: EnvConfig) -> Template:
     t = blocks.new_template(cfg, "Video processing notifications: encrypted SNS topics and dead-letter queue")
     email = blocks.parameters(t, CONSUMES)[contracts.NOTIFICATION_EMAIL]
@@ -125,11 +129,13 @@ def build(cfg: EnvConfig) -> Template:
             # The scheduler's failed asynchronous events arrive as its role (Lambda sends them with the function's
             # credentials): its identity policy grants sqs:SendMessage and the key, nothing is needed here.
             Statement(
-                # The jobs tier's rule dead-letters the ended executions it cannot hand to the scheduler here.
+                # The jobs tier's rules dead-letter the ended executions and the uploaded sources they cannot hand
+                # to the scheduler here.
                 Sid="EventRulesDeadLetterUndeliveredEnds", Effect=Allow,
                 Principal=blocks.service_principal("events"), Action=[sqs_actions.SendMessage],
                 Resource=[GetAtt(dlq, "Arn")],
-                Condition=Condition(ArnEquals("aws:SourceArn", execution_end_rule_arn(cfg))),
+                Condition=Condition(ArnEquals("aws:SourceArn", [execution_end_rule_arn(cfg),
+                                                                source_arrived_rule_arn(cfg)])),
             ),
         ]),
     ))

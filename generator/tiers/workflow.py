@@ -46,6 +46,7 @@ CONSUMES = (
     contracts.DATABASE_ENDPOINT_ADDRESS, contracts.DATABASE_ENDPOINT_PORT, contracts.DATABASE_APP_USERNAME,
     contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
     contracts.CACHE_REPLICATION_GROUP_ID, contracts.FILE_SYSTEM_ID, contracts.ACCESS_POINT_ID,
+    contracts.MEDIA_BUCKET_NAME,
 )
 PRODUCES = (contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.TASK_DEFINITION_ARN)
 
@@ -165,6 +166,7 @@ def build(cfg: EnvConfig) -> Template:
         state_machine.TASK_SECURITY_GROUP_ID: p[contracts.TASK_SECURITY_GROUP_ID],
         state_machine.COMPLETION_TOPIC_ARN: p[contracts.COMPLETION_TOPIC_ARN],
         state_machine.ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
+        state_machine.MEDIA_BUCKET_NAME: p[contracts.MEDIA_BUCKET_NAME],
         **{state_machine.subnet_placeholder(i): Select(i, p[contracts.PRIVATE_SUBNET_IDS])
            for i in range(cfg.az_count)},
     }

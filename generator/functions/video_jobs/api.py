@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import boto3
 import contract as c
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from jobs import lifecycle, records, uploads
 
@@ -109,8 +110,14 @@ def get_video(event, control):
     if error:
         return reply(400, {"message": error})
     job = records.latest(control.store, video_id)
-    return reply(200, view(job, control.store)) if job else reply(404, {"message": f"no video {video_id} was "
-                                                                                    "submitted"})
+    if not job:
+        return reply(404, {"message": f"no video {video_id} was submitted"})
+    shown = view(job, control.store)
+    if job["status"] == c.SUCCEEDED and control.media_bucket:
+        outputs = uploads.outputs(s3_client(), control.media_bucket, video_id, int(job["attempt"]))
+        if outputs:
+            shown["outputs"] = outputs
+    return reply(200, shown)
 
 
 def list_parameters(query):
@@ -153,8 +160,10 @@ def list_videos(event, control):
 
 
 def s3_client():
+    # SigV4: S3 refuses a GET of an SSE-KMS object signed otherwise, and a presigned SigV2 URL is what an older
+    # botocore default would give (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingAWSSDK.html).
     if "s3" not in CLIENTS:
-        CLIENTS["s3"] = boto3.client("s3")
+        CLIENTS["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
     return CLIENTS["s3"]
 
 

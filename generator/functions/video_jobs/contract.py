@@ -39,6 +39,28 @@ def outputs_prefix(video_id, attempt):
     return f"{OUTPUTS_PREFIX}{video_id}/{int(attempt)}/"
 
 
+def video_of_source(key):
+    """The videoId whose source `key` is (sources/<videoId>), or None for any other key."""
+    video_id = key[len(SOURCES_PREFIX):] if isinstance(key, str) and key.startswith(SOURCES_PREFIX) else ""
+    return video_id if 1 <= len(video_id) <= VIDEO_ID_MAX and all(
+        ch.isascii() and (ch.isalnum() or ch in "_-") for ch in video_id) else None
+
+
+# What the processor writes last under an attempt's outputs prefix: the one object the API and the completion
+# notice read (processor/manifest.py defines the document; every key in it is relative to the outputs prefix).
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+
+# S3 sends "Object Created" to EventBridge for every completed upload (a PUT, a completed multipart upload, a copy)
+# once the bucket's EventBridge notifications are on: https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html
+OBJECT_CREATED = "Object Created"
+# The sha256 the client declared travels as this object metadata (x-amz-meta-sha256).
+SHA256_METADATA = "sha256"
+# The environment variable naming the media bucket (both functions: the API signs uploads, the scheduler reads
+# a source's metadata and hands the bucket to the execution).
+ENV_MEDIA_BUCKET = "MEDIA_BUCKET"
+
+
 # S3's limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html): a part is 5 MiB to 5 GiB (the
 # last may be smaller), at most 10,000 parts; one PUT carries at most 5 GiB.
 S3_MIN_PART_BYTES = 5 * 1024 ** 2
@@ -135,6 +157,16 @@ STATUS_INDEX_SORT_KEY = "seq"
 CONTROL_VIDEO_ID = "#control"
 CONTROL_ATTEMPT = 0
 
+# One item per source object version that arrived (bucket, key, versionId): written once, conditionally, so a
+# version's event delivered twice, late or out of order admits at most one job. Its videoId is
+# `#object#<bucket>/<key>#<versionId>` (no videoId can name it: '#' is not allowed in one), its attempt 0.
+ARRIVAL_PREFIX = "#object#"
+
+
+def arrival_key(bucket, key, version_id):
+    return f"{ARRIVAL_PREFIX}{bucket}/{key}#{version_id}"
+
+
 QUEUED = "QUEUED"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
@@ -156,6 +188,13 @@ OUTCOME = "outcome"
 # The state machine's Fail state after it published to the error topic; its cause is that notification as JSON.
 # Any other FAILED ending told nobody, so the scheduler notifies.
 NOTIFIED_FAILURE = "ProcessingError"
+
+# The processor exits 3 for a source that is not a video it can process (contract of processor/): the user's
+# error. The state machine ends it like a capacity shortage, succeeding with {OUTCOME: INVALID_MEDIA, "cause": ...}
+# after it notified the error topic once: not retried, and not a Fail state (ExecutionsFailed pages for the
+# pipeline's failures, not for a client's bad file). The scheduler records the job FAILED with this error.
+INVALID_MEDIA = "InvalidMedia"
+INVALID_MEDIA_EXIT_CODE = 3
 
 # Notifications. The state machine publishes every outcome on the completion or the error topic; the scheduler
 # publishes, on the error topic, the failures no state of the machine reported (a time-out, an abort, a failed

@@ -1,13 +1,15 @@
 """The job-control scheduler: EventBridge invokes it when an execution of the state machine ends (release the
-slot, record the outcome, admit the next queued videos) and every minute (reconcile lost events, admit what a
-backoff held back). Every change it makes is conditional, so a repeated or late event changes nothing.
+slot, record the outcome, admit the next queued videos), when a source arrives in the media bucket (S3's Object
+Created: submit its job, jobs/arrivals.py) and every minute (reconcile lost events, admit what a backoff held
+back). Every change it makes is conditional, so a repeated or late event changes nothing.
 """
 
 import json
 import logging
 
+import boto3
 import contract as c
-from jobs import lifecycle, records
+from jobs import arrivals, lifecycle, records
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
@@ -47,6 +49,12 @@ def execution_ended(control, detail):
                          detail.get("cause"), detail.get("output"))
 
 
+def s3_client():
+    if "s3" not in CLIENTS:
+        CLIENTS["s3"] = boto3.client("s3")
+    return CLIENTS["s3"]
+
+
 def backlog_metrics(table, queued, oldest_seconds, at):
     """One CloudWatch embedded-metric-format record: Lambda's log line becomes the two metrics."""
     return json.dumps({
@@ -65,6 +73,11 @@ def lambda_handler(event, context):
         ended = execution_ended(control, event.get("detail") or {})
         if ended:
             LOG.info("%s attempt %s: %s", ended[c.PARTITION_KEY], ended[c.SORT_KEY], ended["status"])
+    elif kind == c.OBJECT_CREATED:
+        outcome, job = arrivals.arrived(control, s3_client(), event.get("detail") or {})
+        found = (event.get("detail") or {}).get("object") or {}
+        LOG.info("%s version %s: %s%s", found.get("key"), found.get("version-id"), outcome,
+                 f" as attempt {job[c.SORT_KEY]}" if job else "")
     elif kind == SCHEDULED:
         for job in lifecycle.reconcile(control):
             LOG.warning("reclaimed the slot of %s attempt %s (%s)", job[c.PARTITION_KEY], job[c.SORT_KEY],

@@ -44,6 +44,7 @@ class Control:
     stepfunctions: Any
     error_topic_arn: str | None = None
     sns: Any = None
+    media_bucket: str = ""  # where sources and outputs live (contract.ENV_MEDIA_BUCKET)
 
 
 def from_environment(clients):
@@ -57,7 +58,8 @@ def from_environment(clients):
     topic = os.environ.get(c.ENV_ERROR_TOPIC_ARN)
     return Control(store=records.Store(os.environ[c.ENV_TABLE], client("dynamodb")),
                    cap=int(os.environ[c.ENV_MAX_CONCURRENT]), state_machine_arn=os.environ[c.ENV_STATE_MACHINE_ARN],
-                   stepfunctions=client("stepfunctions"), error_topic_arn=topic, sns=client("sns") if topic else None)
+                   stepfunctions=client("stepfunctions"), error_topic_arn=topic, sns=client("sns") if topic else None,
+                   media_bucket=os.environ.get(c.ENV_MEDIA_BUCKET, ""))
 
 
 def now():
@@ -71,17 +73,26 @@ def execution_arn(control, video_id, attempt, start):
 
 # --- submitting ----------------------------------------------------------------------------------------------
 
+def new_job(control, video_id, previous, source=None, request_id=None):
+    """The next attempt's item (QUEUED), recording the source it processes: {bucket, key, versionId, sha256}; a
+    submission without an upload (POST /videos) names the video's source key and no version (the current one)."""
+    attempt = int(previous[c.SORT_KEY]) + 1 if previous else 1
+    job = {c.PARTITION_KEY: video_id, c.SORT_KEY: attempt, "status": c.QUEUED, "seq": records.next_seq(control.store),
+           "starts": 0, "submittedAt": records.iso(now()),
+           "source": source or {"bucket": control.media_bucket, "key": c.source_key(video_id), "versionId": "",
+                                "sha256": ""}}
+    if request_id:
+        job["requestId"] = request_id
+    return job
+
+
 def submit(control, video_id, request_id=None):
     """(job, created). A new attempt is created only when the video has none or its last one FAILED."""
     store = control.store
     previous = records.latest(store, video_id)
     if previous and previous["status"] != c.FAILED:
         return previous, False
-    attempt = int(previous[c.SORT_KEY]) + 1 if previous else 1
-    job = {c.PARTITION_KEY: video_id, c.SORT_KEY: attempt, "status": c.QUEUED, "seq": records.next_seq(store),
-           "starts": 0, "submittedAt": records.iso(now())}
-    if request_id:
-        job["requestId"] = request_id
+    job = new_job(control, video_id, previous, request_id=request_id)
     if not records.create(store, job):
         return records.latest(store, video_id), False  # a concurrent submission of the same video won
     return job, True
@@ -118,9 +129,22 @@ def claim(control, job):
     return "claimed"
 
 
+def execution_input(control, job):
+    """What the execution (and through it the processing container) gets: the video, the attempt, the source
+    object admitted and where this attempt's outputs go. Every field is present (a string, empty when unknown): the
+    state machine reads each one."""
+    video_id, attempt = job[c.PARTITION_KEY], int(job[c.SORT_KEY])
+    source = job.get("source") or {}
+    bucket = str(source.get("bucket") or control.media_bucket)
+    return {"videoId": video_id, "attempt": attempt,
+            "source": {"bucket": bucket, "key": str(source.get("key") or c.source_key(video_id)),
+                       "versionId": str(source.get("versionId") or ""), "sha256": str(source.get("sha256") or "")},
+            "outputs": {"bucket": bucket, "prefix": c.outputs_prefix(video_id, attempt)}}
+
+
 def start_execution(control, job):
     name = job["executionArn"].rsplit(":", 1)[1]
-    payload = json.dumps({"videoId": job[c.PARTITION_KEY], "attempt": int(job[c.SORT_KEY])})
+    payload = json.dumps(execution_input(control, job), sort_keys=True)
     sfn = control.stepfunctions
     with contextlib.suppress(sfn.exceptions.ExecutionAlreadyExists):  # an earlier try started it
         sfn.start_execution(stateMachineArn=control.state_machine_arn, name=name, input=payload)

@@ -17,6 +17,7 @@ end first; a client that gets 403 asks for the page again (GET /videos/{videoId}
 """
 
 import base64
+import json
 import math
 import os
 import re
@@ -203,3 +204,35 @@ def abort(s3, store, video_id):
     s3.abort_multipart_upload(Bucket=bucket, Key=c.source_key(video_id), UploadId=upload["uploadId"])
     record(store, video_id, {**upload, "state": "ABORTED"})
     return 200, {"message": f"upload of {video_id} aborted", "uploadId": upload["uploadId"]}
+
+
+# A presigned GET of an output lives this long (and no longer than the API role's session that signed it).
+OUTPUT_URL_SECONDS = 900
+
+
+def outputs(s3, bucket, video_id, attempt):
+    """What an attempt produced, from its manifest (contract.MANIFEST_NAME under its outputs prefix): duration,
+    renditions, and short-lived presigned GET URLs for the manifest, the playable MP4 (`download`) and the poster;
+    None while there is no manifest (or it is not one of contract.MANIFEST_SCHEMA_VERSION). A presigned HLS master
+    playlist is not offered: its segment URIs would not be signed (docs/known-gaps.md)."""
+    prefix = c.outputs_prefix(video_id, attempt)
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + c.MANIFEST_NAME)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict) or manifest.get("schemaVersion") != c.MANIFEST_SCHEMA_VERSION:
+        return None
+
+    def url(key):
+        return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": prefix + key},
+                                         ExpiresIn=OUTPUT_URL_SECONDS)
+
+    found = {"manifestUrl": url(c.MANIFEST_NAME), "prefix": prefix,
+             "durationSeconds": manifest.get("durationSeconds"), "renditions": manifest.get("renditions") or []}
+    for name in ("download", "poster"):
+        key = (manifest.get(name) or {}).get("key")
+        if isinstance(key, str) and key and ".." not in key:
+            found[f"{name}Url"] = url(key)
+    return found
