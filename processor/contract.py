@@ -1,5 +1,5 @@
 """What the processor shares with the pipeline, copied from generator/functions/video_jobs/contract.py (the
-processor is its own image and does not import the generator); tests/test_processor_contract.py keeps them equal."""
+processor is its own image and does not import the generator); tests/test_processor.py keeps them equal."""
 
 # The media bucket's layout.
 SOURCES_PREFIX = "sources/"
