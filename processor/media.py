@@ -298,7 +298,11 @@ def encode_command(ffmpeg: str, source: Path, out: Path, info: SourceInfo, rungs
                  "-b:v", str(rung.video_bitrate), "-maxrate", str(int(rung.video_bitrate * 1.07)),
                  "-bufsize", str(rung.video_bitrate * 2), "-g", str(gop),
                  "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})", "-sc_threshold", "0",
-                 "-flags", "+cgop", "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
+                 "-flags", "+cgop",
+                 # Slice threads, not frame threads: with frame threads and VBV, x264's output varies from run to
+                 # run, and a re-run of an interrupted attempt would re-upload segments that did not change.
+                 "-x264-params", "sliced-threads=1",
+                 "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
                  "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod",
                  "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
                  "-hls_segment_filename", str(directory / "seg_%05d.m4s"), str(directory / "index.m3u8")]
