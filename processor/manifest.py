@@ -22,7 +22,8 @@ def schema() -> dict:
 
 def validation_errors(document) -> list[str]:
     """Why `document` is not a schemaVersion 1 manifest (empty when it is): each error with its JSON path."""
-    import jsonschema  # the image installs it (processor/requirements.txt); imported here to keep startup light
+    # The image installs it (processor/requirements.txt); imported here to keep the processor's startup light.
+    import jsonschema  # type: ignore[import-untyped]
 
     validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '(document)'}: {e.message}"

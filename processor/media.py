@@ -248,7 +248,7 @@ def plan_rungs(ladder: tuple[Rung, ...], width: int, height: int) -> list[Planne
     source's aspect ratio to even sizes. A source smaller than every rung gets the smallest rung at its own size."""
     short = min(width, height)
     fitting = [r for r in ladder if r.height <= short] or [min(ladder, key=lambda r: r.height)]
-    planned = []
+    planned: list[PlannedRung] = []
     for rung in sorted(fitting, key=lambda r: -r.height):
         scale = min(1.0, rung.height / short)
         size = (_even(width * scale, width), _even(height * scale, height))
