@@ -2,7 +2,7 @@
 # Developer entry point: sets up the project's virtual environment on first use, then runs a task.
 #   ./dev.sh generate [ARGS]   python -m generator ARGS   (writes templates/ and the generated blocks of docs/)
 #   ./dev.sh test [ARGS]       pytest ARGS
-#   ./dev.sh lint              ruff (generator, deploytools, tests, scripts), mypy, cfn-lint over templates/
+#   ./dev.sh lint              ruff (generator, deploytools, processor, tests, scripts), mypy, cfn-lint over templates/
 #   ./dev.sh check             committed templates are fresh, and lint
 #   ./dev.sh security          checkov over every template (any failed check fails), then list the skips
 #   ./dev.sh setup             (re)install the environment only
@@ -32,7 +32,7 @@ setup() {
 
 lint() {
   # ruff.toml and setup.cfg's [mypy] say what is checked; zero findings is the bar.
-  "$VENV/bin/ruff" check generator deploytools tests scripts
+  "$VENV/bin/ruff" check generator deploytools processor tests scripts
   "$VENV/bin/mypy"
   echo "ruff, mypy: no findings"
   # cfn-lint follows each parent's local TemplateURLs, so nested parameters are checked too.

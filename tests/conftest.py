@@ -182,3 +182,9 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every test must run: {reason.removeprefix('Skipped: ')}"
     return report
+
+
+def pytest_configure(config):
+    # Registered here, beside the tests that use it, so --strict-markers accepts it without touching setup.cfg.
+    config.addinivalue_line("markers", "media: encodes real video with ffmpeg (seconds each); CI runs it, the fast "
+                                       "loop too")

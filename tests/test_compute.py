@@ -50,8 +50,8 @@ def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_syste
     [statement] = [s for s in inline_statements(compute_role(templates, "TaskRole", env))
                    if s["Action"] == ["rds-db:connect"]]
     assert statement["Resource"][0]["Fn::Sub"].endswith(":dbuser:${DatabaseResourceId}/${DatabaseAppUsername}")
-    # The media bucket: read sources, write outputs (test_task_role_reads_only_sources_and_writes_only_outputs).
-    for action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"):
+    # The media bucket: read sources, write and list outputs (test_task_role_reads_only_sources_and_writes_...).
+    for action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"):
         assert allowed.pop(action) == {("media", "MediaBucket")}, action
     for action in ("kms:Decrypt", "kms:GenerateDataKey"):
         assert allowed.pop(action) == {("media", "MediaKey")}, action
@@ -63,18 +63,22 @@ def test_task_role_can_connect_as_its_database_user_and_use_the_media_file_syste
 
 @pytest.mark.parametrize("env", ENVS)
 def test_task_role_reads_only_sources_and_writes_only_outputs_and_uses_the_media_key_through_s3(templates, env):
-    """CONTRACT-MEDIA: the task reads the source it was admitted for and writes under outputs/; no list, no delete,
-    no other prefix of the bucket; the media key only through S3."""
-    by_action = {}
+    """CONTRACT-MEDIA: the task reads the source it was admitted for, writes under outputs/ and reads back and lists
+    only that prefix (a re-run uploads what is missing); no delete, no other prefix; the media key only through S3."""
+    by_action: dict[str, list] = {}
     for s in inline_statements(compute_role(templates, "TaskRole", env)):
         for action in s["Action"]:
             if action.startswith("s3:"):
-                by_action[action] = sorted(r["Fn::Sub"][0] for r in s["Resource"])
+                by_action.setdefault(action, []).extend(
+                    r["Fn::Sub"][0] if "Fn::Sub" in r else "the bucket" for r in s["Resource"])
+                if action == "s3:ListBucket":
+                    assert s["Condition"] == {"StringLike": {"s3:prefix": "outputs/*"}}, "listing outputs/ only"
             if action.startswith("kms:"):
                 via = s["Condition"]["StringEquals"]["kms:ViaService"]
                 assert via == {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}
-    assert by_action == {"s3:GetObject": ["${Bucket}/sources/*"], "s3:GetObjectVersion": ["${Bucket}/sources/*"],
-                         "s3:PutObject": ["${Bucket}/outputs/*"]}
+    assert {a: sorted(r) for a, r in by_action.items()} == {
+        "s3:GetObject": ["${Bucket}/outputs/*", "${Bucket}/sources/*"], "s3:GetObjectVersion": ["${Bucket}/sources/*"],
+        "s3:PutObject": ["${Bucket}/outputs/*"], "s3:ListBucket": ["the bucket"]}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -7,7 +7,7 @@ live here so that their grants are reviewed in one place, scoped to the storage 
 from __future__ import annotations
 
 from awacs import ecr, elasticache, elasticfilesystem, kms, logs, rds_db, s3
-from awacs.aws import Allow, Condition, Statement, StringEquals
+from awacs.aws import Allow, Condition, Statement, StringEquals, StringLike
 from troposphere import AWS_REGION, GetAtt, Join, Ref, Select, Split, Sub, Template
 from troposphere.ecs import CapacityProviderStrategyItem, Cluster, ClusterSetting
 from troposphere.iam import Role
@@ -103,16 +103,20 @@ def build(cfg: EnvConfig) -> Template:
 
 
 def media_statements(p: dict) -> list[Statement]:
-    """The processor reads a source (the version it was admitted for: GetObjectVersion) and writes under outputs/;
-    nothing else in the media bucket (no list, no delete, no other prefix). SSE-KMS objects need the media key,
-    through S3 only: Decrypt to read, GenerateDataKey to write
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html)."""
+    """The processor reads a source (the version it was admitted for: GetObjectVersion), writes under outputs/ and
+    reads back and lists what it wrote there (a re-run uploads only what is missing or differs); nothing else in the
+    media bucket (no delete, no other prefix). SSE-KMS objects need the media key, through S3 only: Decrypt to read,
+    GenerateDataKey to write (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html).
+    ListBucket is a bucket action, narrowed to the outputs prefix by `s3:prefix`
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html)."""
     bucket = p[contracts.MEDIA_BUCKET_ARN]
     return [
         Statement(Sid="ReadSources", Effect=Allow, Action=[s3.GetObject, s3.GetObjectVersion],
                   Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=bucket)]),
-        Statement(Sid="WriteOutputs", Effect=Allow, Action=[s3.PutObject],
+        Statement(Sid="WriteOutputs", Effect=Allow, Action=[s3.GetObject, s3.PutObject],
                   Resource=[Sub(f"${{Bucket}}/{contract.OUTPUTS_PREFIX}*", Bucket=bucket)]),
+        Statement(Sid="ListOutputs", Effect=Allow, Action=[s3.ListBucket], Resource=[bucket],
+                  Condition=Condition(StringLike("s3:prefix", f"{contract.OUTPUTS_PREFIX}*"))),
         Statement(Sid="UseMediaKeyThroughS3", Effect=Allow, Action=[kms.Decrypt, kms.GenerateDataKey],
                   Resource=[p[contracts.MEDIA_KEY_ARN]],
                   Condition=Condition(StringEquals("kms:ViaService", Sub(f"s3.${{{AWS_REGION}}}.amazonaws.com")))),

@@ -1,0 +1,59 @@
+"""`python -m processor [--scratch DIR]`: process the video the container's environment names.
+
+Exit codes (docs/processor.md): 0 done (or already done); 3 invalid media, the user's error, one line on stderr
+that the state machine's InvalidMedia notice carries; 1 anything else, retried. Every failure is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from processor import contract, media, pipeline, settings
+
+PROGRESS_EVERY_SECONDS = 10
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m processor", description=__doc__.splitlines()[0])
+    parser.add_argument("--scratch", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")),
+                        help="writable directory for the source and the outputs (default: $TMPDIR or /tmp)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, media.stop_children)
+    try:
+        job = pipeline.job_from_environment(os.environ)
+        config = settings.from_environment(os.environ)
+        tools = pipeline.find_tools()
+        import boto3  # after the checks above: a misconfigured task says so without waiting for boto3
+
+        last = [0.0]
+
+        def progress(fraction: float):
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_SECONDS:
+                last[0] = time.monotonic()
+                print(f"processor: {job.video_id} attempt {job.attempt}: encoded {fraction:.0%}", flush=True)
+
+        result = pipeline.process(job, config, boto3.client("s3"), tools, args.scratch, progress)
+    except media.InvalidMedia as e:
+        print(f"processor: invalid media: {e}", file=sys.stderr, flush=True)
+        return contract.EXIT_INVALID_MEDIA
+    except media.Interrupted as e:
+        print(f"processor: interrupted: {e}", file=sys.stderr, flush=True)
+        return contract.EXIT_FAILED
+    except Exception as e:  # one line, not a traceback: the log and the error notice carry it
+        print(f"processor: failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return contract.EXIT_FAILED
+    if result.already_done:
+        print(f"processor: {job.video_id} attempt {job.attempt} was already done: nothing uploaded", flush=True)
+    else:
+        print(f"processor: {job.video_id} attempt {job.attempt} done: {len(result.uploaded)} objects uploaded "
+              f"under {job.outputs_prefix}", flush=True)
+    return contract.EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
