@@ -186,5 +186,12 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_configure(config):
     # Registered here, beside the tests that use it, so --strict-markers accepts it without touching setup.cfg.
-    config.addinivalue_line("markers", "media: encodes real video with ffmpeg (seconds each); CI runs it, the fast "
-                                       "loop too")
+    config.addinivalue_line("markers", "media: encodes real video with ffmpeg (seconds each); slow too: CI runs it, "
+                                       "the fast loop leaves it out (its unmarked ffmpeg tests stay in)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A media test (real ffmpeg encodes, seconds each) is slow too: the fast loop's `not slow` leaves it out."""
+    for item in items:
+        if item.get_closest_marker("media"):
+            item.add_marker(pytest.mark.slow)

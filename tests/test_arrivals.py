@@ -21,6 +21,8 @@ import pytest
 
 from jobs_harness import api, contract, emulated_account, fresh_jobs, lifecycle, records, scheduler, table_properties
 
+pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
+
 REGION = "ap-northeast-1"
 BUCKETS = (f"arrivals-{n}" for n in itertools.count(1))
 

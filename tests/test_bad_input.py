@@ -304,6 +304,7 @@ DEPLOY_ENVIRONMENT_PROBLEMS = [
 ]
 
 
+@pytest.mark.slow  # deploy.sh waits for the network it cannot reach
 @pytest.mark.parametrize("case, env, names", DEPLOY_ENVIRONMENT_PROBLEMS,
                          ids=[c[0] for c in DEPLOY_ENVIRONMENT_PROBLEMS])
 def test_deploy_environment_problems_exit_2_with_one_line_and_create_nothing(tmp_path, case, env, names):

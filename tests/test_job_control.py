@@ -13,6 +13,8 @@ import pytest
 from jobs_harness import Pipeline, contract, lifecycle, table_properties
 from moto_sfn import generated_definition
 
+pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
+
 
 @pytest.fixture(scope="module")
 def definition(templates) -> dict:

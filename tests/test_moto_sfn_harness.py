@@ -21,6 +21,8 @@ from deploytools.moto_layer.stepfunctions import moto_patches, substitute
 from jobs_harness import Pipeline, table_properties
 from moto_sfn import CONTAINER_NAME, generated_definition, run_execution
 
+pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
+
 VIDEO_ID = "video-123"
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from deploytools.moto_layer import MOTO_VERSION, cloudformation, stepfunctions, threads
 
+pytestmark = pytest.mark.slow  # seconds in moto's emulator and probes: CI runs it, the fast loop leaves it out
+
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = [w.__name__ for w in cloudformation.WORKAROUNDS]
 

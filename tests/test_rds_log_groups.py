@@ -29,6 +29,8 @@ from generator.functions.rds_log_groups import handler as log_groups
 
 from conftest import grants, inline_statements, resources_of_type, sources
 
+pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
+
 ENVS = ("dev", "staging", "prod")
 ADOPTED = "Custom::AdoptedLogGroup"
 KEY = "arn:aws:kms:ap-northeast-1:123456789012:key/11111111-2222-3333-4444-555555555555"

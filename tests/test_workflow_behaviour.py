@@ -16,6 +16,8 @@ import pytest
 
 from moto_sfn import generated_definition, run_execution
 
+pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
+
 # moto's own runTask.sync, which reports a stopped task as a success whatever its exit code
 MOTO_OWN_SYNC = ("ecs_sync_fails_like_aws",)
 
