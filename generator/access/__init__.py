@@ -1,7 +1,8 @@
 """The access proof: every AWS call the runtime makes, judged against every policy AWS would apply to it.
 
-For each environment, generator.access.runtime lists the calls (the functions' calls as the tests record them in
-recorded_calls.json, the state machine's integrations, the processor's contract, AWS's deliveries for the wiring),
+For each environment, generator.access.runtime lists the calls (the functions' and the processor's calls as the
+tests record them in recorded_calls.json, the state machine's integrations, the processor's contract, AWS's
+deliveries for the wiring),
 each with its caller's role, action, resource, network route (generator.access.routes: gateway endpoint, interface
 endpoint, NAT gateway, or service-side for calls AWS services make for us) and the KMS uses it implies; then
 generator.access.policy evaluates each against the identity policy, the endpoint policy on its route, the key policy
@@ -17,7 +18,11 @@ and proves the evaluator on mutants of the templates.
 Recorded calls (recorded_calls.json): per handler, each API operation with the parameters that name what it acts
 on, as symbols of the function's contract: `${JOBS_TABLE}` (an environment variable), `${execution of X}` (an
 execution of the state machine X names), `${ResourceProperties.Name}` (a custom resource's property),
-`${ResponseURL}` (the custom resource request's pre-signed response URL).
+`${ResponseURL}` (the custom resource request's pre-signed response URL), `${OUTPUTS_PREFIX}manifest.json` (a key
+under a prefix the contract names); the processor's (package `processor`) name its container's environment,
+including what the state machine passes per execution. An entry may say `presigned` (a URL the client calls from
+its side: the public endpoint), `missing` (S3 answered "no such key") or `only` (made only where its symbols render
+to those values, e.g. `{"DeletionPolicy": "Delete"}`).
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ def symbol(value: str, symbols: Mapping[str, str]) -> str:
     for name, concrete in sorted(symbols.items()):
         if value == concrete:
             return f"${{{name}}}"
+    for name, concrete in sorted(symbols.items()):  # a key under a prefix the contract names ("outputs/v/1/")
+        if concrete.endswith("/") and value.startswith(concrete):
+            return f"${{{name}}}{value[len(concrete):]}"
     for name, concrete in sorted(symbols.items()):
         if ":stateMachine:" in concrete and value.startswith(execution_arn(concrete, "")):
             return f"${{execution of {name}}}"
@@ -30,16 +33,29 @@ def symbol(value: str, symbols: Mapping[str, str]) -> str:
     return value
 
 
+def of_call(package: str, call: Any, symbols: Mapping[str, str]) -> dict:
+    """The entry of a generator.cost.calls.Call."""
+    return entry(package, call.invocation, call.service, call.operation, call.parameters, symbols, call.presigned,
+                 call.missing)
+
+
 def entry(package: str, handler: str, service: str, operation: str, parameters: Iterable[tuple[str, Any]],
-          symbols: Mapping[str, str], presigned: bool = False) -> dict:
-    """One recorded call: the function's package (generator/functions/<package>) and handler, the operation, its
-    resource parameters as symbols; `presigned` when the function only signed a URL for its client to call."""
+          symbols: Mapping[str, str], presigned: bool = False, missing: bool = False) -> dict:
+    """One recorded call: the function's package (generator/functions/<package>, or `processor`) and handler, the
+    operation, its resource parameters as symbols; `presigned` when the function only signed a URL for its client to
+    call; `missing` when S3 answered that the key is not there."""
     out: dict[str, Any] = {}
     for name, value in parameters:
         out[name] = [symbol(v, symbols) for v in value] if isinstance(value, tuple | list) else symbol(value, symbols)
     found = {"package": package, "handler": handler, "operation": f"{service}.{operation}",
              "parameters": dict(sorted(out.items()))}
-    return {**found, "presigned": True} if presigned else found
+    return {**found, **({"presigned": True} if presigned else {}), **({"missing": True} if missing else {})}
+
+
+def only_when(entry_: dict, condition: Mapping[str, str]) -> dict:
+    """The entry, made only where each symbol renders to its value (a call the handler makes for some resources
+    only: `{"DeletionPolicy": "Delete"}`, `{"ResourceProperties.DeletionProtectionEnabled": "true"}`)."""
+    return {**entry_, "only": dict(sorted(condition.items()))}
 
 
 def render(entries: Iterable[dict]) -> str:

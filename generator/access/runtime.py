@@ -1,8 +1,9 @@
 """Every AWS call the runtime makes in one environment, as (caller, request, route, policies), and its verdict.
 
 Where the calls come from:
-  * recorded: the API, scheduler and bootstrap functions' calls as the tests record them (recorded_calls.json);
-    their resources are named by the function's environment or the custom resource's properties;
+  * recorded: the API, scheduler, bootstrap and RDS log-groups functions' calls as the tests record them
+    (recorded_calls.json); their resources are named by the function's environment or the custom resource's
+    properties; and the processor's, as the task role, named by its container's environment;
   * the state machine's integrations, read from its definition (ecs:runTask(.sync), sns:publish, lambda:invoke);
   * the processor's contract, read from its task definition: image pull and log writes (execution role), IAM
     sign-in to PostgreSQL and Redis, the EFS mount (task role);
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,20 +269,29 @@ def function_calls(e: Environment, recorded: list[dict]) -> list[Call]:
         served = custom_resource_properties(e, (t, i))
         for entry in mine:
             for symbols in served or [{}]:
-                calls += recorded_call(e, caller, principal, entry, {**variables, **symbols}, route_of)
+                if applies(entry, {**variables, **symbols}):
+                    calls += recorded_call(e, caller, principal, entry, {**variables, **symbols}, route_of)
         calls += platform_calls(e, t, i, fn, principal, route_of)
     return calls
 
 
 def custom_resource_properties(e: Environment, function: tuple[str, str]) -> list[dict[str, str]]:
-    """The `ResourceProperties.<name>` symbols of every custom resource the function serves."""
+    """The `ResourceProperties.<name>` symbols of every custom resource the function serves, and its
+    `DeletionPolicy` (CloudFormation sends Delete only where it is Delete, the default:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html)."""
     found = []
     for t, _i, r in e.resources():
         if r["Type"].startswith("Custom::") or r["Type"] == "AWS::CloudFormation::CustomResource":
             props = r.get("Properties", {})
             if function in {(x, y) for x, y, _ in graph.trace(e.stacks, t, props.get("ServiceToken"))}:
-                found.append({f"ResourceProperties.{k}": e.r.text(t, v) for k, v in props.items()})
+                found.append({**{f"ResourceProperties.{k}": e.r.text(t, v) for k, v in props.items()},
+                              "DeletionPolicy": str(r.get("DeletionPolicy", "Delete"))})
     return found
+
+
+def applies(entry: dict, symbols: dict[str, str]) -> bool:
+    """Whether the handler makes a recorded call here: every symbol of its `only` renders to the value named."""
+    return all(symbols.get(name, "").lower() == str(value).lower() for name, value in (entry.get("only") or {}).items())
 
 
 def recorded_call(e: Environment, caller: str, principal: Principal, entry: dict, symbols: dict[str, str],
@@ -331,7 +341,9 @@ def recorded_call(e: Environment, caller: str, principal: Principal, entry: dict
     if service == "s3" and "Bucket" in params and name in aws.S3_ACTIONS:
         # A pre-signed URL is used by the function's client, from wherever it is, with the function's role.
         return s3_calls(e, caller, origin, principal, name, params,
-                        [PUBLIC_ROUTE] if entry.get("presigned") else routes_)
+                        [PUBLIC_ROUTE] if entry.get("presigned") else routes_, bool(entry.get("missing")))
+    if service == "logs" and ("logGroupName" in params or "logGroupIdentifier" in params):
+        return log_group_calls(e, caller, origin, principal, name, params, routes_)
     request = Request(principal, operation, json.dumps(params, sort_keys=True))
     return [Call(caller, origin, request, IN_VPC_ROUTE,
                  problem="the access proof does not know how AWS authorizes this operation: extend "
@@ -370,17 +382,26 @@ def dynamodb_calls(e: Environment, caller: str, origin: str, principal: Principa
 
 
 def s3_calls(e: Environment, caller: str, origin: str, principal: Principal, operation: str, params: dict,
-             routes_: list[Route]) -> list[Call]:
-    """An S3 operation as the action S3 authorizes it as, judged with the bucket's policy, and its use of the
-    bucket's KMS key through S3."""
+             routes_: list[Route], missing: bool = False) -> list[Call]:
+    """An S3 operation as the action S3 authorizes it as (a bucket operation on the bucket's ARN, an object one on
+    the object's; a version named by its id as s3:GetObjectVersion; a listing's Prefix as s3:prefix), judged with
+    the bucket's policy, and its use of the bucket's KMS key through S3. A read S3 answered "no such key" also needs
+    s3:ListBucket (else S3 answers 403 and the caller's handling of the absence never runs)."""
     bucket_arn = f"arn:aws:s3:::{params['Bucket']}"
     arn = bucket_arn if operation in aws.S3_BUCKET_OPERATIONS else f"{bucket_arn}/{params.get('Key', '')}"
     found = e.find("AWS::S3::Bucket", params["Bucket"])
     context = {**role_context(principal), "s3:ResourceAccount": ACCOUNT if found else "AWS"}
     context.update({key: params[name] for name, key in aws.S3_HEADER_KEYS.items() if name in params})
+    if operation in aws.S3_BUCKET_OPERATIONS and "Prefix" in params:
+        context[aws.S3_PREFIX_KEY] = params["Prefix"]
+    action = (aws.S3_VERSION_ACTIONS[operation] if params.get("VersionId") and operation in aws.S3_VERSION_ACTIONS
+              else aws.S3_ACTIONS[operation])
     policies = e.attached_policies("AWS::S3::BucketPolicy", "Bucket", found) if found else ()
-    calls = [Call(caller, origin, Request(principal, aws.S3_ACTIONS[operation], arn, context), route, policies)
-             for route in routes_]
+    calls = [Call(caller, origin, Request(principal, action, arn, context), route, policies) for route in routes_]
+    if missing:
+        listing = {**context, aws.S3_PREFIX_KEY: params.get("Key", "")}
+        calls += [Call(caller, f"{origin}, answered no such key", Request(
+            principal, aws.S3_MISSING_KEY_ACTION, bucket_arn, listing), route, policies) for route in routes_]
     if found:
         rules = (e.r.resource(*found)["Properties"].get("BucketEncryption") or {}).get(
             "ServerSideEncryptionConfiguration") or [{}]
@@ -389,6 +410,21 @@ def s3_calls(e: Environment, caller: str, origin: str, principal: Principal, ope
         bound = bucket_arn if e.r.text(found[0], rules[0].get("BucketKeyEnabled", False)) == "true" else arn
         calls += kms_calls(e, caller, origin, principal, key, aws.S3_KMS.get(operation, ()), "s3",
                            {aws.S3_CONTEXT: bound})
+    return calls
+
+
+def log_group_calls(e: Environment, caller: str, origin: str, principal: Principal, operation: str, params: dict,
+                    routes_: list[Route]) -> list[Call]:
+    """A CloudWatch Logs operation on a log group, and where it names a key, CloudWatch Logs' own use of that key
+    for the group (see aws.LOGS_KEY_OPERATIONS)."""
+    group = params.get("logGroupName") or params["logGroupIdentifier"]
+    group_arn = e.r.arn("logs", f"log-group:{group}")
+    calls = [Call(caller, origin, Request(principal, f"logs:{operation}", group_arn, role_context(principal)), route)
+             for route in routes_]
+    if operation in aws.LOGS_KEY_OPERATIONS and params.get("kmsKeyId"):
+        key = e.find("AWS::KMS::Key", params["kmsKeyId"], "Arn")
+        calls += kms_calls(e, caller, f"{origin}, the group's key", Principal("service", aws.logs_principal(e.region)),
+                           key, aws.LOGS_KMS, None, {aws.LOGS_CONTEXT: group_arn})
     return calls
 
 
@@ -415,6 +451,8 @@ def platform_calls(e: Environment, t: str, i: str, fn: dict, principal: Principa
 class TaskLaunch:
     task_definition: tuple[str, str]
     subnets: tuple[str, Any]  # (template, value) the task's subnets come from
+    # container name -> the variables the state machine sets per execution, valued from a sample execution input
+    overrides: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 def state_machine_calls(e: Environment) -> tuple[list[Call], list[TaskLaunch]]:
@@ -506,7 +544,8 @@ def ecs_calls(e: Environment, caller: str, origin: str, principal: Principal, in
         subnets = (state.get("Parameters") or state.get("Arguments") or {}).get("NetworkConfiguration", {}).get(
             "AwsvpcConfiguration", {}).get("Subnets", [])
         named = [raw[m] for s in subnets for m in SYMBOL.findall(str(s)) if m in raw]
-        launches.append(TaskLaunch(found, (tier, named)))
+        bucket = e.r.text(tier, raw[aws.EXECUTION_BUCKET]) if aws.EXECUTION_BUCKET in raw else ""
+        launches.append(TaskLaunch(found, (tier, named), container_overrides(params, bucket)))
     if integration.endswith(".sync"):
         task = e.r.arn("ecs", f"task/{cluster_name}/0123456789abcdef0123456789abcdef")
         calls += [Call(caller, origin, Request(principal, action, task, on_cluster), SERVICE_SIDE_ROUTE)
@@ -517,12 +556,28 @@ def ecs_calls(e: Environment, caller: str, origin: str, principal: Principal, in
     return calls, launches
 
 
+def container_overrides(params: dict, bucket: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """The environment RunTask's ContainerOverrides set, each `Value.$` read from a sample execution input of the
+    shape job control starts executions with (aws.sample_execution_input), the bucket the state machine's own."""
+    found = []
+    sample = aws.sample_execution_input(bucket)
+    for container in (params.get("Overrides") or {}).get("ContainerOverrides") or []:
+        values = []
+        for variable in container.get("Environment") or []:
+            value = variable.get("Value") if "Value" in variable else aws.read_input(variable.get("Value.$", ""),
+                                                                                   sample)
+            if value is not None and variable.get("Name"):
+                values.append((str(variable["Name"]), str(value)))
+        found.append((str(container.get("Name", "")), tuple(sorted(values))))
+    return tuple(found)
+
+
 # --- the processor's contract ----------------------------------------------------------------------------------
 
 ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)")
 
 
-def task_calls(e: Environment, launch: TaskLaunch) -> list[Call]:
+def task_calls(e: Environment, launch: TaskLaunch, recorded: Sequence[dict] = ()) -> list[Call]:
     t, i = launch.task_definition
     props = e.r.resource(t, i)["Properties"]
     caller = e.label(t, i)
@@ -539,7 +594,20 @@ def task_calls(e: Environment, launch: TaskLaunch) -> list[Call]:
             calls += pull_and_log_calls(e, caller, t, name, container, execution, route_of)
         if task_role is not None:
             calls += contract_calls(e, caller, t, name, container, props, task_role)
+            calls += processor_calls(e, caller, t, container, launch, task_role, recorded, route_of)
     return calls
+
+
+def processor_calls(e: Environment, caller: str, t: str, container: dict, launch: TaskLaunch, role: Principal,
+                    recorded: Sequence[dict], route_of: Any) -> list[Call]:
+    """The processor's recorded calls (package `processor`, recorded from tests/test_processor_media.py's runs of
+    processor.pipeline) as the task role from the task's subnets, their symbols the container's environment: the
+    task definition's, and what the state machine sets per execution."""
+    name = container.get("Name", "?")
+    symbols = {x["Name"]: e.r.text(t, x.get("Value")) for x in container.get("Environment", []) if "Name" in x}
+    symbols.update(dict(dict(launch.overrides).get(name, ())))
+    return [c for entry in recorded if entry["package"] == aws.PROCESSOR_PACKAGE and applies(entry, symbols)
+            for c in recorded_call(e, caller, role, entry, symbols, route_of)]
 
 
 def pull_and_log_calls(e: Environment, caller: str, t: str, name: str, container: dict, execution: Principal,
@@ -759,5 +827,5 @@ def environment_calls(e: Environment, recorded: list[dict]) -> list[Call]:
     machine, launches = state_machine_calls(e)
     calls = function_calls(e, recorded) + machine
     for launch in launches:
-        calls += task_calls(e, launch)
+        calls += task_calls(e, launch, recorded)
     return calls + delivery_calls(e)

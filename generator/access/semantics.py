@@ -5,6 +5,10 @@ The principal semantics of endpoint and key policies live in generator.access.po
 
 from __future__ import annotations
 
+import re
+
+from generator import contracts
+
 # A custom resource's ResponseURL is an S3 URL CloudFormation pre-signs in a bucket of its own, named
 # `cloudformation-custom-resource-response-<region without dashes>` (`...-uswest2`, `...-apnortheast1`): an
 # endpoint policy on the route to S3 must let that PUT through.
@@ -71,20 +75,39 @@ S3_ACTIONS = {"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObjec
               "DeleteObject": "s3:DeleteObject", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
               "ListMultipartUploads": "s3:ListBucketMultipartUploads"}
 S3_BUCKET_OPERATIONS = ("ListObjectsV2", "HeadBucket", "ListMultipartUploads")
+# Reading a version by its VersionId is s3:GetObjectVersion, not s3:GetObject (GetObject's and HeadObject's
+# "Permissions": https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html).
+S3_VERSION_ACTIONS = {"GetObject": "s3:GetObjectVersion", "HeadObject": "s3:GetObjectVersion"}
+# A listing's Prefix is the condition key s3:prefix of its s3:ListBucket (absent when the request sends none).
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html#condition-key-bucket-ops-2
+S3_PREFIX_KEY = "s3:prefix"
+# A read of a key that is not there answers 404 only to a caller that may also s3:ListBucket the bucket, 403 to
+# anyone else (GetObject's and HeadObject's "Permissions", above): a caller that handles "no such key" needs that
+# listing. AWS does not document which s3:prefix that check carries; the proof takes the key itself, as Ceph's S3
+# emulation does to match AWS (https://github.com/ceph/ceph/pull/68577), and docs/known-gaps.md says so.
+S3_MISSING_KEY_ACTION = "s3:ListBucket"
 # With SSE-KMS, writing an object needs kms:GenerateDataKey, reading it kms:Decrypt, and a multipart upload both;
-# S3's context is the object's ARN, or the bucket's with an S3 Bucket Key.
+# S3's context is the object's ARN, or the bucket's with an S3 Bucket Key. A HEAD returns metadata and decrypts no
+# data: no KMS use (the scheduler's ReadSourceMetadata relies on it; docs/known-gaps.md: unobserved).
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions
 S3_KMS = {"PutObject": ("kms:GenerateDataKey",), "CreateMultipartUpload": ("kms:GenerateDataKey", "kms:Decrypt"),
           "UploadPart": ("kms:GenerateDataKey", "kms:Decrypt"),
           "CompleteMultipartUpload": ("kms:GenerateDataKey", "kms:Decrypt"),
-          "GetObject": ("kms:Decrypt",), "HeadObject": ("kms:Decrypt",)}
+          "GetObject": ("kms:Decrypt",)}
 S3_CONTEXT = "aws:s3:arn"
 # Request headers S3 exposes as condition keys (absent when the request does not send them: a bucket's default
 # encryption applies after the policy is evaluated).
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
 S3_HEADER_KEYS = {"ServerSideEncryption": "s3:x-amz-server-side-encryption",
                   "SSEKMSKeyId": "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
+# CloudWatch Logs authorizes group operations on the group's ARN `arn:...:log-group:<name>` and, when the request
+# names a key (CreateLogGroup, AssociateKmsKey), uses it as its service principal, bound to the group by the context
+# aws:logs:arn (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html,
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+LOGS_KEY_OPERATIONS = ("CreateLogGroup", "AssociateKmsKey")
 
 # The rule Step Functions manages for .sync ECS tasks.
 # https://docs.aws.amazon.com/step-functions/latest/dg/ecs-iam.html
@@ -99,3 +122,38 @@ def execution_arn(state_machine_arn: str, name: str = "video-1-1") -> str:
     """An execution of a state machine: `arn:...:execution:<state machine name>:<execution name>`.
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html#awsstepfunctions-resources-for-iam-policies"""
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+# The processor's calls are recorded under this package name; its per-execution variables come from the state
+# machine's ContainerOverrides, each read from an execution input of the shape job control starts executions with
+# (generator/functions/video_jobs/jobs/lifecycle.py execution_input): the bucket the state machine's MediaBucketName
+# substitution names (LocateSource's, and job control's MEDIA_BUCKET by the tier contract).
+PROCESSOR_PACKAGE = "processor"
+EXECUTION_BUCKET = contracts.MEDIA_BUCKET_NAME.name  # the state machine's substitution of the bucket
+SAMPLE_VIDEO, SAMPLE_ATTEMPT, SAMPLE_VERSION = "sample-video", 1, "sample-version"
+
+
+def sample_execution_input(bucket: str) -> dict:
+    from generator.functions.video_jobs import contract as jobs
+
+    return {"videoId": SAMPLE_VIDEO, "attempt": SAMPLE_ATTEMPT,
+            "source": {"bucket": bucket, "key": jobs.source_key(SAMPLE_VIDEO), "versionId": SAMPLE_VERSION,
+                       "sha256": ""},
+            "outputs": {"bucket": bucket, "prefix": jobs.outputs_prefix(SAMPLE_VIDEO, SAMPLE_ATTEMPT)}}
+
+
+def read_input(path: str, document: dict) -> str | None:
+    """A `Value.$` of the forms the state machine uses: `$.a.b`, or `States.Format('...{}...', $.a.b)`; None for
+    anything else (the variable is then not given, and a call that needs it is a finding)."""
+    formatted = re.fullmatch(r"States\.Format\('([^']*)',\s*(\$[\w.]*)\)", path.strip())
+    if formatted:
+        value = read_input(formatted.group(2), document)
+        return None if value is None else formatted.group(1).replace("{}", value, 1)
+    if not path.startswith("$."):
+        return None
+    found: object = document
+    for part in path[2:].split("."):
+        if not isinstance(found, dict) or part not in found:
+            return None
+        found = found[part]
+    return None if isinstance(found, dict | list) else str(found)

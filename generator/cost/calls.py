@@ -16,8 +16,9 @@ Invocations recorded:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class Call:
     # What the call acts on (resource_parameters), for the access proof (generator/access); not summarised here.
     parameters: tuple[tuple[str, Any], ...] = ()
     presigned: bool = False  # a URL signed for someone else to use (generate_presigned_url), not a call made here
+    missing: bool = False  # S3 answered that the key is not there (404): what the caller learns needs s3:ListBucket
 
 
 def request_units(service: str, operation: str, params: dict) -> tuple[float, float]:
@@ -65,9 +67,12 @@ def request_units(service: str, operation: str, params: dict) -> tuple[float, fl
     return 0.0, 0.0
 
 
+RECORDED_INDEX = "access_recorder_index"  # the call's place in Recorder.calls, kept in botocore's request context
+
 # The parameters that name what a call acts on: the access proof resolves them to the templates' resources.
 RESOURCE_PARAMETERS = ("TableName", "IndexName", "TopicArn", "TargetArn", "QueueUrl", "stateMachineArn",
-                       "executionArn", "SecretId", "Bucket", "Key", "ServerSideEncryption", "SSEKMSKeyId")
+                       "executionArn", "SecretId", "Bucket", "Key", "Prefix", "VersionId", "ServerSideEncryption",
+                       "SSEKMSKeyId", "logGroupName", "logGroupIdentifier", "kmsKeyId")
 
 
 def resource_parameters(params: dict) -> tuple[tuple[str, Any], ...]:
@@ -87,16 +92,31 @@ class Recorder:
 
     label: Callable[[], str]
     calls: list[Call] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the processor uploads from a thread pool
 
     def provide_client_params(self, params: dict, model: Any, **kwargs: Any) -> None:
         service, operation = model.service_model.service_name, model.name
         reads, writes = request_units(service, operation, params)
-        presigned = bool((kwargs.get("context") or {}).get("is_presign_request"))  # botocore's presign context
-        self.calls.append(Call(self.label(), service, operation, reads, writes, resource_parameters(params),
-                               presigned))
+        context = kwargs.get("context")
+        presigned = bool((context or {}).get("is_presign_request"))  # botocore's presign context
+        with self.lock:
+            if isinstance(context, dict):  # the same dict reaches after-call: it names this call there
+                context[RECORDED_INDEX] = len(self.calls)
+            self.calls.append(Call(self.label(), service, operation, reads, writes, resource_parameters(params),
+                                   presigned))
+
+    def after_call(self, parsed: Any = None, context: Any = None, **kwargs: Any) -> None:
+        """Marks a call S3 answered with "no such key" (404): the caller learned that only because it may list the
+        bucket (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions)."""
+        code = str(((parsed or {}).get("Error") or {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        index = (context or {}).get(RECORDED_INDEX) if isinstance(context, dict) else None
+        if index is not None and code in ("NoSuchKey", "404", "NotFound"):
+            with self.lock:
+                self.calls[index] = replace(self.calls[index], missing=True)
 
     def attach(self, session: Any) -> None:
         session.events.register("provide-client-params", self.provide_client_params)
+        session.events.register("after-call.s3", self.after_call)
 
 
 def summarise(calls: list[Call], custom_metrics: int) -> dict:

@@ -13,7 +13,7 @@ import json
 
 from awacs import kms as kms_actions
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, Condition, Statement, StringEquals
+from awacs.aws import Allow, Condition, Statement, StringEquals, StringLike
 from troposphere import AWS_REGION, AWS_URL_SUFFIX, GetAtt, Ref, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
@@ -315,6 +315,12 @@ def upload_statements(p: dict[contracts.Contract, Ref]) -> list[Statement]:
         # GET /videos/{videoId} reads an attempt's manifest and presigns GETs of its outputs: outputs/ only.
         Statement(Sid="ReadOutputs", Effect=Allow, Action=[s3_actions.GetObject],
                   Resource=[Sub(f"${{Bucket}}/{contract.OUTPUTS_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
+        # A manifest not there yet must answer 404 (NoSuchKey, "no outputs"), which S3 answers only to a caller that
+        # may list the bucket, 403 otherwise (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
+        # Permissions): listing narrowed to outputs/ by s3:prefix, as the processor's.
+        Statement(Sid="ListOutputs", Effect=Allow, Action=[s3_actions.ListBucket],
+                  Resource=[p[contracts.MEDIA_BUCKET_ARN]],
+                  Condition=Condition(StringLike("s3:prefix", f"{contract.OUTPUTS_PREFIX}*"))),
         Statement(Sid="UseMediaKeyThroughS3", Effect=Allow,
                   Action=[kms_actions.Decrypt, kms_actions.GenerateDataKey], Resource=[p[contracts.MEDIA_KEY_ARN]],
                   Condition=Condition(StringEquals("kms:ViaService", Sub(f"s3.${{{AWS_REGION}}}.amazonaws.com")))),

@@ -328,13 +328,21 @@ def dynamodb_endpoint_policy() -> PolicyDocument:
     )])
 
 
+# What the VPC-attached callers do in this account's buckets: the API function lists and aborts multipart uploads
+# of sources and reads manifests, the scheduler reads a source's metadata, the processor reads the source's version,
+# writes, reads back and lists outputs (a read of a missing key answers 404 only with s3:ListBucket). The access
+# proof (rule VP701) judges each recorded call against this list.
+S3_ENDPOINT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
+                       "s3:ListMultipartUploadParts", "s3:PutObject")
+
+
 def s3_endpoint_policy() -> PolicyDocument:
-    """Objects of this account's buckets for its principals ("*" narrowed by condition, as a gateway endpoint
-    needs); and the AWS-owned buckets above, whose URLs AWS signs (so no principal of this account can be
+    """This account's buckets for its principals, with the actions above ("*" narrowed by condition, as a gateway
+    endpoint needs); and the AWS-owned buckets above, whose URLs AWS signs (so no principal of this account can be
     required), one named bucket and action each."""
     return PolicyDocument(Version="2012-10-17", Statement=[
         Statement(Sid="ThisAccountsBuckets", Effect=Allow, Principal=Principal("*"),
-                  Action=[Action("s3", "GetObject"), Action("s3", "PutObject")], Resource=["*"],
+                  Action=[Action(*a.split(":")) for a in S3_ENDPOINT_ACTIONS], Resource=["*"],
                   Condition=Condition(StringEquals({"aws:PrincipalAccount": Ref(AWS_ACCOUNT_ID),
                                                     "s3:ResourceAccount": Ref(AWS_ACCOUNT_ID)}))),
         *[Statement(Sid=f"AwsOwned{action.split(':')[1]}", Effect=Allow, Principal=Principal("*"),
