@@ -80,6 +80,13 @@ def source_record(job: Job) -> dict:
             "sha256": job.source_sha256}
 
 
+def same_source(recorded: dict, job: Job) -> bool:
+    """The manifest was made from this job's source. A job that names no version or checksum (POST /videos, an
+    execution started by hand) accepts the version and checksum the attempt read."""
+    wanted = source_record(job)
+    return all(recorded.get(k) == v for k, v in wanted.items() if v or k in ("bucket", "key"))
+
+
 def finished_manifest(s3, job: Job) -> dict | None:
     """The attempt's manifest when it is there, valid, for this source, and every object it lists is in S3 at its
     size: the attempt finished before (a re-run after the task's exit was lost), so nothing is to be done."""
@@ -92,7 +99,7 @@ def finished_manifest(s3, job: Job) -> dict | None:
         raise
     except ValueError:
         return None
-    if manifest.validation_errors(document) or document["source"] != source_record(job):
+    if manifest.validation_errors(document) or not same_source(document["source"], job):
         return None
     sizes = storage.existing_sizes(s3, job.outputs_bucket, job.outputs_prefix)
     if any(sizes.get(f["key"]) != f["bytes"] for f in document["files"]):
@@ -108,8 +115,10 @@ def process(job: Job, settings: Settings, s3, tools: Tools, scratch: Path,
     work = Path(tempfile.mkdtemp(prefix=f"{job.video_id}-{job.attempt}-", dir=scratch))
     try:
         source = work / "source"
-        storage.fetch_source(s3, job.source_bucket, job.source_key, job.source_version_id, job.source_sha256,
-                             source)
+        fetched = storage.fetch_source(s3, job.source_bucket, job.source_key, job.source_version_id,
+                                       job.source_sha256, source)
+        # The manifest names the version and bytes actually read, also where the job named none.
+        job = job._replace(source_version_id=fetched.version_id, source_sha256=fetched.sha256)
         info = media.validate(media.probe(source, tools.ffprobe), settings.limits)
         # Demuxing reads the file once at disk speed; a minute per gigabyte is far beyond it.
         data_end = media.last_video_time(source, tools.ffprobe, 60 + source.stat().st_size / 2 ** 30 * 60)

@@ -39,9 +39,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_source(s3, bucket: str, key: str, version_id: str, expected_sha256: str, destination: Path) -> int:
+class Fetched(NamedTuple):
+    size: int
+    version_id: str  # the version read: the job's, or the current one when the job named none
+    sha256: str  # of the bytes read
+
+
+def fetch_source(s3, bucket: str, key: str, version_id: str, expected_sha256: str, destination: Path) -> Fetched:
     """Stream the source's version (the current one when `version_id` is empty) to `destination`, hashing as it
-    goes; its size. InvalidMedia when the bytes are not the file whose checksum the client declared at upload (the
+    goes; what was read. InvalidMedia when the bytes are not the file whose checksum the client declared at upload (the
     contract's, else the object's `sha256` metadata; a source placed without either is not checked)."""
     response = s3.get_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
     expected_sha256 = expected_sha256 or response.get("Metadata", {}).get("sha256", "")
@@ -55,7 +61,7 @@ def fetch_source(s3, bucket: str, key: str, version_id: str, expected_sha256: st
     if expected_sha256 and digest.hexdigest() != expected_sha256.lower():
         raise InvalidMedia(f"the uploaded file's SHA-256 is {digest.hexdigest()}, not the {expected_sha256} declared "
                            "when the upload started: the upload is incomplete or a different file; upload it again")
-    return size
+    return Fetched(size, str(response.get("VersionId") or version_id), digest.hexdigest())
 
 
 def local_files(root: Path) -> list[LocalFile]:

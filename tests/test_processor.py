@@ -228,7 +228,8 @@ def test_rung_names_are_safe_directory_names():
 
 def test_a_source_without_version_or_declared_checksum_is_read_current_and_checked_against_its_metadata(tmp_path):
     """POST /videos names no version and no checksum: the processor reads the current version and checks the
-    `sha256` metadata an upload leaves (docs/processor.md); bytes that differ from it are invalid media."""
+    `sha256` metadata an upload leaves (docs/processor.md); bytes that differ from it are invalid media. What it
+    read (version, checksum) is what its manifest names: an empty version there fails the manifest's schema."""
     import hashlib
 
     import boto3
@@ -240,12 +241,14 @@ def test_a_source_without_version_or_declared_checksum_is_read_current_and_check
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="media")
+        s3.put_bucket_versioning(Bucket="media", VersioningConfiguration={"Status": "Enabled"})
         body = b"not really a video"
-        s3.put_object(Bucket="media", Key="sources/v1", Body=body,
-                      Metadata={"sha256": hashlib.sha256(body).hexdigest()})
-        assert storage.fetch_source(s3, "media", "sources/v1", "", "", tmp_path / "a") == len(body)
+        put = s3.put_object(Bucket="media", Key="sources/v1", Body=body,
+                            Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+        fetched = storage.fetch_source(s3, "media", "sources/v1", "", "", tmp_path / "a")
+        assert fetched == (len(body), put["VersionId"], hashlib.sha256(body).hexdigest()), "what the manifest names"
         s3.put_object(Bucket="media", Key="sources/v1", Body=body, Metadata={"sha256": "0" * 64})
         with pytest.raises(InvalidMedia, match="SHA-256"):
             storage.fetch_source(s3, "media", "sources/v1", "", "", tmp_path / "b")
         s3.put_object(Bucket="media", Key="sources/v1", Body=body)  # placed by other means: nothing to check
-        assert storage.fetch_source(s3, "media", "sources/v1", "", "", tmp_path / "c") == len(body)
+        assert storage.fetch_source(s3, "media", "sources/v1", "", "", tmp_path / "c").size == len(body)
