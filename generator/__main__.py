@@ -165,9 +165,10 @@ def parse_capacity_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--env", action="append", metavar="NAME",
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
-    p.add_argument("--minutes", default=capacity.number(capacity.DEFAULT_MINUTES), metavar="M",
+    p.add_argument("--minutes", metavar="M",
                    help=f"minutes one video takes: a number from {capacity.MIN_MINUTES:g} to {capacity.MAX_MINUTES}, "
-                        f"such as 2.5 (default: {capacity.number(capacity.DEFAULT_MINUTES)})")
+                        "such as 2.5 (default: per environment, a typical source at the measured encode speed on "
+                        "its task, generator/encode_speed.py)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help='JSON overrides per environment, e.g. {"prod": {"max_concurrent_videos": 60}}, validated '
                         "like `python -m generator --config`: what if")
@@ -178,7 +179,7 @@ def capacity_command(argv: list[str]) -> int:
     from generator import capacity
 
     args = parse_capacity_args(argv)
-    minutes = capacity.parse_minutes(args.minutes)
+    minutes = None if args.minutes is None else capacity.parse_minutes(args.minutes)
     environments = config.with_overrides(load_overrides(args.config)) if args.config else config.ENVIRONMENTS
     wanted = {config.get(n).name for n in args.env} if args.env else set(environments)
     print(capacity.render([capacity.capacity(cfg, minutes) for name, cfg in environments.items() if name in wanted]),

@@ -17,11 +17,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from generator import aws_facts
+from generator import aws_facts, encode_speed
 from generator.config import EnvConfig, shown
 from generator.errors import ConfigError, InputError
 
-DEFAULT_MINUTES = 10.0
 MIN_MINUTES = 0.01
 MAX_MINUTES = aws_facts.STANDARD_EXECUTION_MAX_MINUTES.value
 MINUTES_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
@@ -51,6 +50,8 @@ class Capacity:
     capacity_type: str  # "On-Demand" or "Spot": the Fargate quota the tasks count against
     task_vcpu: float
     task_memory_gib: float
+    max_source_minutes: int
+    execution_timeout_minutes: int  # the longest source at the measured speed (encode_speed.py)
     vcpu_needed: float
     vcpu_quota: int  # assumed (config fargate_vcpu_quota)
     vcpu_quota_new_account: int
@@ -84,8 +85,16 @@ def parse_minutes(text: str) -> float:
     return minutes
 
 
-def capacity(cfg: EnvConfig, minutes: float = DEFAULT_MINUTES) -> Capacity:
-    """What `cfg` at full load, `minutes` per video, needs of each limit, and which binds first."""
+def default_minutes(cfg: EnvConfig) -> float:
+    """Minutes per video when none is given: a typical source at the measured encode speed on cfg's task."""
+    return encode_speed.minutes_per_video(encode_speed.TYPICAL_SOURCE_MINUTES,
+                                          cfg.task_cpu / aws_facts.FARGATE_CPU_UNITS_PER_VCPU)
+
+
+def capacity(cfg: EnvConfig, minutes: float | None = None) -> Capacity:
+    """What `cfg` at full load, `minutes` per video (default: measured, `default_minutes`), needs of each limit,
+    and which binds first."""
+    minutes = default_minutes(cfg) if minutes is None else minutes
     if not MIN_MINUTES <= minutes <= MAX_MINUTES:
         raise InputError(f"invalid minutes per video {minutes!r}; accepted: {MIN_MINUTES:g} to {MAX_MINUTES}")
     peak = cfg.max_concurrent_videos
@@ -129,6 +138,8 @@ def capacity(cfg: EnvConfig, minutes: float = DEFAULT_MINUTES) -> Capacity:
     return Capacity(
         env=cfg.name, region=cfg.region, minutes_per_video=minutes, max_concurrent_videos=peak,
         capacity_type="Spot" if spot else "On-Demand", task_vcpu=task_vcpu, task_memory_gib=cfg.task_memory / 1024,
+        max_source_minutes=cfg.max_source_minutes,
+        execution_timeout_minutes=encode_speed.execution_timeout_seconds(cfg.max_source_minutes, task_vcpu) // 60,
         vcpu_needed=peak * task_vcpu, vcpu_quota=cfg.fargate_vcpu_quota,
         vcpu_quota_new_account=aws_facts.FARGATE_NEW_ACCOUNT_VCPU.value,
         vcpu_quota_code=aws_facts.FARGATE_SPOT_VCPU_QUOTA if spot else aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA,
@@ -182,6 +193,11 @@ def render_one(c: Capacity) -> str:
             ("Fargate vCPU", f"{number(c.vcpu_needed)} needed of the {c.vcpu_quota} assumed ({c.capacity_type} "
                              f"quota {c.vcpu_quota_code}; a new account may have {c.vcpu_quota_new_account})"),
             ("Fargate memory", f"{number(c.memory_needed_gib)} GiB (Fargate's quotas count vCPU only)"),
+            ("encode speed", f"{number(encode_speed.REALTIME_PER_VCPU * c.task_vcpu)}x realtime on "
+                             f"{number(c.task_vcpu)} vCPU (measured {encode_speed.REALTIME_PER_VCPU:g}x per vCPU)"),
+            ("execution timeout", f"{c.execution_timeout_minutes} minutes: {encode_speed.RUNS_COVERED} runs of the "
+                                  f"longest source ({c.max_source_minutes} minutes, max_source_minutes) at "
+                                  f"{encode_speed.HEADROOM:g}x the measured time"),
         ]),
         "",
         *_table([("limit", "needed at full load", "limit", "allows at once"),
@@ -220,6 +236,10 @@ def render_sources() -> str:
     for assumption in aws_facts.CAPACITY_ASSUMPTIONS:
         lines += [f"  {assumption.title}: {assumption.value}", f"    {assumption.basis}"]
     lines.append("max_connections is computed from nominal memory: the instance's own figure is somewhat lower.")
+    lines += ["Encode speed (generator/encode_speed.py), measured, not an AWS fact:",
+              f"  {encode_speed.REALTIME_PER_VCPU:g}x realtime per vCPU ({encode_speed.MEASURED})",
+              f"  minutes per video by default: a {number(encode_speed.TYPICAL_SOURCE_MINUTES)}-minute source "
+              f"at that speed, plus {number(encode_speed.FIXED_MINUTES_PER_RUN)} minutes to start, fetch and upload"]
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,8 @@ MAX_CONCURRENT_VIDEOS = 1000
 # An alarm threshold above RDS for PostgreSQL's default max_connections never fires.
 MAX_DB_CONNECTIONS = RDS_POSTGRES_MAX_CONNECTIONS.value
 MAX_SOURCE_EXPIRY_DAYS = 3650
+# Ten hours of source: beyond it even the largest Fargate task's timeout would run to days.
+MAX_SOURCE_MINUTES = 600
 MAX_UPLOAD_GIB = 1024
 CONTENT_TYPE = re.compile(r"video/[a-z0-9.+-]+")
 MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
@@ -67,8 +69,13 @@ class EnvConfig:
     multi_az: bool
     cache_node_type: str
     cache_snapshot_retention_days: int  # 0: no automatic Redis snapshots
+    # The processing task's size, chosen from the measured encode speed (generator/encode_speed.py) so that the
+    # longest source accepted keeps the execution timeout within hours.
     task_cpu: int = 1024
     task_memory: int = 2048
+    # The longest source accepted, in minutes (the processor's MAX_DURATION_SECONDS, from the task definition): with
+    # task_cpu and the measured speed it sets the execution timeout.
+    max_source_minutes: int = 60
     region: str = DEFAULT_REGION
     # Production safety: retain (rather than delete) log groups, keys, queues and the file system when the
     # stack goes away; database deletion protection; automatic EFS backups.
@@ -187,6 +194,8 @@ class EnvConfig:
                "upload_content_types", self.upload_content_types, "sorted, distinct types such as video/mp4")
         _check(60 <= self.upload_url_seconds <= MAX_PRESIGNED_SECONDS, self.name, "upload_url_seconds",
                self.upload_url_seconds, f"60-{MAX_PRESIGNED_SECONDS} seconds (SigV4's 7-day maximum)")
+        _check(1 <= self.max_source_minutes <= MAX_SOURCE_MINUTES, self.name, "max_source_minutes",
+               self.max_source_minutes, f"1-{MAX_SOURCE_MINUTES} minutes")
         task_vcpu = self.task_cpu / FARGATE_CPU_UNITS_PER_VCPU
         capacity_type = "Spot" if self.spot_default else "On-Demand"
         _check(self.fargate_vcpu_quota * FARGATE_CPU_UNITS_PER_VCPU >= self.task_cpu, self.name,
@@ -229,6 +238,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.micro", db_storage_gib=20, db_max_storage_gib=100, backup_retention_days=1,
         multi_az=False, cache_node_type="cache.t4g.micro", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=2, db_min_freeable_memory_mib=64, db_max_connections=70,
+        # 2 vCPU, sources up to 10 minutes (`python -m generator capacity` prints the execution timeout).
+        task_cpu=2048, task_memory=4096, max_source_minutes=10,
         api_reserved_concurrency=0, max_concurrent_videos=2, fargate_vcpu_quota=6,
         media_source_expiry_days=7, media_bucket_budget_gib=50,
         tags=_base_tags("dev"),
@@ -239,7 +250,9 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.t4g.medium", db_storage_gib=50, db_max_storage_gib=200, backup_retention_days=7,
         multi_az=False, cache_node_type="cache.t4g.small", cache_snapshot_retention_days=0,
         db_min_free_storage_gib=5, db_min_freeable_memory_mib=256, db_max_connections=300,
-        api_reserved_concurrency=100, max_concurrent_videos=5, fargate_vcpu_quota=6,
+        # Half prod's task and sources (a new account's 6 vCPU hold 3 tasks of 2 vCPU), prod's execution timeout.
+        task_cpu=2048, task_memory=4096, max_source_minutes=30,
+        api_reserved_concurrency=100, max_concurrent_videos=2, fargate_vcpu_quota=6,
         media_source_expiry_days=30, media_bucket_budget_gib=500, upload_max_gib=50,
         tags=_base_tags("staging"),
     ),
@@ -249,8 +262,11 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="db.m7g.large", db_storage_gib=100, db_max_storage_gib=1000, backup_retention_days=30,
         multi_az=True, cache_node_type="cache.m7g.large", cache_snapshot_retention_days=7,
         db_min_free_storage_gib=10, db_min_freeable_memory_mib=512, db_max_connections=700,
-        # 48 x 1 vCPU of the 64 On-Demand vCPU to request before the first deploy (16 to spare for other tasks).
-        api_reserved_concurrency=200, max_concurrent_videos=48, fargate_vcpu_quota=64, snapshot_on_delete=True,
+        # 4 vCPU encode an hour of source in about an hour (0.96x realtime at the measured 0.24x per vCPU; the
+        # execution timeout allows two runs with headroom). 12 x 4 vCPU of the 64 On-Demand vCPU to request before
+        # the first deploy (16 to spare for other tasks).
+        task_cpu=4096, task_memory=8192, max_source_minutes=60,
+        api_reserved_concurrency=200, max_concurrent_videos=12, fargate_vcpu_quota=64, snapshot_on_delete=True,
         retain_data=True, db_log_connections=True, vpc_endpoints=True, require_image_digest=True,
         media_source_expiry_days=0, media_bucket_budget_gib=20000, upload_max_gib=200,
         tags=_base_tags("prod"),

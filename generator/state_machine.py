@@ -14,7 +14,7 @@ from generator import contracts
 from generator.functions.video_jobs import contract as jobs_contract
 
 CONTAINER_NAME = "VideoProcessingContainer"
-TIMEOUT_SECONDS = 30 * 60
+TIMEOUT_SECONDS = 30 * 60  # definition()'s; the workflow tier sets each environment's (generator/encode_speed.py)
 
 # The sketch's retry: a task that fails to run is retried every 30 s, 3 times, backing off x2.
 PROCESS_RETRY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,

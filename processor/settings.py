@@ -60,8 +60,9 @@ LADDERS = {"dev": DEV_LADDER, "staging": PROD_LADDER, "prod": PROD_LADDER}
 VIDEO_CODECS = ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video", "prores", "dnxhd")
 DEFAULT_LIMITS = Limits(max_duration_seconds=3600, min_duration_seconds=0.5, max_dimension=4096, min_dimension=16,
                         max_frame_rate=120, video_codecs=VIDEO_CODECS)
-LIMITS = {"dev": DEFAULT_LIMITS._replace(max_duration_seconds=600), "staging": DEFAULT_LIMITS,
-          "prod": DEFAULT_LIMITS}
+# The task definition sets MAX_DURATION_SECONDS from generator/config.py's max_source_minutes; these defaults match.
+LIMITS = {"dev": DEFAULT_LIMITS._replace(max_duration_seconds=600),
+          "staging": DEFAULT_LIMITS._replace(max_duration_seconds=1800), "prod": DEFAULT_LIMITS}
 
 ENV_LADDER = "LADDER"
 ENV_MAX_DURATION = "MAX_DURATION_SECONDS"

@@ -29,7 +29,7 @@ BAD_INPUT = [
     ("AZ count above range", {"dev": {"az_count": 5}}, [], ["az_count 5", "2 or 3"]),
     ("AZ count below range", {"prod": {"az_count": 1}}, [], ["az_count 1", "2 or 3"]),
     ("task cpu out of range", {"dev": {"task_cpu": 3000}}, [], ["task_cpu 3000", "256, 512, 1024"]),
-    ("task memory out of range", {"dev": {"task_memory": 100000}}, [], ["task_memory 100000", "2048-8192"]),
+    ("task memory out of range", {"dev": {"task_memory": 100000}}, [], ["task_memory 100000", "4096-16384"]),
     ("a value of the wrong type", {"dev": {"az_count": "3"}}, [], ["az_count '3'", "a JSON integer such as 2"]),
     ("an unknown setting", {"dev": {"nat_per_region": True}}, [], ["nat_per_region", "known:"]),
     ("a setting that is not an override", {"dev": {"name": "qa"}}, [], ["name", "any setting but name"]),
@@ -46,10 +46,10 @@ BAD_INPUT = [
     ("an environment twice", '{"dev": {"az_count": 3}, "dev": {"az_count": 2}}', [],
      ["--config", "'dev' appears twice", "each environment and each setting once"]),
     ("a setting twice", '{"dev": {"az_count": 3, "az_count": 2}}', [], ["'az_count' appears twice"]),
-    ("more videos at once than the assumed vCPU quota holds", {"staging": {"max_concurrent_videos": 7}}, [],
-     ["staging: invalid max_concurrent_videos 7", "1-6 videos", "fargate_vcpu_quota 6", "On-Demand"]),
+    ("more videos at once than the assumed vCPU quota holds", {"staging": {"max_concurrent_videos": 4}}, [],
+     ["staging: invalid max_concurrent_videos 4", "1-3 videos", "fargate_vcpu_quota 6", "On-Demand"]),
     ("an assumed vCPU quota that cannot run one task", {"dev": {"fargate_vcpu_quota": 0}}, [],
-     ["dev: invalid fargate_vcpu_quota 0", "a whole number of vCPU from 1", "Spot"]),
+     ["dev: invalid fargate_vcpu_quota 0", "a whole number of vCPU from 2", "Spot"]),
 ]
 
 

@@ -64,7 +64,7 @@ def test_with_todays_settings_admission_control_binds_and_the_vcpu_quota_is_next
 def test_the_database_binds_when_a_small_instance_meets_many_videos():
     dev = config.get("dev")
     max_connections = aws_facts.default_max_connections(dev.db_instance_class)
-    busy = config.override(dev, fargate_vcpu_quota=200, max_concurrent_videos=150)  # more tasks than connections
+    busy = config.override(dev, fargate_vcpu_quota=400, max_concurrent_videos=150)  # more tasks than connections
     c = capacity.capacity(busy)
     assert c.db_connections_needed == 150 > max_connections
     assert c.binding == "database connections" == c.next_limit.name
@@ -75,13 +75,15 @@ def test_the_database_binds_when_a_small_instance_meets_many_videos():
 
 
 def test_the_vcpu_quota_binds_when_it_holds_exactly_max_concurrent_videos():
-    c = capacity.capacity(config.override(config.get("staging"), max_concurrent_videos=6))
+    staging = config.get("staging")
+    exactly = staging.fargate_vcpu_quota * 1024 // staging.task_cpu
+    c = capacity.capacity(config.override(staging, max_concurrent_videos=exactly))
     assert c.binding == "Fargate On-Demand vCPU"
 
 
 def test_a_rate_limit_binds_when_videos_are_short_enough():
     # 150 videos of 0.05 minutes (3 s): 50 submissions, StartExecution, RunTask and launches per second.
-    cfg = config.override(config.get("dev"), fargate_vcpu_quota=200, max_concurrent_videos=150,
+    cfg = config.override(config.get("dev"), fargate_vcpu_quota=300, max_concurrent_videos=150,
                           db_instance_class="db.m7g.large")
     c = capacity.capacity(cfg, 0.05)
     assert c.binding == "API requests" and limit(c, "API requests").allows == 30  # dev's stage: 10/s
@@ -105,7 +107,11 @@ def test_bursts_beyond_a_bucket_are_reported_with_the_time_to_start_all():
     assert capacity.fill_seconds(48, 20, 20) == 3
     assert capacity.fill_seconds(101, 100, 20) == 2
     prod = capacity.render_one(capacity.capacity(config.get("prod")))
-    assert "RunTask 48 > burst 20" in prod and "at least 3 s" in prod
+    many = capacity.render_one(capacity.capacity(config.override(config.get("prod"), max_concurrent_videos=16)))
+    assert "RunTask 16 > burst 20" not in many and "within every bucket" in prod
+    many = capacity.render_one(capacity.capacity(config.override(config.get("prod"), task_cpu=1024,
+                                                                 task_memory=2048, max_concurrent_videos=48)))
+    assert "RunTask 48 > burst 20" in many and "at least 3 s" in many
     assert "within every bucket" in capacity.render_one(capacity.capacity(config.get("dev")))
 
 
@@ -167,12 +173,12 @@ def test_env_and_minutes_select_what_is_printed(capsys):
     assert main(["capacity", "--env", "staging", "--minutes", "2.5"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("staging (ap-northeast-1), 2.5 minutes per video\n") and "\nprod (" not in out
-    assert "120 videos per hour (5 x 60 / 2.5)" in out
+    assert "48 videos per hour (2 x 60 / 2.5)" in out
 
 
 def test_config_overrides_are_what_if(tmp_path, capsys):
     what_if = tmp_path / "what-if.json"
-    what_if.write_text('{"prod": {"max_concurrent_videos": 60, "fargate_vcpu_quota": 80}}')
+    what_if.write_text('{"prod": {"max_concurrent_videos": 60, "fargate_vcpu_quota": 240}}')
     assert main(["capacity", "--env", "prod", "--config", str(what_if)]) == 0
     assert "60 videos at once" in capsys.readouterr().out
 
@@ -232,3 +238,21 @@ def test_the_docs_block_is_the_commands_output(capsys):
     block = next(b for b in docs.BLOCKS if b.marker == "capacity")
     assert block.path == "docs/capacity.md"
     assert block.render({}) == f"```\n$ python -m generator capacity\n{printed}```\n"
+
+
+def test_minutes_per_video_and_the_execution_timeout_follow_the_measured_encode_speed():
+    """A larger task encodes faster: the default minutes and the timeout come from encode_speed, not a guess."""
+    from generator import encode_speed
+
+    prod = config.get("prod")
+    c = capacity.capacity(prod)
+    vcpu = prod.task_cpu / 1024
+    assert c.minutes_per_video == encode_speed.minutes_per_video(encode_speed.TYPICAL_SOURCE_MINUTES, vcpu)
+    halved = capacity.capacity(config.override(prod, task_cpu=prod.task_cpu // 2, task_memory=prod.task_memory // 2))
+    assert halved.minutes_per_video > c.minutes_per_video
+    assert halved.execution_timeout_minutes > c.execution_timeout_minutes
+    # Two runs of the longest source at 1.5x the measured time must fit: a timeout below it cuts off real work.
+    assert c.execution_timeout_minutes >= 2 * prod.max_source_minutes / (encode_speed.REALTIME_PER_VCPU * vcpu)
+    longer = capacity.capacity(config.override(prod, max_source_minutes=prod.max_source_minutes * 2))
+    assert longer.execution_timeout_minutes > c.execution_timeout_minutes
+    assert "0.24x per vCPU" in capacity.render_one(c) and "bench_processor.py" in capacity.render_sources()

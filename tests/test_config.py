@@ -56,7 +56,8 @@ def test_settings_are_frozen():
     ({"az_count": 1}, "az_count", "2 or 3"),
     ({"log_retention_days": 8}, "log_retention_days", "7, 14"),
     ({"task_cpu": 1000}, "task_cpu", "1024"),
-    ({"task_memory": 1024}, "task_memory", "2048-8192"),
+    ({"task_memory": 1024}, "task_memory", "for task_cpu 2048: 4096-16384"),
+    ({"max_source_minutes": 0}, "max_source_minutes", "1-600 minutes"),
     ({"region": "mars"}, "region", "ap-northeast-1"),
     ({"api_rate_limit": 0}, "api_rate_limit", "1-10000"),
     ({"api_rate_limit": 20_000, "api_burst_limit": 5_000}, "api_rate_limit", "1-10000"),
@@ -74,10 +75,10 @@ def test_settings_are_frozen():
     ({"db_min_freeable_memory_mib": 0}, "db_min_freeable_memory_mib", "1-65536"),
     ({"db_max_connections": 6000}, "db_max_connections", "1-5000"),
     ({"max_concurrent_videos": 0}, "max_concurrent_videos", "1-1000 videos"),
-    ({"max_concurrent_videos": 7}, "max_concurrent_videos", "1-6 videos: max_concurrent_videos x 1 vCPU"),
+    ({"max_concurrent_videos": 4}, "max_concurrent_videos", "1-3 videos: max_concurrent_videos x 2 vCPU"),
     ({"max_concurrent_videos": 4, "task_cpu": 2048, "task_memory": 4096}, "max_concurrent_videos",
      "1-3 videos: max_concurrent_videos x 2 vCPU (task_cpu 2048) must fit fargate_vcpu_quota 6"),
-    ({"fargate_vcpu_quota": 0}, "fargate_vcpu_quota", "a whole number of vCPU from 1"),
+    ({"fargate_vcpu_quota": 0}, "fargate_vcpu_quota", "a whole number of vCPU from 2"),
     ({"fargate_vcpu_quota": 1, "max_concurrent_videos": 1, "task_cpu": 2048, "task_memory": 4096},
      "fargate_vcpu_quota", "from 2 (one task of task_cpu 2048)"),
 ])
@@ -91,16 +92,16 @@ def test_invalid_values_are_rejected_naming_field_and_accepted_values(change, fi
 def test_max_concurrent_videos_fits_the_fargate_vcpu_quota_assumed_for_the_account():
     """dev and staging fit what a new account may start with; prod needs the increase the README asks for."""
     dev, staging, prod = (config.get(n) for n in ("dev", "staging", "prod"))
-    assert [c.max_concurrent_videos for c in (dev, staging, prod)] == [2, 5, 48]
+    assert [c.max_concurrent_videos for c in (dev, staging, prod)] == [2, 2, 12]
     assert [c.fargate_vcpu_quota for c in (dev, staging, prod)] == [6, 6, 64]
     for cfg in (dev, staging, prod):
         assert cfg.max_concurrent_videos * cfg.task_cpu <= cfg.fargate_vcpu_quota * aws_facts.FARGATE_CPU_UNITS_PER_VCPU
     # The message says which quota is assumed: Spot where Spot is the default.
     with pytest.raises(ConfigError, match="Fargate Spot vCPU quota assumed"):
-        config.override(dev, max_concurrent_videos=7)
+        config.override(dev, max_concurrent_videos=4)
     with pytest.raises(ConfigError, match="Fargate On-Demand vCPU quota assumed"):
-        config.override(prod, max_concurrent_videos=65)
-    assert config.override(prod, max_concurrent_videos=65, fargate_vcpu_quota=65).max_concurrent_videos == 65
+        config.override(prod, max_concurrent_videos=17)
+    assert config.override(prod, max_concurrent_videos=17, fargate_vcpu_quota=68).max_concurrent_videos == 17
     # Smaller tasks fit more of them in the same quota.
     smaller = config.override(staging, task_cpu=512, task_memory=1024, max_concurrent_videos=12)
     assert smaller.max_concurrent_videos == 12

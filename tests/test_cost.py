@@ -140,9 +140,15 @@ def test_task_size_and_capacity_type_come_from_the_templates(templates):
         {"fargate_vcpu_hour", "fargate_gb_hour"}
     bigger = copy.deepcopy(templates["prod"])
     task = next(r for r in bigger["workflow"]["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")
-    task["Properties"]["Cpu"], task["Properties"]["Memory"] = "2048", "4096"
-    fargate = [sum(line.usd for line in e.per_video if "Fargate" in line.item) for e in (prod, estimate(bigger))]
-    assert fargate[1] == pytest.approx(2 * fargate[0]), "twice the task, twice the Fargate cost"
+    task["Properties"]["Cpu"], task["Properties"]["Memory"] = "8192", "16384"
+    fixed = model.Usage(minutes_per_video=10)
+    fargate = [sum(line.usd for line in e.per_video if "Fargate" in line.item)
+               for e in (estimate(templates["prod"], fixed), estimate(bigger, fixed))]
+    assert fargate[1] == pytest.approx(2 * fargate[0]), "twice the task for as long, twice the Fargate cost"
+    # By default the task time follows the measured encode speed: twice the vCPU encode in half the time, so only
+    # the fixed minutes of a run (start, fetch, upload) cost more.
+    measured = [sum(line.usd for line in e.per_video if "Fargate" in line.item) for e in (prod, estimate(bigger))]
+    assert measured[0] < measured[1] < 2 * measured[0]
 
 
 def test_transitions_are_counted_from_the_state_machine_definition(templates):
@@ -178,7 +184,7 @@ def test_text_prints_each_environment_tier_and_the_assumptions(capsys):
     out = capsys.readouterr().out
     for env in config.ENVIRONMENTS:
         assert re.search(rf"^{env} \(ap-northeast-1\), prices of {SNAPSHOT.date} \(unverified", out, re.M)
-    assert "the processor does not exist yet" in out and "job_calls.json" in out
+    assert "0.24x realtime per vCPU" in out and "bench_processor.py" in out and "job_calls.json" in out
     assert "NatGateway1 NAT gateway hours" in out and "per video:" in out
 
 

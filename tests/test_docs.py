@@ -112,7 +112,7 @@ def copy_of_docs(tmp_path) -> Path:
 def test_check_names_the_stale_file_and_the_command_and_a_run_rewrites_only_the_block(rendered, copy_of_docs, capsys):
     capacity = copy_of_docs / "docs" / "capacity.md"
     fresh = capacity.read_text(encoding="utf-8")
-    capacity.write_text(fresh.replace("binds first: max_concurrent_videos (48)", "binds first: RunTask"),
+    capacity.write_text(fresh.replace("binds first: max_concurrent_videos (12)", "binds first: RunTask"),
                         encoding="utf-8")
     out = copy_of_docs / "templates"
 

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from generator import config
+from generator import config, encode_speed
 from generator.cost import calls, model, prices, render
 from generator.errors import EXIT_OK, InputError
 
@@ -33,9 +33,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"limit to this environment (repeatable; default: all of {', '.join(config.ENVIRONMENTS)})")
     p.add_argument("--videos-per-month", default=str(model.DEFAULT_VIDEOS_PER_MONTH), metavar="N",
                    help=f"videos a month, for the monthly total (default: {model.DEFAULT_VIDEOS_PER_MONTH:g})")
-    p.add_argument("--minutes-per-video", default=str(model.DEFAULT_MINUTES_PER_VIDEO), metavar="M",
-                   help="task time of one video, in minutes: the processor does not exist yet, so this is a guess "
-                        f"(default: {model.DEFAULT_MINUTES_PER_VIDEO:g})")
+    p.add_argument("--minutes-per-video", metavar="M",
+                   help="task time of one video, in minutes (default: per environment, a "
+                        f"{encode_speed.TYPICAL_SOURCE_MINUTES:g}-minute source at the measured encode speed on its "
+                        "task, generator/encode_speed.py)")
     p.add_argument("--gb-per-video", default=str(model.DEFAULT_GB_PER_VIDEO), metavar="G",
                    help=f"GB of outputs one video writes (default: {model.DEFAULT_GB_PER_VIDEO:g})")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
@@ -67,7 +68,8 @@ def _number(text: str, option: str, low: float, high: float, example: str) -> fl
 def usage_of(args: argparse.Namespace) -> model.Usage:
     return model.Usage(
         videos_per_month=_number(args.videos_per_month, "--videos-per-month", 0, MAX_VIDEOS_PER_MONTH, "1000"),
-        minutes_per_video=_number(args.minutes_per_video, "--minutes-per-video", MIN_MINUTES, MAX_MINUTES, "10"),
+        minutes_per_video=None if args.minutes_per_video is None else
+        _number(args.minutes_per_video, "--minutes-per-video", MIN_MINUTES, MAX_MINUTES, "10"),
         gb_per_video=_number(args.gb_per_video, "--gb-per-video", 0, MAX_GB_PER_VIDEO, "1.5"))
 
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator import encode_speed
 from generator.cost.calls import JobCalls
 from generator.cost.prices import Snapshot
 from generator.errors import InputError
 
 DEFAULT_VIDEOS_PER_MONTH = 1000.0
-DEFAULT_MINUTES_PER_VIDEO = 10.0  # as generator/capacity.py assumes
 DEFAULT_GB_PER_VIDEO = 1.0
 
 
@@ -28,7 +28,9 @@ DEFAULT_GB_PER_VIDEO = 1.0
 @dataclass(frozen=True)
 class Usage:
     videos_per_month: float = DEFAULT_VIDEOS_PER_MONTH
-    minutes_per_video: float = DEFAULT_MINUTES_PER_VIDEO  # task time: the processor does not exist yet
+    # Task time; None: a typical source (encode_speed.TYPICAL_SOURCE_MINUTES) at the measured encode speed on each
+    # environment's task, as generator/capacity.py assumes.
+    minutes_per_video: float | None = None
     gb_per_video: float = DEFAULT_GB_PER_VIDEO  # outputs written per video
 
 
@@ -99,7 +101,11 @@ ASSUMPTIONS = (
 def usage_assumptions(usage: Usage) -> tuple[Assumption, ...]:
     return (
         Assumption("minutes per video", usage.minutes_per_video, "minutes of task time (--minutes-per-video)",
-                   "start to stop: the processor does not exist yet, so this is a guess, not its measured speed"),
+                   "start to stop, as given") if usage.minutes_per_video is not None else
+        Assumption("source per video", encode_speed.TYPICAL_SOURCE_MINUTES, "minutes of source",
+                   f"task time from the measured encode speed, {encode_speed.REALTIME_PER_VCPU:g}x realtime per vCPU "
+                   f"of the environment's task ({encode_speed.MEASURED}), plus "
+                   f"{encode_speed.FIXED_MINUTES_PER_RUN:g} minutes to start, fetch and upload"),
         Assumption("outputs per video", usage.gb_per_video, "GB (--gb-per-video)",
                    "written to the media file system, read back once as the source, kept "
                    f"{OUTPUT_MONTHS_KEPT:g} month in EFS Standard (the lifecycle policy moves them to Infrequent "
@@ -401,7 +407,10 @@ def task_definition(ctx: Context, r: Resource) -> tuple[list[Line], list[Line]]:
     vcpu, gb = float(p["Cpu"]) / 1024, float(p["Memory"]) / 1024
     arm = str((p.get("RuntimePlatform") or {}).get("CpuArchitecture", "X86_64")).upper() == "ARM64"
     runs = ctx.path.task_runs if ctx.path else 1
-    hours = ctx.usage.minutes_per_video / 60 * runs
+    minutes = ctx.usage.minutes_per_video
+    if minutes is None:
+        minutes = encode_speed.minutes_per_video(encode_speed.TYPICAL_SOURCE_MINUTES, vcpu)
+    hours = minutes / 60 * runs
     spot = _spot_share(ctx)
     lines = []
     for share, kind, prefix in ((1 - spot, "On-Demand", "fargate_arm" if arm else "fargate"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from generator import encode_speed
 from generator.cost.model import Estimate, Line, Usage, usage_assumptions
 from generator.cost.prices import Snapshot
 
@@ -36,8 +37,10 @@ def snapshot_note(snapshot: Snapshot) -> str:
 
 
 def usage_line(usage: Usage) -> str:
-    return (f"{number(usage.videos_per_month)} videos a month, {number(usage.minutes_per_video)} minutes of task "
-            f"time and {number(usage.gb_per_video)} GB of outputs each")
+    task_time = (f"{number(usage.minutes_per_video)} minutes of task time" if usage.minutes_per_video is not None
+                 else f"{number(encode_speed.TYPICAL_SOURCE_MINUTES)} minutes of source at the measured encode speed")
+    return f"{number(usage.videos_per_month)} videos a month, {task_time} and {number(usage.gb_per_video)} GB of " \
+        "outputs each"
 
 
 def unit_price(usd: float, unit: str) -> str:

@@ -35,8 +35,9 @@ from troposphere.stepfunctions import (
     TracingConfiguration,
 )
 
-from generator import blocks, contracts, names, state_machine
+from generator import blocks, contracts, encode_speed, names, state_machine
 from generator.alarms import GT, AlarmSpec
+from generator.aws_facts import FARGATE_CPU_UNITS_PER_VCPU
 from generator.config import EnvConfig
 
 CONSUMES = (
@@ -70,9 +71,12 @@ ALARMS = (
         "video gets its next attempt)"),
     _execution_alarm(
         "ExecutionsTimedOutAlarm", "executions-timed-out", "ExecutionsTimedOut",
-        "An execution ran past 30 minutes and was stopped; the scheduler reports it on the error topic",
+        "An execution ran past its timeout (the longest source accepted, max_source_minutes, at the measured "
+        "encode speed, twice: `python -m generator capacity` prints it) and was stopped; the scheduler reports it "
+        "on the error topic",
         f"{EXECUTIONS_CONSOLE} TIMED_OUT; the processor's log stream for the videoId (processor log group)",
-        "Size the task (task_cpu, task_memory) or fix a hanging processor; submit the videoId again"),
+        "Size the task (task_cpu, task_memory) or lower max_source_minutes, or fix a hanging processor; submit the "
+        "videoId again"),
     _execution_alarm(
         "ExecutionsAbortedAlarm", "executions-aborted", "ExecutionsAborted",
         "Someone or something stopped an execution; the scheduler reports it on the error topic",
@@ -175,7 +179,8 @@ def build(cfg: EnvConfig) -> Template:
         StateMachineName=names.state_machine(cfg.name),
         StateMachineType="STANDARD",
         RoleArn=GetAtt(role, "Arn"),
-        Definition=state_machine.definition(cfg.az_count, blocks.capacity_provider_strategy(cfg)),
+        Definition={**state_machine.definition(cfg.az_count, blocks.capacity_provider_strategy(cfg)),
+                    "TimeoutSeconds": execution_timeout_seconds(cfg)},
         DefinitionSubstitutions=substitutions,
         LoggingConfiguration=LoggingConfiguration(
             Level="ALL", IncludeExecutionData=True,
@@ -192,6 +197,11 @@ def build(cfg: EnvConfig) -> Template:
     return t
 
 
+def execution_timeout_seconds(cfg: EnvConfig) -> int:
+    """The longest source this environment accepts, at the measured encode speed on its task (encode_speed.py)."""
+    return encode_speed.execution_timeout_seconds(cfg.max_source_minutes, cfg.task_cpu / FARGATE_CPU_UNITS_PER_VCPU)
+
+
 def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Environment]:
     """Plain settings of the container contract, sorted by name."""
     values = {
@@ -203,6 +213,8 @@ def container_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> l
         "DATABASE_PORT": p[contracts.DATABASE_ENDPOINT_PORT],
         "DATABASE_USERNAME": p[contracts.DATABASE_APP_USERNAME],
         "ENVIRONMENT": cfg.name,
+        # The processor refuses a longer source (InvalidMedia): the execution timeout is sized for this one.
+        "MAX_DURATION_SECONDS": str(cfg.max_source_minutes * 60),
         "MEDIA_PATH": MEDIA_PATH,
         # IAM authentication: the container signs a token with its task role; there is no Redis password.
         "REDIS_AUTH": "iam",
