@@ -1,24 +1,30 @@
 """The video processing state machine, as an Amazon States Language document (pure data).
 
-Flow: ValidateInput -> ProcessVideo (ECS runTask.sync, retried) -> CheckExitCode -> DescribeSuccess
--> NotifySuccess -> VideoProcessingSucceeded. Every other ending builds a `$.notification` object
-and goes through NotifyFailure -> VideoProcessingFailed. Executions that time out or are aborted
-never reach a state, so the workflow tier adds an EventBridge rule for those two.
+Flow: ValidateInput -> ProcessVideo (ECS runTask.sync) -> CheckExitCode -> DescribeSuccess -> NotifySuccess ->
+VideoProcessingSucceeded. A failed task is retried by hand (ExamineTaskFailure ... WaitToRetry -> ProcessVideo) so
+that the container's exit code can be read: exit 3 (invalid media, the user's error) is not retried, is notified
+once and ends in a Succeed state with the outcome InvalidMedia (RejectMedia). Every other ending builds a
+`$.notification` object and goes through NotifyFailure -> VideoProcessingFailed. Executions that time out or are
+aborted never reach a state: job control reports those two.
 
 ARNs and ids appear as `${Name}` placeholders, filled by the state machine's DefinitionSubstitutions.
 """
 
 from __future__ import annotations
 
-from generator import contracts
+from generator import contracts, names
 from generator.functions.video_jobs import contract as jobs_contract
 
 CONTAINER_NAME = "VideoProcessingContainer"
 TIMEOUT_SECONDS = 30 * 60  # definition()'s; the workflow tier sets each environment's (generator/encode_speed.py)
 
-# The sketch's retry: a task that fails to run is retried every 30 s, 3 times, backing off x2.
+# The sketch's retry: a task that fails is retried every 30 s, 3 times, backing off x2. Not a Retry field: a retrier
+# cannot look at the container's exit code (runTask.sync reports every non-zero exit as States.TaskFailed, the stopped
+# task as JSON in the cause), and exit 3 must not be retried. The states from ExamineTaskFailure to WaitToRetry
+# retry with these values by hand; each wait doubles the last (States.MathAdd of it to itself: backoff 2).
 PROCESS_RETRY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 3,
                  "BackoffRate": 2.0}
+RETRIES = "$.taskRetries"  # {"count": retries so far, "seconds": the wait before this one}, absent before the first
 # RunTask found no capacity: throttled, the account's Fargate vCPU quota reached, or no Fargate capacity in the
 # subnets' zones. Step Functions reports a capacity failure as ECS.AmazonECSException
 # (https://repost.aws/knowledge-center/ecs-fargate-runtask-capacity). A few short retries with full jitter, then
@@ -41,6 +47,13 @@ TASK_SECURITY_GROUP_ID = contracts.TASK_SECURITY_GROUP_ID.name
 COMPLETION_TOPIC_ARN = contracts.COMPLETION_TOPIC_ARN.name
 ERROR_TOPIC_ARN = contracts.ERROR_TOPIC_ARN.name
 MEDIA_BUCKET_NAME = contracts.MEDIA_BUCKET_NAME.name
+PROCESSOR_LOG_GROUP = "ProcessorLogGroup"  # the workflow template's own log group (its name), not a contract
+# The processor prints its reason on stderr, which reaches the task's log, not the stopped task Step Functions sees
+# (ECS keeps no container output): the notice says where the line is. No apostrophes or braces: the text is a
+# States.Format template.
+INVALID_MEDIA_CAUSE = ("The source is not a video the processor accepts (exit code {}). The reason is the line "
+                       "processor: invalid media: ... in log group ${" + PROCESSOR_LOG_GROUP + "} stream {}. Upload a "
+                       "corrected file (a new upload of a failed video starts its next attempt)")
 
 # The processing container's environment (CONTRACT-MEDIA, docs/processor.md): name -> where in the execution input.
 # Job control's input carries every one (lifecycle.execution_input); an execution started by hand with only a
@@ -57,6 +70,16 @@ CONTAINER_ENVIRONMENT = (
 )
 LOCATION_STRINGS = ("$.source.bucket", "$.source.key", "$.source.versionId", "$.source.sha256", "$.outputs.bucket",
                     "$.outputs.prefix")
+
+
+# The stopped task that runTask.sync put in the cause of its States.TaskFailed, once parsed (ReadStoppedTask).
+STOPPED_EXIT_CODE = "$.stopped.task.Containers[0].ExitCode"  # the task has one container (CONTAINER_NAME)
+# awslogs names a stream `<prefix>/<container>/<task id>`, the id being the task ARN's last part
+# (arn:aws:ecs:<region>:<account>:task/<cluster>/<id>, the long ARN format every account has used since 2021):
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using_awslogs.html
+LOG_STREAM = (f"States.Format('{names.LOG_STREAM_PREFIX}/{CONTAINER_NAME}/{{}}', "
+              "States.ArrayGetItem(States.StringSplit($.stopped.task.TaskArn, '/'), 2))")
+
 
 
 def subnet_placeholder(index: int) -> str:
@@ -98,6 +121,16 @@ VIDEO_ID = _Read("$.videoId")
 def _parameters(values: dict) -> dict:
     """Parameters of a state: ASL names the key of a value read `<key>.$`."""
     return dict((f"{key}.$", str(value)) if isinstance(value, _Read) else (key, value) for key, value in values.items())
+
+
+# Where the attempt's outputs are, for the completion notice (subscribers need not ask the API): keys in the bucket.
+# The manifest lists every file and what the processor measured; the download and the poster have fixed names.
+OUTPUT_LOCATIONS = _parameters({
+    "bucket": _Read("$.outputs.bucket"), "prefix": _Read("$.outputs.prefix"),
+    **{name: _Read(f"States.Format('{{}}{key}', $.outputs.prefix)") for name, key in (
+        ("manifest", jobs_contract.MANIFEST_NAME), ("download", jobs_contract.DOWNLOAD_NAME),
+        ("poster", jobs_contract.POSTER_NAME))},
+})
 
 
 def _describe_failure(error: str, cause: str, **details: str) -> dict:
@@ -173,11 +206,90 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
                 },
                 "ResultPath": "$.taskResult",
                 # The first retrier and catcher that match apply: capacity errors are tried before the rest.
-                "Retry": [CAPACITY_RETRY, PROCESS_RETRY],
+                # States.TaskFailed matches every task error but States.Timeout (ECS.* included):
+                # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+                "Retry": [CAPACITY_RETRY],
                 "Catch": [{"ErrorEquals": CAPACITY_ERRORS, "ResultPath": "$.error", "Next": "AwaitCapacity"},
+                          {"ErrorEquals": PROCESS_RETRY["ErrorEquals"], "ResultPath": "$.error",
+                           "Next": "ExamineTaskFailure"},
                           {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExamineError"}],
                 "Next": "CheckExitCode",
             },
+            # A task that ran and stopped fails as States.TaskFailed with the stopped task (DescribeTasks' shape) as
+            # JSON in the cause (https://docs.aws.amazon.com/step-functions/latest/dg/connect-ecs.html); any other
+            # error (ECS.* from RunTask) carries a sentence. Only the first is parsed: a cause that is not JSON would
+            # fail States.StringToJson with an error no state can catch.
+            "ExamineTaskFailure": {
+                "Type": "Choice",
+                "Choices": [{"And": [
+                    {"Variable": "$.error.Error", "StringEquals": "States.TaskFailed"},
+                    {"Variable": "$.error.Cause", "IsPresent": True}, {"Variable": "$.error.Cause", "IsString": True},
+                    {"Variable": "$.error.Cause", "StringMatches": "{*}"},
+                ], "Next": "ReadStoppedTask"}],
+                "Default": "PlanRetry",
+            },
+            "ReadStoppedTask": {
+                "Type": "Pass",
+                "Parameters": {"task.$": "States.StringToJson($.error.Cause)"},
+                "ResultPath": "$.stopped",
+                "Next": "CheckStoppedExitCode",
+            },
+            "CheckStoppedExitCode": {
+                "Type": "Choice",
+                "Choices": [{"And": [
+                    {"Variable": STOPPED_EXIT_CODE, "IsPresent": True},
+                    {"Variable": STOPPED_EXIT_CODE, "IsNumeric": True},
+                    {"Variable": STOPPED_EXIT_CODE, "NumericEquals": jobs_contract.INVALID_MEDIA_EXIT_CODE},
+                    {"Variable": "$.stopped.task.TaskArn", "IsPresent": True},
+                    {"Variable": "$.stopped.task.TaskArn", "IsString": True},
+                ], "Next": "DescribeInvalidMedia"}],
+                "Default": "PlanRetry",
+            },
+            # The sketch's retry by hand: PROCESS_RETRY's attempts and waits, then the failure path with the last error.
+            "PlanRetry": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": RETRIES, "IsPresent": False, "Next": "FirstRetry"},
+                    {"Variable": f"{RETRIES}.count", "NumericGreaterThanEquals": PROCESS_RETRY["MaxAttempts"],
+                     "Next": "ExamineError"},
+                ],
+                "Default": "NextRetry",
+            },
+            "FirstRetry": {
+                "Type": "Pass",
+                "Result": {"count": 1, "seconds": PROCESS_RETRY["IntervalSeconds"]},
+                "ResultPath": RETRIES,
+                "Next": "WaitToRetry",
+            },
+            "NextRetry": {
+                "Type": "Pass",
+                "Parameters": {"count.$": f"States.MathAdd({RETRIES}.count, 1)",
+                               "seconds.$": f"States.MathAdd({RETRIES}.seconds, {RETRIES}.seconds)"},
+                "ResultPath": RETRIES,
+                "Next": "WaitToRetry",
+            },
+            "WaitToRetry": {"Type": "Wait", "SecondsPath": f"{RETRIES}.seconds", "Next": "ProcessVideo"},
+            # The user's error: one notice naming where the processor's reason is, no retry, and a Succeed state
+            # (ExecutionsFailed and its alarm count the pipeline's failures, not a client's file). Job control reads
+            # the outcome and records the job FAILED with lastError InvalidMedia.
+            "DescribeInvalidMedia": {
+                "Type": "Pass",
+                "Parameters": _parameters(jobs_contract.failure_notice(
+                    VIDEO_ID, EXECUTION, jobs_contract.INVALID_MEDIA,
+                    _Read(f"States.Format('{INVALID_MEDIA_CAUSE}', {STOPPED_EXIT_CODE}, {LOG_STREAM})"),
+                    taskArn=_Read("$.stopped.task.TaskArn"), logGroup=_sub(PROCESSOR_LOG_GROUP),
+                    logStream=_Read(LOG_STREAM))),
+                "ResultPath": "$.notification",
+                "Next": "NotifyInvalidMedia",
+            },
+            "NotifyInvalidMedia": _notify(ERROR_TOPIC_ARN, jobs_contract.ERROR_SUBJECT, "RejectMedia"),
+            "RejectMedia": {
+                "Type": "Pass",
+                "Parameters": {"videoId.$": "$.videoId", jobs_contract.OUTCOME: jobs_contract.INVALID_MEDIA,
+                               "cause.$": "$.notification.cause", "notification.$": "$.notification"},
+                "Next": "MediaRejected",
+            },
+            "MediaRejected": {"Type": "Succeed", "Comment": "Job control records the job FAILED: invalid media"},
             # runTask.sync already fails (States.TaskFailed, retried, then caught) when the essential
             # container exits non-zero or never runs; this guard keeps "success" meaning exit code 0 even
             # where an integration reports a stopped task as done (as moto does).
@@ -194,7 +306,8 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             "DescribeSuccess": {
                 "Type": "Pass",
                 "Parameters": _parameters(jobs_contract.notice(VIDEO_ID, EXECUTION, jobs_contract.SUCCEEDED,
-                                                               taskArn=_Read("$.taskResult.TaskArn"))),
+                                                               taskArn=_Read("$.taskResult.TaskArn"),
+                                                               outputs=OUTPUT_LOCATIONS)),
                 "ResultPath": "$.notification",
                 "Next": "NotifySuccess",
             },
@@ -227,7 +340,7 @@ def definition(subnet_count: int, capacity_provider_strategy: list[dict]) -> dic
             # No notification: job control puts the video back in the queue (its slot freed) and starts it later.
             # Not a Fail state: every Fail counts in the ExecutionsFailed metric, and its alarm would page for
             # each requeue (a new account short of quota). The execution succeeds with an output that says
-            # "requeue" (jobs_contract.capacity_shortage reads it).
+            # "requeue" (job control's lifecycle.reported_outcome reads it).
             "AwaitCapacity": {
                 "Type": "Pass",
                 "Parameters": {"videoId.$": "$.videoId", jobs_contract.OUTCOME: jobs_contract.CAPACITY_UNAVAILABLE,

@@ -67,6 +67,7 @@ class Resources:
             "CompletionTopicArn": self.completion_topic_arn,
             "ErrorTopicArn": self.error_topic_arn,
             "MediaBucketName": "media-bucket",
+            "ProcessorLogGroup": "/video-processing/dev/processor",
         }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import config
+from generator import config, state_machine
 from generator.__main__ import main
 from generator.cost import calls, model, prices, review
 from generator.cost.render import cost_section
@@ -156,9 +156,11 @@ def test_transitions_are_counted_from_the_state_machine_definition(templates):
                    if r["Type"] == "AWS::StepFunctions::StateMachine")
     definition = machine["Properties"]["Definition"]
     success, failure = model.paths(definition)
-    task = definition["States"]["ProcessVideo"]
-    retries = next(r["MaxAttempts"] for r in task["Retry"] if "States.TaskFailed" in r["ErrorEquals"])
+    # The sketch's 3 retries, written out as states (ExamineTaskFailure ... WaitToRetry -> ProcessVideo): each one
+    # enters that loop again, so a failed video costs more transitions than the task runs alone.
+    retries = state_machine.PROCESS_RETRY["MaxAttempts"]
     assert failure is not None and failure.task_runs == 1 + retries
+    assert failure.transitions > success.transitions + 4 * retries
     assert failure.transitions > success.transitions and success.publishes == failure.publishes == 1
     longer = copy.deepcopy(definition)  # one more state on the success path: one more transition
     longer["States"]["Extra"] = {"Type": "Pass", "Next": definition["StartAt"]}

@@ -68,22 +68,40 @@ def paths_from(states: dict, start: str) -> list[list[str]]:
     return found
 
 
+def outcome(states: dict, path: list[str]) -> str | None:
+    """The outcome (contract.OUTCOME) a path that ends in a Succeed state hands to job control, if any: no capacity
+    (requeue: not a failure, no notice) or invalid media (the user's error: one notice). Either ends in a Succeed
+    state so that ExecutionsFailed counts the pipeline's failures only."""
+    if states[path[-1]]["Type"] != "Succeed":
+        return None
+    found = [states[name].get("Parameters", {}).get(contract.OUTCOME) for name in path]
+    return next((o for o in found if o in (contract.CAPACITY_UNAVAILABLE, contract.INVALID_MEDIA)), None)
+
+
 def requeues(states: dict, path: list[str]) -> bool:
-    """A path that hands the video back to job control's queue (no capacity): not a failure, no notice. It ends in a
-    Succeed state (so ExecutionsFailed counts real failures only) after a state that sets the outcome job control
-    reads as "requeue"."""
-    return states[path[-1]]["Type"] == "Succeed" and any(
-        states[name].get("Parameters", {}).get(contract.OUTCOME) == contract.CAPACITY_UNAVAILABLE for name in path)
+    return outcome(states, path) == contract.CAPACITY_UNAVAILABLE
 
 
-def check_fails_after_one_notification(machine: dict, start: str, why: str) -> list[str]:
+def notices_due(states: dict, path: list[str]) -> int:
+    """Error notices a path must publish: one on the way to a Fail state or to rejecting invalid media."""
+    end = states[path[-1]]["Type"]
+    return 1 if (end == "Fail" and not requeues(states, path)) or outcome(states, path) == contract.INVALID_MEDIA \
+        else 0
+
+
+def check_fails_after_one_notification(machine: dict, start: str, why: str, retried: str | None = None) -> list[str]:
+    """Every path from a catcher's `start` notifies once and fails (or hands job control an outcome). A path back
+    into `retried` (the task whose failure was caught: a retry by hand) is checked as the task's own paths are."""
     states, publishers = definition(machine)["States"], error_publishers(machine)
     problems = []
     for path in paths_from(states, start):
+        if retried in path:
+            continue
         notified = sum(1 for name in path if name in publishers)
-        if requeues(states, path):
-            if notified:
-                problems.append(f"{why}: path {' -> '.join(path)} requeues after {notified} error notification(s)")
+        if outcome(states, path):
+            if notified != notices_due(states, path):
+                problems.append(f"{why}: path {' -> '.join(path)} ends {outcome(states, path)} after {notified} "
+                                "error notification(s)")
             continue
         if states[path[-1]]["Type"] != "Fail" or notified != 1:
             problems.append(f"{why}: path {' -> '.join(path)} ends {states[path[-1]]['Type']} "
@@ -99,8 +117,7 @@ def test_every_path_to_failure_publishes_exactly_one_error_notification(template
         for path in paths_from(d["States"], d["StartAt"]):
             notified = sum(1 for name in path if name in publishers)
             end = d["States"][path[-1]]["Type"]
-            expected = 1 if end == "Fail" and not requeues(d["States"], path) else 0
-            assert notified == expected, f"{label}: {' -> '.join(path)} ({end}, {notified} notified)"
+            assert notified == notices_due(d["States"], path), f"{label}: {' -> '.join(path)} ({end}, {notified})"
 
 
 def test_every_state_that_can_fail_catches_everything_into_one_error_notification(templates):
@@ -117,13 +134,19 @@ def test_every_state_that_can_fail_catches_everything_into_one_error_notificatio
             if not any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])):
                 problems.append(f"{label} {name}: can fail but does not catch States.ALL")
             for catch in state.get("Catch", []):
-                problems += check_fails_after_one_notification(machine, catch["Next"], f"{label} {name} catch")
+                problems += check_fails_after_one_notification(machine, catch["Next"], f"{label} {name} catch",
+                                                               retried=name)
     assert not problems, "\n".join(problems)
 
 
 def input_fields_read(states: dict, start: str) -> set[str]:
     """Top-level input fields that states reachable from `start` read, minus those the workflow writes."""
-    reachable = {name for path in paths_from(states, start) for name in path}
+    reachable, frontier = {start}, [start]
+    while frontier:  # every state reachable, loops included (a retry by hand writes what it reads)
+        for n in successors(states[frontier.pop()]):
+            if n not in reachable:
+                reachable.add(n)
+                frontier.append(n)
     read, written = set(), set()
 
     def strings(value):

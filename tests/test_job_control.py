@@ -70,7 +70,7 @@ def test_a_video_is_refused_while_queued_or_running_and_after_success(pipeline):
 
 
 def test_a_failed_video_resubmitted_runs_attempt_2_and_the_first_record_stays(pipeline):
-    fails_once = lambda video_id, nth: 3 if nth <= 4 else 0  # noqa: E731 - attempt 1: four tasks (3 retries)
+    fails_once = lambda video_id, nth: 1 if nth <= 4 else 0  # noqa: E731 - attempt 1: four tasks (3 retries)
     with pipeline(cap=2, exit_code=fails_once) as p:
         p.post("retry-me")
         p.settle()
@@ -109,6 +109,29 @@ def test_an_execution_aborted_while_holding_a_slot_frees_it_and_is_reported_once
         assert notice.subject == "Video Processing Error"
         assert notice.message["videoId"] == "aborted" and notice.message["attempt"] == 1
         assert notice.message["error"] == "States.ABORTED" and len(messages["completion"]) == 1
+
+
+def test_invalid_media_fails_the_job_once_without_retry_or_a_failed_execution(pipeline):
+    """Issue #23: the processor's exit 3 (the user's file) ends the job FAILED with lastError InvalidMedia after one
+    task and one notice (the state machine's), the slot freed; the execution SUCCEEDED, so ExecutionsFailed and its
+    alarm leave it out. A new attempt may follow (a corrected upload, or POST /videos)."""
+    bad_first = lambda video_id, nth: 3 if nth == 1 else 0  # noqa: E731
+    with pipeline(cap=1, exit_code=bad_first) as p:
+        p.post("bad-file")
+        p.settle()
+        job = p.job("bad-file", 1)
+        assert job["status"] == "FAILED" and job["lastError"]["error"] == contract.INVALID_MEDIA
+        assert "exit code 3" in job["lastError"]["cause"] and "notice" not in job
+        assert len(p.tasks.started) == 1 and p.retry_sleeps == [] and p.slots_taken() == 0
+        [ended] = [e["detail"] for e in p.delivered]
+        assert ended["status"] == "SUCCEEDED", "not counted by ExecutionsFailed"
+        [notice] = p.messages()["error"]
+        assert notice.message["error"] == contract.INVALID_MEDIA and notice.message["videoId"] == "bad-file"
+        assert notice.message["cause"] == job["lastError"]["cause"]
+        code, body = p.post("bad-file")
+        assert code == 202 and body["attempt"] == 2
+        p.settle()
+        assert p.job("bad-file", 2)["status"] == "SUCCEEDED"
 
 
 def test_a_killed_task_exit_137_fails_the_video_frees_the_slot_and_notifies_once(pipeline):

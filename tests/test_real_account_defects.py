@@ -149,7 +149,7 @@ def test_4_generation_refuses_a_template_with_a_null_naming_the_template_and_its
     in one line that names the template and the JSON path. Before the fix it was written as it was."""
     monkeypatch.setattr(state_machine, "NOTIFY_RESULT_PATH", None)
     expected = (r"^dev/workflow\.json: null at \$\.Resources\.StateMachine\.Properties\.Definition\.States"
-                r"\.Notify(Success|Failure)\.ResultPath \(and 1 more\)")
+                r"\.Notify(Success|Failure|InvalidMedia)\.ResultPath \(and 2 more\)")
     with pytest.raises(TemplateError, match=expected):
         render.render_environment(config.get("dev"))
     out = tmp_path / "out"

@@ -120,7 +120,7 @@ def test_the_scheduler_reports_under_the_state_machines_subject_in_the_same_shap
     assert described, "the state machine's failure notices"
     for notice in described:
         fields = {key.removesuffix(".$") for key in notice}
-        assert fields - {"taskArn"} == set(sent.message) - {"attempt"}, fields
+        assert fields - {"taskArn", "logGroup", "logStream"} == set(sent.message) - {"attempt"}, fields
 
 
 def test_a_capacity_shortage_succeeds_and_the_video_goes_back_in_line_without_a_notice(queue):
@@ -135,6 +135,21 @@ def test_a_capacity_shortage_succeeds_and_the_video_goes_back_in_line_without_a_
     after = record("v", 1)
     assert after["status"] == "QUEUED" and after["requeues"] == 1 and slots_taken() == 0
     assert after["lastError"] == {"error": contract.CAPACITY_UNAVAILABLE, "cause": "RunTask found no capacity"}
+    assert drain_queue(queue) == []
+
+
+def test_invalid_media_succeeds_and_the_job_fails_with_the_reason_without_a_second_notice(queue):
+    """Issue #23: the state machine notified the error topic and succeeded with the outcome InvalidMedia (so
+    ExecutionsFailed leaves the user's error out). The scheduler records the job FAILED with that reason and sends
+    nothing: one notice in all. Fails on the code before it: the job was released SUCCEEDED."""
+    job = running("v")
+    event = ended(job, "SUCCEEDED")
+    event["detail"]["output"] = json.dumps({"videoId": "v", contract.OUTCOME: contract.INVALID_MEDIA,
+                                            "cause": "not a video (exit code 3)", "notification": {}})
+    scheduler.lambda_handler(event, None)
+    after = record("v", 1)
+    assert after["status"] == "FAILED" and slots_taken() == 0 and "notice" not in after
+    assert after["lastError"] == {"error": contract.INVALID_MEDIA, "cause": "not a video (exit code 3)"}
     assert drain_queue(queue) == []
 
 

@@ -14,6 +14,8 @@ import json
 
 import pytest
 
+from generator.functions.video_jobs import contract
+
 from moto_sfn import generated_definition, run_execution
 
 pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
@@ -67,7 +69,9 @@ def test_job_controls_input_reaches_the_container_as_the_media_contracts_environ
 
 
 def test_a_container_exiting_non_zero_is_retried_then_fails_with_one_error_message(definition):
-    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=3, execution_name="clip-9")
+    """The sketch's retry values survive the hand-written retry: 3 retries after 30, 60 and 120 s, then the failure
+    path with the last attempt's error."""
+    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=1, execution_name="clip-9")
     assert result.status == "FAILED" and result.error == "ProcessingError"
     assert len(result.run_task_calls) == 4 and result.retry_sleeps == [30, 60, 120]
     assert result.messages["completion"] == []
@@ -75,18 +79,61 @@ def test_a_container_exiting_non_zero_is_retried_then_fails_with_one_error_messa
     assert note.subject == "Video Processing Error"
     assert note.message["videoId"] == "clip-9" and note.message["executionArn"] == result.execution_arn
     assert note.message["error"] == "States.TaskFailed"
-    assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 3
+    assert json.loads(note.message["cause"])["Containers"][0]["ExitCode"] == 1
     assert json.loads(result.cause) == note.message, "the execution's cause is the notification (job records use it)"
 
 
+def test_invalid_media_is_not_retried_and_notified_once_and_the_execution_succeeds(definition):
+    """Issue #23: exit 3 is the user's error. One task, one notice that says where the processor's reason is, and a
+    SUCCEEDED execution (ExecutionsFailed, and its alarm, leave it out) whose outcome job control records."""
+    result = run_execution(definition, {"videoId": "clip-3"}, task_exit_code=3, execution_name="clip-3")
+    assert len(result.run_task_calls) == 1 and result.retry_sleeps == [], "no retry"
+    assert result.status == "SUCCEEDED"
+    assert result.output[contract.OUTCOME] == contract.INVALID_MEDIA
+    assert result.messages["completion"] == []
+    [note] = result.messages["error"]
+    assert note.subject == "Video Processing Error"
+    assert note.message["error"] == "InvalidMedia" and note.message["status"] == "FAILED"
+    assert note.message["videoId"] == "clip-3" and note.message["executionArn"] == result.execution_arn
+    task_id = note.message["taskArn"].rsplit("/", 1)[1]
+    assert note.message["logGroup"] == "/video-processing/dev/processor"
+    assert note.message["logStream"] == f"video-processing/VideoProcessingContainer/{task_id}"
+    assert "exit code 3" in note.message["cause"] and "processor: invalid media:" in note.message["cause"]
+    assert note.message["logStream"] in note.message["cause"] and note.message["logGroup"] in note.message["cause"]
+    assert result.output["cause"] == note.message["cause"], "job control records the reason the notice gave"
+
+
+@pytest.mark.parametrize("codes, runs", [((1, 3), 2), ((1, 1, 1, 3), 4)])
+def test_invalid_media_after_retried_failures_ends_the_retries(definition, codes, runs):
+    """A retry whose task then exits 3 stops there: no further task, one notice, InvalidMedia."""
+    script = iter(codes)
+    result = run_execution(definition, {"videoId": "clip-4"}, task_exit_code=lambda call: next(script),
+                           execution_name="clip-4")
+    assert len(result.run_task_calls) == runs and result.retry_sleeps == [30, 60, 120][:runs - 1]
+    assert result.status == "SUCCEEDED" and result.output[contract.OUTCOME] == contract.INVALID_MEDIA
+    assert [n.message["error"] for n in result.messages["error"]] == ["InvalidMedia"]
+
+
+def test_the_completion_notice_names_the_outputs(definition):
+    """video-on-demand-on-aws #13: subscribers get the manifest, the MP4 and the poster without asking the API."""
+    given = {"videoId": "clip-8", "attempt": 2,
+             "source": {"bucket": "b", "key": "sources/clip-8", "versionId": "v2", "sha256": "ab" * 32},
+             "outputs": {"bucket": "b", "prefix": "outputs/clip-8/2/"}}
+    result = run_execution(definition, given, execution_name="clip-8")
+    [note] = result.messages["completion"]
+    assert note.message["outputs"] == {
+        "bucket": "b", "prefix": "outputs/clip-8/2/", "manifest": "outputs/clip-8/2/" + contract.MANIFEST_NAME,
+        "download": "outputs/clip-8/2/download.mp4", "poster": "outputs/clip-8/2/poster.jpg"}
+
+
 def test_the_exit_code_guard_fails_a_non_zero_exit_even_if_the_integration_reports_success(definition):
-    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=3, execution_name="clip-9",
+    result = run_execution(definition, {"videoId": "clip-9"}, task_exit_code=1, execution_name="clip-9",
                            leave_out=MOTO_OWN_SYNC)
     assert result.status == "FAILED"
     assert result.messages["completion"] == []
     [note] = result.messages["error"]
     assert note.message["error"] == "NonZeroExitCode"
-    assert "exited with code 3" in note.message["cause"]
+    assert "exited with code 1" in note.message["cause"]
 
 
 def test_a_task_that_cannot_run_is_retried_then_caught_into_one_error_message(definition):

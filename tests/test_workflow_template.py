@@ -51,6 +51,9 @@ def test_state_machine_name_timeout_logging_and_tracing(templates, env):
     assert m["StateMachineName"] == names.state_machine(env)
     timeout = m["Definition"]["TimeoutSeconds"]
     waits = sum(retry_waits(r) for r in states(templates, env)["ProcessVideo"]["Retry"])
+    # and the failed task's retries by hand: the first wait, doubled by each retry (NextRetry), as many as PlanRetry
+    first, [_, give_up] = states(templates, env)["FirstRetry"]["Result"], states(templates, env)["PlanRetry"]["Choices"]
+    waits += sum(first["seconds"] * 2 ** n for n in range(give_up["NumericGreaterThanEquals"]))
     assert waits < timeout <= aws_facts.STANDARD_EXECUTION_MAX_MINUTES.value * 60
     assert m["LoggingConfiguration"]["Level"] == "ALL"
     assert m["LoggingConfiguration"]["IncludeExecutionData"] is True
@@ -213,14 +216,21 @@ def first_matching(rules: list[dict], error: str) -> int:
 def test_process_video_retries_like_the_sketch_and_catches_everything(templates):
     task = states(templates)["ProcessVideo"]
     retries = task["Retry"]
-    # The sketch's retry of a task that fails: every 30 s, 3 times, backing off x2.
-    sketch = retries[first_matching(retries, "States.TaskFailed")]
-    assert (sketch["IntervalSeconds"], sketch["MaxAttempts"], sketch["BackoffRate"]) == (30, 3, 2.0)
-    # Capacity errors get their own short, jittered retries, which apply before the sketch's (first match wins):
+    # The sketch's retry of a task that fails (every 30 s, 3 times, backing off x2) is written out as states, so that
+    # exit 3 (invalid media) is not retried: no retrier may catch a failed task first. test_workflow_behaviour runs
+    # the loop (its waits and its count); here its wiring: caught, planned, waited, back to the task.
+    assert all("States.TaskFailed" not in r["ErrorEquals"] and "States.ALL" not in r["ErrorEquals"] for r in retries)
+    catches = task["Catch"]
+    failed = catches[first_matching(catches, "States.TaskFailed")]
+    assert failed["Next"] == "ExamineTaskFailure"
+    assert states(templates)["WaitToRetry"]["Next"] == "ProcessVideo"
+    first = states(templates)["FirstRetry"]["Result"]
+    [_, give_up] = states(templates)["PlanRetry"]["Choices"]
+    assert (first["seconds"], give_up["NumericGreaterThanEquals"], give_up["Next"]) == (30, 3, "ExamineError")
+    # Capacity errors get their own short, jittered retries, which apply before the rest (first match wins):
     # longer waits happen in the queue (job control), not while the execution holds a slot.
     capacity = retries[first_matching(retries, "ECS.AmazonECSException")]
-    assert capacity is not sketch and capacity["JitterStrategy"] == "FULL" and capacity["MaxDelaySeconds"] <= 60
-    catches = task["Catch"]
+    assert capacity["JitterStrategy"] == "FULL" and capacity["MaxDelaySeconds"] <= 60
     to_queue = catches[first_matching(catches, "ECS.AmazonECSException")]
     assert to_queue["ErrorEquals"] == capacity["ErrorEquals"] and to_queue["Next"] == "AwaitCapacity"
     await_capacity = states(templates)["AwaitCapacity"]
@@ -344,3 +354,17 @@ def test_outputs_and_exports_as_in_the_sketch(templates, env):
     outputs = templates[env]["workflow"]["Outputs"]
     for name in ("StateMachineArn", "StateMachineName", "TaskDefinitionArn"):
         assert outputs[name]["Export"]["Name"] == f"{name}-{env}" and outputs[name]["Description"]
+
+
+def test_the_completion_notice_names_the_outputs_the_processor_writes(templates):
+    """The notice names the manifest, the download and the poster by the fixed names contract.py gives them; the
+    processor must write exactly those (else subscribers get keys that do not exist)."""
+    from processor import contract as processor_contract
+    from processor import media
+
+    assert (media.DOWNLOAD, media.POSTER) == (jobs_contract.DOWNLOAD_NAME, jobs_contract.POSTER_NAME)
+    assert processor_contract.MANIFEST_NAME == jobs_contract.MANIFEST_NAME
+    outputs = states(templates)["DescribeSuccess"]["Parameters"]["outputs"]
+    for field, name in (("manifest", jobs_contract.MANIFEST_NAME), ("download", media.DOWNLOAD),
+                        ("poster", media.POSTER)):
+        assert outputs[f"{field}.$"] == f"States.Format('{{}}{name}', $.outputs.prefix)"

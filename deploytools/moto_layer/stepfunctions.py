@@ -25,10 +25,11 @@ pipeline's definition. The workarounds (``WORKAROUNDS``), measured on 5.2.5:
   (the task as the cause) when an essential container exited non-zero or never ran.
   -> :func:`ecs_sync_fails_like_aws`
 
-Test instruments, not workarounds: :func:`recorded_retry_sleeps` records retry intervals instead of sleeping
-them; :func:`fast_ecs_tasks` stops ECS tasks at once through moto's public state manager (else every
-``.sync`` task costs ~2 s of polling); moto's fake ECS task always reports ``exitCode`` 0, so
-:func:`ecs_task_outcome` makes it report any exit code (plus StopCode / StoppedReason) and
+Test instruments, not workarounds: :func:`recorded_retry_sleeps` and :func:`recorded_wait_sleeps` record retry
+intervals and Wait states' seconds (in one list, in order) instead of sleeping them; :func:`fast_ecs_tasks` stops
+ECS tasks at once through moto's public state manager (else every ``.sync`` task costs ~2 s of polling); moto's
+fake ECS task always reports ``exitCode`` 0, so :func:`ecs_task_outcome` makes it report any exit code (plus
+StopCode / StoppedReason) and
 :func:`ecs_run_task_error` makes RunTask raise a client error; :func:`counted_run_task` records RunTask calls.
 For job control's harness (tests/jobs_harness.py), each with a canary in tests/test_moto_workarounds.py:
 :func:`scripted_ecs_tasks` lets the caller decide when a task stops and with which exit code (or that RunTask
@@ -261,6 +262,17 @@ def recorded_retry_sleeps(sleeps: list[float]) -> contextlib.AbstractContextMana
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
     return patched(retrier_decl, "time", types.SimpleNamespace(sleep=sleeps.append))
+
+
+def recorded_wait_sleeps(sleeps: list[float]) -> contextlib.AbstractContextManager[None]:
+    """Append each Wait state's seconds to ``sleeps`` instead of waiting them (the hand-written task retry waits
+    30, 60 and 120 s); moto's interpreter waits for real."""
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        sleeps.append(wait_seconds)
+
+    return patched(WaitFunction, "_wait_interval", wait_interval)
 
 
 @contextlib.contextmanager
@@ -557,6 +569,7 @@ def moto_patches(
             if workaround.__name__ not in leave_out:
                 stack.enter_context(workaround())
         stack.enter_context(recorded_retry_sleeps(sleeps))
+        stack.enter_context(recorded_wait_sleeps(sleeps))
         stack.enter_context(fast_ecs_tasks())
         if run_task_fails:
             stack.enter_context(ecs_run_task_error(calls))

@@ -297,8 +297,9 @@ def _publishes(states: dict, names: list[str]) -> int:
 
 def paths(definition: dict) -> tuple[Path, Path | None]:
     """The success path (StartAt to the nearest Succeed state) and the failure path: the first task on the
-    success path fails on every attempt (1 + its States.TaskFailed retrier's MaxAttempts), is caught by its
-    States.ALL catcher and goes to the nearest Fail state. Step Functions bills every state entered, retries
+    success path fails on every attempt (1 + its States.TaskFailed retrier's MaxAttempts, or the retries its
+    catcher's states make by hand: the shortest loop back to the task), is caught and goes to the nearest Fail
+    state. Step Functions bills every state entered, retries
     included (https://aws.amazon.com/step-functions/pricing/)."""
     states = definition.get("States") or {}
     start = definition.get("StartAt")
@@ -314,12 +315,23 @@ def paths(definition: dict) -> tuple[Path, Path | None]:
     retrier: dict = next((r for r in task.get("Retry") or []
                     if {"States.TaskFailed", "States.ALL"} & set(r.get("ErrorEquals") or [])), {})
     attempts = 1 + int(retrier.get("MaxAttempts", 3 if retrier else 0))
-    catcher = next((c for c in task.get("Catch") or [] if "States.ALL" in (c.get("ErrorEquals") or [])), None)
+    catcher = next((c for c in task.get("Catch") or []
+                    if {"States.TaskFailed", "States.ALL"} & set(c.get("ErrorEquals") or [])), None)
     if catcher is None:
         return ok, None
     before = success[:success.index(tasks[0])]
     after = _shortest(states, catcher["Next"], lambda s: s.get("Type") == "Fail")
-    return ok, Path("failure", len(before) + attempts + len(after), attempts, _publishes(states, before + after))
+    # A retry written out as states (the catcher's path leads back to the task): each retry enters that loop's
+    # states and the task again; the count is the bound of the Choice that gives up (`NumericGreaterThanEquals`).
+    loop = _shortest(states, catcher["Next"], lambda s: s is task) if not retrier else []
+    bounds = [rule["NumericGreaterThanEquals"] for name in loop if states[name].get("Type") == "Choice"
+              for rule in states[name].get("Choices", []) if rule.get("Next") in after
+              and isinstance(rule.get("NumericGreaterThanEquals"), int)]
+    retries = bounds[0] if loop and bounds else 0
+    attempts += retries
+    transitions = len(before) + 1 + (attempts - 1) * (len(loop) or 1) + len(after)
+    publishes = _publishes(states, before + after) + retries * _publishes(states, loop)
+    return ok, Path("failure", transitions, attempts, publishes)
 
 
 # ------------------------------------------------------------------------------------------------ rules

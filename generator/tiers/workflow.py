@@ -171,6 +171,7 @@ def build(cfg: EnvConfig) -> Template:
         state_machine.COMPLETION_TOPIC_ARN: p[contracts.COMPLETION_TOPIC_ARN],
         state_machine.ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
         state_machine.MEDIA_BUCKET_NAME: p[contracts.MEDIA_BUCKET_NAME],
+        state_machine.PROCESSOR_LOG_GROUP: Ref(processor_logs),  # named in the InvalidMedia notice
         **{state_machine.subnet_placeholder(i): Select(i, p[contracts.PRIVATE_SUBNET_IDS])
            for i in range(cfg.az_count)},
     }

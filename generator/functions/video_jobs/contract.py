@@ -50,6 +50,10 @@ def video_of_source(key):
 # notice read (processor/manifest.py defines the document; every key in it is relative to the outputs prefix).
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
+# Two outputs have fixed names under the prefix (processor/media.py: DOWNLOAD, POSTER), so the completion notice
+# names them without reading the manifest: the progressive MP4 and the poster image.
+DOWNLOAD_NAME = "download.mp4"
+POSTER_NAME = "poster.jpg"
 
 # S3 sends "Object Created" to EventBridge for every completed upload (a PUT, a completed multipart upload, a copy)
 # once the bucket's EventBridge notifications are on: https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html

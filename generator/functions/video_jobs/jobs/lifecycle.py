@@ -234,24 +234,29 @@ def error_of(status, error, cause):
     return {"error": str(error or status), "cause": str(cause or "")[:CAUSE_MAX]}
 
 
-def capacity_shortage(output):
-    """The cause when an execution's output (JSON text, as EventBridge and DescribeExecution give it) says it found
-    no capacity (contract.OUTCOME), else None."""
+def reported_outcome(output):
+    """(error, cause) when a SUCCEEDED execution's output (JSON text, as EventBridge and DescribeExecution give it)
+    names an outcome that is not a success (contract.OUTCOME): no capacity (requeue) or invalid media (failed, the
+    state machine notified). Else None."""
     try:
         parsed = json.loads(output) if isinstance(output, str) else output
     except ValueError:
         return None
-    if isinstance(parsed, dict) and parsed.get(c.OUTCOME) == c.CAPACITY_UNAVAILABLE:
-        return str(parsed.get("cause") or c.CAPACITY_UNAVAILABLE)
+    if isinstance(parsed, dict) and parsed.get(c.OUTCOME) in (c.CAPACITY_UNAVAILABLE, c.INVALID_MEDIA):
+        return parsed[c.OUTCOME], str(parsed.get("cause") or parsed[c.OUTCOME])
     return None
+
+
+# Endings the state machine already told the error topic about: the job records them, nobody is told again.
+NOTIFIED_ERRORS = (c.NOTIFIED_FAILURE, c.INVALID_MEDIA)
 
 
 def end(control, video_id, attempt, arn, status, error=None, cause=None, output=None):
     """An execution ended: release its slot (once) and notify the error topic where nothing else did.
     Returns the job as written, or None when there was nothing to do."""
-    shortage = capacity_shortage(output) if status == "SUCCEEDED" else None
-    if shortage:  # succeeded only so that ExecutionsFailed counts real failures: no capacity, requeue
-        status, error, cause = "FAILED", c.CAPACITY_UNAVAILABLE, shortage
+    reported = reported_outcome(output) if status == "SUCCEEDED" else None
+    if reported:  # succeeded only so that ExecutionsFailed counts the pipeline's failures: no capacity, invalid media
+        status, (error, cause) = "FAILED", reported
     job = records.get(control.store, video_id, attempt)
     if job is None or job.get("executionArn") != arn:
         LOG.info("no running job for %s (already released, or not started by job control)", arn)
@@ -265,7 +270,7 @@ def end(control, video_id, attempt, arn, status, error=None, cause=None, output=
     if status == "FAILED" and error == c.CAPACITY_UNAVAILABLE and int(job.get("requeues", 0)) < MAX_REQUEUES:
         return release(control, job, REQUEUE, error=error_of(status, error, cause))
     # Timed out, aborted or failed outside the failure path (its notification failed): nobody was told yet.
-    unreported = status != "FAILED" or error != c.NOTIFIED_FAILURE
+    unreported = status != "FAILED" or error not in NOTIFIED_ERRORS
     released = release(control, job, c.FAILED, error=error_of(status, error, cause), notice=unreported)
     if released and unreported:
         notify(control, released)
