@@ -166,7 +166,8 @@ def test_sigterm_during_the_smoke_removes_its_queue_and_subscriptions_and_says_w
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, (out, err)
     line, = err.splitlines()
-    assert line.startswith("interrupted: smoke stopped: its SQS queue and its topic subscriptions were removed"), line
+    assert line.startswith("interrupted: smoke stopped: its SQS queue, its EventBridge rule and its topic "
+                               "subscriptions were removed"), line
     assert "the executions of video(s) smoke-" in line and "may still run in the emulator" in line
     assert not [q for q in sqs.list_queues().get("QueueUrls", []) if "video-pipeline-smoke-" in q]
     assert sns.list_subscriptions()["Subscriptions"] == subscriptions
