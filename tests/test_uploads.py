@@ -90,6 +90,18 @@ def test_the_part_plan_fits_s3s_limits_at_every_size(size):
     assert -(-size // part) <= contract.S3_MAX_PARTS
 
 
+def test_a_test_may_shrink_the_parts_through_the_environment_but_never_below_s3s_minimum(monkeypatch):
+    """UPLOAD_PART_BYTES and UPLOAD_SINGLE_PUT_MAX_BYTES (unset in the templates) let the local multipart test use
+    parts of 5 MiB; a smaller value still gives S3's minimum, which S3 enforces for every part but the last."""
+    from jobs import uploads
+    assert (uploads.part_size(300 * 1024 ** 2), uploads.single_put_max()) == (contract.PART_DEFAULT_BYTES,
+                                                                              contract.SINGLE_PUT_MAX_BYTES)
+    monkeypatch.setenv(uploads.ENV_PART_BYTES, "1024")
+    monkeypatch.setenv(uploads.ENV_SINGLE_PUT_MAX_BYTES, str(contract.S3_MIN_PART_BYTES))
+    assert uploads.part_size(12 * 1024 ** 2) == contract.S3_MIN_PART_BYTES
+    assert uploads.single_put_max() == contract.S3_MIN_PART_BYTES
+
+
 def test_a_second_request_resumes_the_open_upload_and_lists_the_parts_s3_holds(s3):
     client, bucket = s3
     size = 200 * 1024 ** 2

@@ -521,6 +521,63 @@ def rds_generated_identifier() -> None:
     rds_models.DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 9. A bucket's versioning and EventBridge notifications
+
+
+def s3_bucket_properties() -> None:
+    """moto 5.2.5 creates a CloudFormation S3 bucket with its encryption and tags only: VersioningConfiguration
+    and NotificationConfiguration's EventBridgeConfiguration are dropped, so the media bucket reports every
+    version as `null` and sends no Object Created event. Apply both after moto's create, through its own S3
+    API (moto then sends Object Created to EventBridge's rules as AWS does; a rule's Lambda target it still
+    does not invoke: deploytools/smoke.py stands in for that)."""
+    from moto.s3 import models as s3_models
+    from moto.utilities.utils import get_partition
+
+    original = s3_models.FakeBucket.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+        bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        properties = cloudformation_json.get("Properties", {})
+        backend = s3_models.s3_backends[account_id][get_partition(region_name)]
+        status = (properties.get("VersioningConfiguration") or {}).get("Status")
+        if status:
+            backend.put_bucket_versioning(bucket.name, status)
+        event_bridge = (properties.get("NotificationConfiguration") or {}).get("EventBridgeConfiguration")
+        if event_bridge and event_bridge.get("EventBridgeEnabled", True) in (True, "true"):
+            backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
+        return bucket
+
+    s3_models.FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 10. EventBridge rules with a Lambda target
+
+
+def rule_lambda_targets_skipped() -> None:
+    """moto 5.2.5's EventBridge raises NotImplementedError for a rule's Lambda target; S3's event sending swallows
+    the error, so every rule after that one misses the event (here: a source-arrived rule, which targets the
+    scheduler Lambda, hid Object Created from any other rule). Lambda targets are skipped instead (moto runs
+    Lambda only in docker); the rule's other targets and every other rule still get the event."""
+    import copy
+
+    from moto.events import models as events_models
+
+    original = events_models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        deliverable = [t for t in self.targets if ":lambda:" not in t["Arn"]]
+        if len(deliverable) == len(self.targets):
+            return original(self, original_event, transform_input=transform_input)
+        without_lambda = copy.copy(self)  # shallow: the stored rule keeps its targets
+        without_lambda.targets = deliverable
+        return original(without_lambda, original_event, transform_input=transform_input)
+
+    events_models.Rule.send_to_targets = send_to_targets
+
+
 WORKAROUNDS: tuple[Callable[[], None], ...] = (
     nested_stack_output_getatt,
     change_set_execution_state,
@@ -535,6 +592,8 @@ WORKAROUNDS: tuple[Callable[[], None], ...] = (
     state_machines_where_the_api_looks,
     rds_generated_identifier,
     custom_resources_succeed,
+    s3_bucket_properties,
+    rule_lambda_targets_skipped,
 )
 
 _applied = False

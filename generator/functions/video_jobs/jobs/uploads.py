@@ -30,6 +30,10 @@ ENV_BUCKET = "MEDIA_BUCKET"
 ENV_MAX_BYTES = "UPLOAD_MAX_BYTES"
 ENV_CONTENT_TYPES = "UPLOAD_CONTENT_TYPES"  # comma-joined
 ENV_URL_SECONDS = "UPLOAD_URL_SECONDS"
+# Optional, unset in the templates (the contract's values hold): a test sets them small to make a multipart upload
+# of a few parts without megabytes per part beyond S3's minimum (tests/test_local_pipeline.py).
+ENV_SINGLE_PUT_MAX_BYTES = "UPLOAD_SINGLE_PUT_MAX_BYTES"
+ENV_PART_BYTES = "UPLOAD_PART_BYTES"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 FIELDS = ("size", "contentType", "sha256")
 
@@ -39,11 +43,17 @@ def settings():
             int(os.environ[ENV_URL_SECONDS]))
 
 
+def single_put_max():
+    return int(os.environ.get(ENV_SINGLE_PUT_MAX_BYTES) or c.SINGLE_PUT_MAX_BYTES)
+
+
 def part_size(size):
-    """The smallest whole MiB, at least PART_DEFAULT_BYTES, that splits `size` into at most S3_MAX_PARTS parts
+    """The smallest whole MiB, at least PART_DEFAULT_BYTES (or UPLOAD_PART_BYTES, never below S3's 5 MiB), that
+    splits `size` into at most S3_MAX_PARTS parts
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html: 5 MiB to 5 GiB a part, 10,000 parts)."""
     mib = 1024 * 1024
-    wanted = max(c.PART_DEFAULT_BYTES, math.ceil(size / c.S3_MAX_PARTS / mib) * mib)
+    least = max(c.S3_MIN_PART_BYTES, int(os.environ.get(ENV_PART_BYTES) or c.PART_DEFAULT_BYTES))
+    wanted = max(least, math.ceil(size / c.S3_MAX_PARTS / mib) * mib)
     if wanted > c.S3_MAX_PART_BYTES:
         raise ValueError(f"size {size} needs parts above S3's {c.S3_MAX_PART_BYTES} bytes")
     return wanted
@@ -123,7 +133,7 @@ def start(s3, store, video_id, body, now):
         return 200, multipart_answer(s3, bucket, key, open_upload, 1, seconds, now, resumed=True)
     headers = {"Content-Type": body["contentType"], "x-amz-checksum-sha256": sha256_base64(body["sha256"]),
                "x-amz-meta-sha256": body["sha256"]}
-    if body["size"] <= c.SINGLE_PUT_MAX_BYTES:
+    if body["size"] <= single_put_max():
         url = s3.generate_presigned_url("put_object", Params={
             "Bucket": bucket, "Key": key, "ContentType": body["contentType"],
             "ChecksumSHA256": headers["x-amz-checksum-sha256"], "Metadata": {"sha256": body["sha256"]}},
