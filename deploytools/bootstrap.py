@@ -6,7 +6,9 @@
   with capacity providers until it exists, and creating it from a stack fails where it already does;
 - API Gateway's CloudWatch role and the account setting naming it (one per account and region): set from every
   environment it raced (429), was checked before IAM had propagated the role, and left a role per stack;
-- the artifact bucket `deploy.sh` packages into (encrypted, versioned, private, TLS-only).
+- the artifact bucket `deploy.sh` packages into (encrypted, versioned, private, TLS-only);
+- the processor image's ECR repository (`./deploy.sh --push-processor` pushes to it): one per account and region,
+  not per environment, because the image is the same for every environment and each deploys it by digest.
 
 Idempotent: each piece is looked up first and created only when missing; a second run prints one line per
 piece and "nothing to change". An API Gateway setting that already names another role is left as it is.
@@ -190,11 +192,55 @@ def ensure_bucket(acct: Account, bucket: str) -> tuple[bool, str]:
     return True, f"s3://{bucket} created (encrypted, versioned, public access blocked, TLS-only policy)"
 
 
+# --- processor image repository ---------------------------------------------------------------------------------
+
+# Images kept: a digest a stack still names must stay pullable (a rollback, a task retried after a new push), so
+# the lifecycle keeps the last PROCESSOR_IMAGES_KEPT pushes, far more than environments times rollbacks.
+PROCESSOR_IMAGES_KEPT = 30
+
+
+def processor_repository_lifecycle() -> str:
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html
+    return json.dumps({"rules": [{
+        "rulePriority": 1, "description": f"keep the last {PROCESSOR_IMAGES_KEPT} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": PROCESSOR_IMAGES_KEPT},
+        "action": {"type": "expire"}}]})
+
+
+def ensure_processor_repository(acct: Account) -> tuple[bool, str]:
+    ecr = acct.client("ecr")
+    name = names.processor_repository()
+    try:
+        uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+        return False, f"{uri} exists"
+    except Exception as e:
+        if error_code(e) != "RepositoryNotFoundException":
+            raise
+    try:
+        # Immutable tags: a tag (the commit) names one image forever. Scan on push: ECR's basic scan of the OS
+        # packages (ffmpeg, Debian's libraries). KMS with ECR's AWS managed key: ECR holds the grants, so the
+        # task's execution role needs no KMS permission to pull.
+        # https://docs.aws.amazon.com/AmazonECR/latest/userguide/encryption-at-rest.html
+        uri = ecr.create_repository(
+            repositoryName=name, imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True}, encryptionConfiguration={"encryptionType": "KMS"},
+            tags=[{"Key": "Project", "Value": names.PROJECT}])["repository"]["repositoryUri"]
+    except Exception as e:
+        if error_code(e) != "RepositoryAlreadyExistsException":  # a concurrent run: it sets the lifecycle too
+            raise
+        uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+        return False, f"{uri} exists (created meanwhile)"
+    ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=processor_repository_lifecycle())
+    return True, (f"{uri} created (immutable tags, scan on push, KMS-encrypted, keeps the last "
+                  f"{PROCESSOR_IMAGES_KEPT} images)")
+
+
 # (name, ensure(account, bucket)) in the order they are created.
 PIECES: tuple[tuple[str, Callable[[Account, str], tuple[bool, str]]], ...] = (
     (ECS_SERVICE_LINKED_ROLE, lambda acct, _bucket: ensure_ecs_role(acct)),
     ("api-gateway-account", lambda acct, _bucket: ensure_api_gateway_account(acct)),
     ("artifact-bucket", ensure_bucket),
+    ("processor-repository", lambda acct, _bucket: ensure_processor_repository(acct)),
 )
 
 

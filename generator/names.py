@@ -140,6 +140,12 @@ def artifact_bucket(account: str, region: str) -> str:
     return f"{DEPLOYMENT}-artifacts-{account}-{region}"
 
 
+def processor_repository() -> str:
+    """The processor image's ECR repository, one per account and region (the bootstrap's): every environment runs
+    images from it, pinned by digest, so the image a deploy to dev tested is the very one prod then runs."""
+    return f"{PROJECT}/processor"
+
+
 def smoke_queue(suffix: str) -> str:
     """A queue the smoke subscribes to the topics for one run (`suffix` keeps runs apart)."""
     return f"{DEPLOYMENT}-smoke-{suffix}"

@@ -18,6 +18,7 @@ from generator import aws_facts, names
 
 REGION = "ap-northeast-1"
 BUCKET = "video-pipeline-artifacts-123456789012-ap-northeast-1"
+REPOSITORY_URI = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{names.processor_repository()}"
 
 
 @pytest.fixture
@@ -33,13 +34,16 @@ def test_moto_first_run_creates_every_piece_and_a_second_changes_nothing(acct):
         f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}",
         f"bootstrap: artifact-bucket: s3://{BUCKET} created (encrypted, versioned, public access blocked, "
         "TLS-only policy)",
+        f"bootstrap: processor-repository: {REPOSITORY_URI} created (immutable tags, scan on push, KMS-encrypted, "
+        f"keeps the last {bootstrap.PROCESSOR_IMAGES_KEPT} images)",
         "bootstrap: done",
     ]
     second = bootstrap.run(bootstrap.Account(REGION), BUCKET)
     assert second[-1] == "bootstrap: nothing to change"
     role = f"arn:aws:iam::123456789012:role/{names.api_gateway_logs_role(REGION)}"
     # Every piece says `exists` on a second run, the API Gateway setting included (it used to say `set`).
-    assert [line.split(": ")[2] for line in second[:-1]] == ["exists", f"exists ({role})", f"s3://{BUCKET} exists"]
+    assert [line.split(": ")[2] for line in second[:-1]] == ["exists", f"exists ({role})", f"s3://{BUCKET} exists",
+                                                           f"{REPOSITORY_URI} exists"]
 
 
 def test_moto_the_pieces_are_what_aws_needs(acct):
@@ -58,6 +62,42 @@ def test_moto_the_pieces_are_what_aws_needs(acct):
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     assert s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
     assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=BUCKET)["Policy"]
+
+
+def test_moto_the_processor_repository_pins_what_it_holds_and_bounds_it(acct):
+    """Protects the image pipeline's guarantees: a tag (the commit) can never be moved to other content, every push
+    is scanned, the images are KMS-encrypted, and old images expire while recent ones (rollbacks) stay."""
+    bootstrap.run(acct, BUCKET)
+    ecr = boto3.client("ecr", region_name=REGION)
+    [repo] = ecr.describe_repositories(repositoryNames=[names.processor_repository()])["repositories"]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
+    lifecycle = json.loads(ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"])
+    [rule] = lifecycle["rules"]
+    assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                 "countNumber": bootstrap.PROCESSOR_IMAGES_KEPT}
+    assert rule["action"] == {"type": "expire"}
+    # One per account and region, not per environment: what the compute tier's execution role may pull from.
+    assert repo["repositoryArn"] == f"arn:aws:ecr:{REGION}:123456789012:repository/video-processing/processor"
+
+
+def test_moto_a_processor_repository_created_by_a_concurrent_bootstrap_counts_as_existing(acct, monkeypatch):
+    ecr = acct.client("ecr")
+    real_describe = ecr.describe_repositories
+    calls = []
+
+    def describe_after_another_run_created_it(**kwargs):
+        if not calls:  # the first look finds nothing; another bootstrap creates it before ours does
+            calls.append(1)
+            ecr.create_repository(repositoryName=names.processor_repository())
+            raise ecr.exceptions.RepositoryNotFoundException(
+                {"Error": {"Code": "RepositoryNotFoundException", "Message": "not found"}}, "DescribeRepositories")
+        return real_describe(**kwargs)
+
+    monkeypatch.setattr(ecr, "describe_repositories", describe_after_another_run_created_it)
+    created, message = bootstrap.ensure_processor_repository(acct)
+    assert (created, message) == (False, f"{REPOSITORY_URI} exists (created meanwhile)")
 
 
 def test_moto_an_api_gateway_setting_naming_another_role_is_left_alone(acct):
