@@ -10,7 +10,7 @@ usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--env E] [--region R] [--stack-name N] [--bucket B]
                    [--param Key=Value ...] [--plan] [--yes] [--delete] [--local [--stop | --smoke]]
-                   [--stack-env-override STACK_ENV:ENV] [--bootstrap] [--remove-retained]
+                   [--stack-env-override STACK_ENV:ENV] [--bootstrap] [--remove-retained] [--push-processor]
 
 Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed change set.
 
@@ -36,6 +36,9 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
   --remove-retained
                    delete, after confirmation, the log groups a deleted stack of this environment retained
                    under fixed names (the preflight blocks a re-create while they exist), then exit
+  --push-processor build processor/ with docker, push it to the account's ECR repository (the bootstrap's)
+                   tagged with the commit, and deploy it by digest (--param ProcessorImage=<repo>@sha256:...);
+                   a commit already pushed is not rebuilt; needs docker and a clean processor/
   --local          run against an embedded AWS emulator (moto server on localhost, dummy
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
@@ -83,6 +86,7 @@ while [[ $# -gt 0 ]]; do
     --smoke) SMOKE=1; shift ;;
     --bootstrap) BOOTSTRAP=1; shift ;;
     --remove-retained) REMOVE_RETAINED=1; shift ;;
+    --push-processor) PUSH_PROCESSOR=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument: $1" ;;
   esac
@@ -93,6 +97,17 @@ done
 [[ $PLAN -eq 1 && $DELETE -eq 1 ]] && usage_error "--plan and --delete do not go together"
 (( BOOTSTRAP + REMOVE_RETAINED + DELETE + PLAN <= 1 )) \
   || usage_error "--bootstrap, --remove-retained, --delete and --plan do not go together"
+if [[ ${PUSH_PROCESSOR:-0} -eq 1 ]]; then
+  [[ $LOCAL -eq 0 ]] || usage_error "--push-processor does not go with --local (the emulator has no registry to push \
+to; the local task runner runs processor/ from the working tree)"
+  (( BOOTSTRAP + REMOVE_RETAINED + DELETE == 0 )) \
+    || usage_error "--push-processor does not go with --bootstrap, --remove-retained or --delete"
+  for p in ${PARAMS[@]+"${PARAMS[@]}"}; do
+    [[ "$p" != ProcessorImage=* ]] || usage_error "--push-processor sets ProcessorImage itself: drop --param $p"
+  done
+  command -v docker >/dev/null || refuse "--push-processor needs docker, and there is none on PATH: install Docker \
+(or build and push elsewhere, then deploy with --param ProcessorImage=<repository>@sha256:<digest>)"
+fi
 
 # --- bad input: refused in one line before anything is installed, started or created ----------------------
 # S3's rules for general purpose bucket names:
@@ -305,6 +320,16 @@ fi
 run cfn-lint --non-zero-exit-code error --ignore-checks W3002 -- "$TEMPLATE_DIR"/*.json \
   || die "cfn-lint found errors in $TEMPLATE_DIR (above): fix the generator, not the JSON"
 mkdir -p "$OUT_DIR"
+# --- processor image (issue #23): deploytools/push_processor.py builds processor/, pushes it tagged with the
+# commit (a commit already pushed is not rebuilt) and writes the reference by digest, which prod requires.
+if [[ ${PUSH_PROCESSOR:-0} -eq 1 ]]; then
+  step "Processor image"
+  ON_INTERRUPT="$UNCHANGED; an image may be built or partly pushed (harmless): run ./deploy.sh --push-processor again"
+  run_reporting "$PY" -m deploytools.push_processor --region "$REGION" --out "$OUT_DIR/processor-image" || exit $?
+  PARAMS+=("ProcessorImage=$(cat "$OUT_DIR/processor-image")")
+  echo "deploying ${PARAMS[-1]}"
+  ON_INTERRUPT="$UNCHANGED; run ./deploy.sh again"
+fi
 PARAM_ARGS=()
 for p in ${PARAMS[@]+"${PARAMS[@]}"}; do PARAM_ARGS+=(--param "$p"); done
 cfn params --template "$TEMPLATE_DIR/main.json" --out "$OUT_DIR/parameters.json" ${PARAM_ARGS[@]+"${PARAM_ARGS[@]}"} \
