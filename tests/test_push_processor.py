@@ -114,7 +114,7 @@ def test_a_commit_already_pushed_is_not_rebuilt_and_keeps_the_registrys_digest(a
 
 def test_uncommitted_changes_in_the_context_are_refused_before_docker_runs(acct, context, docker_calls):
     (context / "Dockerfile").write_text("FROM scratch\nUSER 1000:1000\n")
-    with pytest.raises(errors.InputError, match="uncommitted changes .*Dockerfile.*commit them first"):
+    with pytest.raises(errors.InputError, match=r"uncommitted changes .*Dockerfile.*commit them first"):
         push_processor.push(acct, context)
     assert calls(docker_calls) == []
 
