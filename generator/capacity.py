@@ -58,6 +58,8 @@ class Capacity:
     vcpu_quota_code: str
     memory_needed_gib: float
     videos_per_hour: float
+    longest_source_minutes_per_video: float  # the longest source accepted, at the measured speed
+    videos_per_hour_longest: float  # every slot busy with the longest sources
     starts_per_second: float  # executions started, RunTask calls, task launches at full load
     db_instance_class: str
     db_connections_needed: int
@@ -135,6 +137,7 @@ def capacity(cfg: EnvConfig, minutes: float | None = None) -> Capacity:
               f"{launch_rate}/s, bucket {launch_bucket}", launch_bucket, launch_rate),
     )
     tightest = min(limits, key=lambda lim: lim.allows)  # the first of equals, in the order above
+    longest = encode_speed.minutes_per_video(cfg.max_source_minutes, task_vcpu)
     return Capacity(
         env=cfg.name, region=cfg.region, minutes_per_video=minutes, max_concurrent_videos=peak,
         capacity_type="Spot" if spot else "On-Demand", task_vcpu=task_vcpu, task_memory_gib=cfg.task_memory / 1024,
@@ -144,6 +147,8 @@ def capacity(cfg: EnvConfig, minutes: float | None = None) -> Capacity:
         vcpu_quota_new_account=aws_facts.FARGATE_NEW_ACCOUNT_VCPU.value,
         vcpu_quota_code=aws_facts.FARGATE_SPOT_VCPU_QUOTA if spot else aws_facts.FARGATE_ON_DEMAND_VCPU_QUOTA,
         memory_needed_gib=peak * cfg.task_memory / 1024, videos_per_hour=peak * 60 / minutes,
+        longest_source_minutes_per_video=longest,
+        videos_per_hour_longest=peak * 60 / longest,
         starts_per_second=starts, db_instance_class=cfg.db_instance_class,
         db_connections_needed=peak * per_task, db_max_connections=max_connections,
         db_connections_alarm=cfg.db_max_connections, limits=limits,
@@ -194,7 +199,11 @@ def render_one(c: Capacity) -> str:
                              f"quota {c.vcpu_quota_code}; a new account may have {c.vcpu_quota_new_account})"),
             ("Fargate memory", f"{number(c.memory_needed_gib)} GiB (Fargate's quotas count vCPU only)"),
             ("encode speed", f"{number(encode_speed.REALTIME_PER_VCPU * c.task_vcpu)}x realtime on "
-                             f"{number(c.task_vcpu)} vCPU (measured {encode_speed.REALTIME_PER_VCPU:g}x per vCPU)"),
+                             f"{number(c.task_vcpu)} vCPU (measured {encode_speed.REALTIME_PER_VCPU:g}x per vCPU on "
+                             f"{encode_speed.MEASURED_ON})"),
+            ("longest source", f"{number(c.longest_source_minutes_per_video)} minutes per video for "
+                               f"{c.max_source_minutes} minutes of source (max_source_minutes): "
+                               f"{number(c.videos_per_hour_longest)} videos per hour"),
             ("execution timeout", f"{c.execution_timeout_minutes} minutes: {encode_speed.RUNS_COVERED} runs of the "
                                   f"longest source ({c.max_source_minutes} minutes, max_source_minutes) at "
                                   f"{encode_speed.HEADROOM:g}x the measured time"),

@@ -15,7 +15,8 @@ from generator.state_machine import PROCESS_RETRY
 # 720p, 480p, 360p, x264 veryfast) from a 1920x1080 30 fps source in one ffmpeg process ran at 0.49x realtime on
 # 2 shared CPUs: 0.24x realtime per vCPU. A floor, from a loaded machine; measure again on a Fargate task.
 REALTIME_PER_VCPU = 0.24
-MEASURED = "scripts/bench_processor.py, 2026-12-04: prod ladder from 1080p30, 0.49x realtime on 2 CPUs"
+MEASURED_ON = "2026-12-04"
+MEASURED = f"scripts/bench_processor.py, {MEASURED_ON}: prod ladder from 1080p30, 0.49x realtime on 2 CPUs"
 # Assumed: the encode scales with the task's vCPU (four x264 encoders in one process keep 2-4 vCPU busy; above that
 # unmeasured). The dev ladder (two rungs) is faster than the figure: its timeouts have room to spare.
 # Per run beyond the encode: the task's start (image pull, Spot placement), the source's download, the upload.

@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
-from generator import aws_facts, capacity, config, docs
+from generator import aws_facts, capacity, config, docs, encode_speed
 from generator.__main__ import main
 
 from conftest import REPO
@@ -256,3 +257,23 @@ def test_minutes_per_video_and_the_execution_timeout_follow_the_measured_encode_
     longer = capacity.capacity(config.override(prod, max_source_minutes=prod.max_source_minutes * 2))
     assert longer.execution_timeout_minutes > c.execution_timeout_minutes
     assert "0.24x per vCPU" in capacity.render_one(c) and "bench_processor.py" in capacity.render_sources()
+
+
+def test_each_environment_prints_the_longest_sources_minutes_and_videos_per_hour_at_the_dated_measured_speed():
+    """Issue #23: the sizing answers `how many videos an hour` for the worst accepted source too, from the dated
+    benchmark figure; a faster measurement must raise it, not leave a stale constant."""
+    cap = capacity
+    for cfg in config.ENVIRONMENTS.values():
+        c = cap.capacity(cfg)
+        assert c.longest_source_minutes_per_video == encode_speed.minutes_per_video(cfg.max_source_minutes,
+                                                                                     c.task_vcpu)
+        assert c.longest_source_minutes_per_video > c.minutes_per_video  # longer than the typical source
+        assert c.videos_per_hour_longest == pytest.approx(cfg.max_concurrent_videos * 60
+                                                          / c.longest_source_minutes_per_video)
+        out = cap.render_one(c)
+        assert f"on {encode_speed.MEASURED_ON})" in out
+        assert f"for {cfg.max_source_minutes} minutes of source (max_source_minutes)" in out
+    dev = config.ENVIRONMENTS["dev"]
+    slower = cap.capacity(dev).videos_per_hour_longest
+    with mock.patch.object(encode_speed, "REALTIME_PER_VCPU", encode_speed.REALTIME_PER_VCPU * 2):
+        assert cap.capacity(dev).videos_per_hour_longest > slower
