@@ -177,7 +177,6 @@ def test_open_multipart_uploads_are_counted_for_the_alarm_until_completed_aborte
     """Protects the uploads-not-completed alarm's metric: S3 publishes nothing for incomplete multipart uploads,
     so the scheduler counts the open upload records; a closed upload must leave the count, and one older than the
     lifecycle's abort (a day) must not count forever."""
-    client, bucket = s3
     store = scheduler.current_control().store
     begun = lifecycle.now()
     for n, hours_ago in enumerate((0, 7, 7, 30)):
