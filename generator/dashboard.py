@@ -10,12 +10,16 @@ from __future__ import annotations
 from generator import contracts
 from generator.alarms import PERIOD, cache_node_ids
 from generator.config import EnvConfig
+from generator.functions.video_jobs import contract as jobs_contract
+
+# The media bucket's request-metrics filters (generator/tiers/media.py's MetricsConfigurations, by id).
+SOURCES_FILTER, OUTPUTS_FILTER = "sources", "outputs"
 
 C = contracts
 # The contracts the widgets read: the operations tier consumes them (with those its alarms watch).
 CONSUMES = (C.STATE_MACHINE_ARN, C.API_NAME, C.API_STAGE_NAME, C.API_FUNCTION_NAME, C.SCHEDULER_FUNCTION_NAME,
             C.EXECUTION_ENDED_RULE_NAME, C.RECONCILE_RULE_NAME, C.DATABASE_IDENTIFIER, C.CLUSTER_NAME,
-            C.CACHE_REPLICATION_GROUP_ID)
+            C.CACHE_REPLICATION_GROUP_ID, C.MEDIA_BUCKET_NAME, C.SOURCE_ARRIVED_RULE_NAME, C.JOBS_TABLE_NAME)
 
 
 def _ref(contract: contracts.Contract) -> str:
@@ -44,6 +48,11 @@ def body(cfg: EnvConfig, alarm_titles: list[str]) -> dict:
     database = (("DBInstanceIdentifier", _ref(C.DATABASE_IDENTIFIER)),)
     cluster = (("ClusterName", _ref(C.CLUSTER_NAME)),)
     nodes = [(("CacheClusterId", f"{_ref(C.CACHE_REPLICATION_GROUP_ID)}-{n}"),) for n in cache_node_ids(cfg)]
+    upload_route = (*api, ("Resource", "/videos/{videoId}/upload"), ("Method", "POST"))
+    arrivals = (("RuleName", _ref(C.SOURCE_ARRIVED_RULE_NAME)),)
+    jobs_table = ((jobs_contract.METRIC_DIMENSION, _ref(C.JOBS_TABLE_NAME)),)
+    sources, outputs = ((("BucketName", _ref(C.MEDIA_BUCKET_NAME)), ("FilterId", f)) for f in (SOURCES_FILTER,
+                                                                                                  OUTPUTS_FILTER))
     outcomes = ("ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
     right = {"yAxis": "right"}
     widgets = [
@@ -93,6 +102,22 @@ def body(cfg: EnvConfig, alarm_titles: list[str]) -> dict:
             _metric("AWS/Lambda", "Throttles", scheduler, label="scheduler throttles", **right),
             *[_metric("AWS/Events", "FailedInvocations", dims, label=f"{label}: failed invocations", **right)
               for label, dims in rules],
+        ]),
+        _widget(0, 27, 12, "Uploads: started, parts and PUTs sent, completed (Object Created), still open", [
+            _metric("AWS/ApiGateway", "Count", upload_route, label="started (POST .../upload)"),
+            _metric("AWS/S3", "PutRequests", sources, label="PUTs on sources/ (single PUTs and parts)"),
+            _metric("AWS/Events", "MatchedEvents", arrivals, label="completed (Object Created)"),
+            _metric(jobs_contract.METRICS_NAMESPACE, jobs_contract.METRIC_OPEN_UPLOADS, jobs_table, stat="Maximum",
+                    label="multipart uploads open", **right),
+            _metric(jobs_contract.METRICS_NAMESPACE, jobs_contract.METRIC_STALLED_UPLOADS, jobs_table,
+                    stat="Maximum", label=f"open over {jobs_contract.UPLOAD_STALLED_SECONDS // 3600} hours", **right),
+            _metric("AWS/S3", "4xxErrors", sources, label="S3 refused on sources/ (4xx)", **right),
+        ]),
+        _widget(12, 27, 12, "Media bytes in and out (S3 request metrics per prefix)", [
+            _metric("AWS/S3", "BytesUploaded", sources, label="in: sources uploaded by clients"),
+            _metric("AWS/S3", "BytesDownloaded", sources, label="out: sources read by the processor"),
+            _metric("AWS/S3", "BytesUploaded", outputs, label="in: outputs written by the processor"),
+            _metric("AWS/S3", "BytesDownloaded", outputs, label="out: outputs fetched (presigned GETs)"),
         ]),
     ]
     return {"widgets": widgets}

@@ -19,6 +19,7 @@ import pytest
 from generator import alarms, config, contracts, dashboard, docs, names, runbook, tiers
 from generator.alarms import AlarmSpec
 from generator.errors import WiringError
+from generator.functions.video_jobs import contract
 from generator.rules import operations as operation_rules
 from generator.rules.operations import ALARM, CONSTANT_DIMENSIONS, DIMENSIONS, dashboard_body, named_resources
 from generator.tiers import operations
@@ -208,6 +209,22 @@ def test_the_dashboard_shows_health_traffic_and_progress(templates):
             assert any(wanted in t for t in titles), (env, wanted, titles)
         alarm_titles = {i for i, x in templates[env]["operations"]["Resources"].items() if x["Type"] == ALARM}
         assert {n.removesuffix(".Arn") for n in names_used if n.endswith(".Arn")} == alarm_titles, "every alarm shown"
+
+
+def test_the_dashboard_shows_uploads_and_bytes_in_and_out_through_filters_the_media_bucket_has(templates):
+    """S3 publishes request metrics (PutRequests, BytesUploaded, BytesDownloaded) only for a metrics filter the
+    bucket configures: a FilterId the bucket lacks draws an empty graph that no rule of VP6xx notices."""
+    for _label, env, _tier, _id, r in dashboards(templates):
+        body, _names = dashboard_body(r)
+        shown = [(m[1], m[m.index("FilterId") + 1]) for w in body["widgets"]
+                 for m in w["properties"].get("metrics", []) if m[0] == "AWS/S3" and "FilterId" in m]
+        assert {"PutRequests", "BytesUploaded", "BytesDownloaded"} <= {metric for metric, _f in shown}, env
+        [bucket] = [x["Properties"] for x in templates[env]["media"]["Resources"].values()
+                    if x["Type"] == "AWS::S3::Bucket"]
+        filters = {f["Id"]: f["Prefix"] for f in bucket["MetricsConfigurations"]}
+        assert {f for _m, f in shown} <= set(filters), (env, shown, filters)
+        assert {("BytesUploaded", "sources"), ("BytesDownloaded", "outputs")} <= set(shown), "in and out"
+        assert filters["sources"] == contract.SOURCES_PREFIX and filters["outputs"] == contract.OUTPUTS_PREFIX
 
 
 # --------------------------------------------------------------------------------------------------

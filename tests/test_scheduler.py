@@ -215,4 +215,11 @@ def test_each_tick_publishes_the_backlog_the_wait_alarm_watches(queue, templates
     assert alarm["Namespace"] == metrics["Namespace"]
     assert [d["Name"] for d in alarm["Dimensions"]] == metrics["Dimensions"][0]
     assert record[metrics["Dimensions"][0][0]] == control().store.table, "the dimension's value is the table's name"
-    assert {m["Name"] for m in metrics["Metrics"]} == {"QueuedVideos", "OldestQueuedSeconds"}
+    assert {m["Name"] for m in metrics["Metrics"]} == {"QueuedVideos", "OldestQueuedSeconds", "OpenUploads",
+                                                       "StalledUploads"}
+    assert record["OpenUploads"] == 0 == record["StalledUploads"], "no upload open"
+    [uploads_alarm] = [r["Properties"] for r in templates["dev"]["operations"]["Resources"].values()
+                       if r["Type"] == "AWS::CloudWatch::Alarm"
+                       and r["Properties"].get("MetricName") == "StalledUploads"]
+    assert (uploads_alarm["Namespace"], [d["Name"] for d in uploads_alarm["Dimensions"]]) == (
+        metrics["Namespace"], metrics["Dimensions"][0]), "the alarm reads the metric the tick publishes"

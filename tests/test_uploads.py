@@ -15,7 +15,7 @@ import json
 import boto3
 import pytest
 
-from jobs_harness import api, contract, emulated_account, fresh_jobs, table_properties
+from jobs_harness import api, contract, emulated_account, fresh_jobs, lifecycle, records, scheduler, table_properties
 
 REGION = "ap-northeast-1"
 MAX_BYTES = 2 * 1024 ** 3
@@ -170,3 +170,21 @@ def test_hostile_upload_requests_answer_400_with_a_message_and_create_nothing(s3
     code, answer = call("POST", "/videos/{videoId}/upload", video_id, body)
     assert code == 400 and says in answer["message"], answer
     assert nothing_created(client, bucket)
+
+
+def test_open_multipart_uploads_are_counted_for_the_alarm_until_completed_aborted_or_past_the_lifecycle(
+        s3, monkeypatch):  # s3: the bucket and the upload settings
+    """Protects the uploads-not-completed alarm's metric: S3 publishes nothing for incomplete multipart uploads,
+    so the scheduler counts the open upload records; a closed upload must leave the count, and one older than the
+    lifecycle's abort (a day) must not count forever."""
+    store = scheduler.current_control().store
+    begun = lifecycle.now()
+    for n, hours_ago in enumerate((0, 7, 7, 30)):
+        monkeypatch.setattr(lifecycle, "now", lambda at=begun - hours_ago * 3600: at)
+        assert start(f"up-{n}", 300 * 1024 ** 2)[0] == 201
+    at = begun + 1
+    assert records.open_uploads(store, at) == (3, 2), "the day-old one left out; the 7-hour-old ones stalled"
+    assert call("DELETE", "/videos/{videoId}/upload", "up-1")[0] == 200
+    assert records.open_uploads(store, at) == (2, 1), "an aborted upload leaves the count"
+    listed = api.lambda_handler({"httpMethod": "GET", "resource": "/videos", "queryStringParameters": None}, None)
+    assert json.loads(listed["body"])["jobs"] == [], "an open upload is not a job: GET /videos does not list it"

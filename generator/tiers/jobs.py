@@ -50,6 +50,9 @@ SCHEDULER_FUNCTION = (("FunctionName", contracts.SCHEDULER_FUNCTION_NAME),)
 # A video waiting this long means the queue does not drain (slots held, starts refused) or holds more than an
 # hour of the environment's capacity: either way a person decides (raise the cap, the quota, or wait).
 QUEUE_WAIT_ALARM_SECONDS = 3600
+# Abandoned multipart uploads: one is a client that gave up (its parts are billed until the lifecycle aborts it at
+# a day); this many at once is a pattern (a client release that never completes, URLs that expire mid-upload).
+STALLED_UPLOADS_ALARM = 10
 ALARMS = (
     AlarmSpec(
         "ExecutionEndReportsFailedAlarm", "execution-end-reports-failed", "AWS/Events", "FailedInvocations",
@@ -95,6 +98,19 @@ ALARMS = (
         "Capacity refused: request Fargate quota (see Capacity) or wait out the backoff; slots held: the "
         "reconciliation frees ended ones, stop hung executions; a lasting backlog: raise max_concurrent_videos "
         "within the quota"),
+    AlarmSpec(
+        "StalledUploadsAlarm", "uploads-not-completed", contract.METRICS_NAMESPACE, contract.METRIC_STALLED_UPLOADS,
+        ((contract.METRIC_DIMENSION, contracts.JOBS_TABLE_NAME),), "Maximum", GT, STALLED_UPLOADS_ALARM, "ignore",
+        f"More than {STALLED_UPLOADS_ALARM} multipart uploads started over "
+        f"{contract.UPLOAD_STALLED_SECONDS // 3600} hours ago are still open (the scheduler's minute tick counts "
+        "them from the job table; S3 has no metric for incomplete uploads): clients start uploads and never "
+        "complete or abort them, and their parts are billed until the lifecycle aborts them a day after the start. "
+        "No data keeps the state: the ticks' silence is videos-waiting-too-long's alarm",
+        "The open upload records (status index, status UPLOADING): which videoIds, sizes, startedAt; the API's "
+        "log group for POST .../upload/complete answering 400 (parts missing); the dashboard's uploads widget "
+        "(4xx on sources/: part URLs expired, the signing role's session ended first); OpenUploads for the trend",
+        "Fix the client (complete, or DELETE /videos/{videoId}/upload to abort); expired URLs: the client asks "
+        "GET /videos/{videoId}/upload for fresh ones; the lifecycle removes abandoned parts after a day"),
     AlarmSpec(
         "SchedulerThrottlesAlarm", "scheduler-throttles", "AWS/Lambda", "Throttles", SCHEDULER_FUNCTION, "Sum", GT, 0,
         "notBreaching",

@@ -48,10 +48,14 @@ from generator.functions.video_jobs import contract
 CONSUMES: tuple[contracts.Contract, ...] = ()
 PRODUCES = (contracts.MEDIA_BUCKET_NAME, contracts.MEDIA_BUCKET_ARN, contracts.MEDIA_KEY_ARN)
 
-# S3 request metrics for what the processor writes (outputs/): the filter's id is the metrics' FilterId dimension.
+# S3 request metrics per prefix (the filter's id is the metrics' FilterId dimension): what clients upload
+# (sources/) and what the processor writes and clients fetch (outputs/). Request metrics exist only for a filter.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/metrics-configurations.html
+SOURCES_METRICS_ID = "sources"
 OUTPUTS_METRICS_ID = "outputs"
-# An incomplete multipart upload's parts are billed until it is aborted; a client resumes within a day.
-ABORT_INCOMPLETE_UPLOADS_DAYS = 1
+# An incomplete multipart upload's parts are billed until it is aborted; a client resumes within a day. In the
+# function contract: the scheduler counts open uploads within the same window (OpenUploads).
+ABORT_INCOMPLETE_UPLOADS_DAYS = contract.ABORT_INCOMPLETE_UPLOADS_DAYS
 
 BUCKET_DIMENSIONS = (("BucketName", contracts.MEDIA_BUCKET_NAME),)
 # Failure modes (generator/alarms.py): the operations tier builds them, the runbook shows them.
@@ -105,7 +109,8 @@ def build(cfg: EnvConfig) -> Template:
         # Object Created events go to EventBridge (the jobs tier's rule admits a job per source version).
         NotificationConfiguration=NotificationConfiguration(
             EventBridgeConfiguration=EventBridgeConfiguration(EventBridgeEnabled=True)),
-        MetricsConfigurations=[MetricsConfiguration(Id=OUTPUTS_METRICS_ID, Prefix=contract.OUTPUTS_PREFIX)],
+        MetricsConfigurations=[MetricsConfiguration(Id=SOURCES_METRICS_ID, Prefix=contract.SOURCES_PREFIX),
+                               MetricsConfiguration(Id=OUTPUTS_METRICS_ID, Prefix=contract.OUTPUTS_PREFIX)],
         Tags=blocks.tags(cfg, Name=names.env_prefixed(cfg.name, "media")),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_18", "requests are recorded by CloudTrail data events of the account's trail, not by S3 "

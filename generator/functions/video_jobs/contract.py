@@ -231,6 +231,17 @@ METRICS_NAMESPACE = "VideoProcessing/Jobs"
 METRIC_DIMENSION = "JobsTable"  # the table's name
 METRIC_QUEUED = "QueuedVideos"
 METRIC_OLDEST_QUEUED = "OldestQueuedSeconds"
+# Open multipart uploads, published beside the backlog (S3 has no metric for incomplete multipart uploads). Their
+# records sit in the status index under UPLOADING (not a job status: never listed by GET /videos) with their start
+# (epoch seconds) as seq, so a tick counts them with two key-range queries, no scan.
+UPLOADING = "UPLOADING"
+METRIC_OPEN_UPLOADS = "OpenUploads"  # started within the last ABORT_INCOMPLETE_UPLOADS_DAYS (S3 still holds parts)
+METRIC_STALLED_UPLOADS = "StalledUploads"  # of those, started over UPLOAD_STALLED_SECONDS ago
+# The media bucket's lifecycle aborts an incomplete multipart upload this many days after it started.
+ABORT_INCOMPLETE_UPLOADS_DAYS = 1
+# An upload still open this long after its start is most likely abandoned (a client that resumes finishes sooner;
+# the lifecycle removes its parts at a day).
+UPLOAD_STALLED_SECONDS = 6 * 3600
 
 # Handlers, relative to the package root (the zip).
 API_HANDLER = "api.lambda_handler"

@@ -55,14 +55,17 @@ def s3_client():
     return CLIENTS["s3"]
 
 
-def backlog_metrics(table, queued, oldest_seconds, at):
-    """One CloudWatch embedded-metric-format record: Lambda's log line becomes the two metrics."""
+def backlog_metrics(table, queued, oldest_seconds, open_uploads, stalled_uploads, at):
+    """One CloudWatch embedded-metric-format record: Lambda's log line becomes the four metrics."""
     return json.dumps({
         "_aws": {"Timestamp": int(at * 1000), "CloudWatchMetrics": [{
             "Namespace": c.METRICS_NAMESPACE, "Dimensions": [[c.METRIC_DIMENSION]],
             "Metrics": [{"Name": c.METRIC_QUEUED, "Unit": "Count"},
-                        {"Name": c.METRIC_OLDEST_QUEUED, "Unit": "Seconds"}]}]},
+                        {"Name": c.METRIC_OLDEST_QUEUED, "Unit": "Seconds"},
+                        {"Name": c.METRIC_OPEN_UPLOADS, "Unit": "Count"},
+                        {"Name": c.METRIC_STALLED_UPLOADS, "Unit": "Count"}]}]},
         c.METRIC_DIMENSION: table, c.METRIC_QUEUED: queued, c.METRIC_OLDEST_QUEUED: oldest_seconds,
+        c.METRIC_OPEN_UPLOADS: open_uploads, c.METRIC_STALLED_UPLOADS: stalled_uploads,
     }, sort_keys=True)
 
 
@@ -89,5 +92,7 @@ def lambda_handler(event, context):
     if kind == SCHEDULED:
         at = lifecycle.now()
         queued, oldest_seconds = records.backlog(control.store, at)
-        print(backlog_metrics(control.store.table, queued, oldest_seconds, at))  # the metric is this line (EMF)
+        open_count, stalled = records.open_uploads(control.store, at)
+        # The metrics are this line (EMF).
+        print(backlog_metrics(control.store.table, queued, oldest_seconds, open_count, stalled, at))
     return {"started": len(started)}

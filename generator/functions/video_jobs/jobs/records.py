@@ -150,6 +150,30 @@ def backlog(store, at):
     return queued, max(0, int(at - seconds_of(oldest[0]["submittedAt"])))
 
 
+def count_in_status(store, status, low, high):
+    """How many items of the status index under `status` have low <= seq < high (every page)."""
+    request = {"TableName": store.table, "IndexName": c.STATUS_INDEX, "Select": "COUNT",
+               "KeyConditionExpression": "#s = :s AND #q BETWEEN :low AND :high",
+               "ExpressionAttributeNames": {"#s": c.STATUS_INDEX_PARTITION_KEY, "#q": c.STATUS_INDEX_SORT_KEY},
+               "ExpressionAttributeValues": encode({":s": status, ":low": low, ":high": high - 1})}
+    counted = 0
+    while True:
+        page = store.dynamodb.query(**request)
+        counted += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            return counted
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def open_uploads(store, at):
+    """(multipart uploads open and started within the lifecycle's window, those of them started over
+    UPLOAD_STALLED_SECONDS ago). Older records are left out: the lifecycle has aborted their uploads in S3."""
+    window_start = int(at) - c.ABORT_INCOMPLETE_UPLOADS_DAYS * 86400
+    stalled_before = int(at) - c.UPLOAD_STALLED_SECONDS
+    return (count_in_status(store, c.UPLOADING, window_start, int(at) + 1),
+            count_in_status(store, c.UPLOADING, window_start, stalled_before))
+
+
 # --- writing -------------------------------------------------------------------------------------------------
 
 def next_seq(store):

@@ -89,8 +89,14 @@ def recorded(store, video_id):
 
 
 def record(store, video_id, values):
+    """Write the upload's record; an open one is also in the status index (UPLOADING, seq: its start in epoch
+    seconds) so the scheduler's tick counts open uploads without a scan; a closed one leaves the index."""
+    kept = {k: v for k, v in values.items() if k not in (c.STATUS_INDEX_PARTITION_KEY, c.STATUS_INDEX_SORT_KEY)}
+    indexed = ({c.STATUS_INDEX_PARTITION_KEY: c.UPLOADING,
+                c.STATUS_INDEX_SORT_KEY: int(records.seconds_of(values["startedAt"]))}
+               if values.get("state") == "OPEN" else {})
     store.dynamodb.put_item(TableName=store.table, Item=records.encode(
-        {c.PARTITION_KEY: upload_key(video_id), c.SORT_KEY: 0, **values}))
+        {c.PARTITION_KEY: upload_key(video_id), c.SORT_KEY: 0, **kept, **indexed}))
 
 
 def sha256_base64(hex_digest):
