@@ -103,6 +103,9 @@ def sha256_base64(hex_digest):
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
+PART_SIGNED_HEADERS = {"x-amz-sdk-checksum-algorithm": "SHA256"}
+
+
 def part_urls(s3, bucket, key, upload, first, seconds):
     """One page of presigned UploadPart URLs, from part `first`; and the next page's first part, or None."""
     count = int(upload["partCount"])
@@ -163,7 +166,10 @@ def multipart_answer(s3, bucket, key, upload, first, seconds, now, resumed=False
             "partCount": int(upload["partCount"]), "size": int(upload["size"]),
             "parts": [{"partNumber": n, **p} for n, p in sorted(held.items())],
             "urls": [u for u in urls if u["partNumber"] not in held], "nextPart": next_part,
-            "partHeaders": ["x-amz-checksum-sha256"], "expiresAt": records.iso(now + seconds)}
+            # Each part URL signs x-amz-sdk-checksum-algorithm (the ChecksumAlgorithm it is presigned with): a client
+            # must send it as given, beside the part's own x-amz-checksum-sha256, or the signature does not match.
+            "partHeaders": ["x-amz-checksum-sha256"], "partSignedHeaders": dict(PART_SIGNED_HEADERS),
+            "expiresAt": records.iso(now + seconds)}
 
 
 def status(s3, store, video_id, first, now):
