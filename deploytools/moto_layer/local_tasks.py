@@ -134,6 +134,8 @@ def local_processor_tasks(endpoint: str, failing_prefix: str,
                 code = process.poll()
                 if code is None:
                     continue
+                if code < 0:  # killed by a signal: a container's exit code is 128 + the signal's number
+                    code = 128 - code
                 task.status = "STOPPED"
                 del running[task.task_arn]
             shutil.rmtree(scratch, ignore_errors=True)
