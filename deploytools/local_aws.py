@@ -185,13 +185,14 @@ def serve(port: int) -> int:
     # through this server (it finds the port in MOTO_PORT).
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     os.environ["MOTO_PORT"] = str(port)
-    patches = stepfunctions.apply_to_emulator()  # held: a collected stack would undo them
+    patches = stepfunctions.apply_to_emulator(endpoint(port))  # held: a collected stack would undo them
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     print(f"moto {MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
           + ", ".join(w.__name__ for w in (*cloudformation.WORKAROUNDS, *stepfunctions.WORKAROUNDS))
-          + f"; state machines execute (a videoId starting {stepfunctions.FAILING_VIDEO_PREFIX!r} makes its task "
-          f"exit {stepfunctions.FAILING_EXIT_CODE})", flush=True)
+          + f"; state machines execute, and a task whose source is in S3 runs `python -m processor` here (a "
+          f"videoId starting {stepfunctions.FAILING_VIDEO_PREFIX!r} makes its task exit "
+          f"{stepfunctions.FAILING_EXIT_CODE} instead)", flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -1,6 +1,6 @@
-"""A video through the local pipeline: upload a real file, let the state machine run, show the notification.
+"""Videos through the local pipeline: upload a real file, let the state machine run, check what came out.
 
-    python -m deploytools.smoke [--stack NAME] [--case success|failure|both] [--timeout S]
+    python -m deploytools.smoke [--stack NAME] [--case success|failure|invalid|both|all] [--timeout S]
 
 Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
 endpoint and dummy credentials set). For each case it makes a short MP4 (ffmpeg's lavfi test pattern and a sine
@@ -16,8 +16,14 @@ The queue is also subscribed to the completion and error topics (the stack's out
 job to end, the smoke runs the scheduler's reconcile tick (on AWS a schedule does; it also sees every ending,
 which the emulator sends no event for), then prints the job's status and the message the topic delivered.
 
-The failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId
-starting `fail-` makes the processing container exit 1. AWS has no such switch.
+The emulator runs the processing task as `python -m processor` on this machine (deploytools/moto_layer/local_tasks.py),
+so the success case is a real encode: the smoke then checks what came out: GET /videos/{id} lists outputs with
+presigned URLs (the manifest's one is fetched over HTTP), every file the manifest lists is in S3 with its SHA-256,
+and the master playlist parses (#EXTM3U, one #EXT-X-STREAM-INF with BANDWIDTH, RESOLUTION and CODECS per rung).
+The invalid case uploads a text file declared as video/mp4: the processor exits 3, the execution takes the
+InvalidMedia path (it succeeds, the job is FAILED with InvalidMedia, one error notice, one task: no retry). The
+failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId starting
+`fail-` makes the processing container exit 1 without running the processor. AWS has no such switch.
 
 Exit status: 0 both outcomes as expected; 1 an outcome was wrong (it says which); 2 no stack, no emulator, no
 ffmpeg, or another AWS error (one line); 70 internal error; 130 interrupted (Ctrl-C, SIGTERM): its queue, rule
@@ -46,6 +52,7 @@ from typing import Any
 from generator import errors, names
 
 FAILING_VIDEO_PREFIX = "fail-"  # deploytools.moto_layer.stepfunctions.FAILING_VIDEO_PREFIX (no moto import here)
+NOT_A_VIDEO = b"This is a text file, not a video: the upload declares it video/mp4 all the same.\n"
 POLL_S = 0.2
 # After the last video ended, how long the inbox keeps listening for a late second notice of any video.
 SETTLE_S = 2.0
@@ -63,16 +70,23 @@ class Case:
     subject: str
     error: str | None  # the job's lastError.error it must end with (None: no error at all)
     says: str  # what the video does, for the report
+    execution_status: str  # the Step Functions execution's
+    run_tasks: int | None  # how many tasks the video's executions ran (None: not checked; a retry runs more)
 
 
 CASES = {
     "success": Case("success", "smoke-", "SUCCEEDED", "CompletionTopicArn", "Video Processing Completed", None,
-                    "its task exits 0"),
+                    "a real encode by the local processor", "SUCCEEDED", 1),
     # runTask.sync fails the state when the essential container exits non-zero: the state machine's failure path
     # notifies once and the job records the task's error, not one of the failure path itself.
     "failure": Case("failure", FAILING_VIDEO_PREFIX, "FAILED", "ErrorTopicArn", "Video Processing Error",
-                    "States.TaskFailed", "its task exits 1: emulator only, the videoId starts 'fail-'"),
+                    "States.TaskFailed", "its task exits 1: emulator only, the videoId starts 'fail-'", "FAILED", None),
+    # The processor's exit 3: the user's error, notified once with the reason, never retried.
+    "invalid": Case("invalid", "invalid-", "FAILED", "ErrorTopicArn", "Video Processing Error", "InvalidMedia",
+                    "a text file declared video/mp4: the processor exits 3", "SUCCEEDED", 1),
 }
+SELECTIONS = {"all": ("success", "failure", "invalid"), "both": ("success", "failure"),
+              **{name: (name,) for name in CASES}}
 
 
 def stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
@@ -365,12 +379,122 @@ def notices_wrong(videos: dict[str, str], inbox: Inbox) -> list[str]:
     return wrong
 
 
+def stream_inf_attributes(line: str) -> dict[str, str]:
+    """The attributes of an #EXT-X-STREAM-INF line (RFC 8216 4.2: quoted strings may hold commas)."""
+    attributes: dict[str, str] = {}
+    rest = line.split(":", 1)[1] if ":" in line else ""
+    while rest:
+        name, _, rest = rest.partition("=")
+        if rest.startswith('"'):
+            value, _, rest = rest[1:].partition('"')
+            rest = rest.removeprefix(",")
+        else:
+            value, _, rest = rest.partition(",")
+        attributes[name.strip()] = value
+    return attributes
+
+
+def master_playlist_wrong(text: str, rungs: int) -> list[str]:
+    """What keeps `text` from being a master playlist of `rungs` variants, each naming BANDWIDTH, RESOLUTION and
+    CODECS (RFC 8216 4.3.4.2; Apple's authoring spec requires RESOLUTION and CODECS) and followed by its URI."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        return ["the master playlist does not start with #EXTM3U"]
+    wrong = []
+    variants = [i for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:")]
+    if len(variants) != rungs:
+        wrong.append(f"the master playlist has {len(variants)} #EXT-X-STREAM-INF, the manifest {rungs} renditions")
+    for i in variants:
+        attributes = stream_inf_attributes(lines[i])
+        missing = [a for a in ("BANDWIDTH", "RESOLUTION", "CODECS") if not attributes.get(a)]
+        if missing or not attributes.get("BANDWIDTH", "").isdigit() \
+                or len(attributes.get("RESOLUTION", "").split("x")) != 2:
+            wrong.append(f"the master playlist's {lines[i]!r} lacks a valid {', '.join(missing) or 'value'}")
+        if i + 1 >= len(lines) or lines[i + 1].startswith("#"):
+            wrong.append(f"the master playlist's {lines[i]!r} is not followed by its playlist's URI")
+    return wrong
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return int(answer.status), answer.read()
+    except urllib.error.HTTPError as e:
+        return int(e.code), b""
+
+
+def outputs_wrong(s3: Any, video_id: str) -> list[str]:
+    """What is wrong with what the success case's job produced: its outputs and presigned URLs (GET), the manifest's
+    files (each object's SHA-256), and the master playlist."""
+    _, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+    outputs = body.get("outputs") or {}
+    urls = {k: v for k, v in outputs.items() if k.endswith("Url")}
+    if not {"manifestUrl", "downloadUrl", "posterUrl"} <= urls.keys() or not all(
+            "X-Amz-Signature=" in str(u) for u in urls.values()):
+        return [f"GET /videos/{video_id} lists no presigned manifest, download and poster URLs: {sorted(outputs)}"]
+    status_code, fetched = fetch(urls["manifestUrl"])
+    bucket, prefix = os.environ["MEDIA_BUCKET"], str(outputs.get("prefix"))
+    stored = s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+    if status_code != 200 or fetched != stored:
+        return [f"the presigned manifest URL answered {status_code}, not the manifest in S3"]
+    manifest = json.loads(stored)
+    wrong = []
+    for f in manifest["files"]:
+        try:
+            data = s3.get_object(Bucket=bucket, Key=prefix + f["key"])["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            wrong.append(f"the manifest lists {f['key']}, which is not in S3")
+            continue
+        if hashlib.sha256(data).hexdigest() != f["sha256"] or len(data) != f["bytes"]:
+            wrong.append(f"{f['key']} in S3 is not the file the manifest lists (SHA-256 or size differ)")
+    master = s3.get_object(Bucket=bucket, Key=prefix + manifest["hls"]["master"])["Body"].read().decode()
+    wrong += master_playlist_wrong(master, len(manifest["renditions"]))
+    print(f"outputs: {len(manifest['files'])} files under {prefix}, SHA-256 as the manifest says; master playlist "
+          f"with {len(manifest['renditions'])} rendition(s): "
+          + ", ".join(f"{r['name']} {r['width']}x{r['height']}" for r in manifest["renditions"]))
+    return [f"success: {w}" for w in wrong]
+
+
+def run_tasks_of(ecs: Any, video_id: str) -> int:
+    """How many ECS tasks ran for the video (their VIDEO_ID override), in every cluster."""
+    count = 0
+    for cluster in ecs.list_clusters()["clusterArns"]:
+        arns = [a for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus="STOPPED")
+                for a in page["taskArns"]]
+        arns += [a for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster) for a in page["taskArns"]]
+        for i in range(0, len(set(arns)), 100):
+            for task in ecs.describe_tasks(cluster=cluster, tasks=sorted(set(arns))[i:i + 100])["tasks"]:
+                environment = [e for o in task.get("overrides", {}).get("containerOverrides", [])
+                               for e in o.get("environment", [])]
+                count += any(e.get("name") == "VIDEO_ID" and e.get("value") == video_id for e in environment)
+    return count
+
+
+def execution_wrong(case: Case, video_id: str, sfn: Any, ecs: Any) -> list[str]:
+    """The video's execution ended as the case expects, having run the expected number of tasks."""
+    _, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+    wrong = []
+    if body.get("executionArn"):
+        status = sfn.describe_execution(executionArn=body["executionArn"])["status"]
+        print(f"execution: {status}")
+        if status != case.execution_status:
+            wrong.append(f"{case.name}: the execution ended {status}, expected {case.execution_status}")
+    if case.run_tasks is not None:
+        ran = run_tasks_of(ecs, video_id)
+        print(f"tasks run: {ran}")
+        if ran != case.run_tasks or body.get("attempt") != 1:
+            wrong.append(f"{case.name}: {ran} task(s) ran in attempt {body.get('attempt')}, expected "
+                         f"{case.run_tasks} in attempt 1 (no retry)")
+    return wrong
+
+
 def _main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m deploytools.smoke", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     default_stack = names.parent_stack("dev")
     p.add_argument("--stack", default=default_stack, help=f"parent stack (default {default_stack})")
-    p.add_argument("--case", choices=("success", "failure", "both"), default="both")
+    p.add_argument("--case", choices=tuple(SELECTIONS), default="all",
+                   help="all (default), both (success and failure), or one case")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per video (default 60)")
     a = p.parse_args(argv)
     from deploytools.cfn import aws_errors_as_pipeline_errors
@@ -398,15 +522,23 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     with tempfile.TemporaryDirectory(prefix="smoke-") as folder:
         video = make_video(Path(folder) / "smoke.mp4")
     print(f"test video: {VIDEO_SECONDS} s MP4 made with {ffmpeg_path()}, {len(video)} bytes")
+    bodies = {"invalid": NOT_A_VIDEO}
+    s3, ecs, sfn = boto3.client("s3"), boto3.client("ecs"), boto3.client("stepfunctions")
     inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), events)
     videos = {name: f"{CASES[name].video_prefix}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-              for name in (("success", "failure") if which == "both" else (which,))}
+              for name in SELECTIONS[which]}
     submitted: list[str] = []  # the videos whose executions may still run if the smoke is interrupted
     try:
         inbox.open([outputs["CompletionTopicArn"], outputs["ErrorTopicArn"]], pattern)
-        wrong = [w for name, video_id in videos.items()
-                 for w in run_case(CASES[name], video_id, video, outputs, inbox, timeout, scheduler_environment,
-                                   submitted)]
+        wrong = []
+        for name, video_id in videos.items():
+            case_wrong = run_case(CASES[name], video_id, bodies.get(name, video), outputs, inbox, timeout,
+                                  scheduler_environment, submitted)
+            if not case_wrong:
+                case_wrong = execution_wrong(CASES[name], video_id, sfn, ecs)
+            if not case_wrong and name == "success":
+                case_wrong = outputs_wrong(s3, video_id)
+            wrong += case_wrong
         inbox.settle(SETTLE_S)
         wrong += notices_wrong(videos, inbox)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (errors.run): remove the queue, say what may still run
@@ -419,9 +551,13 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     if wrong:
         print("\nsmoke: FAILED: " + "; ".join(wrong), file=sys.stderr)
         return 1
-    print("\nsmoke: ok: the video was uploaded, processed and notified"
-          + (", and the failing one reported as an error" if which == "both" else ""))
+    print("\nsmoke: ok: " + "; ".join(OK_LINES[name] for name in videos))
     return 0
+
+
+OK_LINES = {"success": "the video was uploaded, processed, notified and its outputs check out",
+            "failure": "the failing one was reported as an error",
+            "invalid": "the text file ended InvalidMedia, notified once and not retried"}
 
 
 def interrupted_line(inbox: Inbox, submitted: list[str]) -> str:

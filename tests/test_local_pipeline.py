@@ -1,6 +1,7 @@
 """The local pipeline is the real one: after `./deploy.sh --local` the emulator holds the state machine as
-written (definition, logging, tracing), the topics by their names, and `./deploy.sh --local --smoke` runs a
-video end to end (one that is processed and notified, one whose task fails and is reported).
+written (definition, logging, tracing), the topics by their names, and `./deploy.sh --local --smoke` runs
+videos end to end (one that the local processor encodes, one whose task fails and is reported, one that is not a
+video and ends InvalidMedia).
 
 Self-contained like tests/test_deploy_e2e.py: its own emulator on a free port, own state and build
 directories, stopped at the end.
@@ -100,17 +101,25 @@ def test_the_state_machine_traces_with_x_ray(state_machine):
     assert state_machine["tracingConfiguration"] == {"enabled": True}
 
 
-def test_the_smoke_command_shows_a_video_processed_and_one_that_failed(deployed):
+def test_the_smoke_command_shows_a_video_processed_one_that_failed_and_one_that_is_not_a_video(deployed):
+    """The emulator runs the real processor (deploytools/moto_layer/local_tasks.py): the success case is a real
+    encode whose outputs the smoke checks; the invalid one takes the InvalidMedia path (issue #23)."""
     rc, out = deploy(deployed, "--local", "--smoke")
     assert rc == 0, out
-    success, failure = out.split("==> video ")[1:]
-    assert "job: SUCCEEDED" in success
+    success, failure, invalid = out.split("==> video ")[1:]
+    assert "job: SUCCEEDED" in success and "execution: SUCCEEDED" in success and "tasks run: 1" in success
     assert f"message on video-processing-completion-{ENV}, subject 'Video Processing Completed'" in success
     assert '"status": "SUCCEEDED"' in success and '"taskArn": "arn:aws:ecs:' in success
-    assert failure.startswith("fail-") and "job: FAILED" in failure
+    assert '"manifest": "outputs/smoke-' in success, "the completion notice names the manifest"
+    assert "SHA-256 as the manifest says; master playlist with 1 rendition(s): 360p 320x240" in success, \
+        "the dev ladder never upscales the 320x240 clip"
+    assert failure.startswith("fail-") and "job: FAILED" in failure and "execution: FAILED" in failure
     assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
     assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
-    assert out.count(": notified 1 time\n") == 2, "each video notified exactly once (issue #21 item 4)"
+    assert invalid.startswith("invalid-") and "job: FAILED" in invalid and "execution: SUCCEEDED" in invalid
+    assert '"error": "InvalidMedia"' in invalid and "(exit code 3)" in invalid
+    assert "tasks run: 1" in invalid, "invalid media is not retried"
+    assert out.count(": notified 1 time\n") == 3, "each video notified exactly once (issue #21 item 4)"
     assert "smoke: ok:" in out
 
 

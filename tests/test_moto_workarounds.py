@@ -13,10 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploytools.moto_layer import MOTO_VERSION, cloudformation, stepfunctions, threads
+from deploytools.moto_layer import MOTO_VERSION, cloudformation, local_tasks, stepfunctions, threads
 
 pytestmark = pytest.mark.slow  # seconds in moto's emulator and probes: CI runs it, the fast loop leaves it out
 
@@ -216,9 +217,9 @@ def _fargate_task_runner(cluster: str, **container) -> Callable[[], str]:
                                     cpu="256", memory="512", containerDefinitions=[
                                         {"name": "c", "image": "x", "essential": True, "memory": 512, **container}])
 
-    def run_task() -> str:
+    def run_task(**extra: Any) -> str:
         return _ecs().run_task(cluster=cluster, taskDefinition=cluster, launchType="FARGATE", networkConfiguration={
-            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})["tasks"][0]["taskArn"]
+            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}}, **extra)["tasks"][0]["taskArn"]
     return run_task
 
 
@@ -377,3 +378,95 @@ def test_every_job_control_instrument_has_a_canary_and_checks_the_moto_version()
     for instrument in stepfunctions.JOB_CONTROL_INSTRUMENTS:
         assert any(f"drop {instrument.__name__} " in doc for doc in canaries), instrument.__name__
         assert f"moto {MOTO_VERSION}" in (instrument.__doc__ or ""), instrument.__name__
+
+
+# The emulator's local task runner (deploytools/moto_layer/local_tasks.py).
+
+def test_unpatched_moto_runs_no_container(account, tmp_path):
+    """If this fails, moto runs a task's command: look at dropping local_processor_tasks (the emulator's runner)."""
+    from moto.moto_api import state_manager
+
+    marker = tmp_path / "ran"
+    run_task = _fargate_task_runner("no-container", command=["sh", "-c", f"touch {marker}; exit 3"])
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "immediate"})
+    try:
+        [task] = _ecs().describe_tasks(cluster="no-container", tasks=[run_task()])["tasks"]
+        time.sleep(0.5)
+    finally:
+        state_manager.unset_transition("ecs::task")
+    assert task["lastStatus"] == "STOPPED" and [c.get("exitCode") for c in task["containers"]] == [0]
+    assert not marker.exists(), "the command never ran"
+
+
+# Stands in for `python -m processor`: writes its environment where ENV_FILE says, then exits with EXIT (or, with
+# WAIT set, waits to be stopped: SIGTERM's default action ends it).
+_STAND_IN = ("import json, os, sys, time; json.dump(dict(os.environ), open(os.environ['ENV_FILE'], 'w')); "
+             "time.sleep(60 if os.environ.get('WAIT') else 0.3); sys.exit(int(os.environ['EXIT']))")
+
+
+def _until_stopped(cluster: str, arn: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        [task] = _ecs().describe_tasks(cluster=cluster, tasks=[arn])["tasks"]
+        if task["lastStatus"] == "STOPPED" or time.monotonic() > deadline:
+            return task
+        time.sleep(0.05)
+
+
+def _overrides(video_id: str, **environment: str) -> dict[str, Any]:
+    pairs = {"VIDEO_ID": video_id, "SOURCE_BUCKET": "media", "SOURCE_KEY": f"sources/{video_id}", **environment}
+    return {"containerOverrides": [{"name": "c", "environment": [{"name": k, "value": v} for k, v in pairs.items()]}]}
+
+
+@pytest.fixture
+def local_runner(account, tmp_path):
+    """A task definition like the processor's (its DATABASE_ and REDIS_ variables name no local service), a source
+    in S3 for video v1, and the runner with the stand-in; yields (run_task, the stand-in's environment file)."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=RACE_REGION)
+    s3.create_bucket(Bucket="media", **({} if RACE_REGION == "us-east-1" else
+                                        {"CreateBucketConfiguration": {"LocationConstraint": RACE_REGION}}))
+    s3.put_object(Bucket="media", Key="sources/v1", Body=b"video")
+    env_file = tmp_path / "environment.json"
+    run_task = _fargate_task_runner("local", environment=[
+        {"name": "ENVIRONMENT", "value": "dev"}, {"name": "DATABASE_HOST", "value": "db.example"},
+        {"name": "REDIS_HOST", "value": "redis.example"}, {"name": "EXIT", "value": "0"},
+        {"name": "ENV_FILE", "value": str(env_file)}])
+    with local_tasks.local_processor_tasks("http://localhost:1", "fail-", command=(sys.executable, "-c", _STAND_IN)):
+        yield run_task, env_file
+
+
+def test_the_local_runner_runs_the_task_with_its_environment_and_reports_its_exit_code(local_runner):
+    run_task, env_file = local_runner
+    arn = run_task(overrides=_overrides("v1", EXIT="3"))
+    [task] = _ecs().describe_tasks(cluster="local", tasks=[arn])["tasks"]
+    assert task["lastStatus"] == "RUNNING", "until the process ends"
+    task = _until_stopped("local", arn)
+    assert task["lastStatus"] == "STOPPED" and task["stopCode"] == "EssentialContainerExited"
+    assert [c["exitCode"] for c in task["containers"]] == [3], "the process's exit code, not moto's 0"
+    environment = json.loads(env_file.read_text())
+    assert environment["VIDEO_ID"] == "v1" and environment["ENVIRONMENT"] == "dev", "overrides and definition"
+    assert environment["AWS_ENDPOINT_URL"] == "http://localhost:1" and environment["AWS_ACCESS_KEY_ID"] == "testing"
+    assert not {"DATABASE_HOST", "REDIS_HOST"} & environment.keys(), "no database or Redis locally yet"
+
+
+def test_the_local_runner_sends_sigterm_on_stop_task(local_runner):
+    run_task, env_file = local_runner
+    arn = run_task(overrides=_overrides("v1", WAIT="1"))
+    deadline = time.monotonic() + 20
+    while not env_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _ecs().stop_task(cluster="local", task=arn, reason="execution stopped")
+    task = _until_stopped("local", arn)
+    assert task["stopCode"] == "UserInitiated" and task["stoppedReason"] == "execution stopped"
+    assert [c["exitCode"] for c in task["containers"]] == [143], "128 + SIGTERM, as a container reports it"
+
+
+@pytest.mark.parametrize("video_id", ["fail-v1", "v2"], ids=["failing prefix", "no source in S3"])
+def test_the_local_runner_leaves_other_tasks_to_the_placeholder(local_runner, video_id):
+    run_task, env_file = local_runner
+    [task] = _ecs().describe_tasks(cluster="local", tasks=[run_task(overrides=_overrides(video_id))])["tasks"]
+    assert task["lastStatus"] == "STOPPED", "stopped on its first DescribeTasks"
+    time.sleep(0.5)
+    assert not env_file.exists(), "nothing ran"

@@ -580,7 +580,8 @@ def moto_patches(
 
 
 # The emulator's (deploytools.local_aws serve) local-only way to choose a task's outcome: a videoId with this
-# prefix makes the processing container exit with FAILING_EXIT_CODE; every other task exits 0. Not on AWS.
+# prefix makes the processing container exit with FAILING_EXIT_CODE without running the processor; a task whose
+# source is not in the emulator's S3 exits 0 (the placeholder); every other task runs the processor. Not on AWS.
 FAILING_VIDEO_PREFIX = "fail-"
 FAILING_EXIT_CODE = 1
 
@@ -593,13 +594,18 @@ def exit_code_by_video_id(run_task_call: dict[str, Any]) -> int:
     return FAILING_EXIT_CODE if any(v.startswith(FAILING_VIDEO_PREFIX) for v in video_ids) else 0
 
 
-def apply_to_emulator() -> contextlib.ExitStack:
+def apply_to_emulator(endpoint: str) -> contextlib.ExitStack:
     """The patches of :func:`moto_patches`, for good, in the emulator's server process: every workaround,
-    retry intervals not slept, ECS tasks that stop at once, the exit code chosen by :func:`exit_code_by_video_id`.
-    Returns the stack that holds them (closing it removes them)."""
+    retry intervals not slept, and ECS tasks run by the local task runner (local_tasks: the processor as a local
+    process that reaches the emulator at ``endpoint``, for a video whose source is there); any other task stops
+    at once with the exit code chosen by :func:`exit_code_by_video_id`. Returns the stack that holds them
+    (closing it removes them and stops the processes still running)."""
+    from deploytools.moto_layer import local_tasks
+
     stack = contextlib.ExitStack()
     stack.enter_context(moto_patches(task_exit_code=exit_code_by_video_id, run_task_calls=_NotKept(),
                                      retry_sleeps=_NotKept()))
+    stack.enter_context(local_tasks.local_processor_tasks(endpoint, FAILING_VIDEO_PREFIX))
     return stack
 
 
