@@ -42,8 +42,9 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
   --local          run against an embedded AWS emulator (moto server on localhost, dummy
                    credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
   --stop           with --local: stop the emulator and exit
-  --smoke          with --local: run a video through the deployed local pipeline (one that succeeds, one
-                   whose task fails), print each execution's status and notification, and exit; needs the
+  --smoke          with --local: run three videos through the deployed local pipeline (one the local
+                   processor encodes and whose outputs are checked, one whose task fails, a text file that
+                   ends InvalidMedia), print each execution's status and notification, and exit; needs the
                    emulator a deploy started (it never starts one)
   --template-dir D deploy the templates in D instead of templates/<env>/ (tests; skips the
                    generator freshness check, not cfn-lint)
