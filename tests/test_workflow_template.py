@@ -368,3 +368,12 @@ def test_the_completion_notice_names_the_outputs_the_processor_writes(templates)
     for field, name in (("manifest", jobs_contract.MANIFEST_NAME), ("download", media.DOWNLOAD),
                         ("poster", media.POSTER)):
         assert outputs[f"{field}.$"] == f"States.Format('{{}}{name}', $.outputs.prefix)"
+
+
+@pytest.mark.parametrize("env", list(config.ENVIRONMENTS))
+def test_the_processor_gets_fargates_longest_stop_timeout_to_stop_cleanly(templates, env):
+    """SIGTERM (a Spot interruption, StopTask) leaves the processor the most time Fargate allows to stop ffmpeg and
+    record the interruption before SIGKILL: 120 s, the documented maximum."""
+    [task] = [r for r in templates[env]["workflow"]["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    [container] = task["Properties"]["ContainerDefinitions"]
+    assert container["StopTimeout"] == 120

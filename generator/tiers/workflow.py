@@ -97,6 +97,10 @@ USES_PLACEHOLDER_IMAGE = "UsesPlaceholderImage"
 SCRATCH_PATH = "/tmp"  # the root file system is read-only; the processor writes here
 # The container contract (README, "Container contract"): where the media file system is mounted.
 MEDIA_PATH = "/mnt/media"
+# Seconds between SIGTERM and SIGKILL: the processor stops ffmpeg, keeps what it uploaded and records the interruption
+# (Fargate Spot gives two minutes' notice). 120 is Fargate's maximum (ECS Developer Guide, task definition
+# parameters, stopTimeout: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
+STOP_TIMEOUT_SECONDS = 120
 # Step Functions creates this rule in the account for every ECS .sync integration.
 ECS_SYNC_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
 
@@ -139,6 +143,7 @@ def build(cfg: EnvConfig) -> Template:
             # The media access point's user: files on /mnt/media and /tmp belong to one unprivileged user.
             User=f"{contracts.MEDIA_UID}:{contracts.MEDIA_GID}",
             ReadonlyRootFilesystem=True,
+            StopTimeout=STOP_TIMEOUT_SECONDS,
             MountPoints=[MountPoint(SourceVolume="media", ContainerPath=MEDIA_PATH, ReadOnly=False),
                          MountPoint(SourceVolume="scratch", ContainerPath=SCRATCH_PATH, ReadOnly=False)],
             # The placeholder image's entry point is `aws`; run the sketch's script through bash instead.
