@@ -118,6 +118,20 @@ def test_a_second_request_resumes_the_open_upload_and_lists_the_parts_s3_holds(s
     assert len(client.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 1
 
 
+def test_an_upload_the_lifecycle_aborted_is_never_resumed_and_a_new_request_starts_afresh(s3):
+    """The bucket's lifecycle aborts a multipart upload left incomplete for a day; its record stayed OPEN, and a
+    second request "resumed" an upload S3 no longer had (every part URL refused). Now it is closed and replaced."""
+    client, bucket = s3
+    size = 200 * 1024 ** 2
+    _, first = start("left-for-a-day", size)
+    client.abort_multipart_upload(Bucket=bucket, Key=first["key"], UploadId=first["uploadId"])  # the lifecycle
+    code, listed = call("GET", "/videos/{videoId}/upload", "left-for-a-day")
+    assert code == 404 and "aborts an upload left incomplete for a day" in listed["message"]
+    code, again = start("left-for-a-day", size)
+    assert code == 201 and again["uploadId"] != first["uploadId"], "a new upload, not the aborted one"
+    assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [again["uploadId"]]
+
+
 def test_complete_refuses_missing_repeated_and_foreign_parts_then_completes_one_version(s3):
     client, bucket = s3
     size = 150 * 1024 ** 2

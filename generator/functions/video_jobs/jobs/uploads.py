@@ -127,6 +127,20 @@ def held_parts(s3, bucket, key, upload_id):
     return held
 
 
+def still_open(s3, store, bucket, key, video_id):
+    """The video's open upload, or None; one S3 no longer has (the lifecycle aborts incomplete multipart uploads
+    after a day, and that leaves the record) is closed here, so it is never resumed."""
+    upload = recorded(store, video_id)
+    if upload is None:
+        return None
+    try:
+        s3.list_parts(Bucket=bucket, Key=key, UploadId=upload["uploadId"], MaxParts=1)
+    except s3.exceptions.NoSuchUpload:
+        record(store, video_id, {**upload, "state": "EXPIRED"})
+        return None
+    return upload
+
+
 def start(s3, store, video_id, body, now):
     """(status, answer): a presigned PUT, a new multipart upload, or the open one of this video (resume)."""
     bucket, max_bytes, content_types, seconds = settings()
@@ -134,7 +148,7 @@ def start(s3, store, video_id, body, now):
     if error:
         return 400, {"message": error}
     key = c.source_key(video_id)
-    open_upload = recorded(store, video_id)
+    open_upload = still_open(s3, store, bucket, key, video_id)
     if open_upload:
         if (int(open_upload["size"]), open_upload["sha256"]) != (body["size"], body["sha256"]):
             return 409, {"message": f"an upload of another file is open for {video_id}: abort it first "
@@ -174,9 +188,10 @@ def multipart_answer(s3, bucket, key, upload, first, seconds, now, resumed=False
 
 def status(s3, store, video_id, first, now):
     bucket, _max, _types, seconds = settings()
-    upload = recorded(store, video_id)
+    upload = still_open(s3, store, bucket, c.source_key(video_id), video_id)
     if not upload:
-        return 404, {"message": f"no upload of {video_id} is open (POST /videos/{video_id}/upload starts one)"}
+        return 404, {"message": f"no upload of {video_id} is open (POST /videos/{video_id}/upload starts one; S3 "
+                                "aborts an upload left incomplete for a day)"}
     if not 1 <= first <= int(upload["partCount"]):
         return 400, {"message": f"partsFrom must be 1 to {int(upload['partCount'])}"}
     return 200, multipart_answer(s3, bucket, c.source_key(video_id), upload, first, seconds, now, resumed=True)
