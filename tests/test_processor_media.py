@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -250,22 +251,71 @@ def hostile_files(tools, tmp_path: Path) -> dict[str, bytes]:
     subprocess.run([tools.ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", str(audio)],
                    check=True, timeout=60)
     whole = faststart.read_bytes()
+    # x264 accepts 1x1 in 4:4:4 (4:2:0 needs even sizes); 16384x16 is a real stream whose header says 16384 wide.
+    one_pixel = make_clip(tools, tmp_path / "one.mp4", size="1x1", audio=False, video_args=("-pix_fmt", "yuv444p"))
+    wide = make_clip(tools, tmp_path / "wide.mp4", size="16384x16", seconds=1, audio=False)
     return {"zero bytes": b"", "text named .mp4": b"this is not a video\n" * 20,
             "truncated MP4 (moov at the end)": clip.read_bytes()[: clip.stat().st_size // 2],
-            "truncated MP4 (moov first)": whole[: len(whole) * 2 // 5], "audio only": audio.read_bytes()}
+            "truncated MP4 (moov first)": whole[: len(whole) * 2 // 5], "audio only": audio.read_bytes(),
+            "1x1 pixels": one_pixel.read_bytes(), "16384 pixels wide": wide.read_bytes(),
+            "duration far beyond the data": long_matroska(tools, clip, tmp_path)}
+
+
+def long_matroska(tools, clip: Path, tmp_path: Path) -> bytes:
+    """The clip in Matroska with the Segment's Duration multiplied by 100 (4 s -> about 400 s, under dev's 600 s
+    limit): ffprobe reports the header's 400 s, the frames stop at 4 s. (MP4 is no such case: ffmpeg derives its
+    durations from the sample tables and ignores a patched mvhd/mdhd; see the test after this one.)"""
+    mkv = tmp_path / "clip.mkv"
+    subprocess.run([tools.ffmpeg, "-v", "error", "-i", str(clip), "-c", "copy", str(mkv)], check=True, timeout=60)
+    data = bytearray(mkv.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # EBML ID Duration (0x4489), size 8: a big-endian double, in timecode units
+    assert at > 0, "ffmpeg's Matroska muxer writes an 8-byte Duration"
+    struct.pack_into(">d", data, at + 3, struct.unpack_from(">d", data, at + 3)[0] * 100)
+    return bytes(data)
+
+
+def patch_mp4_box(data: bytearray, box: bytes, offset: int, fmt: str, make) -> None:
+    """Rewrite one field at `offset` bytes past the type of every `box` in an MP4; make(old values) -> new values."""
+    at = data.find(box)
+    assert at > 0, f"no {box!r} box"
+    while at > 0:
+        struct.pack_into(fmt, data, at + 4 + offset, *make(struct.unpack_from(fmt, data, at + 4 + offset)))
+        at = data.find(box, at + 1)
 
 
 @pytest.mark.media
 def test_invalid_files_exit_3_with_one_line_and_no_outputs(tools, bucket, tmp_path, monkeypatch, capsys):
     reasons = {"zero bytes": "not a video ffprobe can read", "text named .mp4": "not a video ffprobe can read",
                "truncated MP4 (moov at the end)": "not a video ffprobe can read",
-               "truncated MP4 (moov first)": "truncated", "audio only": "no video stream"}
+               "truncated MP4 (moov first)": "truncated", "audio only": "no video stream",
+               "1x1 pixels": "is 1x1 pixels: at least 16", "16384 pixels wide": "is 16384x16 pixels: at most 4096",
+               "duration far beyond the data": "stops at 4.0 s of the 40"}
     for attempt, (name, data) in enumerate(hostile_files(tools, tmp_path).items(), start=1):
         environ = bucket.upload_source(data, attempt=attempt, SCRATCH=str(tmp_path))
+        started = time.monotonic()
         code, err = run_main(bucket, environ, monkeypatch, tools, capsys)
+        assert time.monotonic() - started < 30, f"{name}: rejected promptly, no hang"
         assert code == contract.EXIT_INVALID_MEDIA, (name, err)
         assert len(err.strip().splitlines()) == 1 and reasons[name] in err, (name, err)
         assert bucket.objects(environ["OUTPUTS_PREFIX"]) == {}, f"{name}: no outputs, no partial manifest"
+
+
+@pytest.mark.media
+def test_mp4_headers_that_lie_about_size_and_duration_yield_the_real_picture(tools, bucket, tmp_path):
+    """avc1/tkhd claiming 16384x16384 and mvhd/mdhd claiming 3000 times the length: ffmpeg reads the size from the
+    H.264 parameter sets and the duration from the sample tables, so the output is the real 2 s at 320x180 (a
+    headers trusted instead would have meant a 16384-pixel decode, or a 6000 s source rejected as too long)."""
+    data = bytearray(make_clip(tools, tmp_path / "clip.mp4").read_bytes())
+    patch_mp4_box(data, b"avc1", 24, ">HH", lambda old: (16384, 16384))  # after reserved, data ref, pre-defined
+    tkhd_size = struct.unpack_from(">I", data, data.find(b"tkhd") - 4)[0]
+    patch_mp4_box(data, b"tkhd", tkhd_size - 12, ">II", lambda old: (16384 << 16, 16384 << 16))  # 16.16 fixed
+    patch_mp4_box(data, b"mvhd", 16, ">I", lambda old: (old[0] * 3000,))  # version 0: after flags, times, scale
+    patch_mp4_box(data, b"mdhd", 16, ">I", lambda old: (old[0] * 3000,))
+    environ = bucket.upload_source(bytes(data))
+    run(bucket, tools, environ, tmp_path)
+    document = check_outputs(tools, bucket, environ, tmp_path, (320, 180))
+    assert [(r["width"], r["height"]) for r in document["renditions"]] == [(320, 180), (160, 90)]
+    assert round(document["durationSeconds"]) == 2
 
 
 def test_a_source_that_is_not_the_declared_file_is_invalid_media(tools, bucket, tmp_path, monkeypatch, capsys):
