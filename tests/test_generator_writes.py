@@ -89,6 +89,7 @@ def test_a_full_disk_while_writing_the_last_environment_replaces_none(out):
     assert tree_digest(out) == before and leftovers(out) == []
 
 
+@pytest.mark.slow  # kills a generator run mid-swap and runs it again (seconds)
 def test_a_run_killed_while_swapping_is_finished_by_the_next_run(out, rendered):
     # Killed outright (no cleanup) after the first environment moved into place.
     killed = run_failing(out, "rename", 3, "os._exit(9)")

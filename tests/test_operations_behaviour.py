@@ -82,6 +82,7 @@ def alarm_state(alarm: dict, state_machine_arn: str, failed_executions: int) -> 
     return state, drain_queue(queue)
 
 
+@pytest.mark.slow  # runs the state machine in moto's interpreter (seconds)
 def test_a_failed_publish_to_the_error_topic_fails_the_execution_and_reaches_the_ops_topic(templates, alarm):
     result = run_execution(generated_definition(templates), {"videoId": "clip-lost"}, task_exit_code=3,
                            execution_name="clip-lost", substitutions=delete_error_topic)

@@ -143,6 +143,7 @@ def put(url: str, body: bytes, headers: dict) -> tuple[int, str]:
         return refused.code, refused.read().decode()
 
 
+@pytest.mark.slow  # waits out the URL's expiry (seconds)
 def test_the_single_put_url_takes_the_right_bytes_and_the_stand_in_refuses_a_wrong_byte_or_a_late_put(upload_api):
     up = ask("clip-1", len(SOURCE))
     assert up["method"] == "PUT"
@@ -164,6 +165,7 @@ def part_plan() -> tuple[str, bytes, dict]:
     return up["urls"][0]["url"], part, {"x-amz-checksum-sha256": sha256_base64(part), **up["partSignedHeaders"]}
 
 
+@pytest.mark.slow  # waits out the URL's expiry (seconds)
 def test_a_part_url_takes_its_part_with_its_checksum_and_the_stand_in_refuses_a_wrong_byte_or_a_late_put(
         upload_api):
     url, part, headers = part_plan()

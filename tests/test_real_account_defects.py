@@ -172,6 +172,7 @@ def drop_nulls(value):
     return value
 
 
+@pytest.mark.slow  # runs the state machine in moto's interpreter (seconds)
 def test_4_a_failed_video_is_notified_once_and_ends_with_the_notified_failure_even_as_the_emulator_stores_it(
         templates):
     """Run in moto's interpreter as the emulator stores the definition (nulls dropped). Before the fix the
@@ -262,6 +263,7 @@ def test_5_every_execution_that_ends_failed_is_a_video_that_failed_and_was_notif
     assert all(s.get("Error") != contract.CAPACITY_UNAVAILABLE for s in states.values())
 
 
+@pytest.mark.slow  # runs the state machine in moto's interpreter (seconds)
 def test_5_a_capacity_shortage_succeeds_with_the_outcome_job_control_requeues(templates, monkeypatch):
     """RunTask throttled past its retries: the execution succeeds (not counted by ExecutionsFailed) with the
     outcome CapacityUnavailable and nobody is notified. Before the fix it ended FAILED."""

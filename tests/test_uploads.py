@@ -132,6 +132,7 @@ def test_an_upload_the_lifecycle_aborted_is_never_resumed_and_a_new_request_star
     assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [again["uploadId"]]
 
 
+@pytest.mark.slow  # uploads parts of 5 MiB and more to moto (seconds)
 def test_complete_refuses_missing_repeated_and_foreign_parts_then_completes_one_version(s3):
     client, bucket = s3
     size = 150 * 1024 ** 2
