@@ -178,35 +178,39 @@ def kms_calls(e: Environment, caller: str, origin: str, principal: Principal, ke
                  SERVICE_SIDE_ROUTE, (e.key_policy(key),)) for action in actions]
 
 
+def _encrypted_send(e: Environment, caller: str, origin: str, principal: Principal, target_arn: str, route: Route,
+                    source: dict[str, str] | None, target_type: str, find_by: str, policy_type: str,
+                    policy_property: str, action: str, kms_actions: Any, service: str, context_key: str
+                    ) -> list[Call]:
+    """`action` on a topic or queue (checked against its resource policy), and with an encrypted one the service's
+    use of its key, as the sender through the service or as the sending service itself."""
+    target = e.find(target_type, target_arn, find_by)  # find_by "": the Ref renders to the ARN
+    context = {**(role_context(principal) if principal.kind == "role" else TLS), **(source or {})}
+    calls = [Call(caller, origin, Request(principal, action, target_arn, context), route,
+                  e.attached_policies(policy_type, policy_property, target) if target else ())]
+    if target:
+        key = e.key_of(target[0], e.r.resource(*target)["Properties"].get("KmsMasterKeyId"))
+        calls += kms_calls(e, caller, origin, principal, key, kms_actions,
+                           service if principal.kind == "role" else None, {context_key: target_arn}, source)
+    return calls
+
+
 def topic_publish(e: Environment, caller: str, origin: str, principal: Principal, topic_arn: str, route: Route,
                   source: dict[str, str] | None = None) -> list[Call]:
-    """sns:Publish to a topic, and with an encrypted topic kms:GenerateDataKey and kms:Decrypt, as the publisher
-    through SNS or as the publishing service itself
+    """sns:Publish to a topic, and with an encrypted topic kms:GenerateDataKey and kms:Decrypt
     (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#sns-what-permissions-for-sse)."""
-    topic = e.find("AWS::SNS::Topic", topic_arn)
-    context = {**(role_context(principal) if principal.kind == "role" else TLS), **(source or {})}
-    calls = [Call(caller, origin, Request(principal, "sns:Publish", topic_arn, context), route,
-                  e.attached_policies("AWS::SNS::TopicPolicy", "Topics", topic) if topic else ())]
-    if topic:
-        key = e.key_of(topic[0], e.r.resource(*topic)["Properties"].get("KmsMasterKeyId"))
-        calls += kms_calls(e, caller, origin, principal, key, aws.SNS_PUBLISH_KMS,
-                           "sns" if principal.kind == "role" else None, {aws.SNS_CONTEXT: topic_arn}, source)
-    return calls
+    return _encrypted_send(e, caller, origin, principal, topic_arn, route, source, "AWS::SNS::Topic", "",
+                           "AWS::SNS::TopicPolicy", "Topics", "sns:Publish", aws.SNS_PUBLISH_KMS, "sns",
+                           aws.SNS_CONTEXT)
 
 
 def queue_send(e: Environment, caller: str, origin: str, principal: Principal, queue_arn: str, route: Route,
                source: dict[str, str] | None = None) -> list[Call]:
     """sqs:SendMessage, and with an encrypted queue kms:GenerateDataKey and kms:Decrypt
     (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html)."""
-    queue = e.find("AWS::SQS::Queue", queue_arn, "Arn")
-    context = {**(role_context(principal) if principal.kind == "role" else TLS), **(source or {})}
-    calls = [Call(caller, origin, Request(principal, "sqs:SendMessage", queue_arn, context), route,
-                  e.attached_policies("AWS::SQS::QueuePolicy", "Queues", queue) if queue else ())]
-    if queue:
-        key = e.key_of(queue[0], e.r.resource(*queue)["Properties"].get("KmsMasterKeyId"))
-        calls += kms_calls(e, caller, origin, principal, key, aws.SQS_SEND_KMS,
-                           "sqs" if principal.kind == "role" else None, {aws.SQS_CONTEXT: queue_arn}, source)
-    return calls
+    return _encrypted_send(e, caller, origin, principal, queue_arn, route, source, "AWS::SQS::Queue", "Arn",
+                           "AWS::SQS::QueuePolicy", "Queues", "sqs:SendMessage", aws.SQS_SEND_KMS, "sqs",
+                           aws.SQS_CONTEXT)
 
 
 def log_writes(e: Environment, caller: str, origin: str, principal: Principal, group: str, stream: str,
