@@ -233,16 +233,10 @@ def build(cfg: EnvConfig) -> Template:
             "detail-type": [STATUS_CHANGE],
             "detail": {"stateMachineArn": [p[contracts.STATE_MACHINE_ARN]], "status": list(EXECUTION_ENDINGS)},
         },
-        Targets=[Target(
-            Id="Scheduler",
-            Arn=GetAtt(function, "Arn"),
-            # What EventBridge cannot deliver after its retries waits in the notification dead-letter queue (its
-            # alarm: dead-letter-queue-not-empty); FailedInvocations has its own alarm. A lost end is also
-            # reclaimed by the reconciliation below.
-            DeadLetterConfig=RuleDeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
-            RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=END_EVENT_MAX_AGE_SECONDS,
-                                    MaximumRetryAttempts=END_EVENT_MAX_RETRIES),
-        )],
+        # What EventBridge cannot deliver after its retries waits in the notification dead-letter queue (its
+        # alarm: dead-letter-queue-not-empty); FailedInvocations has its own alarm. A lost end is also reclaimed by
+        # the reconciliation below.
+        Targets=[scheduler_target_with_dead_letters(function, p)],
     ))
     # Every source uploaded (a PUT or a completed multipart upload) submits its job: S3 sends Object Created to
     # EventBridge (the media tier turned the bucket's notifications on). Delivered at least once: the scheduler
@@ -259,13 +253,7 @@ def build(cfg: EnvConfig) -> Template:
             "detail": {"bucket": {"name": [p[contracts.MEDIA_BUCKET_NAME]]},
                        "object": {"key": [{"prefix": contract.SOURCES_PREFIX}]}},
         },
-        Targets=[Target(
-            Id="Scheduler",
-            Arn=GetAtt(function, "Arn"),
-            DeadLetterConfig=RuleDeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
-            RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=END_EVENT_MAX_AGE_SECONDS,
-                                    MaximumRetryAttempts=END_EVENT_MAX_RETRIES),
-        )],
+        Targets=[scheduler_target_with_dead_letters(function, p)],
     ))
     # A tick lost is superseded by the next one: no dead-letter queue (it would fill with stale ticks), a short
     # retry, and the FailedInvocations alarm of the operations tier.
@@ -298,6 +286,18 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.RECONCILE_RULE_NAME, Ref(reconcile))
     blocks.output(t, contracts.SOURCE_ARRIVED_RULE_NAME, Ref(arrived))
     return t
+
+
+def scheduler_target_with_dead_letters(function, p: dict[contracts.Contract, Ref]) -> Target:
+    """The scheduler as a rule's target, an event it was not handed after the retries kept in the dead-letter
+    queue: for events that are the only record of what happened (an execution's end, a source's arrival)."""
+    return Target(
+        Id="Scheduler",
+        Arn=GetAtt(function, "Arn"),
+        DeadLetterConfig=RuleDeadLetterConfig(Arn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
+        RetryPolicy=RetryPolicy(MaximumEventAgeInSeconds=END_EVENT_MAX_AGE_SECONDS,
+                                MaximumRetryAttempts=END_EVENT_MAX_RETRIES),
+    )
 
 
 def scheduler_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref], table_arn, key_arn) -> list[Statement]:
