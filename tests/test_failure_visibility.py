@@ -20,6 +20,7 @@ from generator import contracts
 from generator.functions.video_jobs import contract
 
 from conftest import as_list, each_resource, grants, resolve, sources
+from state_paths import paths_from, successors
 
 ERROR_TOPIC = {"Ref": contracts.ERROR_TOPIC_ARN.name}  # how a tier names the error topic it consumes
 PUBLISH = "arn:aws:states:::sns:publish"
@@ -48,24 +49,6 @@ def error_publishers(machine: dict) -> set[str]:
     return {name for name, s in definition(machine)["States"].items()
             if s.get("Resource", "").startswith(PUBLISH)
             and s.get("Parameters", {}).get("TopicArn") in error_placeholders}
-
-
-def successors(state: dict) -> list[str]:
-    nexts = [state.get("Next"), state.get("Default"), *(c.get("Next") for c in state.get("Choices", [])),
-             *(c.get("Next") for c in state.get("Catch", []))]
-    return sorted({n for n in nexts if n})
-
-
-def paths_from(states: dict, start: str) -> list[list[str]]:
-    """Every path from `start` to a state that ends the execution (loops are followed once)."""
-    found, stack = [], [[start]]
-    while stack:
-        path = stack.pop()
-        state = states[path[-1]]
-        if state["Type"] in ("Succeed", "Fail") or state.get("End"):
-            found.append(path)
-        stack.extend([*path, n] for n in successors(state) if n not in path)
-    return found
 
 
 def outcome(states: dict, path: list[str]) -> str | None:

@@ -25,6 +25,7 @@ from generator.tiers import network
 
 from conftest import as_list, each_resource, one_resource, sources
 from moto_sfn import generated_definition, run_execution
+from state_paths import paths_from
 
 ENVS = ("dev", "staging", "prod")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -235,19 +236,6 @@ def test_4_the_smoke_fails_when_a_video_ends_with_another_error_than_the_one_it_
 
 # --- 5. A capacity requeue is no failed execution -------------------------------------------------------------
 
-def paths_to_the_end(states: dict, start: str) -> list[list[str]]:
-    found, stack = [], [[start]]
-    while stack:
-        path = stack.pop()
-        state = states[path[-1]]
-        if state["Type"] in ("Succeed", "Fail") or state.get("End"):
-            found.append(path)
-        nexts = [state.get("Next"), state.get("Default"), *(c.get("Next") for c in state.get("Choices", [])),
-                 *(c.get("Next") for c in state.get("Catch", []))]
-        stack.extend([*path, n] for n in nexts if n and n not in path)
-    return found
-
-
 @pytest.mark.parametrize("env", ENVS)
 def test_5_every_execution_that_ends_failed_is_a_video_that_failed_and_was_notified(templates, env):
     """The executions-failed alarm (ExecutionsFailed > 0) pages for every Fail state reached. Before the fix the
@@ -257,7 +245,7 @@ def test_5_every_execution_that_ends_failed_is_a_video_that_failed_and_was_notif
     states = definition["States"]
     notifiers = {n for n, s in states.items() if s.get("Resource") == "arn:aws:states:::sns:publish"
                  and s["Parameters"]["TopicArn"] == "${ErrorTopicArn}"}
-    failed = [p for p in paths_to_the_end(states, definition["StartAt"]) if states[p[-1]]["Type"] == "Fail"]
+    failed = [p for p in paths_from(states, definition["StartAt"]) if states[p[-1]]["Type"] == "Fail"]
     assert failed
     assert [p for p in failed if len(notifiers & set(p)) != 1] == []
     assert all(s.get("Error") != contract.CAPACITY_UNAVAILABLE for s in states.values())
