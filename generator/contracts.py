@@ -71,6 +71,8 @@ CACHE_ENDPOINT_ADDRESS = _c("CacheEndpointAddress", "Host name of the Redis prim
 CACHE_ENDPOINT_PORT = _c("CacheEndpointPort", "Port of the Redis primary endpoint")
 CACHE_USER_ID = _c("CacheUserId", "ElastiCache user of the processor (IAM authentication; user ID and name are equal)")
 CACHE_KEY_ARN = _c("CacheKeyArn", "ARN of the KMS key encrypting the cache and its slow log")
+CACHE_READER_USER_ID = _c("CacheReaderUserId", "ElastiCache user of the API function: GETs progress keys only (IAM "
+                          "authentication; user ID and name are equal)")
 CACHE_REPLICATION_GROUP_ID = _c("CacheReplicationGroupId", "ID of the Redis replication group; its nodes are "
                                 "<id>-001, <id>-002")
 

@@ -34,14 +34,19 @@ def main(argv=None) -> int:
         tools = pipeline.find_tools()
         import boto3  # after the checks above: a misconfigured task says so without waiting for boto3
 
+        from processor import progress as progress_in_redis  # redis-py, like boto3, once the job is known
+
         report = functools.partial(record_attempt, records_opener(boto3), job, datetime.now(timezone.utc))
         report(records.PROCESSING)
+        shown = progress_in_redis.writer(os.environ, job.video_id, job.attempt)
         last = [0.0]
 
         def progress(fraction: float):
             if time.monotonic() - last[0] >= PROGRESS_EVERY_SECONDS:
                 last[0] = time.monotonic()
                 print(f"processor: {job.video_id} attempt {job.attempt}: encoded {fraction:.0%}", flush=True)
+                if shown is not None:
+                    shown.write(progress_in_redis.percent_encoded(fraction))
 
         result = pipeline.process(job, config, boto3.client("s3"), tools, args.scratch, progress)
     except media.InvalidMedia as e:
@@ -58,6 +63,9 @@ def main(argv=None) -> int:
         return contract.EXIT_FAILED
     report(records.DONE, finished_at=datetime.now(timezone.utc), manifest=result.manifest,
            manifest_key=job.outputs_prefix + contract.MANIFEST_NAME)
+    if shown is not None:
+        shown.write(progress_in_redis.DONE)
+        shown.close()
     if result.already_done:
         print(f"processor: {job.video_id} attempt {job.attempt} was already done: nothing uploaded", flush=True)
     else:

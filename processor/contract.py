@@ -33,3 +33,15 @@ def source_key(video_id):
 
 def outputs_prefix(video_id, attempt):
     return f"{OUTPUTS_PREFIX}{video_id}/{int(attempt)}/"
+
+
+# An attempt's progress in Redis: the processor writes it (processor/progress.py) at most every 10 s while it
+# encodes, and 100 once the attempt is done; GET /videos/{videoId} shows it while the job is RUNNING. The value is
+# JSON {"percent": <int 0-100>, "updatedAt": "2026-12-05T01:02:03Z"}; each write sets the key to expire
+# PROGRESS_TTL_SECONDS later, so a dead task's progress disappears by itself.
+PROGRESS_KEY_PREFIX = "progress:"
+PROGRESS_TTL_SECONDS = 600
+
+
+def progress_key(video_id, attempt):
+    return f"{PROGRESS_KEY_PREFIX}{video_id}:{int(attempt)}"

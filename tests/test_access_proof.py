@@ -715,6 +715,32 @@ def _container_not_given_the_outputs_bucket(s):
     override["Environment"] = [v for v in override["Environment"] if v["Name"] != "OUTPUTS_BUCKET"]
 
 
+def _api_role_cannot_connect(s):
+    without_statement(s["api"]["Resources"]["FunctionRole"], "ConnectAsProgressReader")
+
+
+def _api_connects_naming_the_processor_user(s):
+    """The API role's Connect names the processor's user instead of its own reader."""
+    processor = s["cache"]["Resources"]["ProcessorCacheUser"]["Properties"]["UserId"]
+    grant = role_statement(s["api"]["Resources"]["FunctionRole"], "ConnectAsProgressReader")
+    grant["Resource"] = [r if "replicationgroup:" in json.dumps(r) else {"Fn::Sub": r["Fn::Sub"].replace(
+        "${CacheReaderUserId}", processor)} for r in grant["Resource"]]
+
+
+def _api_function_signs_in_as_the_processor(s):
+    """The function is told the processor's user: its role may connect as the reader only."""
+    variables = s["api"]["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    variables["REDIS_USERNAME"] = s["cache"]["Resources"]["ProcessorCacheUser"]["Properties"]["UserId"]
+
+
+def _api_function_not_given_the_group(s):
+    del s["api"]["Resources"]["Function"]["Properties"]["Environment"]["Variables"]["REDIS_REPLICATION_GROUP_ID"]
+
+
+def _reader_with_a_password(s):
+    s["cache"]["Resources"]["ApiCacheUser"]["Properties"]["AuthenticationMode"] = {"Type": "password"}
+
+
 def _log_groups_role_without(action):
     def change(s):
         role = s["storage"]["Resources"]["DatabaseLogGroupsFunctionRole"]
@@ -762,6 +788,19 @@ MUTANTS = [
      ["rds-db:connect", "does not enable IAM database authentication"]),
     ("a cache user with a password", mutate_everywhere(_cache_user_with_password),
      ["elasticache:Connect", "does not sign in with IAM"]),
+    # GET's progress: the API function signs in to Redis as its reader user (issue 23)
+    ("the API role may not connect to the cache", mutate_everywhere(_api_role_cannot_connect),
+     ["api.json Function: elasticache:Connect on arn:aws:elasticache:", "replicationgroup:",
+      "function Function: REDIS_AUTH=iam", "api.json FunctionRole"]),
+    ("the API role's Connect names the processor's user", mutate_everywhere(_api_connects_naming_the_processor_user),
+     ["api.json Function: elasticache:Connect on arn:aws:elasticache:", ":user:video-processing-",
+      "-api-reader", "api.json FunctionRole"]),
+    ("the API function signs in as the processor's user", mutate_everywhere(_api_function_signs_in_as_the_processor),
+     ["api.json Function: elasticache:Connect on arn:aws:elasticache:", "-processor", "api.json FunctionRole"]),
+    ("the API function is given no replication group id", mutate_everywhere(_api_function_not_given_the_group),
+     ["api.json Function: elasticache:Connect", "no variable of the function's environment holds the id of"]),
+    ("the reader user with a password", mutate_everywhere(_reader_with_a_password),
+     ["api.json Function: elasticache:Connect", "ApiCacheUser does not sign in with IAM"]),
     ("the API function is given no table", mutate_everywhere(_no_table_variable),
      ["api.json Function: dynamodb.GetItem on ${JOBS_TABLE}", "the function is given no JOBS_TABLE"]),
     ("no NAT gateway route in dev", lambda t: {**t, "dev": mutate_everywhere(_no_nat)({"dev": t["dev"]})["dev"]},

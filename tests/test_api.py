@@ -65,8 +65,14 @@ def test_function_environment_holds_the_contracts_table_machine_and_limit_and_no
     """The variables contract.py names for the API function; a secret here would be readable by anyone who can
     read the function."""
     variables = props(templates, "Function", env)["Environment"]["Variables"]
+    redis = {"REDIS_AUTH", "REDIS_HOST", "REDIS_PORT", "REDIS_REPLICATION_GROUP_ID", "REDIS_TLS", "REDIS_USERNAME"}
     assert set(variables) == {contract.ENV_TABLE, contract.ENV_STATE_MACHINE_ARN, contract.ENV_MAX_CONCURRENT,
-                              "MEDIA_BUCKET", "UPLOAD_MAX_BYTES", "UPLOAD_CONTENT_TYPES", "UPLOAD_URL_SECONDS"}
+                              "MEDIA_BUCKET", "UPLOAD_MAX_BYTES", "UPLOAD_CONTENT_TYPES", "UPLOAD_URL_SECONDS", *redis}
+    # GET's progress: the container contract's variables, signing in with IAM (no password), as the reader user.
+    assert (variables["REDIS_AUTH"], variables["REDIS_TLS"]) == ("iam", "true") and "REDIS_PASSWORD" not in variables
+    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_REPLICATION_GROUP_ID"):
+        assert sources(templates, env, "api", variables[name]) == {("cache", "CacheReplicationGroup")}, name
+    assert sources(templates, env, "api", variables["REDIS_USERNAME"]) == {("cache", "ApiCacheUser")}
     assert sources(templates, env, "api", variables["MEDIA_BUCKET"]) == {("media", "MediaBucket")}
     assert variables["UPLOAD_MAX_BYTES"] == str(config.get(env).upload_max_gib * 2 ** 30)
     assert sources(templates, env, "api", variables[contract.ENV_STATE_MACHINE_ARN]) == {("workflow",
@@ -161,6 +167,8 @@ def test_function_role_records_jobs_and_starts_only_this_state_machines_executio
     assert allowed.pop("kms:Decrypt") == {("jobs", "JobsKey"), ("media", "MediaKey")}
     for action in ("kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"):
         assert allowed.pop(action) == {("jobs", "JobsKey")}, action
+    # GET's progress: sign in to this replication group as the API's reader user, never as the processor's.
+    assert allowed.pop("elasticache:Connect") == {("cache", "CacheReplicationGroup"), ("cache", "ApiCacheUser")}
     pop_vpc_function_grants(allowed, f"/aws/lambda/video-processing-api-{env}", ("network", "ApiFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     [uploads] = [s for s in inline_statements(role) if s.get("Sid") == "UploadSources"]
@@ -371,10 +379,12 @@ def test_outputs_the_stages_url_the_api_and_the_function_and_the_parent_surfaces
     assert templates[env]["main"]["Outputs"]["ApiUrl"]["Value"]["Fn::GetAtt"][1] == "Outputs.ApiUrl"
 
 
-def test_api_consumes_only_the_private_subnets_its_group_the_state_machine_and_the_job_table(templates):
-    """The api tier deploys after network, workflow and jobs, and needs nothing from the data tiers."""
+def test_api_consumes_only_the_private_subnets_its_group_the_state_machine_the_job_table_and_the_cache(templates):
+    """The api tier deploys after network, workflow and jobs; of the data tiers it reads only the cache (progress),
+    as its own user."""
     params = templates["dev"]["api"]["Parameters"]
     consumed = set().union(*(sources(templates, "dev", "api", {"Ref": p}) for p in params))
     assert consumed == subnets_of_kind(templates, "dev", "Private") | {
         ("network", "ApiFunctionSecurityGroup"), ("workflow", "StateMachine"), ("jobs", "JobsTable"),
-        ("jobs", "JobsKey"), ("media", "MediaBucket"), ("media", "MediaKey")}
+        ("jobs", "JobsKey"), ("media", "MediaBucket"), ("media", "MediaKey"), ("cache", "CacheReplicationGroup"),
+        ("cache", "ApiCacheUser")}

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import time
 
 import pytest
 
-from jobs_harness import api, contract, emulated_account, fresh_jobs, records, table_properties
+from jobs_harness import api, contract, emulated_account, fresh_jobs, lifecycle, records, table_properties
+from redis_server import RedisServer
+from tls_servers import TlsRelay, make_authority, server_context
 
 REGION = "ap-northeast-1"
 REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
@@ -175,3 +179,95 @@ def test_an_unexpected_failure_answers_500_without_a_traceback(sfn, monkeypatch)
 def test_bad_list_parameters_get_400_naming_them(sfn, query, named):
     code, body = call({"httpMethod": "GET", "resource": "/videos", "queryStringParameters": query})
     assert code == 400 and body["message"].startswith(named)
+
+
+# --- a running attempt's progress, from a real redis-server (tests/redis_server.py) behind a verifying TLS relay ---
+
+READER, READER_PASSWORD = "video-processing-dev-api-reader", "reader-password-for-tests"
+
+
+@pytest.fixture(scope="module")
+def progress_cache(tmp_path_factory):
+    """redis-server with the cache tier's reader user, behind TLS (a test CA) for localhost."""
+    from generator.tiers import cache as cache_tier
+
+    root = tmp_path_factory.mktemp("api-redis")
+    server = RedisServer(root, {READER: (READER_PASSWORD, cache_tier.READER_ACCESS)})
+    authority = make_authority(root, "Test Cache CA")
+    relay = TlsRelay(server_context(root, authority, "localhost"), server.port)
+    yield server, authority, relay
+    relay.close()
+    server.stop()
+
+
+def reader_environment(monkeypatch, port: int, cafile) -> None:
+    """The API function's REDIS_* variables (the api tier's, with password sign-in as in local runs)."""
+    for name, value in {"REDIS_HOST": "localhost", "REDIS_PORT": str(port), "REDIS_USERNAME": READER,
+                        "REDIS_AUTH": "password", "REDIS_PASSWORD": READER_PASSWORD, "REDIS_TLS": "true",
+                        "REDIS_CA_FILE": str(cafile)}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def with_progress(sfn, progress_cache, monkeypatch):
+    server, authority, relay = progress_cache
+    reader_environment(monkeypatch, relay.port, authority.pem)
+    admin = server.admin()
+    admin.flushall()
+    return admin
+
+
+PROGRESS = {"percent": 37, "updatedAt": "2026-12-05T01:02:03Z"}
+
+
+def test_get_of_a_running_job_shows_its_current_attempts_progress(with_progress):
+    _, submitted = submit("clip-p")
+    assert submitted["status"] == "RUNNING" and submitted["attempt"] == 1
+    assert get("clip-p") == (200, submitted), "nothing written yet: the answer as without a cache"
+    with_progress.set(contract.progress_key("clip-p", 2), json.dumps({**PROGRESS, "percent": 90}), ex=600)
+    assert get("clip-p") == (200, submitted), "another attempt's progress is not this one's"
+    with_progress.set(contract.progress_key("clip-p", 1), json.dumps(PROGRESS), ex=600)
+    assert get("clip-p") == (200, {**submitted, "progress": PROGRESS})
+
+
+def test_get_of_a_finished_job_shows_no_progress(with_progress):
+    submit("clip-f")
+    with_progress.set(contract.progress_key("clip-f", 1), json.dumps({**PROGRESS, "percent": 100}), ex=600)
+    ended = lifecycle.release(api.current_control(), records.latest(store(), "clip-f"), contract.SUCCEEDED)
+    assert ended["status"] == "SUCCEEDED"
+    code, body = get("clip-f")
+    assert code == 200 and body["status"] == "SUCCEEDED" and "progress" not in body
+
+
+@pytest.mark.parametrize("stored", ['{"percent": 101, "updatedAt": "2026-12-05T01:02:03Z"}',
+                                    '{"percent": "37", "updatedAt": "2026-12-05T01:02:03Z"}',
+                                    '{"percent": true, "updatedAt": "2026-12-05T01:02:03Z"}',
+                                    '{"percent": 37}', '{"percent": 37, "updatedAt": "yesterday"}',
+                                    '[37]', "not json"])
+def test_a_value_that_is_not_what_the_processor_writes_is_not_shown(with_progress, stored, caplog):
+    _, submitted = submit("clip-b")
+    with_progress.set(contract.progress_key("clip-b", 1), stored, ex=600)
+    assert get("clip-b") == (200, submitted)
+    assert [r.getMessage() for r in caplog.records if "progress value not shown" in r.getMessage()]
+
+
+def test_a_cache_that_does_not_answer_leaves_get_unchanged_and_fast(sfn, progress_cache, monkeypatch, caplog):
+    """A listener that never completes a handshake (a hung node): the first GET waits out the short timeout once,
+    the next ones within the back-off do not try at all; every answer is the one without a cache."""
+    _, authority, _ = progress_cache
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        reader_environment(monkeypatch, silent.getsockname()[1], authority.pem)
+        _, submitted = submit("clip-d")
+        started = time.monotonic()
+        assert get("clip-d") == (200, submitted)
+        assert time.monotonic() - started < 2, "Redis may add at most its short timeout"
+        started = time.monotonic()
+        assert get("clip-d") == (200, submitted) and time.monotonic() - started < 0.3, "backed off"
+    notes = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+    assert len(notes) == 1 and "clip-d attempt 1" in notes[0]
+
+
+def test_get_without_a_cache_named_shows_no_progress(sfn, monkeypatch):
+    monkeypatch.delenv("REDIS_HOST", raising=False)
+    _, submitted = submit("clip-n")
+    assert get("clip-n") == (200, submitted)

@@ -1,4 +1,5 @@
-"""cache: Redis encrypted at rest and in transit, AUTH token generated, one node in dev, two with failover in prod."""
+"""cache: Redis encrypted at rest and in transit, users signing in with IAM (the processor's and the API's, each
+allowed one command on progress keys), one node in dev, two with failover in prod."""
 
 from __future__ import annotations
 
@@ -39,9 +40,11 @@ def test_pinned_redis_encrypted_at_rest_with_the_cache_key_and_in_transit(templa
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_only_the_user_group_signs_in_the_processor_with_iam_and_no_dangerous_commands(templates, env):
-    """No shared token: the group admits the users of its user group; the processor's user signs in with IAM and
-    may not run dangerous commands; the mandatory `default` user is switched off (issue #13, item 4)."""
+def test_only_the_user_group_signs_in_the_processor_and_the_api_with_iam_each_with_one_command(templates, env):
+    """No shared token: the group admits the users of its user group; the processor's user and the API's sign in
+    with IAM, may touch only progress keys (the processor SETs them, the API GETs them) and no dangerous command;
+    the mandatory `default` user is switched off (issue #13, item 4). tests/test_progress.py runs these exact
+    access strings on a real redis-server."""
     t = templates[env]["cache"]
     props = group(templates, env)["Properties"]
     assert "AuthToken" not in props
@@ -49,11 +52,13 @@ def test_only_the_user_group_signs_in_the_processor_with_iam_and_no_dangerous_co
     [(_, user_group)] = [built_from(templates, env, ref).pop() for ref in props["UserGroupIds"]]
     users = {t["Resources"][i]["Properties"]["UserName"]: t["Resources"][i]["Properties"]
              for ref in t["Resources"][user_group]["Properties"]["UserIds"] for _, i in built_from(templates, env, ref)}
-    assert set(users) == {"default", f"video-processing-{env}-processor"}
+    reader, processor = f"video-processing-{env}-api-reader", f"video-processing-{env}-processor"
+    assert set(users) == {"default", processor, reader}
     assert users["default"]["AccessString"].startswith("off ")
-    processor = users[f"video-processing-{env}-processor"]
-    assert processor["AuthenticationMode"] == {"Type": "iam"} and processor["UserId"] == processor["UserName"]
-    assert processor["AccessString"].endswith(" -@dangerous")
+    for name, command in ((processor, "+set"), (reader, "+get")):
+        user = users[name]
+        assert user["AuthenticationMode"] == {"Type": "iam"} and user["UserId"] == user["UserName"] == name.lower()
+        assert user["AccessString"] == f"on ~progress:* -@all {command} -@dangerous", name
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -117,6 +122,7 @@ def test_outputs_the_primary_endpoint_the_processor_user_and_the_key(templates, 
         "CacheUserId": {("cache", "ProcessorCacheUser")},
         "CacheKeyArn": {("cache", "CacheKey")},
         "CacheReplicationGroupId": {("cache", "CacheReplicationGroup")},  # its nodes' metrics (operations)
+        "CacheReaderUserId": {("cache", "ApiCacheUser")},  # the API function reads progress as this user
     }
     for name in ("CacheEndpointAddress", "CacheEndpointPort"):
         assert outputs[name]["Value"]["Fn::GetAtt"][1].startswith("PrimaryEndPoint."), name

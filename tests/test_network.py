@@ -142,8 +142,9 @@ def test_no_ingress_from_anywhere(templates, env):
 @pytest.mark.parametrize("group, port", [("DatabaseSecurityGroup", 5432), ("CacheSecurityGroup", 6379),
                                          ("FileSystemSecurityGroup", 2049)])
 def test_data_stores_are_reachable_only_on_their_port_from_the_task_group(templates, env, group, port):
-    """E.g. the cache admits TCP 6379 from the processing tasks' group and nothing else, and sends nothing;
-    the database also admits the bootstrap function's group (the schema tier applies migrations)."""
+    """E.g. the file system admits TCP 2049 from the processing tasks' group and nothing else, and sends nothing;
+    the database also admits the bootstrap function's group (the schema tier applies migrations), the cache the API
+    function's (GET /videos/{videoId} reads progress), on 6379 only."""
     t = templates[env]["network"]
     props = t["Resources"][group]["Properties"]
     standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupIngress").values()
@@ -151,9 +152,25 @@ def test_data_stores_are_reachable_only_on_their_port_from_the_task_group(templa
     admitted = {(next(iter(sources(templates, env, "network", r.get("SourceSecurityGroupId")) or {("", "")}))[1]
                   if not (set(r) & {"CidrIp", "CidrIpv6", "SourcePrefixListId"}) else "an address range",
                   r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in props["SecurityGroupIngress"] + standalone}
-    groups = ["TaskSecurityGroup", *(["DatabaseBootstrapSecurityGroup"] if group == "DatabaseSecurityGroup" else [])]
+    also = {"DatabaseSecurityGroup": ["DatabaseBootstrapSecurityGroup"], "CacheSecurityGroup": [
+        "ApiFunctionSecurityGroup"]}
+    groups = ["TaskSecurityGroup", *also.get(group, [])]
     assert admitted == {(g, "tcp", port, port) for g in groups}
     assert [r["CidrIp"] for r in props["SecurityGroupEgress"]] == ["255.255.255.255/32"], "no egress"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_api_function_group_sends_https_out_and_redis_to_the_cache_only(templates, env):
+    """The API function (and the scheduler, which shares its group) reaches AWS APIs over HTTPS and the cache on 6379
+    (GET's progress), no other data store: the egress side of the cache's ingress rule."""
+    t = templates[env]["network"]
+    inline = t["Resources"]["ApiFunctionSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert [(r["CidrIp"], r["FromPort"], r["ToPort"]) for r in inline] == [("0.0.0.0/0", 443, 443)]
+    standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupEgress").values()
+                  if sources(templates, env, "network", r["Properties"]["GroupId"])
+                  == {("network", "ApiFunctionSecurityGroup")}]
+    assert [(sources(templates, env, "network", r["DestinationSecurityGroupId"]), r["IpProtocol"], r["FromPort"],
+             r["ToPort"]) for r in standalone] == [({("network", "CacheSecurityGroup")}, "tcp", 6379, 6379)]
 
 
 def test_api_function_and_tasks_accept_no_ingress(templates):

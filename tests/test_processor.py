@@ -21,14 +21,15 @@ LIMITS = settings.DEFAULT_LIMITS
 
 def test_the_copied_contract_equals_the_pipelines():
     """The processor is its own image and cannot import the generator: its copies must not drift."""
-    shared = [n for n in ("SOURCES_PREFIX", "OUTPUTS_PREFIX", "MANIFEST_NAME", "MANIFEST_SCHEMA_VERSION")
-              if hasattr(pipeline_contract, n)]
-    assert {"SOURCES_PREFIX", "OUTPUTS_PREFIX"} <= set(shared)
+    shared = [n for n in ("SOURCES_PREFIX", "OUTPUTS_PREFIX", "MANIFEST_NAME", "MANIFEST_SCHEMA_VERSION",
+                          "PROGRESS_KEY_PREFIX", "PROGRESS_TTL_SECONDS") if hasattr(pipeline_contract, n)]
+    assert {"SOURCES_PREFIX", "OUTPUTS_PREFIX", "PROGRESS_KEY_PREFIX", "PROGRESS_TTL_SECONDS"} <= set(shared)
     for name in shared:
         assert getattr(contract, name) == getattr(pipeline_contract, name), name
     for video_id, attempt in (("v1", 1), ("a_b-C", 12)):
         assert contract.source_key(video_id) == pipeline_contract.source_key(video_id)
         assert contract.outputs_prefix(video_id, attempt) == pipeline_contract.outputs_prefix(video_id, attempt)
+        assert contract.progress_key(video_id, attempt) == pipeline_contract.progress_key(video_id, attempt)
 
 
 def test_the_processor_does_not_import_the_generator():

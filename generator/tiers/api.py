@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from awacs import elasticache as elasticache_actions
 from awacs import kms as kms_actions
 from awacs import s3 as s3_actions
 from awacs.aws import Allow, Condition, Statement, StringEquals, StringLike
@@ -38,7 +39,8 @@ from generator.functions.video_jobs import contract
 
 CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
             contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN, contracts.MEDIA_BUCKET_NAME,
-            contracts.MEDIA_BUCKET_ARN, contracts.MEDIA_KEY_ARN)
+            contracts.MEDIA_BUCKET_ARN, contracts.MEDIA_KEY_ARN, contracts.CACHE_ENDPOINT_ADDRESS,
+            contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_REPLICATION_GROUP_ID, contracts.CACHE_READER_USER_ID)
 PRODUCES = (contracts.API_URL, contracts.API_ID, contracts.API_FUNCTION_NAME, contracts.API_NAME,
             contracts.API_STAGE_NAME)
 
@@ -125,7 +127,7 @@ def build(cfg: EnvConfig) -> Template:
     # made that group for this function, and its traffic then shows in the VPC flow logs.
     function = t.add_resource(job_control.job_control_function(
         "Function", cfg, p[contracts.JOBS_TABLE_NAME], p[contracts.STATE_MACHINE_ARN],
-        environment=upload_environment(cfg, p),
+        environment={**upload_environment(cfg, p), **cache_environment(p)},
         FunctionName=function_name,
         Description=f"Submits and reports video jobs for the video API ({cfg.name})",
         Handler=contract.API_HANDLER,
@@ -139,8 +141,9 @@ def build(cfg: EnvConfig) -> Template:
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_116", "API Gateway invokes it synchronously only; a dead-letter queue receives only "
                             "failed asynchronous invocations"),
-            ("CKV_AWS_173", "its variables are the table's name, the state machine ARN and a number, no secret; "
-                            "Lambda encrypts them at rest with its AWS-managed key"),
+            ("CKV_AWS_173", "its variables are names, ARNs, limits and the cache's endpoint and user, no secret "
+                            "(the cache signs it in with IAM); Lambda encrypts them at rest with its AWS-managed "
+                            "key"),
             *([] if cfg.api_reserved_concurrency else [(
                 "CKV_AWS_115", "no reservation by design where api_reserved_concurrency is 0 (a new account's "
                                "quota cannot hold one); the stage's throttling caps the requests")]),
@@ -301,6 +304,23 @@ def upload_environment(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> dict
             "UPLOAD_URL_SECONDS": str(cfg.upload_url_seconds)}
 
 
+def cache_environment(p: dict[contracts.Contract, Ref]) -> dict:
+    """What GET /videos/{videoId} reads a running attempt's progress with (jobs/progress.py): the container
+    contract's REDIS_* variables (docs/processor.md), as the API's read-only cache user, signed in with IAM."""
+    return {"REDIS_AUTH": "iam", "REDIS_HOST": p[contracts.CACHE_ENDPOINT_ADDRESS],
+            "REDIS_PORT": p[contracts.CACHE_ENDPOINT_PORT],
+            "REDIS_REPLICATION_GROUP_ID": p[contracts.CACHE_REPLICATION_GROUP_ID],  # what the token is made for
+            "REDIS_TLS": "true", "REDIS_USERNAME": p[contracts.CACHE_READER_USER_ID]}
+
+
+def cache_statement() -> Statement:
+    """IAM authentication to Redis as the API's reader user, on this replication group only: the token is made for
+    both, so both are the resources (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/auth-iam.html)."""
+    return Statement(Sid="ConnectAsProgressReader", Effect=Allow, Action=[elasticache_actions.Connect], Resource=[
+        blocks.arn("elasticache", f"replicationgroup:${{{contracts.CACHE_REPLICATION_GROUP_ID.name}}}"),
+        blocks.arn("elasticache", f"user:${{{contracts.CACHE_READER_USER_ID.name}}}")])
+
+
 # What presigning uploads of sources needs: the URLs the function signs carry its permissions. PutObject covers
 # CreateMultipartUpload, UploadPart and CompleteMultipartUpload; nothing outside sources/, no read, no delete.
 UPLOAD_ACTIONS = (s3_actions.AbortMultipartUpload, s3_actions.ListMultipartUploadParts, s3_actions.PutObject)
@@ -329,12 +349,13 @@ def upload_statements(p: dict[contracts.Contract, Ref]) -> list[Statement]:
 
 def function_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref]) -> list[Statement]:
     """Read and write job records, start executions of this one state machine (a submission admitted at once);
-    presign uploads of sources; write own logs, traces and ENIs. Job records answer GET: no execution is
-    described."""
+    presign uploads of sources; read progress from the cache; write own logs, traces and ENIs. Job records answer
+    GET: no execution is described."""
     return [
         *job_control.table_statements(p[contracts.JOBS_TABLE_ARN], p[contracts.JOBS_KEY_ARN]),
         job_control.start_statement(p[contracts.STATE_MACHINE_ARN]),
         *upload_statements(p),
+        cache_statement(),
         *blocks.vpc_function_statements(names.function_log_group(cfg.name),
                                         contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
     ]

@@ -1,9 +1,11 @@
 """cache: the ElastiCache Redis replication group, its users (role-based access), its slow log and their key.
 
-No shared AUTH token: the group admits only the users of its user group. The processor's user signs in with IAM
-(Redis 7 supports it: the task role's `elasticache:Connect` on the group and that user makes the token, nothing
-secret to hand out or rotate) and may not run dangerous commands (`-@dangerous`: no FLUSHALL, CONFIG, KEYS,
-DEBUG, ...). ElastiCache requires a user named `default` in every user group: here it is switched off.
+No shared AUTH token: the group admits only the users of its user group, each signing in with IAM (Redis 7
+supports it: a role's `elasticache:Connect` on the group and the user makes the token, nothing secret to hand out or
+rotate) and each allowed only what it does with the one kind of key the pipeline keeps, an attempt's progress
+(contract.progress_key): the processor's user SETs progress keys, the API's user GETs them. Neither may read other
+keys, scan the key space or run anything else. ElastiCache requires a user named `default` in every user group:
+here it is switched off.
 
 Its own key rather than storage's data key: the cache then consumes only network and deploys in
 parallel with storage.
@@ -26,10 +28,11 @@ from troposphere.elasticache import (
 from generator import blocks, contracts, names
 from generator.alarms import GT, AlarmSpec
 from generator.config import EnvConfig
+from generator.functions.video_jobs import contract
 
 CONSUMES = (contracts.DATA_SUBNET_IDS, contracts.CACHE_SECURITY_GROUP_ID)
 PRODUCES = (contracts.CACHE_ENDPOINT_ADDRESS, contracts.CACHE_ENDPOINT_PORT, contracts.CACHE_USER_ID,
-            contracts.CACHE_KEY_ARN, contracts.CACHE_REPLICATION_GROUP_ID)
+            contracts.CACHE_KEY_ARN, contracts.CACHE_REPLICATION_GROUP_ID, contracts.CACHE_READER_USER_ID)
 
 # Failure modes (generator/alarms.py), one alarm per member node: the operations tier builds them, the runbook
 # shows them.
@@ -59,10 +62,16 @@ ALARMS = (
 )
 
 REDIS_ENGINE_VERSION = "7.1"
-# The processor's commands: every key, every command but the dangerous ones (admin, keyspace scans, flushes).
-PROCESSOR_ACCESS = "on ~* &* +@all -@dangerous"
+# Access strings (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html): progress keys only, no
+# command but the one each user runs (redis-py's sign-in, AUTH, needs no grant; it sends no CLIENT SETINFO here:
+# processor/cache_connection.py). `-@dangerous` last: a category added later cannot bring FLUSHALL, KEYS, CONFIG,
+# DEBUG, ... back, and rule VP511 checks it is there.
+PROGRESS_KEYS = f"~{contract.PROGRESS_KEY_PREFIX}*"
+PROCESSOR_ACCESS = f"on {PROGRESS_KEYS} -@all +set -@dangerous"
+READER_ACCESS = f"on {PROGRESS_KEYS} -@all +get -@dangerous"
 DEFAULT_USER_ACCESS = "off -@all"  # the mandatory `default` user, unusable
 PROCESSOR_USER = "ProcessorCacheUser"
+READER_USER = "ApiCacheUser"
 SNAPSHOT_WINDOW = "17:00-18:00"  # UTC, 02:00-03:00 in Tokyo
 MAINTENANCE_WINDOW = "sun:18:00-sun:19:00"  # UTC, after the snapshot window
 KEY_SERVICES = ("elasticache",)
@@ -117,7 +126,7 @@ def build(cfg: EnvConfig) -> Template:
         Tags=blocks.tags(cfg),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_31", "no AUTH token by design: ElastiCache users of the user group sign in (IAM for the "
-                           "processor), and a token cannot be combined with a user group"),
+                           "processor and the API), and a token cannot be combined with a user group"),
         ),
         **snapshots,
         **blocks.snapshot_policies(cfg),
@@ -128,12 +137,18 @@ def build(cfg: EnvConfig) -> Template:
     blocks.output(t, contracts.CACHE_USER_ID, Ref(PROCESSOR_USER))
     blocks.output(t, contracts.CACHE_KEY_ARN, key_arn)
     blocks.output(t, contracts.CACHE_REPLICATION_GROUP_ID, Ref(group))
+    blocks.output(t, contracts.CACHE_READER_USER_ID, Ref(READER_USER))
     return t
 
 
 def processor_user_id(cfg: EnvConfig) -> str:
     """IAM authentication requires the user ID and name to be equal, lower case."""
     return names.env_prefixed(cfg.name, "processor")
+
+
+def reader_user_id(cfg: EnvConfig) -> str:
+    """The API function's user: reads progress, nothing else (id and name equal, lower case, as for IAM)."""
+    return names.env_prefixed(cfg.name, "api-reader")
 
 
 def _users(t: Template, cfg: EnvConfig) -> UserGroup:
@@ -146,7 +161,11 @@ def _users(t: Template, cfg: EnvConfig) -> UserGroup:
         PROCESSOR_USER, Engine="redis", UserId=processor_user_id(cfg), UserName=processor_user_id(cfg),
         AccessString=PROCESSOR_ACCESS, AuthenticationMode=UserAuthentication(Type="iam"), Tags=blocks.tags(cfg),
     ))
+    reader = t.add_resource(User(
+        READER_USER, Engine="redis", UserId=reader_user_id(cfg), UserName=reader_user_id(cfg),
+        AccessString=READER_ACCESS, AuthenticationMode=UserAuthentication(Type="iam"), Tags=blocks.tags(cfg),
+    ))
     return t.add_resource(UserGroup(
         "CacheUserGroup", Engine="redis", UserGroupId=names.env_prefixed(cfg.name, "cache"),
-        UserIds=[Ref(default), Ref(processor)], Tags=blocks.tags(cfg),
+        UserIds=[Ref(default), Ref(processor), Ref(reader)], Tags=blocks.tags(cfg),
     ))

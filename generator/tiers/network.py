@@ -188,7 +188,12 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
                           FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT,
                           Description="PostgreSQL from the database bootstrap function"),
     ], [NO_EGRESS])
-    cache = group("CacheSecurityGroup", "Redis cache", from_tasks(REDIS_PORT, "Redis"), [NO_EGRESS])
+    # The API function reads progress (GET /videos/{videoId}); the scheduler shares its group but has no cache user.
+    cache = group("CacheSecurityGroup", "Redis cache", [
+        *from_tasks(REDIS_PORT, "Redis"),
+        SecurityGroupRule(SourceSecurityGroupId=GetAtt(api, "GroupId"), IpProtocol="tcp", FromPort=REDIS_PORT,
+                          ToPort=REDIS_PORT, Description="Redis from the API function"),
+    ], [NO_EGRESS])
     file_system = group("FileSystemSecurityGroup", "EFS mount targets", from_tasks(NFS_PORT, "NFS"), [NO_EGRESS])
 
     # Task egress to the data groups as separate rules: inline references both ways would be a cycle.
@@ -198,6 +203,10 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
             f"TaskTo{what}Egress", GroupId=GetAtt(tasks, "GroupId"), IpProtocol="tcp", FromPort=port, ToPort=port,
             DestinationSecurityGroupId=GetAtt(target, "GroupId"), Description=f"Processing tasks to {what.lower()}",
         ))
+    t.add_resource(SecurityGroupEgress(
+        "ApiFunctionToCacheEgress", GroupId=GetAtt(api, "GroupId"), IpProtocol="tcp", FromPort=REDIS_PORT,
+        ToPort=REDIS_PORT, DestinationSecurityGroupId=GetAtt(cache, "GroupId"), Description="API function to cache",
+    ))
     t.add_resource(SecurityGroupEgress(
         "DatabaseBootstrapToDatabaseEgress", GroupId=GetAtt(bootstrap, "GroupId"), IpProtocol="tcp",
         FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT, DestinationSecurityGroupId=GetAtt(database, "GroupId"),

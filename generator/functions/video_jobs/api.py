@@ -13,15 +13,15 @@ import boto3
 import contract as c
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from jobs import lifecycle, records, uploads
+from jobs import lifecycle, progress, records, uploads
 
 LOG = logging.getLogger(__name__)
 LIST_PARAMETERS = c.route("list_videos").query
 DEFAULT_LIMIT = 25
 SHOWN = ("videoId", "attempt", "status", "submittedAt", "startedAt", "endedAt", "executionArn", "lastError")
-# The boto3 clients outlive an invocation: made by the first that needs each, reused while this Lambda instance
-# lives (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html: initialise SDK clients outside the
-# handler). The only state the package keeps between invocations.
+# The boto3 clients (and jobs/progress.py's Redis client) outlive an invocation: made by the first that needs each,
+# reused while this Lambda instance lives (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html:
+# initialise SDK clients outside the handler). The only state the package keeps between invocations.
 CLIENTS: dict = {}
 
 
@@ -113,6 +113,10 @@ def get_video(event, control):
     if not job:
         return reply(404, {"message": f"no video {video_id} was submitted"})
     shown = view(job, control.store)
+    if job["status"] == c.RUNNING:
+        found = progress.read(CLIENTS, video_id, int(job["attempt"]))  # what the processor last wrote, if anything
+        if found:
+            shown["progress"] = found
     if job["status"] == c.SUCCEEDED and control.media_bucket:
         outputs = uploads.outputs(s3_client(), control.media_bucket, video_id, int(job["attempt"]))
         if outputs:

@@ -55,6 +55,19 @@ MANIFEST_SCHEMA_VERSION = 1
 DOWNLOAD_NAME = "download.mp4"
 POSTER_NAME = "poster.jpg"
 
+
+# An attempt's progress in Redis: the processor writes it (processor/progress.py) at most every 10 s while it
+# encodes, and 100 once the attempt is done; GET /videos/{videoId} shows it while the job is RUNNING. The value is
+# JSON {"percent": <int 0-100>, "updatedAt": "2026-12-05T01:02:03Z"}; each write sets the key to expire
+# PROGRESS_TTL_SECONDS later, so a dead task's progress disappears by itself.
+PROGRESS_KEY_PREFIX = "progress:"
+PROGRESS_TTL_SECONDS = 600
+
+
+def progress_key(video_id, attempt):
+    return f"{PROGRESS_KEY_PREFIX}{video_id}:{int(attempt)}"
+
+
 # S3 sends "Object Created" to EventBridge for every completed upload (a PUT, a completed multipart upload, a copy)
 # once the bucket's EventBridge notifications are on: https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html
 OBJECT_CREATED = "Object Created"
@@ -123,8 +136,8 @@ ROUTES = (
           "token: 200; 400 naming a bad parameter",
           query=("limit", "next", "status")),
     Route("GET", "/videos/{videoId}", "get_video",
-          "The video's newest attempt (status, attempt, times, lastError, position while queued): 200; 404 never "
-          "submitted"),
+          "The video's newest attempt (status, attempt, times, lastError, position while queued, progress while "
+          "running): 200; 404 never submitted"),
     Route("POST", "/videos/{videoId}/upload", "start_upload",
           'Start uploading the source {"size", "contentType", "sha256"}: 201 one presigned PUT (with the headers to '
           "send) or a multipart upload (its first page of part URLs); 200 the open multipart upload of this video "
