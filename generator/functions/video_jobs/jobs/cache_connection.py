@@ -6,9 +6,10 @@ Two byte-identical copies, one in each package that connects: processor/cache_co
 and generator/functions/video_jobs/jobs/cache_connection.py (the API function's package). Neither package can import
 the other; tests/test_progress.py keeps the copies equal.
 
-TLS as generator/client_tls.py describes it, handed to redis-py as its settings: the certificate must chain to the
-system's public certificate authorities (ElastiCache's do:
-https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/in-transit-encryption.html) and name REDIS_HOST.
+TLS handed to redis-py as its settings (`ssl_cert_reqs="required"`, `ssl_check_hostname=True`, TLS 1.2 at least;
+redis-py takes no context): the certificate must chain to the system's public certificate authorities (ElastiCache's
+do: https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/in-transit-encryption.html, and the image's
+`ca-certificates` package holds them) and name REDIS_HOST.
 REDIS_CA_FILE (local runs: a test CA) is trusted besides them: redis-py has no setting that drops the system store.
 """
 
