@@ -9,9 +9,10 @@ import ssl
 
 import pytest
 
+from deploytools.local_tls import make_authority, server_context
 from generator.client_tls import redis_tls_context
 
-from tls_servers import TlsEchoServer, make_authority, server_context
+from tls_servers import TlsEchoServer
 
 
 @pytest.fixture(scope="module")
