@@ -421,7 +421,8 @@ def _overrides(video_id: str, **environment: str) -> dict[str, Any]:
 # What deploytools/local_services.py writes to services.json (the parts the runner reads).
 LOCAL_SERVICES = {"ca_file": "/tmp/local-ca.pem",
                   "postgres": {"host": "localhost", "port": 15432, "users": {"video_processor": "db-secret"}},
-                  "redis": {"host": "localhost", "port": 16379, "users": {"video-processing-dev-processor": "r-secret"}}}
+                  "redis": {"host": "localhost", "port": 16379,
+                            "users": {"video-processing-dev-processor": "r-secret"}}}
 # The processor's task definition's variables for AWS (generator/tiers/workflow.py): endpoints and IAM sign-in.
 AWS_SERVICE_VARIABLES = {"DATABASE_AUTH": "iam", "DATABASE_HOST": "db.example", "DATABASE_NAME": "videoprocessing",
                          "DATABASE_PORT": "5432", "DATABASE_USERNAME": "video_processor", "REDIS_AUTH": "iam",
