@@ -450,6 +450,35 @@ def _start(root: Path, track: Callable[[subprocess.Popen, int], None], proxies: 
     }
 
 
+def service_variables(container: dict[str, str], services: dict[str, Any]) -> dict[str, str]:
+    """The DATABASE_* and REDIS_* variables that sign a client (the processor's container, the API function) in to
+    the local services (`services`: the coordinates), for what its environment `container` names on AWS: the
+    template's database, role and cache user, with the local password of that role or user, a password instead of
+    IAM, and the local CA."""
+    variables: dict[str, str] = {}
+    if any(k.startswith("DATABASE_") for k in container):
+        postgres, user = services["postgres"], container.get("DATABASE_USERNAME", "")
+        variables.update({
+            "DATABASE_HOST": postgres["host"], "DATABASE_PORT": str(postgres["port"]),
+            "DATABASE_NAME": container.get("DATABASE_NAME", ""), "DATABASE_USERNAME": user,
+            "DATABASE_AUTH": "password", "DATABASE_PASSWORD": postgres["users"].get(user, ""),
+            "DATABASE_CA_FILE": services["ca_file"]})
+    if any(k.startswith("REDIS_") for k in container):
+        redis, user = services["redis"], container.get("REDIS_USERNAME", "")
+        variables.update({
+            "REDIS_HOST": redis["host"], "REDIS_PORT": str(redis["port"]), "REDIS_USERNAME": user,
+            "REDIS_AUTH": "password", "REDIS_PASSWORD": redis["users"].get(user, ""), "REDIS_TLS": "true",
+            "REDIS_CA_FILE": services["ca_file"]})
+    return variables
+
+
+def unknown_users(container: dict[str, str], services: dict[str, Any]) -> list[str]:
+    """The container's database role or cache user that the local services do not know (no password to give)."""
+    return [f"{kind} user {container[name]!r}" for kind, name, service in
+            (("PostgreSQL", "DATABASE_USERNAME", "postgres"), ("Redis", "REDIS_USERNAME", "redis"))
+            if container.get(name) and container[name] not in services[service]["users"]]
+
+
 def read_coordinates(state_dir: Path) -> dict[str, Any]:
     """services.json of the emulator started from state_dir; ServiceError (one line) when absent or an error."""
     path = state_dir / COORDINATES_FILE

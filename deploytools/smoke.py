@@ -232,6 +232,20 @@ def function_arn(lambda_client: Any, name: str) -> str:
     return str(lambda_client.get_function_configuration(FunctionName=name)["FunctionArn"])
 
 
+def local_client_variables(environment: dict[str, str], state_dir: Path) -> dict[str, str]:
+    """A function's DATABASE_* and REDIS_* variables (AWS's endpoints, IAM sign-in), if it names any, pointed at
+    the emulator's local services as the task runner points the processor's: the handler runs here, not in AWS."""
+    if not any(k.startswith(("DATABASE_", "REDIS_")) for k in environment):
+        return {}
+    from deploytools import local_services
+
+    try:
+        return local_services.service_variables(environment, local_services.read_coordinates(state_dir))
+    except local_services.ServiceError as e:
+        print(f"the API function's database and cache variables name AWS's endpoints: {e}")
+        return {}
+
+
 def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, Any]]:
     """The API function's handler, as API Gateway would invoke it."""
     api, _ = handlers()
@@ -632,7 +646,8 @@ def smoke(stack: str, which: str, timeout: float, state_dir: Path = DEFAULT_STAT
         raise errors.AwsError(f"stack {stack} has no nested output {', '.join(sorted(missing))}: deploy it again "
                               "with ./deploy.sh --local")
     functions = boto3.client("lambda")
-    os.environ.update(function_environment(functions, nested["ApiFunctionName"]))
+    api_environment = function_environment(functions, nested["ApiFunctionName"])
+    os.environ.update({**api_environment, **local_client_variables(api_environment, state_dir)})
     scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
     events = boto3.client("events")
     pattern = arrival_pattern(events, function_arn(functions, nested["SchedulerFunctionName"]))

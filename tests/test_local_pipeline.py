@@ -227,7 +227,9 @@ def local_api(deployed, monkeypatch):
     scheduler.CLIENTS.clear()
     cfn, functions = client(deployed, "cloudformation"), client(deployed, "lambda")
     nested = smoke.nested_outputs(cfn, STACK)
-    for key, value in {**smoke.function_environment(functions, nested["ApiFunctionName"]),
+    api_environment = smoke.function_environment(functions, nested["ApiFunctionName"])
+    for key, value in {**api_environment,
+                       **smoke.local_client_variables(api_environment, Path(deployed["LOCAL_AWS_STATE_DIR"])),
                        "UPLOAD_SINGLE_PUT_MAX_BYTES": str(PART), "UPLOAD_PART_BYTES": str(PART)}.items():
         monkeypatch.setenv(key, value)
     events = client(deployed, "events")

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from deploytools import local_services
-from deploytools.moto_layer import local_tasks
 from generator import config, contracts
 from generator.tiers import cache
 
@@ -47,16 +46,16 @@ def test_the_redis_config_turns_the_default_user_off_without_a_password_and_give
 
 def test_the_task_runner_names_the_users_the_local_services_do_not_know():
     coordinates = {"postgres": {"users": {"video_processor": "p"}}, "redis": {"users": {"dev-processor": "r"}}}
-    assert local_tasks.unknown_users({"DATABASE_USERNAME": "video_processor", "REDIS_USERNAME": "dev-processor"},
+    assert local_services.unknown_users({"DATABASE_USERNAME": "video_processor", "REDIS_USERNAME": "dev-processor"},
                                      coordinates) == []
-    assert local_tasks.unknown_users({"DATABASE_USERNAME": "intruder", "REDIS_USERNAME": "ProcessorCacheUser"},
+    assert local_services.unknown_users({"DATABASE_USERNAME": "intruder", "REDIS_USERNAME": "ProcessorCacheUser"},
                                      coordinates) == ["PostgreSQL user 'intruder'", "Redis user 'ProcessorCacheUser'"]
 
 
 def test_a_task_definition_without_a_cache_gets_no_redis_variables():
     coordinates = {"ca_file": "/ca.pem", "postgres": {"host": "localhost", "port": 1, "users": {"u": "p"}},
                    "redis": {"host": "localhost", "port": 2, "users": {}}}
-    variables = local_tasks.service_variables({"DATABASE_HOST": "db", "DATABASE_USERNAME": "u"}, coordinates)
+    variables = local_services.service_variables({"DATABASE_HOST": "db", "DATABASE_USERNAME": "u"}, coordinates)
     assert variables["DATABASE_PASSWORD"] == "p" and not [k for k in variables if k.startswith("REDIS_")]
 
 
@@ -197,3 +196,17 @@ def test_a_killed_emulator_leaves_nothing_once_stop_left_behind_ran(tmp_path):
     local_services.stop_left_behind(tmp_path)
     assert alive(record) == [] and not Path(record["root"]).exists()
     assert not (tmp_path / local_services.COORDINATES_FILE).exists()
+
+
+def test_the_smoke_points_a_functions_cache_variables_at_the_local_redis(tmp_path):
+    """The smoke runs the API function's handler here: a cache user it names on AWS signs in to the local Redis."""
+    from deploytools import smoke
+
+    assert smoke.local_client_variables({"JOBS_TABLE": "t"}, tmp_path) == {}, "names no service: nothing to change"
+    (tmp_path / local_services.COORDINATES_FILE).write_text(json.dumps({
+        "ca_file": "/ca.pem", "postgres": {"host": "localhost", "port": 1, "users": {}},
+        "redis": {"host": "localhost", "port": 2, "users": {"dev-api": "pw"}}}))
+    variables = smoke.local_client_variables({"REDIS_HOST": "aws", "REDIS_USERNAME": "dev-api", "REDIS_AUTH": "iam"},
+                                             tmp_path)
+    assert (variables["REDIS_HOST"], variables["REDIS_PASSWORD"], variables["REDIS_AUTH"]) == (
+        "localhost", "pw", "password")

