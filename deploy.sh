@@ -40,8 +40,9 @@ Deploy templates/<env>/ (parent main.json and its nested stacks) with a reviewed
                    tagged with the commit, and deploy it by digest (--param ProcessorImage=<repo>@sha256:...);
                    a commit already pushed is not rebuilt; needs docker and a clean processor/
   --local          run against an embedded AWS emulator (moto server on localhost, dummy
-                   credentials); bootstraps .venv; no confirmation is asked (nothing is at stake)
-  --stop           with --local: stop the emulator and exit
+                   credentials, with a local PostgreSQL and Redis for the processor, password sign-in);
+                   bootstraps .venv; no confirmation is asked (nothing is at stake)
+  --stop           with --local: stop the emulator (and its PostgreSQL and Redis) and exit
   --smoke          with --local: run three videos through the deployed local pipeline (one the local
                    processor encodes and whose outputs are checked, one whose task fails, a text file that
                    ends InvalidMedia), print each execution's status and notification, and exit; needs the

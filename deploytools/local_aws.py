@@ -10,6 +10,8 @@ deploytools.moto_layer), enables moto's Step Functions execution, and then runs 
 process. Only `serve` imports moto: it is a
 dev-only dependency. `start` runs `serve` detached and records its pid, port
 and log under the state directory (default build/local-aws/). State is in memory: stopping loses it.
+`serve` also runs a local PostgreSQL and Redis for the processor (deploytools/local_services.py: their coordinates in
+DIR/services.json); `stop` ends them too, also when the emulator was killed (their pids are in DIR/services.pids).
 
 One emulator per state directory: `start` holds an exclusive lock on DIR/start.lock while it checks, starts
 and waits, so a concurrent `start` waits and then reuses the one started. `serve` carries the absolute state
@@ -156,9 +158,16 @@ def stop(state_dir: Path, quiet: bool = False) -> int:
         time.sleep(0.1)
     for pid in pids:  # did not stop on SIGTERM
         os.kill(pid, signal.SIGKILL)
+    from deploytools import local_services
+
+    # A stopped emulator ended its PostgreSQL and Redis itself; a killed one left their pids and data behind.
+    left = local_services.stop_left_behind(state_dir)
     if not quiet:
         print(f"local AWS stopped (pid {', '.join(map(str, started))})" if started else
               f"local AWS is not running (nothing started from {state_dir})")
+        if left:
+            print(f"the local PostgreSQL and Redis it left behind were stopped (pid {', '.join(map(str, left))}) "
+                  "and their data removed")
     pid_file.unlink(missing_ok=True)
     port_file.unlink(missing_ok=True)
     return 0
@@ -174,31 +183,40 @@ def status(state_dir: Path) -> int:
     return 0 if up == "running" else 1
 
 
-def serve(port: int) -> int:
+def serve(port: int, state_dir: Path) -> int:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
+    from deploytools import local_services
     from deploytools.moto_layer import MOTO_VERSION, cloudformation, stepfunctions
 
-    cloudformation.apply_all()
-    # State machines run: moto's interpreter, patched as the behaviour tests patch it, calls the services back
-    # through this server (it finds the port in MOTO_PORT).
-    default_user_config["stepfunctions"] = {"execute_state_machine": True}
-    os.environ["MOTO_PORT"] = str(port)
-    patches = stepfunctions.apply_to_emulator(endpoint(port))  # held: a collected stack would undo them
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    print(f"moto {MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
-          + ", ".join(w.__name__ for w in (*cloudformation.WORKAROUNDS, *stepfunctions.WORKAROUNDS))
-          + f"; state machines execute, and a task whose source is in S3 runs `python -m processor` here (a "
-          f"videoId starting {stepfunctions.FAILING_VIDEO_PREFIX!r} makes its task exit "
-          f"{stepfunctions.FAILING_EXIT_CODE} instead)", flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    done.wait()
-    server.stop()
-    patches.close()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    local_services.stop_left_behind(state_dir)  # of an emulator that was killed
+    # PostgreSQL and Redis start on a thread of their own (about a second): the emulator answers meanwhile, and a
+    # task waits for them before its processor starts.
+    services = local_services.start_in_background(state_dir)
+    try:
+        cloudformation.apply_all()
+        # State machines run: moto's interpreter, patched as the behaviour tests patch it, calls the services back
+        # through this server (it finds the port in MOTO_PORT).
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        os.environ["MOTO_PORT"] = str(port)
+        patches = stepfunctions.apply_to_emulator(endpoint(port), services.wait)  # held: collected, it would undo
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        print(f"moto {MOTO_VERSION} serving on {endpoint(port)} with workarounds: "
+              + ", ".join(w.__name__ for w in (*cloudformation.WORKAROUNDS, *stepfunctions.WORKAROUNDS))
+              + f"; state machines execute, and a task whose source is in S3 runs `python -m processor` here, "
+              f"signed in to a local PostgreSQL and Redis (a videoId starting {stepfunctions.FAILING_VIDEO_PREFIX!r} "
+              f"makes its task exit {stepfunctions.FAILING_EXIT_CODE} instead)", flush=True)
+        done.wait()
+        server.stop()
+        patches.close()
+    finally:
+        services.stop()
     return 0
 
 
@@ -223,7 +241,7 @@ def _main(argv: list[str]) -> int:
     if a.command == "status":
         return status(a.state_dir)
     port = port_value(a.port)
-    return serve(port) if a.command == "serve" else start(port, a.state_dir)
+    return serve(port, a.state_dir) if a.command == "serve" else start(port, a.state_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

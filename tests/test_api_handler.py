@@ -14,9 +14,10 @@ import time
 
 import pytest
 
+from deploytools.local_tls import TlsProxy, make_authority, server_context
+
 from jobs_harness import api, contract, emulated_account, fresh_jobs, lifecycle, records, table_properties
 from redis_server import RedisServer
-from tls_servers import TlsRelay, make_authority, server_context
 
 REGION = "ap-northeast-1"
 REQUEST_IDS = (f"request-{n}" for n in itertools.count(1))
@@ -194,7 +195,7 @@ def progress_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("api-redis")
     server = RedisServer(root, {READER: (READER_PASSWORD, cache_tier.READER_ACCESS)})
     authority = make_authority(root, "Test Cache CA")
-    relay = TlsRelay(server_context(root, authority, "localhost"), server.port)
+    relay = TlsProxy(server_context(root, authority, "localhost"), server.port)
     yield server, authority, relay
     relay.close()
     server.stop()

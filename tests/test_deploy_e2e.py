@@ -162,6 +162,26 @@ def servers(state_dir: Path) -> list[int]:
     return local_aws._servers(state_dir)
 
 
+def services_record(state_dir: Path) -> dict:
+    """The pids and data directory of the local PostgreSQL and Redis the emulator started (once they are up)."""
+    from deploytools import local_services
+
+    deadline = time.monotonic() + 60
+    while not (state_dir / local_services.COORDINATES_FILE).exists():
+        assert time.monotonic() < deadline, "the local services did not start: see server.log"
+        time.sleep(0.1)
+    record = json.loads((state_dir / local_services.PROCESSES_FILE).read_text())
+    assert len(services_left(record)) == 2, "a PostgreSQL and a redis-server"
+    return record
+
+
+def services_left(record: dict) -> list[int]:
+    """Those of the record's servers still running."""
+    from deploytools import local_services
+
+    return [p["pid"] for p in record["processes"] if local_services._alive(p["pid"], p["exe"])]
+
+
 @pytest.fixture
 def own_emulator(tmp_path):
     env = fresh_env(tmp_path)
@@ -178,9 +198,11 @@ def test_concurrent_local_deploys_share_one_emulator_and_stop_stops_it(own_emula
     state = tmp_path / "local-aws"
     assert len(servers(state)) == 1, "one emulator per state directory"
     assert {"fx1", "fx2"} <= set(live_stacks(own_emulator))
+    services = services_record(state)
 
     rc, out = deploy(own_emulator, "--local", "--stop")
     assert rc == 0 and not servers(state), out
+    assert services_left(services) == [] and not Path(services["root"]).exists(), "its PostgreSQL and Redis too"
 
 
 def test_stop_finds_an_emulator_whose_state_directory_was_removed(own_emulator, tmp_path):
@@ -190,11 +212,28 @@ def test_stop_finds_an_emulator_whose_state_directory_was_removed(own_emulator, 
                    env=own_emulator, check=True, capture_output=True)
     state = tmp_path / "local-aws"
     assert len(servers(state)) == 1
+    services = services_record(state)
     shutil.rmtree(state)
     rc, out = deploy(own_emulator, "--local", "--stop")
     assert rc == 0 and not servers(state), out
     with socket.socket() as s:
         s.bind(("127.0.0.1", int(own_emulator["LOCAL_AWS_PORT"])))  # the port is free again
+    assert services_left(services) == [] and not Path(services["root"]).exists(), "the emulator ended its services"
+
+
+def test_stop_after_the_emulator_was_killed_leaves_no_postgresql_or_redis_and_no_data(own_emulator, tmp_path):
+    """A killed emulator cannot stop its services: the kernel's parent-death signal does, and --stop removes what
+    is left (their data, their passwords in services.json) from services.pids."""
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "deploytools.local_aws", "start"], cwd=ROOT,
+                   env=own_emulator, check=True, capture_output=True)
+    state = tmp_path / "local-aws"
+    services = services_record(state)
+    [pid] = servers(state)
+    os.kill(pid, signal.SIGKILL)
+    rc, out = deploy(own_emulator, "--local", "--stop")
+    assert rc == 0, out
+    assert services_left(services) == [] and not Path(services["root"]).exists()
+    assert not {"services.json", "services.pids"} & {p.name for p in state.iterdir()}
 
 
 def test_another_environments_stack_is_refused_even_locally(own_emulator):

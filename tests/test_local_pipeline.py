@@ -1,7 +1,7 @@
 """The local pipeline is the real one: after `./deploy.sh --local` the emulator holds the state machine as
 written (definition, logging, tracing), the topics by their names, and `./deploy.sh --local --smoke` runs
-videos end to end (one that the local processor encodes, one whose task fails and is reported, one that is not a
-video and ends InvalidMedia).
+videos end to end (one that the local processor encodes, signed in to the local PostgreSQL and Redis, one whose
+task fails and is reported, one that is not a video and ends InvalidMedia); `--stop` leaves no server behind.
 
 Self-contained like tests/test_deploy_e2e.py: its own emulator on a free port, own state and build
 directories, stopped at the end.
@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
+import time
 from pathlib import Path
 
 import boto3
@@ -52,6 +54,23 @@ def deployed(tmp_path_factory):
     finally:
         subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "deploytools.local_aws", "stop"], cwd=ROOT,
                        env=env, check=False, capture_output=True)
+
+
+def test_the_processor_signs_in_to_a_local_postgresql_and_redis_over_tls(deployed):
+    """The emulator's task runner hands the processor these (deploytools/local_services.py); the smoke below reads
+    the row back. Private: it holds passwords."""
+    from deploytools import local_services
+
+    state = Path(deployed["LOCAL_AWS_STATE_DIR"])
+    deadline = time.monotonic() + 60
+    while not (state / local_services.COORDINATES_FILE).exists():  # they start beside the emulator
+        assert time.monotonic() < deadline, (state / "server.log").read_text()[-3000:]
+        time.sleep(0.1)
+    coordinates = local_services.read_coordinates(state)
+    assert stat.S_IMODE((state / local_services.COORDINATES_FILE).stat().st_mode) == 0o600
+    assert coordinates["postgres"]["host"] == coordinates["redis"]["host"] == "localhost"
+    assert f"video-processing-{ENV}-processor" in coordinates["redis"]["users"], "the cache tier's processor user"
+    assert "video_processor" in coordinates["postgres"]["users"]
 
 
 def client(env: dict[str, str], service: str):
@@ -111,14 +130,18 @@ def test_the_smoke_command_shows_a_video_processed_one_that_failed_and_one_that_
     assert f"message on video-processing-completion-{ENV}, subject 'Video Processing Completed'" in success
     assert '"status": "SUCCEEDED"' in success and '"taskArn": "arn:aws:ecs:' in success
     assert '"manifest": "outputs/smoke-' in success, "the completion notice names the manifest"
-    assert "SHA-256 as the manifest says; master playlist with 1 rendition(s): 360p 320x240" in success, \
-        "the dev ladder never upscales the 320x240 clip"
+    assert "SHA-256 as the manifest says; master playlist with 2 rendition(s): 720p 1280x720, 360p 640x360" \
+        in success, "the 1280x720 clip yields every rung of the dev ladder"
+    assert "segments: every rendition's start on a keyframe every 2 s, none between" in success
+    assert "database row: attempt 1 done, outputs/smoke-" in success and "720p 1280x720, 360p 640x360: as the " \
+        "completion notice and its manifest say" in success, "the processor's row, read from the local PostgreSQL"
     assert failure.startswith("fail-") and "job: FAILED" in failure and "execution: FAILED" in failure
     assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
     assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
     assert invalid.startswith("invalid-") and "job: FAILED" in invalid and "execution: SUCCEEDED" in invalid
     assert '"error": "InvalidMedia"' in invalid and "(exit code 3)" in invalid
     assert "tasks run: 1" in invalid, "invalid media is not retried"
+    assert "database row: attempt 1 invalid_media: the file is not a video" in invalid
     assert out.count(": notified 1 time\n") == 3, "each video notified exactly once (issue #21 item 4)"
     assert "smoke: ok:" in out
 
@@ -204,7 +227,9 @@ def local_api(deployed, monkeypatch):
     scheduler.CLIENTS.clear()
     cfn, functions = client(deployed, "cloudformation"), client(deployed, "lambda")
     nested = smoke.nested_outputs(cfn, STACK)
-    for key, value in {**smoke.function_environment(functions, nested["ApiFunctionName"]),
+    api_environment = smoke.function_environment(functions, nested["ApiFunctionName"])
+    for key, value in {**api_environment,
+                       **smoke.local_client_variables(api_environment, Path(deployed["LOCAL_AWS_STATE_DIR"])),
                        "UPLOAD_SINGLE_PUT_MAX_BYTES": str(PART), "UPLOAD_PART_BYTES": str(PART)}.items():
         monkeypatch.setenv(key, value)
     events = client(deployed, "events")

@@ -418,10 +418,23 @@ def _overrides(video_id: str, **environment: str) -> dict[str, Any]:
     return {"containerOverrides": [{"name": "c", "environment": [{"name": k, "value": v} for k, v in pairs.items()]}]}
 
 
-@pytest.fixture
-def local_runner(account, tmp_path):
-    """A task definition like the processor's (its DATABASE_ and REDIS_ variables name no local service), a source
-    in S3 for video v1, and the runner with the stand-in; yields (run_task, the stand-in's environment file)."""
+# What deploytools/local_services.py writes to services.json (the parts the runner reads).
+LOCAL_SERVICES = {"ca_file": "/tmp/local-ca.pem",
+                  "postgres": {"host": "localhost", "port": 15432, "users": {"video_processor": "db-secret"}},
+                  "redis": {"host": "localhost", "port": 16379,
+                            "users": {"video-processing-dev-processor": "r-secret"}}}
+# The processor's task definition's variables for AWS (generator/tiers/workflow.py): endpoints and IAM sign-in.
+AWS_SERVICE_VARIABLES = {"DATABASE_AUTH": "iam", "DATABASE_HOST": "db.example", "DATABASE_NAME": "videoprocessing",
+                         "DATABASE_PORT": "5432", "DATABASE_USERNAME": "video_processor", "REDIS_AUTH": "iam",
+                         "REDIS_HOST": "redis.example", "REDIS_PORT": "6379", "REDIS_REPLICATION_GROUP_ID": "group",
+                         "REDIS_TLS": "true", "REDIS_USERNAME": "video-processing-dev-processor"}
+
+
+@pytest.fixture(params=["services", "no services"])
+def local_runner(request, account, tmp_path):
+    """A task definition like the processor's, a source in S3 for video v1, and the runner with the stand-in, with
+    the local services' coordinates or without them (they did not start); yields (run_task, the stand-in's
+    environment file, the coordinates)."""
     import boto3
 
     s3 = boto3.client("s3", region_name=RACE_REGION)
@@ -430,15 +443,17 @@ def local_runner(account, tmp_path):
     s3.put_object(Bucket="media", Key="sources/v1", Body=b"video")
     env_file = tmp_path / "environment.json"
     run_task = _fargate_task_runner("local", environment=[
-        {"name": "ENVIRONMENT", "value": "dev"}, {"name": "DATABASE_HOST", "value": "db.example"},
-        {"name": "REDIS_HOST", "value": "redis.example"}, {"name": "EXIT", "value": "0"},
-        {"name": "ENV_FILE", "value": str(env_file)}])
-    with local_tasks.local_processor_tasks("http://localhost:1", "fail-", command=(sys.executable, "-c", _STAND_IN)):
-        yield run_task, env_file
+        {"name": "ENVIRONMENT", "value": "dev"}, {"name": "EXIT", "value": "0"},
+        {"name": "ENV_FILE", "value": str(env_file)},
+        *({"name": k, "value": v} for k, v in AWS_SERVICE_VARIABLES.items())])
+    coordinates = LOCAL_SERVICES if request.param == "services" else None
+    with local_tasks.local_processor_tasks("http://localhost:1", "fail-", command=(sys.executable, "-c", _STAND_IN),
+                                           services=lambda: coordinates):
+        yield run_task, env_file, coordinates
 
 
 def test_the_local_runner_runs_the_task_with_its_environment_and_reports_its_exit_code(local_runner):
-    run_task, env_file = local_runner
+    run_task, env_file, coordinates = local_runner
     arn = run_task(overrides=_overrides("v1", EXIT="3"))
     [task] = _ecs().describe_tasks(cluster="local", tasks=[arn])["tasks"]
     assert task["lastStatus"] == "RUNNING", "until the process ends"
@@ -448,11 +463,23 @@ def test_the_local_runner_runs_the_task_with_its_environment_and_reports_its_exi
     environment = json.loads(env_file.read_text())
     assert environment["VIDEO_ID"] == "v1" and environment["ENVIRONMENT"] == "dev", "overrides and definition"
     assert environment["AWS_ENDPOINT_URL"] == "http://localhost:1" and environment["AWS_ACCESS_KEY_ID"] == "testing"
-    assert not {"DATABASE_HOST", "REDIS_HOST"} & environment.keys(), "no database or Redis locally yet"
+    services = {k: v for k, v in environment.items() if k.startswith(("DATABASE_", "REDIS_"))}
+    if coordinates is None:
+        assert services == {}, "services that did not start: nothing to sign in to, AWS's endpoints left out"
+        return
+    # The local services in place of AWS's: the template's database, role and user; a password instead of IAM;
+    # verified TLS against the local CA (the names the processor reads, docs/processor.md).
+    assert services == {
+        "DATABASE_HOST": "localhost", "DATABASE_PORT": "15432", "DATABASE_NAME": "videoprocessing",
+        "DATABASE_USERNAME": "video_processor", "DATABASE_AUTH": "password", "DATABASE_PASSWORD": "db-secret",
+        "DATABASE_CA_FILE": "/tmp/local-ca.pem",
+        "REDIS_HOST": "localhost", "REDIS_PORT": "16379", "REDIS_USERNAME": "video-processing-dev-processor",
+        "REDIS_AUTH": "password", "REDIS_PASSWORD": "r-secret", "REDIS_TLS": "true",
+        "REDIS_CA_FILE": "/tmp/local-ca.pem"}
 
 
 def test_the_local_runner_sends_sigterm_on_stop_task(local_runner):
-    run_task, env_file = local_runner
+    run_task, env_file, _ = local_runner
     arn = run_task(overrides=_overrides("v1", WAIT="1"))
     deadline = time.monotonic() + 20
     while not env_file.exists() and time.monotonic() < deadline:
@@ -465,7 +492,7 @@ def test_the_local_runner_sends_sigterm_on_stop_task(local_runner):
 
 @pytest.mark.parametrize("video_id", ["fail-v1", "v2"], ids=["failing prefix", "no source in S3"])
 def test_the_local_runner_leaves_other_tasks_to_the_placeholder(local_runner, video_id):
-    run_task, env_file = local_runner
+    run_task, env_file, _ = local_runner
     [task] = _ecs().describe_tasks(cluster="local", tasks=[run_task(overrides=_overrides(video_id))])["tasks"]
     assert task["lastStatus"] == "STOPPED", "stopped on its first DescribeTasks"
     time.sleep(0.5)

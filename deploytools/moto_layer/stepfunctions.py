@@ -594,18 +594,20 @@ def exit_code_by_video_id(run_task_call: dict[str, Any]) -> int:
     return FAILING_EXIT_CODE if any(v.startswith(FAILING_VIDEO_PREFIX) for v in video_ids) else 0
 
 
-def apply_to_emulator(endpoint: str) -> contextlib.ExitStack:
+def apply_to_emulator(endpoint: str,
+                      services: Callable[[], dict[str, Any] | None] | None = None) -> contextlib.ExitStack:
     """The patches of :func:`moto_patches`, for good, in the emulator's server process: every workaround,
     retry intervals not slept, and ECS tasks run by the local task runner (local_tasks: the processor as a local
-    process that reaches the emulator at ``endpoint``, for a video whose source is there); any other task stops
-    at once with the exit code chosen by :func:`exit_code_by_video_id`. Returns the stack that holds them
-    (closing it removes them and stops the processes still running)."""
+    process that reaches the emulator at ``endpoint``, for a video whose source is there, signed in to the local
+    PostgreSQL and Redis whose coordinates ``services`` waits for); any other task stops at once with the exit code
+    chosen by :func:`exit_code_by_video_id`. Returns the stack that holds them (closing it removes them and stops
+    the processes still running)."""
     from deploytools.moto_layer import local_tasks
 
     stack = contextlib.ExitStack()
     stack.enter_context(moto_patches(task_exit_code=exit_code_by_video_id, run_task_calls=_NotKept(),
                                      retry_sleeps=_NotKept()))
-    stack.enter_context(local_tasks.local_processor_tasks(endpoint, FAILING_VIDEO_PREFIX))
+    stack.enter_context(local_tasks.local_processor_tasks(endpoint, FAILING_VIDEO_PREFIX, services=services))
     return stack
 
 

