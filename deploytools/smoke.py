@@ -25,7 +25,8 @@ lists is in S3 with its SHA-256, the master playlist parses (#EXTM3U, one #EXT-X
 RESOLUTION and CODECS per rung), every rung's segments start on a keyframe at 0, 2, 4, ... s with none between
 (deploytools/hls_segments.py, ffprobe), and the processor's database row (read as the master, with the coordinates
 of the emulator's services.json) agrees with the job and the completion notice: status done, the job's attempt, the
-manifest the notice names, that manifest's duration and renditions, the uploaded file's SHA-256.
+manifest the notice names, that manifest's duration and renditions, the uploaded file's SHA-256; and Redis holds the
+attempt's progress at 100, read as the API function's read-only cache user.
 The invalid case uploads a text file declared as video/mp4: the processor exits 3, the execution takes the
 InvalidMedia path (it succeeds, the job is FAILED with InvalidMedia, one error notice, one task: no retry), and its
 row says invalid_media with the reason. The
@@ -585,6 +586,37 @@ def record_wrong(case: Case, video_id: str, video: bytes, inbox: Inbox, s3: Any,
     return wrong
 
 
+def progress_wrong(video_id: str, attempt: int) -> list[str]:
+    """The attempt's progress in the local Redis, read as the API function reads it (its reader user, through the
+    TLS proxy; the environment is the API function's, pointed at the local services): 100 once the attempt is
+    done, with the time of that write."""
+    handlers()  # the job-control package on sys.path
+    import contract
+    from jobs import cache_connection
+
+    key = contract.progress_key(video_id, attempt)
+    try:
+        cache = cache_connection.from_environment(os.environ)
+        if cache is None:
+            return [f"success: the API function names no Redis (REDIS_HOST): {key} cannot be read"]
+        client = cache_connection.connect(cache, 5.0)
+        try:
+            raw = client.get(key)
+        finally:
+            client.close()
+    except Exception as e:  # the smoke reports, it does not crash
+        return [f"success: reading {key} as {os.environ.get('REDIS_USERNAME')} failed: {type(e).__name__}: {e}"]
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        value = raw
+    if not isinstance(value, dict) or value.get("percent") != 100 or not value.get("updatedAt"):
+        return [f"success: Redis holds {value!r} at {key}, expected percent 100 with its updatedAt once the attempt "
+                "is done"]
+    print(f"progress: {key} = 100% at {value['updatedAt']}, read as {cache.user}")
+    return []
+
+
 def run_tasks_of(ecs: Any, video_id: str) -> int:
     """How many ECS tasks ran for the video (their VIDEO_ID override), in every cluster."""
     count = 0
@@ -674,6 +706,9 @@ def smoke(stack: str, which: str, timeout: float, state_dir: Path = DEFAULT_STAT
                 case_wrong = outputs_wrong(s3, video_id)
             if not case_wrong and name in ("success", "invalid"):  # the cases the processor runs
                 case_wrong = record_wrong(CASES[name], video_id, bodies.get(name, video), inbox, s3, state_dir)
+            if not case_wrong and name == "success":
+                _, job = call_api("GET", "/videos/{videoId}", pathParameters={"videoId": video_id})
+                case_wrong = progress_wrong(video_id, int(job.get("attempt", 0)))
             wrong += case_wrong
         inbox.settle(SETTLE_S)
         wrong += notices_wrong(videos, inbox)
@@ -691,8 +726,8 @@ def smoke(stack: str, which: str, timeout: float, state_dir: Path = DEFAULT_STAT
     return 0
 
 
-OK_LINES = {"success": "the video was uploaded, processed, notified, and its outputs, segments and database row check "
-                       "out",
+OK_LINES = {"success": "the video was uploaded, processed, notified, and its outputs, segments, database row and "
+                       "progress check out",
             "failure": "the failing one was reported as an error",
             "invalid": "the text file ended InvalidMedia, notified once, recorded and not retried"}
 

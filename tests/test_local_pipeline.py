@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -135,6 +136,8 @@ def test_the_smoke_command_shows_a_video_processed_one_that_failed_and_one_that_
     assert "segments: every rendition's start on a keyframe every 2 s, none between" in success
     assert "database row: attempt 1 done, outputs/smoke-" in success and "720p 1280x720, 360p 640x360: as the " \
         "completion notice and its manifest say" in success, "the processor's row, read from the local PostgreSQL"
+    assert re.search(r"progress: progress:smoke-\S+:1 = 100% at \S+Z, read as video-processing-dev-api-reader",
+                     success), "the processor's progress in the local Redis, read as the API's read-only user"
     assert failure.startswith("fail-") and "job: FAILED" in failure and "execution: FAILED" in failure
     assert f"message on video-processing-error-{ENV}, subject 'Video Processing Error'" in failure
     assert '"error": "States.TaskFailed"' in failure and '\\"ExitCode\\": 1' in failure
