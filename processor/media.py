@@ -129,9 +129,16 @@ def tool_version(tool: str) -> str:
 # --- probe and validate -------------------------------------------------------------------------------------------
 
 
-def first_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """A tool's last word on stderr (ffmpeg ends with the error that stopped it)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+def reason(stderr: str, path: Path) -> str:
+    """ffprobe's complaint about the source, for the person who uploaded it: the task's scratch path means nothing
+    to them (ffprobe prefixes its messages with the file's name)."""
+    return last_line(stderr).replace(f"{path}: ", "").replace(str(path), "the file")
 
 
 def probe(path: Path, ffprobe: str) -> dict:
@@ -140,7 +147,7 @@ def probe(path: Path, ffprobe: str) -> dict:
     code, stderr = run_tool([ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
                              str(path)], PROBE_TIMEOUT_SECONDS, lines.append)
     if code != 0:
-        raise InvalidMedia(f"the file is not a video ffprobe can read ({first_line(stderr)}): upload a video file "
+        raise InvalidMedia(f"the file is not a video ffprobe can read ({reason(stderr, path)}): upload a video file "
                            "such as MP4 or MOV")
     return json.loads("\n".join(lines) or "{}")
 
@@ -222,7 +229,7 @@ def last_video_time(path: Path, ffprobe: str, timeout: float) -> float:
     code, stderr = run_tool([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
                              "packet=pts_time,duration_time", "-of", "csv=p=0", str(path)], timeout, packet)
     if code != 0 or packets == 0:
-        raise InvalidMedia(f"the video's frames cannot be read ({first_line(stderr)}): the file is damaged or "
+        raise InvalidMedia(f"the video's frames cannot be read ({reason(stderr, path)}): the file is damaged or "
                            "incomplete; upload it again")
     return end
 
@@ -324,7 +331,7 @@ def encode(argv: list[str], duration: float, on_progress: Callable[[float], None
 
     code, stderr = run_tool(argv, 60 + duration * ENCODE_SECONDS_PER_SOURCE_SECOND, progress)
     if code != 0:
-        raise RuntimeError(f"ffmpeg failed with exit code {code}: {first_line(stderr)}")
+        raise RuntimeError(f"ffmpeg failed with exit code {code}: {last_line(stderr)}")
 
 
 def remux_download(ffmpeg: str, out: Path, top: PlannedRung, scratch: Path) -> None:
@@ -339,7 +346,7 @@ def remux_download(ffmpeg: str, out: Path, top: PlannedRung, scratch: Path) -> N
                              "-fflags", "+bitexact", str(out / DOWNLOAD)], 600)
     joined.unlink()
     if code != 0:
-        raise RuntimeError(f"ffmpeg could not write the download MP4 (exit code {code}): {first_line(stderr)}")
+        raise RuntimeError(f"ffmpeg could not write the download MP4 (exit code {code}): {last_line(stderr)}")
 
 
 # --- playlists ----------------------------------------------------------------------------------------------------

@@ -293,6 +293,7 @@ def test_invalid_files_exit_3_with_one_line_and_no_outputs(tools, bucket, tmp_pa
         assert time.monotonic() - started < 30, f"{name}: rejected promptly, no hang"
         assert code == contract.EXIT_INVALID_MEDIA, (name, err)
         assert len(err.strip().splitlines()) == 1 and reasons[name] in err, (name, err)
+        assert str(tmp_path) not in err, f"{name}: the reason names no scratch path (the uploader cannot act on it)"
         assert bucket.objects(environ["OUTPUTS_PREFIX"]) == {}, f"{name}: no outputs, no partial manifest"
 
 
