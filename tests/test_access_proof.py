@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import os
 import threading
@@ -189,9 +190,14 @@ def record_media(templates: dict, monkeypatch: pytest.MonkeyPatch) -> list[dict]
         size = 6 * 1024 ** 2
         code, up = call("POST", upload, "access-large", {"size": size, "contentType": "video/mp4", "sha256": sha})
         assert code == 201 and up["method"] == "MULTIPART"
-        etags = [plain.upload_part(Bucket=bucket, Key=up["key"], UploadId=up["uploadId"], PartNumber=n,
-                                   Body=b"v" * min(up["partSize"], size - (n - 1) * up["partSize"]),
-                                   ChecksumAlgorithm="SHA256")["ETag"] for n in range(1, up["partCount"] + 1)]
+        bodies = {n: b"v" * min(up["partSize"], size - (n - 1) * up["partSize"]) for n in range(1, up["partCount"] + 1)}
+        code, asked = call("POST", upload + "/parts", "access-large", {"parts": [
+            {"partNumber": n, "sha256": hashlib.sha256(b).hexdigest()} for n, b in bodies.items()]})
+        assert code == 200 and len(asked["urls"]) == up["partCount"]  # presigned UploadPart, checksum signed
+        etags = [plain.upload_part(Bucket=bucket, Key=up["key"], UploadId=up["uploadId"], PartNumber=u["partNumber"],
+                                   Body=bodies[u["partNumber"]],
+                                   ChecksumSHA256=u["headers"]["x-amz-checksum-sha256"])["ETag"]
+                 for u in asked["urls"]]
         assert call("GET", upload, "access-large")[0] == 200
         parts = [{"partNumber": n, "etag": e} for n, e in enumerate(etags, 1)]
         code, done = call("POST", upload + "/complete", "access-large", {"parts": parts})

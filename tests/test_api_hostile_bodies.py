@@ -75,3 +75,43 @@ def test_empty_query_values_mean_not_given_as_in_the_documented_example(sfn):  #
     submit("clip-1")
     assert list_videos(status="", limit="", next="") == list_videos()
     assert list_videos(status="", limit="", next="")[0] == 200
+
+
+PART_SHA = "0" * 64
+HOSTILE_PART_BODIES = {
+    "no parts": {"parts": []},
+    "101 parts": {"parts": [{"partNumber": n, "sha256": PART_SHA} for n in range(1, 102)]},
+    "parts not a list": {"parts": {"partNumber": 1, "sha256": PART_SHA}},
+    "part number 0": {"parts": [{"partNumber": 0, "sha256": PART_SHA}]},
+    "part number beyond S3's 10,000": {"parts": [{"partNumber": 10_001, "sha256": PART_SHA}]},
+    "part number as text": {"parts": [{"partNumber": "1", "sha256": PART_SHA}]},
+    "checksum in base64": {"parts": [{"partNumber": 1, "sha256": "A" * 43 + "="}]},
+    "checksum missing": {"parts": [{"partNumber": 1}]},
+    "a field more in a part": {"parts": [{"partNumber": 1, "sha256": PART_SHA, "etag": "x"}]},
+    "a field more in the body": {"parts": [{"partNumber": 1, "sha256": PART_SHA}], "uploadId": "x"},
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_PART_BODIES.values(), ids=HOSTILE_PART_BODIES.keys())
+def test_a_hostile_part_urls_body_is_refused_by_api_gateways_model_and_by_the_handler_alike(body):
+    """POST /videos/{videoId}/upload/parts: what the route's model (contract.PART_URLS_SCHEMA, checked by API
+    Gateway before the function runs) refuses, the function refuses too with its own message, so a test against
+    the handler alone (tests/test_uploads.py) stands for the deployed API."""
+    import jsonschema
+    from jobs import uploads
+
+    from jobs_harness import contract
+
+    assert not jsonschema.Draft4Validator(contract.PART_URLS_SCHEMA).is_valid(body)
+    assert uploads.parts_error(body, contract.S3_MAX_PARTS)
+
+
+def test_a_valid_part_urls_body_passes_the_model_and_the_handler():
+    import jsonschema
+    from jobs import uploads
+
+    from jobs_harness import contract
+
+    body = {"parts": [{"partNumber": n, "sha256": PART_SHA} for n in (1, 7, contract.PART_URLS_PER_PAGE)]}
+    assert jsonschema.Draft4Validator(contract.PART_URLS_SCHEMA).is_valid(body)
+    assert uploads.parts_error(body, contract.S3_MAX_PARTS) is None

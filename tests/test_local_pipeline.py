@@ -209,8 +209,9 @@ def test_sigterm_during_the_smoke_removes_its_queue_and_subscriptions_and_says_w
 
 
 # A multipart upload against the deployed local API and the emulator's S3 over HTTP. What moto does not check, and
-# so this does not prove: presigned signatures and expiry, and x-amz-checksum-sha256 against the bytes (moto
-# accepts a part whatever its checksum header says); tests/test_uploads.py covers the API's side of those.
+# so this does not prove: presigned signatures and expiry, unsigned x-amz-* headers, and x-amz-checksum-sha256
+# against the bytes (moto accepts a part whatever its checksum header says); tests/test_presigned_refusals.py
+# covers those against a checking stand-in, tests/test_uploads.py the API's side.
 PART = 5 * 1024 * 1024  # S3's smallest part but the last (moto enforces it at completion)
 
 
@@ -262,10 +263,10 @@ def interrupted_put(url: str, headers: dict[str, str], body: bytes) -> None:
 
 
 def test_a_multipart_upload_with_a_part_resent_after_an_interruption_starts_its_job(local_api):
-    """Three parts through their presigned URLs over HTTP; the second breaks off half-way, GET .../upload lists
-    only what S3 holds, the client re-sends the rest, completes, and the Object Created of the completed upload
-    (handed to the scheduler as EventBridge would) starts exactly one job for that object version."""
-    import base64
+    """Three parts through their presigned URLs (each signing its part's SHA-256) over HTTP; the second breaks off
+    half-way, GET .../upload lists only what S3 holds, the client asks URLs for the rest, re-sends them,
+    completes, and the Object Created of the completed upload (handed to the scheduler as EventBridge would) starts
+    exactly one job for that object version."""
     import hashlib
     import time
     import urllib.request
@@ -277,38 +278,47 @@ def test_a_multipart_upload_with_a_part_resent_after_an_interruption_starts_its_
                                   body=json.dumps({"size": len(data), "contentType": "video/mp4",
                                                    "sha256": hashlib.sha256(data).hexdigest()}))
     assert status == 201 and plan["method"] == "MULTIPART", plan
-    assert (plan["partSize"], plan["partCount"]) == (PART, 3) and [u["partNumber"] for u in plan["urls"]] == [1, 2, 3]
-    assert plan["partHeaders"] == ["x-amz-checksum-sha256"]
+    assert (plan["partSize"], plan["partCount"], plan["parts"]) == (PART, 3, [])
 
     def chunk(n: int) -> bytes:
         return data[(n - 1) * PART:n * PART]
 
-    def checksum(n: int) -> dict[str, str]:
-        # Content-Type: urllib would send application/x-www-form-urlencoded with a body, and moto then reads the
-        # part as form fields (losing partNumber); S3 ignores a part's content type.
-        return {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(chunk(n)).digest()).decode(),
-                "Content-Type": "application/octet-stream"}
+    def urls_for(numbers: list[int]) -> dict[int, dict]:
+        status, answer = smoke.call_api("POST", "/videos/{videoId}/upload/parts", pathParameters={"videoId": video_id},
+                                        body=json.dumps({"parts": [{"partNumber": n,
+                                                                    "sha256": hashlib.sha256(chunk(n)).hexdigest()}
+                                                                   for n in numbers]}))
+        assert status == 200 and [u["partNumber"] for u in answer["urls"]] == numbers, answer
+        return {u["partNumber"]: u for u in answer["urls"]}
 
-    def put(url: str, n: int) -> str:
-        request = urllib.request.Request(url, data=chunk(n), method="PUT", headers=checksum(n))
+    def headers(u: dict) -> dict[str, str]:
+        # Exactly the headers the answer names (each signed into the URL), and a Content-Type: urllib would send
+        # application/x-www-form-urlencoded with a body, and moto then reads the part as form fields (losing
+        # partNumber); S3 ignores a part's content type, and it is no x-amz-* header that must be signed.
+        assert list(u["headers"]) == ["x-amz-checksum-sha256"], u
+        return {**u["headers"], "Content-Type": "application/octet-stream"}
+
+    def put(u: dict) -> str:
+        request = urllib.request.Request(u["url"], data=chunk(u["partNumber"]), method="PUT", headers=headers(u))
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert answer.status == 200
             return answer.headers["ETag"]
 
-    urls = {u["partNumber"]: u["url"] for u in plan["urls"]}
-    etags = {1: put(urls[1], 1)}
-    interrupted_put(urls[2], checksum(2), chunk(2))
+    urls = urls_for([1, 2, 3])
+    etags = {1: put(urls[1])}
+    interrupted_put(urls[2]["url"], headers(urls[2]), chunk(2))
 
     status, held = smoke.call_api("GET", "/videos/{videoId}/upload", pathParameters={"videoId": video_id})
     assert status == 200 and [p["partNumber"] for p in held["parts"]] == [1], "the broken part is not held"
     assert held["parts"][0]["etag"] == etags[1] and held["parts"][0]["size"] == PART
-    assert [u["partNumber"] for u in held["urls"]] == [2, 3], "only the parts still to send"
     status, again = smoke.call_api("POST", "/videos/{videoId}/upload", pathParameters={"videoId": video_id},
                                    body=json.dumps({"size": len(data), "contentType": "video/mp4",
                                                     "sha256": hashlib.sha256(data).hexdigest()}))
     assert status == 200 and again["uploadId"] == plan["uploadId"], "a second request resumes the open upload"
-    for u in held["urls"]:
-        etags[u["partNumber"]] = put(u["url"], u["partNumber"])
+    missing = [n for n in range(1, held["partCount"] + 1) if n not in {p["partNumber"] for p in held["parts"]}]
+    assert missing == [2, 3], "only the parts still to send"
+    for u in urls_for(missing).values():  # fresh URLs for the parts S3 does not hold
+        etags[u["partNumber"]] = put(u)
 
     status, done = smoke.call_api("POST", "/videos/{videoId}/upload/complete", pathParameters={"videoId": video_id},
                                   body=json.dumps({"parts": [{"partNumber": n, "etag": e}

@@ -8,6 +8,14 @@ test command. So the stand-in does, for a presigned PUT, what S3 documents:
   credentials, over the headers the URL signed: a mismatch is 403 SignatureDoesNotMatch;
 - refuse a request after X-Amz-Date + X-Amz-Expires: 403 AccessDenied "Request has expired"
   (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html);
+- refuse a request carrying an x-amz-* header the signature does not cover: 403 AccessDenied "There were headers
+  present in the request which were not signed" with <HeadersNotSigned> naming them. S3 documents that the signed
+  (canonical) headers must include "any x-amz-* headers that you plan to include in your request"
+  (https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html), and clients meet exactly this
+  refusal with an unsigned x-amz-checksum-sha256 on a presigned PUT (https://github.com/aws/aws-sdk-js-v3/issues/3906)
+  or part (https://github.com/mem9-ai/drive9/pull/48). Public reports differ on whether S3 tolerates an unsigned
+  x-amz-content-sha256 on a presigned request; the stand-in refuses it too (stricter than S3 at most), and the
+  API's clients never send it;
 - refuse a body whose SHA-256 (base64) differs from the x-amz-checksum-sha256 sent: 400 BadDigest
   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html).
 What these tests prove is that the URLs and headers the API hands out carry what S3 needs to refuse (a signed
@@ -46,14 +54,20 @@ def sha256_base64(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
+def error(code: str, message: str = "", **detail: str) -> str:
+    """An S3 error document."""
+    extra = "".join(f"<{name}>{value}</{name}>" for name, value in detail.items())
+    return f"<Error><Code>{code}</Code><Message>{message}</Message>{extra}</Error>"
+
+
 def refusal(headers: dict, path: str, query: list[tuple[str, str]], body: bytes, now: float) -> tuple[int, str]:
-    """(status, S3 error code) the stand-in answers a presigned PUT with; (200, "") when it accepts it."""
+    """(status, S3's error document) the stand-in answers a presigned PUT with; (200, "") when it accepts it."""
     params = dict(query)
     if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
-        return 403, "AccessDenied"
+        return 403, error("AccessDenied")
     signed_at = calendar.timegm(time.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
     if now > signed_at + int(params["X-Amz-Expires"]):
-        return 403, "AccessDenied"  # S3's message: Request has expired
+        return 403, error("AccessDenied", "Request has expired")
     lowered = {k.lower(): v for k, v in headers.items()}
     signed = params["X-Amz-SignedHeaders"].split(";")
     unsigned_url = urlunsplit(("http", lowered["host"], path,
@@ -64,24 +78,32 @@ def refusal(headers: dict, path: str, query: list[tuple[str, str]], body: bytes,
     signer = S3SigV4QueryAuth(CREDENTIALS, "s3", scope_region, expires=int(params["X-Amz-Expires"]))
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if any(h not in lowered for h in signed) or expected != params["X-Amz-Signature"]:
-        return 403, "SignatureDoesNotMatch"
+        return 403, error("SignatureDoesNotMatch")
+    unsigned = sorted(h for h in lowered if h.startswith("x-amz-") and h not in signed)
+    if unsigned:
+        return 403, error("AccessDenied", "There were headers present in the request which were not signed",
+                          HeadersNotSigned=", ".join(unsigned))
     sent = lowered.get("x-amz-checksum-sha256") or params.get("x-amz-checksum-sha256")
     if sent is not None and sent != sha256_base64(body):
-        return 400, "BadDigest"
+        return 400, error("BadDigest")
     return 200, ""
 
 
 class CheckingS3(BaseHTTPRequestHandler):
-    """The stand-in's HTTP side: a presigned PUT is checked by `refusal`; CreateMultipartUpload (the API's own
-    header-signed call) is answered with an upload id, unchecked. Nothing is stored."""
+    """The stand-in's HTTP side: a presigned PUT is checked by `refusal`; CreateMultipartUpload and ListParts (the
+    API's own header-signed calls) are answered with an upload id and no parts, unchecked. Nothing is stored."""
 
     def do_PUT(self) -> None:
         split = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, code = refusal(dict(self.headers.items()), split.path, parse_qsl(split.query, keep_blank_values=True),
-                               body, time.time())
-        etag = f'"{hashlib.md5(body).hexdigest()}"'
-        self.answer(status, f"<Error><Code>{code}</Code></Error>" if code else "", ETag=etag)
+        status, document = refusal(dict(self.headers.items()), split.path,
+                                   parse_qsl(split.query, keep_blank_values=True), body, time.time())
+        self.answer(status, document, ETag=f'"{hashlib.md5(body).hexdigest()}"')
+
+    def do_GET(self) -> None:
+        bucket, key = urlsplit(self.path).path.lstrip("/").split("/", 1)
+        self.answer(200, f"<ListPartsResult><Bucket>{bucket}</Bucket><Key>{key}</Key><UploadId>stand-in-upload"
+                         "</UploadId><IsTruncated>false</IsTruncated></ListPartsResult>")
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -125,11 +147,12 @@ def upload_api(templates, checking_s3, monkeypatch):
         yield
 
 
-def ask(video_id: str, size: int) -> dict:
-    event = {"httpMethod": "POST", "resource": "/videos/{videoId}/upload", "pathParameters": {"videoId": video_id},
-             "body": f'{{"size": {size}, "contentType": "video/mp4", "sha256": "{SHA}"}}'}
+def ask(video_id: str, size: int, resource: str = "/videos/{videoId}/upload", body: dict | None = None,
+        expected: int = 201) -> dict:
+    event = {"httpMethod": "POST", "resource": resource, "pathParameters": {"videoId": video_id},
+             "body": json.dumps(body or {"size": size, "contentType": "video/mp4", "sha256": SHA})}
     response = api.lambda_handler(event, None)
-    assert response["statusCode"] == 201, response
+    assert response["statusCode"] == expected, response
     return json.loads(response["body"])
 
 
@@ -149,42 +172,83 @@ def test_the_single_put_url_takes_the_right_bytes_and_the_stand_in_refuses_a_wro
     assert up["method"] == "PUT"
     assert put(up["url"], SOURCE, up["headers"]) == (200, "")
     wrong = SOURCE[:-1] + b"X"
-    status, error = put(up["url"], wrong, up["headers"])
-    assert status == 400 and "BadDigest" in error, "the signed checksum does not match the bytes"
-    status, error = put(up["url"], wrong, {**up["headers"], "x-amz-checksum-sha256": sha256_base64(wrong)})
-    assert status == 403 and "SignatureDoesNotMatch" in error, "the checksum is signed: a client cannot swap it"
+    status, refused = put(up["url"], wrong, up["headers"])
+    assert status == 400 and "BadDigest" in refused, "the signed checksum does not match the bytes"
+    status, refused = put(up["url"], wrong, {**up["headers"], "x-amz-checksum-sha256": sha256_base64(wrong)})
+    assert status == 403 and "SignatureDoesNotMatch" in refused, "the checksum is signed: a client cannot swap it"
+    query = dict(parse_qsl(urlsplit(up["url"]).query))
+    assert query["X-Amz-SignedHeaders"].split(";") == sorted({"host", *map(str.lower, up["headers"])}), \
+        "the single PUT's headers are exactly what its URL signs"
     time.sleep(3)  # UPLOAD_URL_SECONDS is 2
-    status, error = put(up["url"], SOURCE, up["headers"])
-    assert status == 403 and "AccessDenied" in error, "the URL expired"
+    status, refused = put(up["url"], SOURCE, up["headers"])
+    assert status == 403 and "Request has expired" in refused, "the URL expired"
 
 
-def part_plan() -> tuple[str, bytes, dict]:
-    up = ask("big-1", len(SOURCE) + 1)  # above the single-PUT limit: a multipart upload
-    assert up["method"] == "MULTIPART" and up["partHeaders"] == ["x-amz-checksum-sha256"]
-    part = SOURCE[: up["partSize"]]
-    return up["urls"][0]["url"], part, {"x-amz-checksum-sha256": sha256_base64(part), **up["partSignedHeaders"]}
+PARTS = (b"the first part's bytes " * 50, b"the second part's bytes" * 50)
+
+
+def part_urls(parts: tuple[bytes, ...] = PARTS) -> list[dict]:
+    """A multipart upload of two parts (20 MiB at 16 MiB a part; the stand-in does not check part sizes, so each
+    part is a few bytes) and the URLs asked for its parts, each naming that part's SHA-256."""
+    plan = ask("big-1", 20 * 1024 ** 2)  # above the single-PUT limit: a multipart upload
+    assert plan["method"] == "MULTIPART" and plan["partCount"] == 2 and "urls" not in plan, "the plan has no URLs"
+    answer = ask("big-1", 0, "/videos/{videoId}/upload/parts", {"parts": [
+        {"partNumber": n, "sha256": hashlib.sha256(part).hexdigest()} for n, part in enumerate(parts, 1)]}, 200)
+    return answer["urls"]
+
+
+def test_each_part_url_signs_exactly_the_headers_the_answer_tells_the_client_to_send(upload_api):
+    """What botocore 1.44.8 does with ChecksumSHA256 on upload_part: it signs x-amz-checksum-sha256 as a header and
+    does not hoist it into the query (where a client sending it as a header too would send it unsigned)."""
+    for u in part_urls():
+        query = dict(parse_qsl(urlsplit(u["url"]).query))
+        assert query["X-Amz-SignedHeaders"].split(";") == sorted({"host", *map(str.lower, u["headers"])}), u
+        assert not [k for k in query if k.lower().startswith("x-amz-checksum")], "nothing hoisted into the query"
 
 
 @pytest.mark.slow  # waits out the URL's expiry (seconds)
-def test_a_part_url_takes_its_part_with_its_checksum_and_the_stand_in_refuses_a_wrong_byte_or_a_late_put(
-        upload_api):
-    url, part, headers = part_plan()
-    assert put(url, part, headers) == (200, "")
-    status, error = put(url, part[:-1] + b"X", headers)
-    assert status == 400 and "BadDigest" in error, "a part whose bytes differ from its checksum"
+def test_a_part_url_takes_its_part_and_the_stand_in_refuses_a_wrong_byte_or_a_late_put(upload_api):
+    first = part_urls()[0]
+    assert put(first["url"], PARTS[0], first["headers"]) == (200, "")
+    status, refused = put(first["url"], PARTS[0][:-1] + b"X", first["headers"])
+    assert status == 400 and "BadDigest" in refused, "a part whose bytes differ from its signed checksum"
     time.sleep(3)
-    status, error = put(url, part, headers)
-    assert status == 403 and "AccessDenied" in error, "the part URL expired"
+    status, refused = put(first["url"], PARTS[0], first["headers"])
+    assert status == 403 and "Request has expired" in refused, "the part URL expired"
 
 
-def test_a_client_that_sends_exactly_the_headers_the_api_names_is_accepted_and_one_that_leaves_one_out_is_not(
-        upload_api):
-    """Found with this stand-in: a part URL signs x-amz-sdk-checksum-algorithm, which the answer did not name, so a
-    client following it was refused (SignatureDoesNotMatch). The answer now lists it in partSignedHeaders."""
-    url, part, headers = part_plan()
-    assert put(url, part, headers) == (200, "")
-    status, error = put(url, part, {k: v for k, v in headers.items() if k != "x-amz-sdk-checksum-algorithm"})
-    assert status == 403 and "SignatureDoesNotMatch" in error
+def test_a_url_asked_for_one_parts_checksum_refuses_another_parts_bytes_with_either_checksum(upload_api):
+    first, second = part_urls()
+    status, refused = put(first["url"], PARTS[1], first["headers"])
+    assert status == 400 and "BadDigest" in refused, "the second part's bytes under the first part's checksum"
+    status, refused = put(first["url"], PARTS[1], second["headers"])
+    assert status == 403 and "SignatureDoesNotMatch" in refused, "the checksum is signed: a client cannot swap it"
+    assert put(second["url"], PARTS[1], second["headers"]) == (200, "")
+
+
+def test_the_old_part_urls_unsigned_checksum_is_refused_as_s3_refuses_it_and_the_new_one_is_accepted(upload_api):
+    """The defect fixed: part URLs were presigned with ChecksumAlgorithm only (signing host and
+    x-amz-sdk-checksum-algorithm) and the client sent each part's x-amz-checksum-sha256 unsigned, which S3 refuses
+    with HeadersNotSigned. The stand-in refuses that request; the URL the API hands out now is accepted."""
+    first = part_urls()[0]
+    old_url = api.CLIENTS["s3"].generate_presigned_url("upload_part", Params={
+        "Bucket": "media", "Key": "sources/big-1", "UploadId": "stand-in-upload", "PartNumber": 1,
+        "ChecksumAlgorithm": "SHA256"}, ExpiresIn=60)
+    old_headers = {"x-amz-checksum-sha256": sha256_base64(PARTS[0]), "x-amz-sdk-checksum-algorithm": "SHA256"}
+    status, refused = put(old_url, PARTS[0], old_headers)
+    assert status == 403 and "<HeadersNotSigned>x-amz-checksum-sha256</HeadersNotSigned>" in refused, refused
+    assert put(first["url"], PARTS[0], first["headers"]) == (200, "")
+    status, refused = put(first["url"], PARTS[0], {**first["headers"], "x-amz-storage-class": "GLACIER"})
+    assert status == 403 and "HeadersNotSigned" in refused, "no x-amz-* header rides along unsigned"
+
+
+def test_part_urls_are_refused_for_parts_outside_the_upload_and_for_no_open_upload(upload_api):
+    ask("big-1", 20 * 1024 ** 2)
+    answer = ask("big-1", 0, "/videos/{videoId}/upload/parts", {"parts": [{"partNumber": 3, "sha256": SHA}]}, 400)
+    assert "partNumber must be 1 to 2" in answer["message"]
+    answer = ask("none-open", 0, "/videos/{videoId}/upload/parts", {"parts": [{"partNumber": 1, "sha256": SHA}]},
+                 404)
+    assert "no upload of none-open is open" in answer["message"]
 
 
 def test_the_stand_in_refuses_a_url_signed_with_other_credentials():
@@ -194,5 +258,5 @@ def test_the_stand_in_refuses_a_url_signed_with_other_credentials():
                                                                      s3={"addressing_style": "path"})
                        ).generate_presigned_url("put_object", Params={"Bucket": "media", "Key": "k"}, ExpiresIn=60)
     split = urlsplit(url)
-    status, code = refusal({"Host": split.netloc}, split.path, parse_qsl(split.query), b"", time.time())
-    assert (status, code) == (403, "SignatureDoesNotMatch")
+    status, refused = refusal({"Host": split.netloc}, split.path, parse_qsl(split.query), b"", time.time())
+    assert status == 403 and "SignatureDoesNotMatch" in refused

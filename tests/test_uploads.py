@@ -8,9 +8,11 @@ request answered 400 with a message and nothing created.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -68,16 +70,61 @@ def test_a_small_source_gets_one_presigned_put_signing_its_checksum_and_creates_
     assert nothing_created(client, bucket), "a PUT URL is only a signature"
 
 
-def test_a_large_source_is_a_multipart_upload_within_s3s_part_limits_with_paged_urls(s3):
+def part_urls(video_id, parts):
+    return call("POST", "/videos/{videoId}/upload/parts", video_id, {"parts": parts})
+
+
+def test_a_large_source_is_a_multipart_plan_within_s3s_part_limits_and_its_urls_are_asked_per_checksum(s3):
     client, bucket = s3
     size = 1900 * 1024 ** 2
     code, body = start("big", size)
-    assert code == 201 and body["method"] == "MULTIPART"
+    assert code == 201 and body["method"] == "MULTIPART" and body["parts"] == []
+    assert "urls" not in body, "a part URL signs the part's checksum, which the client computes from partSize"
     assert contract.S3_MIN_PART_BYTES <= body["partSize"] <= contract.S3_MAX_PART_BYTES
     assert body["partCount"] == -(-size // body["partSize"]) <= contract.S3_MAX_PARTS
-    assert len(body["urls"]) == min(body["partCount"], contract.PART_URLS_PER_PAGE)
     [upload] = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
     assert upload["UploadId"] == body["uploadId"] and upload["Key"] == "sources/big"
+    shas = {n: hashlib.sha256(str(n).encode()).hexdigest() for n in range(1, contract.PART_URLS_PER_PAGE + 1)}
+    code, answer = part_urls("big", [{"partNumber": n, "sha256": sha} for n, sha in shas.items()])
+    assert code == 200 and [u["partNumber"] for u in answer["urls"]] == list(shas), "as many as asked, in order"
+    for u in answer["urls"]:
+        signed = parse_qs(urlsplit(u["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
+        assert signed == ["host", "x-amz-checksum-sha256"] and list(u["headers"]) == ["x-amz-checksum-sha256"]
+        assert base64.b64decode(u["headers"]["x-amz-checksum-sha256"]).hex() == shas[u["partNumber"]]
+        assert f"uploadId={body['uploadId']}" in u["url"] and f"partNumber={u['partNumber']}&" in u["url"]
+
+
+@pytest.mark.parametrize("parts, says", [
+    ([], "1 to 100 parts"),
+    ([{"partNumber": n, "sha256": SHA} for n in range(1, 102)], "1 to 100 parts"),
+    ({"partNumber": 1, "sha256": SHA}, "must be a list"),
+    ([{"partNumber": 0, "sha256": SHA}], "partNumber must be 1 to 19"),
+    ([{"partNumber": 20, "sha256": SHA}], "partNumber must be 1 to 19"),
+    ([{"partNumber": "1", "sha256": SHA}], "partNumber must be 1 to 19"),
+    ([{"partNumber": True, "sha256": SHA}], "partNumber must be 1 to 19"),
+    ([{"partNumber": 1.0, "sha256": SHA}], "partNumber must be 1 to 19"),
+    ([{"partNumber": 1, "sha256": SHA.upper()}], "64 lower-case"),
+    ([{"partNumber": 1, "sha256": base64.b64encode(bytes(32)).decode()}], "64 lower-case"),
+    ([{"partNumber": 1}], "and no other field"),
+    ([{"partNumber": 1, "sha256": SHA, "etag": "x"}], "and no other field"),
+    (["1"], "and no other field"),
+    ([{"partNumber": 2, "sha256": SHA}, {"partNumber": 2, "sha256": SHA}], "parts repeated: 2"),
+])
+def test_hostile_part_url_requests_answer_400_with_a_message(s3, parts, says):
+    assert start("asked", 300 * 1024 ** 2)[1]["partCount"] == 19
+    code, answer = part_urls("asked", parts)
+    assert code == 400 and says in answer["message"], answer
+
+
+def test_part_urls_need_an_open_upload_and_a_body_of_parts_only(s3):
+    code, answer = part_urls("never-started", [{"partNumber": 1, "sha256": SHA}])
+    assert code == 404 and "no upload of never-started is open" in answer["message"]
+    start("asked", 300 * 1024 ** 2)
+    code, answer = call("POST", "/videos/{videoId}/upload/parts", "asked",
+                        {"parts": [{"partNumber": 1, "sha256": SHA}], "uploadId": "another"})
+    assert code == 400 and "no other field" in answer["message"]
+    code, answer = call("GET", "/videos/{videoId}/upload", "asked", query={"partsFrom": "2"})
+    assert code == 400 and "takes no query parameter" in answer["message"]
 
 
 @pytest.mark.parametrize("size", [1, 100 * 1024 ** 2, 5 * 1024 ** 3, 50 * 1024 ** 3, 5 * 1024 ** 4])
@@ -108,13 +155,14 @@ def test_a_second_request_resumes_the_open_upload_and_lists_the_parts_s3_holds(s
     _, first = start("resume-me", size)
     part = b"p" * first["partSize"]
     sent = client.upload_part(Bucket=bucket, Key=first["key"], UploadId=first["uploadId"], PartNumber=1, Body=part,
-                              ChecksumAlgorithm="SHA256")
+                              ChecksumSHA256=base64.b64encode(hashlib.sha256(part).digest()).decode())
     code, again = start("resume-me", size)
     assert code == 200 and again["uploadId"] == first["uploadId"], "the same upload, not a second one"
     assert [p["partNumber"] for p in again["parts"]] == [1] and again["parts"][0]["etag"] == sent["ETag"]
-    assert 1 not in [u["partNumber"] for u in again["urls"]], "no URL for a part S3 already holds"
     code, listed = call("GET", "/videos/{videoId}/upload", "resume-me")
     assert code == 200 and [p["partNumber"] for p in listed["parts"]] == [1]
+    assert {k: v for k, v in listed.items() if k != "parts"} == {k: v for k, v in first.items() if k != "parts"}, \
+        "the same plan"
     assert len(client.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 1
 
 

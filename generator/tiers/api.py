@@ -85,6 +85,8 @@ FUNCTION_TIMEOUT_SECONDS = 10  # well inside API Gateway's 29-second integration
 BAD_BODY_MESSAGE = (f'Invalid request body: POST /videos expects {{"videoId": "..."}}, the videoId being '
                     f"1-{contract.VIDEO_ID_MAX} letters, digits, '-' or '_'; POST /videos/{{videoId}}/upload "
                     '{"size": bytes (a whole number from 1), "contentType": "video/...", "sha256": 64 hex digits}; '
+                    'POST /videos/{videoId}/upload/parts {"parts": [{"partNumber": n, "sha256": 64 hex digits}], 1 to '
+                    f'{contract.PART_URLS_PER_PAGE} parts}}; '
                     'POST /videos/{videoId}/upload/complete {"parts": [{"partNumber": n, "etag": "..."}]}; '
                     "no other field")
 # One JSON object per request; only $context values that never contain a double quote.

@@ -110,7 +110,7 @@ ALARMS = (
         "log group for POST .../upload/complete answering 400 (parts missing); the dashboard's uploads widget "
         "(4xx on sources/: part URLs expired, the signing role's session ended first); OpenUploads for the trend",
         "Fix the client (complete, or DELETE /videos/{videoId}/upload to abort); expired URLs: the client asks "
-        "GET /videos/{videoId}/upload for fresh ones; the lifecycle removes abandoned parts after a day"),
+        "POST /videos/{videoId}/upload/parts for fresh ones; the lifecycle removes abandoned parts after a day"),
     AlarmSpec(
         "SchedulerThrottlesAlarm", "scheduler-throttles", "AWS/Lambda", "Throttles", SCHEDULER_FUNCTION, "Sum", GT, 0,
         "notBreaching",

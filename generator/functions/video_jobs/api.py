@@ -205,14 +205,20 @@ def get_upload(event, control):
     video_id, bad = path_video_id(event)
     if bad:
         return bad
-    query = event.get("queryStringParameters") or {}
-    unknown = sorted(set(query) - set(c.route("get_upload").query))
-    if unknown:
-        return reply(400, {"message": f"unknown query parameter(s): {', '.join(unknown)}; accepted: partsFrom"})
-    first = query.get("partsFrom", "1")
-    if not (first.isascii() and first.isdigit() and len(first) <= 5):
-        return reply(400, {"message": f"partsFrom must be a part number (got {first[:40]!r})"})
-    return reply(*uploads.status(s3_client(), control.store, video_id, int(first), lifecycle.now()))
+    if event.get("queryStringParameters"):
+        return reply(400, {"message": "GET /videos/{videoId}/upload takes no query parameter (part URLs: "
+                                      "POST /videos/{videoId}/upload/parts)"})
+    return reply(*uploads.status(s3_client(), control.store, video_id))
+
+
+def part_urls(event, control):
+    video_id, bad = path_video_id(event)
+    if bad:
+        return bad
+    body, error = json_object(event.get("body"), uploads.PARTS_EXAMPLE)
+    if error:
+        return reply(400, {"message": error})
+    return reply(*uploads.part_urls(s3_client(), control.store, video_id, body, lifecycle.now()))
 
 
 def complete_upload(event, control):

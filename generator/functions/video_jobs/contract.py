@@ -87,7 +87,7 @@ S3_MAX_PUT_BYTES = 5 * 1024 ** 3
 # Up to this size one presigned PUT (AWS advises multipart from about 100 MB); above it, parts of at least 16 MiB.
 SINGLE_PUT_MAX_BYTES = 100 * 1024 ** 2
 PART_DEFAULT_BYTES = 16 * 1024 ** 2
-PART_URLS_PER_PAGE = 100  # presigned part URLs in one answer (each ~1.5 KB: far below Lambda's 6 MB)
+PART_URLS_PER_PAGE = 100  # presigned part URLs one request may ask (each ~1.5 KB: far below Lambda's 6 MB)
 
 SHA256_SCHEMA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 START_UPLOAD_SCHEMA = {
@@ -107,6 +107,18 @@ COMPLETE_UPLOAD_SCHEMA = {
         "type": "object", "properties": {"partNumber": {"type": "integer", "minimum": 1, "maximum": S3_MAX_PARTS},
                                          "etag": {"type": "string", "maxLength": 100}},
         "required": ["partNumber", "etag"], "additionalProperties": False}}},
+    "required": ["parts"],
+    "additionalProperties": False,
+}
+
+PART_URLS_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "PartUrls",
+    "type": "object",
+    "properties": {"parts": {"type": "array", "minItems": 1, "maxItems": PART_URLS_PER_PAGE, "items": {
+        "type": "object", "properties": {"partNumber": {"type": "integer", "minimum": 1, "maximum": S3_MAX_PARTS},
+                                         "sha256": SHA256_SCHEMA},
+        "required": ["partNumber", "sha256"], "additionalProperties": False}}},
     "required": ["parts"],
     "additionalProperties": False,
 }
@@ -140,13 +152,18 @@ ROUTES = (
           "running): 200; 404 never submitted"),
     Route("POST", "/videos/{videoId}/upload", "start_upload",
           'Start uploading the source {"size", "contentType", "sha256"}: 201 one presigned PUT (with the headers to '
-          "send) or a multipart upload (its first page of part URLs); 200 the open multipart upload of this video "
-          "(resume); 400 naming a refused size, content type or checksum; 409 another file's upload is open",
+          "send) or a multipart upload's plan (part size and count; its part URLs: POST .../upload/parts); 200 the "
+          "open multipart upload of this video with the parts S3 holds (resume); 400 naming a refused size, content "
+          "type or checksum; 409 another file's upload is open",
           body=START_UPLOAD_SCHEMA),
     Route("GET", "/videos/{videoId}/upload", "get_upload",
-          "The open multipart upload: the parts S3 holds and a page of URLs for the others from partsFrom: 200; "
-          "404 none open",
-          query=("partsFrom",)),
+          "The open multipart upload's plan and the parts S3 holds (resume: ask URLs for the others): 200; 404 none "
+          "open"),
+    Route("POST", "/videos/{videoId}/upload/parts", "part_urls",
+          'Presigned URLs for up to 100 parts of the open multipart upload {"parts": [{"partNumber", "sha256"}]}, '
+          "each URL signing its part's SHA-256, with the headers to send: 200; 400 naming a part number outside the "
+          "upload, a repeated part or a malformed checksum; 404 none open",
+          body=PART_URLS_SCHEMA),
     Route("POST", "/videos/{videoId}/upload/complete", "complete_upload",
           'Complete the multipart upload {"parts": [{"partNumber", "etag"}]}: 200 the source\'s key and version; '
           "400 naming missing, repeated or foreign parts; 404 none open",

@@ -1,19 +1,28 @@
 """Uploads of a video's source into the media bucket, straight from the client to S3 through presigned URLs.
 
-A source up to contract.SINGLE_PUT_MAX_BYTES is one presigned PUT; a larger one is a multipart upload whose part
-URLs are handed out in pages (one response with every part's URL would reach Lambda's 6 MB response limit near
-4,000 parts). The open upload of a video is recorded in the job table under `#upload#<videoId>` (no videoId can
-name it: '#' is not allowed in one), so a second request resumes it and completion knows its plan.
+A source up to contract.SINGLE_PUT_MAX_BYTES is one presigned PUT; a larger one is a multipart upload. Its plan
+(part size and count) comes first, without URLs: each part URL signs that part's SHA-256, which the client can
+compute only once it knows the part size, so it then asks POST /videos/{videoId}/upload/parts for the URLs of up to
+contract.PART_URLS_PER_PAGE parts at a time, naming each part's SHA-256 (one answer with every part's URL would
+reach Lambda's 6 MB response limit near 4,000 parts). The open upload of a video is recorded in the job table under
+`#upload#<videoId>` (no videoId can name it: '#' is not allowed in one), so a second request resumes it and
+completion knows its plan.
 
-Checksums: the single PUT's presigned URL signs x-amz-checksum-sha256, so S3 refuses bytes of another SHA-256. A
-multipart upload is created with ChecksumAlgorithm SHA256 and each part is sent with its x-amz-checksum-sha256,
-which S3 checks per part; S3 offers a full-object checksum type for multipart uploads only with CRC algorithms,
-not SHA-256 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html), so the whole
-file's SHA-256 travels as x-amz-meta-sha256 and the processor verifies it after download.
+Checksums: every presigned URL signs the x-amz-checksum-sha256 its request carries, as a header (X-Amz-SignedHeaders),
+so S3 refuses bytes of another SHA-256 (400 BadDigest), a swapped checksum (403 SignatureDoesNotMatch), and no
+x-amz-* header travels unsigned: S3 refuses a presigned request with an x-amz-* header its signature does not cover
+(403 "There were headers present in the request which were not signed", HeadersNotSigned; the canonical headers
+must include "any x-amz-* headers that you plan to include in your request":
+https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html). A multipart upload is created with
+ChecksumAlgorithm SHA256, and each part's URL signs that part's checksum, which S3 checks per part
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html); S3 offers a full-object checksum type for
+multipart uploads only with CRC algorithms, not SHA-256
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html), so the whole file's SHA-256
+travels as x-amz-meta-sha256 and the processor verifies it after download.
 
 A presigned URL stops working when the credentials that signed it expire, whatever lifetime it names
 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html): the function's role session may
-end first; a client that gets 403 asks for the page again (GET /videos/{videoId}/upload).
+end first; a client that gets 403 asks for the URLs again.
 """
 
 import base64
@@ -103,18 +112,44 @@ def sha256_base64(hex_digest):
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-PART_SIGNED_HEADERS = {"x-amz-sdk-checksum-algorithm": "SHA256"}
+PART_FIELDS = ("partNumber", "sha256")
+PARTS_EXAMPLE = '{"parts": [{"partNumber": 1, "sha256": "<the part\'s SHA-256, 64 hex digits>"}]}'
 
 
-def part_urls(s3, bucket, key, upload, first, seconds):
-    """One page of presigned UploadPart URLs, from part `first`; and the next page's first part, or None."""
-    count = int(upload["partCount"])
-    last = min(count, first + c.PART_URLS_PER_PAGE - 1)
-    urls = [{"partNumber": n, "url": s3.generate_presigned_url(
-        "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload["uploadId"], "PartNumber": n,
-                               "ChecksumAlgorithm": "SHA256"}, ExpiresIn=seconds)}
-            for n in range(first, last + 1)]
-    return urls, (last + 1 if last < count else None)
+def parts_error(body, count):
+    """What is wrong with a POST /videos/{videoId}/upload/parts body (a dict) for an upload of `count` parts, or
+    None."""
+    if set(body) != {"parts"}:
+        return f"expected {PARTS_EXAMPLE} and no other field"
+    parts = body["parts"]
+    if not isinstance(parts, list) or not 1 <= len(parts) <= c.PART_URLS_PER_PAGE:
+        return f"parts must be a list of 1 to {c.PART_URLS_PER_PAGE} parts: {PARTS_EXAMPLE}"
+    for part in parts:
+        if not isinstance(part, dict) or set(part) != set(PART_FIELDS):
+            return f'each part must be {{"partNumber": n, "sha256": "..."}} and no other field (got {str(part)[:60]})'
+        number = part["partNumber"]
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= count:
+            return f"partNumber must be 1 to {count}, this upload's part count (got {str(number)[:20]})"
+        if not (isinstance(part["sha256"], str) and SHA256_HEX.fullmatch(part["sha256"])):
+            return f"sha256 of part {number} must be its SHA-256 as 64 lower-case hexadecimal digits"
+    numbers = [p["partNumber"] for p in parts]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated:
+        return "parts repeated: " + ", ".join(map(str, repeated[:20]))
+    return None
+
+
+def part_url(s3, bucket, key, upload_id, number, sha256_hex, seconds):
+    """A presigned UploadPart URL for part `number` with this SHA-256, and exactly the headers its request sends.
+    ChecksumSHA256 (no ChecksumAlgorithm: with it botocore would sign x-amz-sdk-checksum-algorithm as well, which S3
+    does not need when the checksum itself is sent) makes botocore sign x-amz-checksum-sha256 as a header
+    (X-Amz-SignedHeaders=host;x-amz-checksum-sha256), not hoist it into the query (tests/test_presigned_refusals.py
+    checks this against the URL)."""
+    checksum = sha256_base64(sha256_hex)
+    url = s3.generate_presigned_url("upload_part", Params={
+        "Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number, "ChecksumSHA256": checksum},
+        ExpiresIn=seconds)
+    return {"partNumber": number, "url": url, "headers": {"x-amz-checksum-sha256": checksum}}
 
 
 def held_parts(s3, bucket, key, upload_id):
@@ -153,7 +188,7 @@ def start(s3, store, video_id, body, now):
         if (int(open_upload["size"]), open_upload["sha256"]) != (body["size"], body["sha256"]):
             return 409, {"message": f"an upload of another file is open for {video_id}: abort it first "
                                     f"(DELETE /videos/{video_id}/upload)"}
-        return 200, multipart_answer(s3, bucket, key, open_upload, 1, seconds, now, resumed=True)
+        return 200, plan(s3, bucket, key, open_upload, resumed=True)
     headers = {"Content-Type": body["contentType"], "x-amz-checksum-sha256": sha256_base64(body["sha256"]),
                "x-amz-meta-sha256": body["sha256"]}
     if body["size"] <= single_put_max():
@@ -170,31 +205,45 @@ def start(s3, store, video_id, body, now):
               "contentType": body["contentType"], "partSize": size_of_part,
               "partCount": math.ceil(body["size"] / size_of_part), "startedAt": records.iso(now)}
     record(store, video_id, upload)
-    return 201, multipart_answer(s3, bucket, key, upload, 1, seconds, now)
+    return 201, plan(s3, bucket, key, upload)
 
 
-def multipart_answer(s3, bucket, key, upload, first, seconds, now, resumed=False):
-    held = held_parts(s3, bucket, key, upload["uploadId"]) if resumed or first > 1 else {}
-    urls, next_part = part_urls(s3, bucket, key, upload, first, seconds)
+def plan(s3, bucket, key, upload, resumed=False):
+    """A multipart upload's plan and the parts S3 holds (none yet for a new one): the client asks part URLs for
+    the others (POST /videos/{videoId}/upload/parts)."""
+    held = held_parts(s3, bucket, key, upload["uploadId"]) if resumed else {}
     return {"method": "MULTIPART", "uploadId": upload["uploadId"], "key": key, "partSize": int(upload["partSize"]),
             "partCount": int(upload["partCount"]), "size": int(upload["size"]),
-            "parts": [{"partNumber": n, **p} for n, p in sorted(held.items())],
-            "urls": [u for u in urls if u["partNumber"] not in held], "nextPart": next_part,
-            # Each part URL signs x-amz-sdk-checksum-algorithm (the ChecksumAlgorithm it is presigned with): a client
-            # must send it as given, beside the part's own x-amz-checksum-sha256, or the signature does not match.
-            "partHeaders": ["x-amz-checksum-sha256"], "partSignedHeaders": dict(PART_SIGNED_HEADERS),
-            "expiresAt": records.iso(now + seconds)}
+            "parts": [{"partNumber": n, **p} for n, p in sorted(held.items())]}
 
 
-def status(s3, store, video_id, first, now):
-    bucket, _max, _types, seconds = settings()
+def no_open_upload(video_id):
+    return 404, {"message": f"no upload of {video_id} is open (POST /videos/{video_id}/upload starts one; S3 "
+                            "aborts an upload left incomplete for a day)"}
+
+
+def status(s3, store, video_id):
+    bucket = settings()[0]
     upload = still_open(s3, store, bucket, c.source_key(video_id), video_id)
     if not upload:
-        return 404, {"message": f"no upload of {video_id} is open (POST /videos/{video_id}/upload starts one; S3 "
-                                "aborts an upload left incomplete for a day)"}
-    if not 1 <= first <= int(upload["partCount"]):
-        return 400, {"message": f"partsFrom must be 1 to {int(upload['partCount'])}"}
-    return 200, multipart_answer(s3, bucket, c.source_key(video_id), upload, first, seconds, now, resumed=True)
+        return no_open_upload(video_id)
+    return 200, plan(s3, bucket, c.source_key(video_id), upload, resumed=True)
+
+
+def part_urls(s3, store, video_id, body, now):
+    """(status, answer): presigned URLs for the parts the body names, each signing that part's SHA-256. A part S3
+    already holds may be asked again (sending it again replaces it)."""
+    bucket, _max, _types, seconds = settings()
+    key = c.source_key(video_id)
+    upload = still_open(s3, store, bucket, key, video_id)
+    if not upload:
+        return no_open_upload(video_id)
+    error = parts_error(body, int(upload["partCount"]))
+    if error:
+        return 400, {"message": error}
+    return 200, {"urls": [part_url(s3, bucket, key, upload["uploadId"], p["partNumber"], p["sha256"], seconds)
+                          for p in body["parts"]],
+                 "expiresAt": records.iso(now + seconds)}
 
 
 def complete_error(parts, held, count):
