@@ -11,15 +11,11 @@ application database.
 
 from __future__ import annotations
 
-import http.server
-import json
 import re
 import shutil
 import ssl
 import tempfile
-import threading
 from pathlib import Path
-from typing import ClassVar
 
 import pg8000.native
 import pytest
@@ -28,6 +24,8 @@ from deploytools.local_services import EmbeddedPostgres, prepare_like_rds
 from deploytools.local_tls import PostgresTlsProxy, make_authority, server_context
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
+
+from cfn_responses import Response, response_server
 
 pytestmark = pytest.mark.slow
 
@@ -168,28 +166,13 @@ def test_placeholders_accept_only_identifiers():
 # The custom resource: requests from CloudFormation, responses to the pre-signed URL
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, dict, dict]]] = []
-
-    def do_PUT(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Recorder.received.append((self.path, dict(self.headers), json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+RESPONSES: list[Response] = []  # what the handler PUT to the response URL, in this test
 
 
 @pytest.fixture
 def response_url():
-    Recorder.received = []
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/response?X-Amz-Signature=abc"
-    httpd.shutdown()
-    httpd.server_close()
+    with response_server(RESPONSES, "?X-Amz-Signature=abc") as url:
+        yield url
 
 
 def event(kind: str, url: str, **extra) -> dict:
@@ -203,7 +186,7 @@ def event(kind: str, url: str, **extra) -> dict:
 
 def test_create_applies_migrations_and_reports_success(server, bootstrapped, response_url):
     bootstrap.handler(event("Create", response_url), None, connect_to=lambda props: master(server))
-    [(path, headers, body)] = Recorder.received
+    [(path, headers, body)] = RESPONSES
     assert path == "/response?X-Amz-Signature=abc" and headers["Content-Type"] == ""
     assert body["Status"] == "SUCCESS" and body["Reason"] == "up to date"
     assert body["PhysicalResourceId"] == f"{contracts.DATABASE_NAME}/{contracts.DATABASE_APP_ROLE}"
@@ -216,8 +199,8 @@ def test_update_keeps_the_physical_id(server, bootstrapped, response_url):
     physical = f"{contracts.DATABASE_NAME}/{contracts.DATABASE_APP_ROLE}"
     bootstrap.handler(event("Update", response_url, PhysicalResourceId=physical), None,
                       connect_to=lambda props: master(server))
-    assert Recorder.received[0][2]["Status"] == "SUCCESS"
-    assert Recorder.received[0][2]["PhysicalResourceId"] == physical
+    assert RESPONSES[0].body["Status"] == "SUCCESS"
+    assert RESPONSES[0].body["PhysicalResourceId"] == physical
 
 
 def test_delete_changes_nothing_and_reports_success(server, bootstrapped, response_url):
@@ -227,8 +210,8 @@ def test_delete_changes_nothing_and_reports_success(server, bootstrapped, respon
         raise AssertionError("Delete must not touch the database")
 
     bootstrap.handler(event("Delete", response_url, PhysicalResourceId="p"), None, connect_to=must_not_connect)
-    assert Recorder.received[0][2]["Status"] == "SUCCESS"
-    assert Recorder.received[0][2]["PhysicalResourceId"] == "p"
+    assert RESPONSES[0].body["Status"] == "SUCCESS"
+    assert RESPONSES[0].body["PhysicalResourceId"] == "p"
     assert applied(server) == before
     app = as_app(server)  # the role still logs in
     app.close()
@@ -242,7 +225,7 @@ def test_a_failure_is_reported_not_raised(response_url):
         raise ConnectionRefusedError("database unreachable")
 
     bootstrap.handler(event("Create", response_url), Context(), connect_to=unreachable)
-    body = Recorder.received[0][2]
+    body = RESPONSES[0].body
     assert body["Status"] == "FAILED"
     assert body["Reason"] == "ConnectionRefusedError: database unreachable (log stream 2026/01/01/[$LATEST]abc)"
 

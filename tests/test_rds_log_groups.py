@@ -10,11 +10,8 @@ never claim CloudWatch Logs did it.
 from __future__ import annotations
 
 import copy
-import http.server
 import json
 import re
-import threading
-from typing import ClassVar
 
 import boto3
 import pytest
@@ -27,6 +24,7 @@ from generator.diff import REPLACED, diff_templates
 from generator.diff import cli as diff_cli
 from generator.functions.rds_log_groups import handler as log_groups
 
+from cfn_responses import Response, response_server
 from conftest import grants, inline_statements, resources_of_type, sources
 
 pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
@@ -122,26 +120,13 @@ def test_the_review_diff_shows_the_groups_like_other_log_groups():
 # The handler against moto's CloudWatch Logs; responses to a local pre-signed URL stand-in
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_PUT(self):
-        Recorder.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+RESPONSES: list[Response] = []  # what the handler PUT to the response URL, in this test
 
 
 @pytest.fixture
 def response_url():
-    Recorder.received = []
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/response"
-    httpd.shutdown()
-    httpd.server_close()
+    with response_server(RESPONSES) as url:
+        yield url
 
 
 @pytest.fixture
@@ -182,7 +167,7 @@ def test_create_makes_the_group_under_the_key_with_the_retention(logs, response_
     made = group(logs, "/aws/rds/instance/db-1/postgresql")
     assert (made.get("kmsKeyId"), made.get("retentionInDays")) == (KEY, 30)
     assert logs.stood_in == [], "a group created under the key needs no association"
-    [body] = Recorder.received
+    [(_, _, body)] = RESPONSES
     assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", "/aws/rds/instance/db-1/postgresql")
     assert body["Reason"].startswith("created /aws/rds/instance/db-1/postgresql")
 
@@ -194,7 +179,7 @@ def test_create_adopts_the_group_rds_made_first(logs, response_url):
     assert logs.stood_in == [("AssociateKmsKey", {"logGroupName": "/aws/rds/instance/db-1/postgresql",
                                                   "kmsKeyId": KEY})]
     assert group(logs, "/aws/rds/instance/db-1/postgresql")["retentionInDays"] == 30
-    assert Recorder.received[0]["Reason"].startswith("adopted")
+    assert RESPONSES[0].body["Reason"].startswith("adopted")
 
 
 def test_where_data_is_kept_the_group_is_protected_from_deletion(logs, response_url):
@@ -210,7 +195,7 @@ def test_an_update_to_a_new_name_owns_the_new_group_and_reports_its_name(logs, r
     resource (unless its UpdateReplacePolicy keeps it)."""
     log_groups.handler(event("Update", response_url, name="/aws/rds/instance/db-2/postgresql",
                              PhysicalResourceId="/aws/rds/instance/db-1/postgresql"), None, logs=logs)
-    assert Recorder.received[0]["PhysicalResourceId"] == "/aws/rds/instance/db-2/postgresql"
+    assert RESPONSES[0].body["PhysicalResourceId"] == "/aws/rds/instance/db-2/postgresql"
     assert group(logs, "/aws/rds/instance/db-2/postgresql")["kmsKeyId"] == KEY
 
 
@@ -219,14 +204,14 @@ def test_delete_removes_the_group_and_tolerates_its_absence(logs, response_url):
     for _ in range(2):
         log_groups.handler(event("Delete", response_url, PhysicalResourceId="/aws/rds/instance/db-1/postgresql"),
                            None, logs=logs)
-    assert [b["Status"] for b in Recorder.received] == ["SUCCESS", "SUCCESS"]
+    assert [r.body["Status"] for r in RESPONSES] == ["SUCCESS", "SUCCESS"]
     assert logs.describe_log_groups(logGroupNamePrefix="/aws/rds/")["logGroups"] == []
 
 
 def test_delete_after_a_failed_create_touches_nothing(logs, response_url):
     logs.create_log_group(logGroupName="/aws/rds/instance/db-1/postgresql")
     log_groups.handler(event("Delete", response_url, PhysicalResourceId="failed-req-0"), None, logs=logs)
-    assert Recorder.received[0]["Status"] == "SUCCESS"
+    assert RESPONSES[0].body["Status"] == "SUCCESS"
     assert group(logs, "/aws/rds/instance/db-1/postgresql")
 
 
@@ -240,6 +225,6 @@ def test_a_refusal_is_reported_to_cloudformation_not_raised(logs, response_url):
         log_stream_name = "2026/01/01/[$LATEST]abc"
 
     log_groups.handler(event("Create", response_url), Context(), logs=logs)
-    [body] = Recorder.received
+    [(_, _, body)] = RESPONSES
     assert body["Status"] == "FAILED" and body["PhysicalResourceId"] == "failed-req-1"
     assert "AccessDeniedException" in body["Reason"] and body["Reason"].endswith("(log stream 2026/01/01/[$LATEST]abc)")
