@@ -38,6 +38,8 @@ DATA_SUBNET_IDS = _c("DataSubnetIds", "Data subnets without any route to the int
                      _LIST)
 TASK_SECURITY_GROUP_ID = _c("TaskSecurityGroupId", "Security group of the video processing tasks")
 API_FUNCTION_SECURITY_GROUP_ID = _c("ApiFunctionSecurityGroupId", "Security group of the API function")
+SCHEDULER_FUNCTION_SECURITY_GROUP_ID = _c("SchedulerFunctionSecurityGroupId",
+                                          "Security group of the scheduler function (HTTPS out only)")
 DATABASE_SECURITY_GROUP_ID = _c("DatabaseSecurityGroupId", "Security group of the PostgreSQL database")
 CACHE_SECURITY_GROUP_ID = _c("CacheSecurityGroupId", "Security group of the Redis cache")
 DATABASE_BOOTSTRAP_SECURITY_GROUP_ID = _c("DatabaseBootstrapSecurityGroupId",

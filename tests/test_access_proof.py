@@ -649,6 +649,21 @@ def _interface_endpoint_without_the_action(s):
         x["Action"] = [a for a in x["Action"] if a != "states:StartExecution"]
 
 
+def _endpoints_not_admitting(group):
+    """The endpoints' group without its HTTPS ingress from `group` (a function's or the tasks' own group)."""
+    def change(s):
+        endpoints = s["network"]["Resources"]["EndpointSecurityGroup"]["Properties"]
+        endpoints["SecurityGroupIngress"] = [r for r in endpoints["SecurityGroupIngress"]
+                                             if r["SourceSecurityGroupId"]["Fn::GetAtt"][0] != group]
+    return change
+
+
+def _tasks_without_https_out(s):
+    """Port 80 instead of 443 (an empty egress list would keep EC2's default allow-all rule)."""
+    [rule] = s["network"]["Resources"]["TaskSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    rule["FromPort"] = rule["ToPort"] = 80
+
+
 def _cache_user_arn_not_granted(s):
     role = s["compute"]["Resources"]["TaskRole"]
     grant = role_statement(role, "ConnectAsProcessorUser")
@@ -785,6 +800,23 @@ MUTANTS = [
      ["jobs.json SchedulerFunction: kms:GenerateDataKey", "sns.Publish", "SchedulerFunctionRole"]),
     ("prod's Step Functions endpoint without StartExecution", only_prod(_interface_endpoint_without_the_action),
      ["prod/api.json Function: states:StartExecution", "interface endpoint policy prod/network.json StatesEndpoint"]),
+    # Interface endpoints answer only the groups they admit (the scheduler has a group of its own, issue 23)
+    ("prod's endpoints do not admit the scheduler's group",
+     only_prod(_endpoints_not_admitting("SchedulerFunctionSecurityGroup")),
+     ["prod/jobs.json SchedulerFunction: states:StartExecution", "interface endpoint prod/network.json StatesEndpoint",
+      "no security group of the endpoint (prod/network.json EndpointSecurityGroup) admits HTTPS from the caller's "
+      "(prod/network.json SchedulerFunctionSecurityGroup)"]),
+    ("prod's endpoints do not admit the scheduler's group: nor SNS",
+     only_prod(_endpoints_not_admitting("SchedulerFunctionSecurityGroup")),
+     ["prod/jobs.json SchedulerFunction: sns:Publish", "interface endpoint prod/network.json SnsEndpoint",
+      "SchedulerFunctionSecurityGroup"]),
+    ("prod's endpoints do not admit the API function's group",
+     only_prod(_endpoints_not_admitting("ApiFunctionSecurityGroup")),
+     ["prod/api.json Function: states:StartExecution", "StatesEndpoint",
+      "(prod/network.json ApiFunctionSecurityGroup)"]),
+    ("prod's tasks may send no HTTPS", only_prod(_tasks_without_https_out),
+     ["prod/workflow.json TaskDefinition: ecr:GetAuthorizationToken", "EcrApiEndpoint",
+      "(prod/network.json TaskSecurityGroup)"]),
     ("the task role may not connect as the cache user", mutate_everywhere(_cache_user_arn_not_granted),
      ["elasticache:Connect on arn:aws:elasticache:", ":user:", "compute.json TaskRole"]),
     ("an EFS mount without TLS hits the file system's TLS deny", mutate_everywhere(_mount_without_tls),

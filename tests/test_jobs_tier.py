@@ -140,8 +140,9 @@ def test_the_scheduler_dead_letters_failed_events_runs_in_the_vpc_and_logs_encry
                                                                                    "DeadLetterQueue")}
     assert "ReservedConcurrentExecutions" not in f
     assert sources(templates, env, "jobs", f["VpcConfig"]["SubnetIds"]) == subnets_of_kind(templates, env, "Private")
-    assert sources(templates, env, "jobs", f["VpcConfig"]["SecurityGroupIds"]) == {("network",
-                                                                                   "ApiFunctionSecurityGroup")}
+    # Its own group (HTTPS out only), not the API function's, which also reaches the cache.
+    assert sources(templates, env, "jobs", f["VpcConfig"]["SecurityGroupIds"]) == {
+        ("network", "SchedulerFunctionSecurityGroup")}
     [(_, group)] = sources(templates, env, "jobs", f["LoggingConfig"]["LogGroup"])
     log_group = props(templates, group, env)
     assert log_group["LogGroupName"] == f"/aws/lambda/{f['FunctionName']}"
@@ -193,7 +194,8 @@ def test_the_scheduler_role_may_do_exactly_its_job_and_nothing_on_star_that_aws_
     assert allowed.pop("s3:GetObject") == {("media", "MediaBucket")}
     [read] = [s["Resource"] for s in inline_statements(role) if "s3:GetObject" in as_list(s["Action"])]
     assert [r["Fn::Sub"][0] for r in read] == ["${Bucket}/sources/*"]
-    pop_vpc_function_grants(allowed, f"/aws/lambda/{names.scheduler(env)}", ("network", "ApiFunctionSecurityGroup"))
+    pop_vpc_function_grants(allowed, f"/aws/lambda/{names.scheduler(env)}",
+                            ("network", "SchedulerFunctionSecurityGroup"))
     assert allowed == {}, f"unexpected grants: {sorted(allowed)}"
     # Keys: the table's only through DynamoDB, the notification key only through SNS and SQS.
     by_key = {}

@@ -159,31 +159,84 @@ def test_data_stores_are_reachable_only_on_their_port_from_the_task_group(templa
     assert [r["CidrIp"] for r in props["SecurityGroupEgress"]] == ["255.255.255.255/32"], "no egress"
 
 
+def egress_of(templates, env: str, group: str) -> set[tuple]:
+    """Where a group may send: (destination, protocol, from port, to port), the destination an address range or a
+    (template, group) reference, over its inline rules and the standalone SecurityGroupEgress resources."""
+    t = templates[env]["network"]
+    standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupEgress").values()
+                  if sources(templates, env, "network", r["Properties"]["GroupId"]) == {("network", group)}]
+    return {(r.get("CidrIp") or r.get("CidrIpv6") or r.get("DestinationPrefixListId")
+             or next(iter(sources(templates, env, "network", r.get("DestinationSecurityGroupId")))),
+             r["IpProtocol"], r["FromPort"], r["ToPort"])
+            for r in t["Resources"][group]["Properties"]["SecurityGroupEgress"] + standalone}
+
+
+def ingress_rules_of(templates, env: str, group: str) -> list[dict]:
+    t = templates[env]["network"]
+    standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupIngress").values()
+                  if sources(templates, env, "network", r["Properties"]["GroupId"]) == {("network", group)}]
+    return t["Resources"][group]["Properties"]["SecurityGroupIngress"] + standalone
+
+
+HTTPS_OUT = ("0.0.0.0/0", "tcp", 443, 443)
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_the_api_function_group_sends_https_out_and_redis_to_the_cache_only(templates, env):
-    """The API function (and the scheduler, which shares its group) reaches AWS APIs over HTTPS and the cache on 6379
-    (GET's progress), no other data store: the egress side of the cache's ingress rule."""
+    """The API function reaches AWS APIs over HTTPS and the cache on 6379 (GET's progress), no other data store:
+    the egress side of the cache's ingress rule."""
+    assert egress_of(templates, env, "ApiFunctionSecurityGroup") == {
+        HTTPS_OUT, (("network", "CacheSecurityGroup"), "tcp", 6379, 6379)}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_only_the_api_function_and_the_tasks_reach_the_cache_and_the_scheduler_only_https(templates, env):
+    """Least privilege on the network: the scheduler has no cache user, so its group must not reach Redis either.
+    Over every group of the network tier: the cache admits exactly the API function's and the tasks' groups, only
+    those two send to the cache, and the scheduler's group sends HTTPS and nothing else (no data store)."""
     t = templates[env]["network"]
-    inline = t["Resources"]["ApiFunctionSecurityGroup"]["Properties"]["SecurityGroupEgress"]
-    assert [(r["CidrIp"], r["FromPort"], r["ToPort"]) for r in inline] == [("0.0.0.0/0", 443, 443)]
-    standalone = [r["Properties"] for r in resources_of_type(t, "AWS::EC2::SecurityGroupEgress").values()
-                  if sources(templates, env, "network", r["Properties"]["GroupId"])
-                  == {("network", "ApiFunctionSecurityGroup")}]
-    assert [(sources(templates, env, "network", r["DestinationSecurityGroupId"]), r["IpProtocol"], r["FromPort"],
-             r["ToPort"]) for r in standalone] == [({("network", "CacheSecurityGroup")}, "tcp", 6379, 6379)]
+    groups = resources_of_type(t, "AWS::EC2::SecurityGroup")
+    cache = ("network", "CacheSecurityGroup")
+    admitted_by_cache = {sources(templates, env, "network", r["SourceSecurityGroupId"]).pop()
+                         for r in ingress_rules_of(templates, env, "CacheSecurityGroup")}
+    reaching_cache = {("network", g) for g in groups
+                      if any(dest == cache for dest, *_ in egress_of(templates, env, g))}
+    expected = {("network", "ApiFunctionSecurityGroup"), ("network", "TaskSecurityGroup")}
+    assert admitted_by_cache == expected
+    assert reaching_cache == expected
+    assert egress_of(templates, env, "SchedulerFunctionSecurityGroup") == {HTTPS_OUT}
+    for store in ("DatabaseSecurityGroup", "CacheSecurityGroup", "FileSystemSecurityGroup"):
+        assert ("network", "SchedulerFunctionSecurityGroup") not in {
+            sources(templates, env, "network", r["SourceSecurityGroupId"]).pop()
+            for r in ingress_rules_of(templates, env, store)}, f"{store} admits the scheduler"
 
 
-def test_api_function_and_tasks_accept_no_ingress(templates):
+def test_the_endpoints_admit_the_group_of_every_function_in_the_vpc_and_nothing_else(templates):
+    """With private DNS an interface endpoint is the only way to its service (prod): a VPC-attached function whose
+    group the endpoints' group does not admit on 443 has no route to Step Functions or SNS at all (the scheduler's
+    own group, e.g.). The tasks' group too; no data store's group (they call no AWS API)."""
+    admitted = {(sources(templates, "prod", "network", r["SourceSecurityGroupId"]).pop(), r["FromPort"], r["ToPort"])
+                for r in ingress_rules_of(templates, "prod", "EndpointSecurityGroup")}
+    function_groups = {group for tier, template in templates["prod"].items()
+                       for function in resources_of_type(template, "AWS::Lambda::Function").values()
+                       for g in function["Properties"].get("VpcConfig", {}).get("SecurityGroupIds", [])
+                       for group in sources(templates, "prod", tier, g)}
+    assert ("network", "SchedulerFunctionSecurityGroup") in function_groups
+    assert admitted == {(g, 443, 443) for g in function_groups | {("network", "TaskSecurityGroup")}}
+
+
+def test_function_and_task_groups_accept_no_ingress(templates):
     r = templates["dev"]["network"]["Resources"]
-    assert r["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"] == []
-    assert r["ApiFunctionSecurityGroup"]["Properties"]["SecurityGroupIngress"] == []
+    for group in ("TaskSecurityGroup", "ApiFunctionSecurityGroup", "SchedulerFunctionSecurityGroup",
+                  "DatabaseBootstrapSecurityGroup"):
+        assert r[group]["Properties"]["SecurityGroupIngress"] == [], group
 
 
 def test_outputs_cover_vpc_subnets_per_kind_and_every_group(templates):
     outputs = templates["prod"]["network"]["Outputs"]
     assert {"VpcId", "PublicSubnetIds", "PrivateSubnetIds", "DataSubnetIds", "TaskSecurityGroupId",
-            "ApiFunctionSecurityGroupId", "DatabaseSecurityGroupId", "CacheSecurityGroupId",
-            "FileSystemSecurityGroupId"} <= set(outputs)
+            "ApiFunctionSecurityGroupId", "SchedulerFunctionSecurityGroupId", "DatabaseSecurityGroupId",
+            "CacheSecurityGroupId", "FileSystemSecurityGroupId"} <= set(outputs)
     for kind in ("Public", "Private", "Data"):
         assert sources(templates, "prod", "network", outputs[f"{kind}SubnetIds"]["Value"]) == {
             ("network", title) for title in resources_of_type(templates["prod"]["network"], "AWS::EC2::Subnet")

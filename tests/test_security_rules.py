@@ -167,6 +167,19 @@ def test_rule_data_store_reachability_catches_a_group_that_does_not_use_the_stor
         "group of no tier that uses it"]
 
 
+def test_rule_data_store_reachability_catches_the_cache_admitting_the_scheduler(templates):
+    """The scheduler has its own group so that the rule can tell it from the API function: the jobs tier is given
+    nothing of the cache, so a cache that admits the scheduler's group is a finding (while the two shared a group,
+    the API's use of the cache let the scheduler through too)."""
+    changed = copy.deepcopy(templates)
+    changed["dev"]["network"]["Resources"]["CacheSecurityGroup"]["Properties"]["SecurityGroupIngress"].append({
+        "SourceSecurityGroupId": {"Fn::GetAtt": ["SchedulerFunctionSecurityGroup", "GroupId"]},
+        "IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379})
+    assert network.data_store_reachability(changed) == [
+        "dev/network.json CacheSecurityGroup: a data store admits ('network', 'SchedulerFunctionSecurityGroup'), "
+        "the group of no tier that uses it"]
+
+
 def test_prod_keeps_data():
     assert sorted(env for env, cfg in config.ENVIRONMENTS.items() if cfg.retain_data) == data_safety.KEEPS_DATA
     assert "prod" in data_safety.KEEPS_DATA

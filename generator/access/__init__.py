@@ -4,7 +4,8 @@ For each environment, generator.access.runtime lists the calls (the functions' a
 tests record them in recorded_calls.json, the state machine's integrations, the processor's contract, AWS's
 deliveries for the wiring),
 each with its caller's role, action, resource, network route (generator.access.routes: gateway endpoint, interface
-endpoint, NAT gateway, or service-side for calls AWS services make for us) and the KMS uses it implies; then
+endpoint if its security groups admit the caller's, NAT gateway, or service-side for calls AWS services make for
+us) and the KMS uses it implies; then
 generator.access.policy evaluates each against the identity policy, the endpoint policy on its route, the key policy
 of every key involved and the resource policy. A finding names the call and what refuses it:
 

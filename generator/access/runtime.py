@@ -45,6 +45,8 @@ class Call:
             reason = self.problem
         elif self.route.kind == NONE:
             reason = f"no route to the service from {self.route.where}"
+        elif self.route.refused:
+            reason = self.route.refused
         else:
             try:
                 reason = evaluate(self.request, self.resource_policies, self.route.policy) or ""
@@ -267,9 +269,11 @@ def function_calls(e: Environment, recorded: list[dict]) -> list[Call]:
             continue
         variables = {k: e.r.text(t, v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
         subnet_value = (props.get("VpcConfig") or {}).get("SubnetIds")
+        group_value = (props.get("VpcConfig") or {}).get("SecurityGroupIds")
 
-        def route_of(service: str, t: str = t, subnet_value: Any = subnet_value) -> list[Route]:
-            return routes(e.r, e.env, t, subnet_value, service)
+        def route_of(service: str, t: str = t, subnet_value: Any = subnet_value,
+                     group_value: Any = group_value) -> list[Route]:
+            return routes(e.r, e.env, t, subnet_value, service, group_value)
 
         served = custom_resource_properties(e, (t, i))
         for entry in mine:
@@ -462,6 +466,7 @@ class TaskLaunch:
     subnets: tuple[str, Any]  # (template, value) the task's subnets come from
     # container name -> the variables the state machine sets per execution, valued from a sample execution input
     overrides: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    groups: Any = ()  # the value (in the subnets' template) the task's security groups come from
 
 
 def state_machine_calls(e: Environment) -> tuple[list[Call], list[TaskLaunch]]:
@@ -550,11 +555,15 @@ def ecs_calls(e: Environment, caller: str, origin: str, principal: Principal, in
                 calls.append(Call(caller, f"{origin}, passes its {prop}", Request(
                     principal, "iam:PassRole", e.r.text(found[0], props[prop]),
                     {**role_context(principal), "iam:PassedToService": "ecs-tasks.amazonaws.com"}), SERVICE_SIDE_ROUTE))
-        subnets = (state.get("Parameters") or state.get("Arguments") or {}).get("NetworkConfiguration", {}).get(
-            "AwsvpcConfiguration", {}).get("Subnets", [])
-        named = [raw[m] for s in subnets for m in SYMBOL.findall(str(s)) if m in raw]
+        awsvpc = (state.get("Parameters") or state.get("Arguments") or {}).get("NetworkConfiguration", {}).get(
+            "AwsvpcConfiguration", {})
+
+        def substituted(values: list) -> list:
+            return [raw[m] for s in values for m in SYMBOL.findall(str(s)) if m in raw]
+
         bucket = e.r.text(tier, raw[aws.EXECUTION_BUCKET]) if aws.EXECUTION_BUCKET in raw else ""
-        launches.append(TaskLaunch(found, (tier, named), container_overrides(params, bucket)))
+        launches.append(TaskLaunch(found, (tier, substituted(awsvpc.get("Subnets", []))),
+                                   container_overrides(params, bucket), substituted(awsvpc.get("SecurityGroups", []))))
     if integration.endswith(".sync"):
         task = e.r.arn("ecs", f"task/{cluster_name}/0123456789abcdef0123456789abcdef")
         calls += [Call(caller, origin, Request(principal, action, task, on_cluster), SERVICE_SIDE_ROUTE)
@@ -594,7 +603,7 @@ def task_calls(e: Environment, launch: TaskLaunch, recorded: Sequence[dict] = ()
     task_role = e.role(t, props.get("TaskRoleArn"))
 
     def route_of(service: str) -> list[Route]:
-        return routes(e.r, e.env, launch.subnets[0], launch.subnets[1], service)
+        return routes(e.r, e.env, launch.subnets[0], launch.subnets[1], service, launch.groups)
 
     calls: list[Call] = []
     for container in props.get("ContainerDefinitions", []):

@@ -38,9 +38,10 @@ from generator.config import EnvConfig
 from generator.functions.video_jobs import contract
 from generator.job_control import job_control_function, start_statement, table_statements
 
-CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.API_FUNCTION_SECURITY_GROUP_ID, contracts.STATE_MACHINE_ARN,
-            contracts.STATE_MACHINE_NAME, contracts.ERROR_TOPIC_ARN, contracts.NOTIFICATION_KEY_ARN,
-            contracts.DEAD_LETTER_QUEUE_ARN, contracts.MEDIA_BUCKET_NAME, contracts.MEDIA_BUCKET_ARN)
+CONSUMES = (contracts.PRIVATE_SUBNET_IDS, contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID,
+            contracts.STATE_MACHINE_ARN, contracts.STATE_MACHINE_NAME, contracts.ERROR_TOPIC_ARN,
+            contracts.NOTIFICATION_KEY_ARN, contracts.DEAD_LETTER_QUEUE_ARN, contracts.MEDIA_BUCKET_NAME,
+            contracts.MEDIA_BUCKET_ARN)
 PRODUCES = (contracts.JOBS_TABLE_NAME, contracts.JOBS_TABLE_ARN, contracts.JOBS_KEY_ARN,
             contracts.SCHEDULER_FUNCTION_NAME, contracts.EXECUTION_ENDED_RULE_NAME, contracts.RECONCILE_RULE_NAME,
             contracts.SOURCE_ARRIVED_RULE_NAME)
@@ -195,9 +196,8 @@ def build(cfg: EnvConfig) -> Template:
                                 "The scheduler releases slots, admits queued jobs and reports executions that end "
                                 "without a handler", "ReleaseAndAdmitJobs",
                                 scheduler_statements(cfg, p, GetAtt(table, "Arn"), GetAtt(table_key, "Arn")))
-    # In the VPC behind the API function's security group (HTTPS out only): the scheduler talks to the same
-    # services as the API function (DynamoDB, Step Functions) and nothing else, and in prod the interface
-    # endpoints already admit that group; a group of its own would repeat the same rules in two places.
+    # In the VPC behind its own security group (HTTPS out only): the scheduler talks to AWS APIs (DynamoDB, S3,
+    # Step Functions, SNS) and nothing else; the API function's group also reaches the cache, which this must not.
     function = t.add_resource(job_control_function(
         "SchedulerFunction", cfg, Ref(table), p[contracts.STATE_MACHINE_ARN],
         environment={contract.ENV_ERROR_TOPIC_ARN: p[contracts.ERROR_TOPIC_ARN],
@@ -211,7 +211,7 @@ def build(cfg: EnvConfig) -> Template:
         # in the notification dead-letter queue, which the dead-letter-queue-not-empty alarm watches.
         DeadLetterConfig=DeadLetterConfig(TargetArn=p[contracts.DEAD_LETTER_QUEUE_ARN]),
         **blocks.vpc_function_properties(cfg, logs, p[contracts.PRIVATE_SUBNET_IDS],
-                                         p[contracts.API_FUNCTION_SECURITY_GROUP_ID]),
+                                         p[contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID]),
         Metadata=blocks.checkov_skip(
             ("CKV_AWS_115", "no reservation by design: every job-state change is a conditional DynamoDB transaction, "
                             "so concurrent runs are safe, and a new account's quota cannot hold a reservation"),
@@ -327,6 +327,6 @@ def scheduler_statements(cfg: EnvConfig, p: dict[contracts.Contract, Ref], table
         Statement(Sid="ReadSourceMetadata", Effect=Allow, Action=[s3_actions.GetObject],
                   Resource=[Sub(f"${{Bucket}}/{contract.SOURCES_PREFIX}*", Bucket=p[contracts.MEDIA_BUCKET_ARN])]),
         *blocks.vpc_function_statements(names.lambda_log_group(names.scheduler(cfg.name)),
-                                        contracts.API_FUNCTION_SECURITY_GROUP_ID.name),
+                                        contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID.name),
     ]
 

@@ -1,6 +1,6 @@
 """network: VPC, three subnet kinds per AZ, NAT, routes, flow logs, S3 and DynamoDB endpoints, security groups.
 
-Subnet kinds: public (NAT gateways only), private (tasks and the API function, egress through NAT),
+Subnet kinds: public (NAT gateways only), private (tasks and the job-control functions, egress through NAT),
 data (database, cache, file system; no route to the internet at all).
 """
 
@@ -36,7 +36,8 @@ CONSUMES = ()
 PRODUCES = (
     contracts.VPC_ID, contracts.VPC_CIDR, contracts.PUBLIC_SUBNET_IDS, contracts.PRIVATE_SUBNET_IDS,
     contracts.DATA_SUBNET_IDS, contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
-    contracts.DATABASE_SECURITY_GROUP_ID, contracts.CACHE_SECURITY_GROUP_ID, contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
+    contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID, contracts.DATABASE_SECURITY_GROUP_ID,
+    contracts.CACHE_SECURITY_GROUP_ID, contracts.FILE_SYSTEM_SECURITY_GROUP_ID,
     contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID,
 )
 
@@ -175,6 +176,9 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
                                   Description="HTTPS to AWS APIs and the image registry")
     tasks = group("TaskSecurityGroup", "Video processing tasks", [], [https_out])
     api = group("ApiFunctionSecurityGroup", "Video API function", [], [https_out])
+    # The scheduler calls AWS APIs only (DynamoDB, S3, Step Functions, SNS): a group of its own, so that the API
+    # function's reach to the cache below is not the scheduler's too.
+    scheduler = group("SchedulerFunctionSecurityGroup", "Job-control scheduler function", [], [https_out])
     # The schema tier's function: the master secret and its response to CloudFormation over HTTPS, the database.
     bootstrap = group("DatabaseBootstrapSecurityGroup", "Database bootstrap function", [], [https_out])
 
@@ -188,7 +192,7 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
                           FromPort=POSTGRES_PORT, ToPort=POSTGRES_PORT,
                           Description="PostgreSQL from the database bootstrap function"),
     ], [NO_EGRESS])
-    # The API function reads progress (GET /videos/{videoId}); the scheduler shares its group but has no cache user.
+    # The API function reads progress (GET /videos/{videoId}); nothing else of job control reaches the cache.
     cache = group("CacheSecurityGroup", "Redis cache", [
         *from_tasks(REDIS_PORT, "Redis"),
         SecurityGroupRule(SourceSecurityGroupId=GetAtt(api, "GroupId"), IpProtocol="tcp", FromPort=REDIS_PORT,
@@ -215,6 +219,7 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
     return {
         contracts.TASK_SECURITY_GROUP_ID: tasks,
         contracts.API_FUNCTION_SECURITY_GROUP_ID: api,
+        contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID: scheduler,
         contracts.DATABASE_SECURITY_GROUP_ID: database,
         contracts.CACHE_SECURITY_GROUP_ID: cache,
         contracts.FILE_SYSTEM_SECURITY_GROUP_ID: file_system,
@@ -224,8 +229,8 @@ def _security_groups(t: Template, cfg: EnvConfig, vpc: VPC) -> dict:
 
 # What the private subnets' workloads call, per interface endpoint (the endpoint policy allows these actions to
 # this account's principals only): ECS pulling the image and injecting the Redis token, the processor's and the
-# functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, which
-# share the API function's group) starting and following executions, SDK identity. DynamoDB has a gateway
+# functions' logs, the bootstrap reading the master secret, the job-control functions (API and scheduler, each
+# with its own group) starting and following executions, SDK identity. DynamoDB has a gateway
 # endpoint in every environment (free); SNS has its own endpoint below (SNS_ENDPOINT), scoped to topics.
 INTERFACE_ENDPOINTS = {
     "ecr.api": ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
@@ -284,6 +289,12 @@ def aws_owned_bucket_objects(arn: str) -> Sub:
 SNS_ENDPOINT = "sns"
 SNS_ENDPOINT_ACTIONS = ("sns:Publish",)
 SNS_TOPIC_KINDS_PUBLISHED_FROM_VPC = ("error",)
+
+
+# The groups whose members call AWS APIs from the private subnets: the endpoints' group admits each on 443 (the
+# scheduler for Step Functions and the error topic; with private DNS, a caller not admitted has no route at all).
+ENDPOINT_CLIENTS = (contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
+                    contracts.SCHEDULER_FUNCTION_SECURITY_GROUP_ID, contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID)
 
 
 def endpoint_title(service: str) -> str:
@@ -361,8 +372,7 @@ def s3_endpoint_policy() -> PolicyDocument:
 
 
 def _interface_endpoints(t: Template, cfg: EnvConfig, vpc: VPC, private: list[Subnet], groups: dict) -> None:
-    clients = [groups[c] for c in (contracts.TASK_SECURITY_GROUP_ID, contracts.API_FUNCTION_SECURITY_GROUP_ID,
-                                   contracts.DATABASE_BOOTSTRAP_SECURITY_GROUP_ID)]
+    clients = [groups[c] for c in ENDPOINT_CLIENTS]
     group = t.add_resource(SecurityGroup(
         "EndpointSecurityGroup", GroupDescription=f"VPC interface endpoints ({cfg.name})", VpcId=Ref(vpc),
         SecurityGroupIngress=[SecurityGroupRule(SourceSecurityGroupId=GetAtt(g, "GroupId"), IpProtocol="tcp",
