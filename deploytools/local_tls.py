@@ -86,11 +86,13 @@ def server_context(directory: Path, authority: Authority, host_name: str, days: 
     return context
 
 
-class _Server:
-    """Accepts on 127.0.0.1 in a thread; `serve(connection)` handles each client in a thread of its own."""
+class TlsProxy:
+    """TLS in front of a plain server on 127.0.0.1:`backend_port`, accepting in a thread and relaying each client in
+    a thread of its own. TLS from the first byte (Redis with in-transit encryption), or, with `postgres=True`,
+    after answering PostgreSQL's SSLRequest (https://www.postgresql.org/docs/current/protocol-flow.html)."""
 
-    def __init__(self, context: ssl.SSLContext):
-        self.context = context
+    def __init__(self, context: ssl.SSLContext, backend_port: int, postgres: bool = False):
+        self.context, self.backend_port, self.postgres = context, backend_port, postgres
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.handshakes_failed = 0
@@ -107,49 +109,24 @@ class _Server:
     def _handle(self, connection: socket.socket) -> None:
         with connection:
             try:
-                self.serve(connection)
+                self._serve(connection)
             except (ssl.SSLError, OSError):
                 self.handshakes_failed += 1
 
-    def serve(self, connection: socket.socket) -> None:
-        raise NotImplementedError
+    def _serve(self, connection: socket.socket) -> None:
+        connection.settimeout(HANDSHAKE_TIMEOUT_S)
+        if self.postgres:
+            if connection.recv(8, socket.MSG_WAITALL) != SSL_REQUEST:
+                connection.sendall(b"N")  # not a TLS client: this server refuses plain text
+                return
+            connection.sendall(b"S")
+        secure = self.context.wrap_socket(connection, server_side=True)
+        secure.settimeout(None)
+        with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
+            _relay(secure, backend)
 
     def close(self) -> None:
         self.listener.close()
-
-
-class PostgresTlsProxy(_Server):
-    """PostgreSQL over TLS in front of a plain server on `backend_port`."""
-
-    def __init__(self, context: ssl.SSLContext, backend_port: int):
-        self.backend_port = backend_port
-        super().__init__(context)
-
-    def serve(self, connection: socket.socket) -> None:
-        connection.settimeout(HANDSHAKE_TIMEOUT_S)
-        if connection.recv(8, socket.MSG_WAITALL) != SSL_REQUEST:
-            connection.sendall(b"N")  # not a TLS client: this server refuses plain text
-            return
-        connection.sendall(b"S")
-        secure = self.context.wrap_socket(connection, server_side=True)
-        secure.settimeout(None)
-        with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
-            _relay(secure, backend)
-
-
-class TlsProxy(_Server):
-    """TLS from the first byte (Redis with in-transit encryption) in front of a plain server on `backend_port`."""
-
-    def __init__(self, context: ssl.SSLContext, backend_port: int):
-        self.backend_port = backend_port
-        super().__init__(context)
-
-    def serve(self, connection: socket.socket) -> None:
-        connection.settimeout(HANDSHAKE_TIMEOUT_S)
-        secure = self.context.wrap_socket(connection, server_side=True)
-        secure.settimeout(None)
-        with socket.create_connection(("127.0.0.1", self.backend_port)) as backend:
-            _relay(secure, backend)
 
 
 def _relay(a: ssl.SSLSocket, b: socket.socket) -> None:

@@ -21,7 +21,7 @@ import pg8000.native
 import pytest
 
 from deploytools.local_services import EmbeddedPostgres, prepare_like_rds
-from deploytools.local_tls import PostgresTlsProxy, make_authority, server_context
+from deploytools.local_tls import TlsProxy, make_authority, server_context
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
 
@@ -241,7 +241,7 @@ def tls(server, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tls")
     authority = make_authority(directory, "Test RDS CA")
     impostor = make_authority(directory, "Impostor CA")
-    proxies = {host: PostgresTlsProxy(server_context(directory, authority, host), server.port)
+    proxies = {host: TlsProxy(server_context(directory, authority, host), server.port, postgres=True)
                for host in ("localhost", "other-db.example.internal")}
     yield authority, impostor, proxies
     for proxy in proxies.values():

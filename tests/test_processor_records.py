@@ -23,7 +23,7 @@ import pytest
 from test_db_bootstrap import APP_PASSWORD, MASTER, MASTER_PASSWORD, SUPERUSER_PASSWORD, bootstrap_with, master, refused
 
 from deploytools.local_services import EmbeddedPostgres, prepare_like_rds, set_password
-from deploytools.local_tls import PostgresTlsProxy, make_authority, server_context
+from deploytools.local_tls import TlsProxy, make_authority, server_context
 from generator import contracts
 from generator.functions.db_bootstrap import handler as bootstrap
 from processor import media, records
@@ -45,7 +45,7 @@ def database(tmp_path_factory):
     directory = tmp_path_factory.mktemp("records-tls")
     authority = make_authority(directory, "Test RDS CA")
     impostor = make_authority(directory, "Impostor CA")
-    proxies = {host: PostgresTlsProxy(server_context(directory, authority, host), server.port)
+    proxies = {host: TlsProxy(server_context(directory, authority, host), server.port, postgres=True)
                for host in ("localhost", "other-db.example.internal")}
     yield server, authority, impostor, proxies
     for proxy in proxies.values():
