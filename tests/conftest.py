@@ -144,12 +144,17 @@ def moto_account(monkeypatch):
 
     from deploytools import bootstrap
 
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    dummy_credentials(monkeypatch)
     with mock_aws():
         yield bootstrap.Account("ap-northeast-1")
+
+
+def dummy_credentials(monkeypatch) -> None:
+    """moto's dummy credentials, and no profile or endpoint of this machine's that could send a call elsewhere."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
 def emulator_env(tmp: Path) -> dict[str, str]:

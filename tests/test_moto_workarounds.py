@@ -19,6 +19,8 @@ import pytest
 
 from deploytools.moto_layer import MOTO_VERSION, cloudformation, local_tasks, stepfunctions, threads
 
+from conftest import dummy_credentials
+
 pytestmark = pytest.mark.slow  # seconds in moto's emulator and probes: CI runs it, the fast loop leaves it out
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,11 +129,8 @@ UNPATCHED_SECONDS, PATCHED_SECONDS = 10.0, 0.5
 def account(monkeypatch):
     from moto import mock_aws
 
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in (("AWS_DEFAULT_REGION", RACE_REGION), ("AWS_ACCESS_KEY_ID", "testing"),
-                        ("AWS_SECRET_ACCESS_KEY", "testing")):
-        monkeypatch.setenv(name, value)
+    dummy_credentials(monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", RACE_REGION)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 

@@ -25,7 +25,7 @@ from generator.diff import cli as diff_cli
 from generator.functions.rds_log_groups import handler as log_groups
 
 from cfn_responses import Response, response_server
-from conftest import grants, inline_statements, resources_of_type, sources
+from conftest import dummy_credentials, grants, inline_statements, resources_of_type, sources
 
 pytestmark = pytest.mark.slow  # seconds in moto's harness: CI runs it, the fast loop leaves it out
 
@@ -132,10 +132,7 @@ def response_url():
 @pytest.fixture
 def logs(monkeypatch):
     """A moto CloudWatch Logs client; `logs.stood_in` records the requests moto cannot serve (see the docstring)."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    dummy_credentials(monkeypatch)
     with mock_aws():
         client = boto3.client("logs", region_name="ap-northeast-1")
         stood_in: list[tuple[str, dict]] = []
